@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class FlowReportsConfig(AppConfig):
+    name = "flowreports"
+    verbose_name = "Flow reports"

@@ -1,0 +1,1 @@
+"""flowreports models."""

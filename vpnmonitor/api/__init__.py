@@ -1,0 +1,1 @@
+"""The API layer shared by every app: envelopes, errors, pagination, auth, throttles."""

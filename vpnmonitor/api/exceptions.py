@@ -1,0 +1,87 @@
+"""One exception handler: every error comes out in its API family's shape with a message."""
+
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from vpnmonitor.api import families
+
+
+class BadParameter(exceptions.ValidationError):
+    """A query parameter with a bad value; the message names the parameter."""
+
+    def __init__(self, name, problem, value=None):
+        shown = "" if value is None else f" (got {str(value)[:100]!r})"
+        self.message = f"Invalid value for '{name}': {problem}{shown}."
+        self.parameter = name
+        super().__init__({name: [f"{problem}{shown}"]})
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "The request body is too large."
+    default_code = "payload_too_large"
+
+
+def flatten_errors(detail, prefix=""):
+    """Turn DRF's nested error detail into 'field: message' strings (items as [index].field)."""
+    if isinstance(detail, dict):
+        out = []
+        for key, value in detail.items():
+            if key == "non_field_errors":
+                name = prefix
+            elif isinstance(key, int) or str(key).isdigit():
+                name = f"{prefix}[{key}]"
+            else:
+                name = f"{prefix}.{key}" if prefix else str(key)
+            out.extend(flatten_errors(value, name))
+        return out
+    if isinstance(detail, list):
+        if detail and all(isinstance(item, (dict, list)) or item is None for item in detail):
+            out = []
+            for index, item in enumerate(detail):
+                if item:
+                    out.extend(flatten_errors(item, f"{prefix}[{index}]"))
+            return out
+        return [f"{prefix}: {item}" if prefix else str(item) for item in detail]
+    return [f"{prefix}: {detail}" if prefix else str(detail)]
+
+
+def _message(exc):
+    if isinstance(exc, BadParameter):
+        return exc.message
+    detail = exc.detail
+    if isinstance(detail, (dict, list)):
+        parts = flatten_errors(detail)
+        return "; ".join(parts[:20]) + (f"; and {len(parts) - 20} more" if len(parts) > 20 else "")
+    return str(detail)
+
+
+def exception_handler(exc, context):
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    view = context.get("view")
+    request = context.get("request")
+    family = getattr(view, "api_family", families.DEFAULT)
+    exc = exc if isinstance(exc, exceptions.APIException) else _converted(exc)
+    structured = exc.detail if isinstance(exc, exceptions.ValidationError) else None
+    if isinstance(exc, BadParameter):
+        structured = None
+    body = family.error(_message(exc), status=response.status_code, request=request, errors=structured)
+    new = Response(body, status=response.status_code)
+    for header, value in response.items():
+        if header.lower() in {"www-authenticate", "retry-after", "allow"}:
+            new[header] = value
+    return new
+
+
+def _converted(exc):
+    from django.core.exceptions import PermissionDenied
+    from django.http import Http404
+
+    if isinstance(exc, Http404):
+        return exceptions.NotFound(str(exc) or "Not found.")
+    if isinstance(exc, PermissionDenied):
+        return exceptions.PermissionDenied(str(exc) or None)
+    return exceptions.APIException(str(exc))

@@ -1,0 +1,102 @@
+"""Typed readers for configuration taken from the environment.
+
+Each reader raises ImproperlyConfigured naming the variable when its value is
+malformed, so a typo stops start-up instead of silently picking a default.
+"""
+
+import os
+import zoneinfo
+
+from django.core.exceptions import ImproperlyConfigured
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def env_str(name, default=None, environ=os.environ):
+    return environ.get(name, default)
+
+
+def env_bool(name, default=False, environ=os.environ):
+    raw = environ.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ImproperlyConfigured(
+        f"{name} must be a boolean (true/false, 1/0, yes/no, on/off), got {raw!r}"
+    )
+
+
+def env_int(name, default, *, minimum=None, maximum=None, environ=os.environ):
+    raw = environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from None
+    if minimum is not None and value < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ImproperlyConfigured(f"{name} must be at most {maximum}, got {value}")
+    return value
+
+
+def env_list(name, default=(), environ=os.environ):
+    raw = environ.get(name)
+    if raw is None:
+        return list(default)
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_timezone(name, default="UTC", environ=os.environ):
+    value = environ.get(name, default).strip()
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ImproperlyConfigured(
+            f"{name} must be an IANA time zone such as 'UTC' or 'Europe/Berlin', got {value!r}"
+        ) from None
+    return value
+
+
+def env_database(name, default, environ=os.environ):
+    """Parse DATABASE_URL into a Django DATABASES entry (PostgreSQL or SQLite)."""
+    import dj_database_url
+
+    raw = environ.get(name) or default
+    scheme = raw.split("://", 1)[0] if "://" in raw else ""
+    if scheme not in {"sqlite", "postgres", "postgresql", "pgsql"}:
+        raise ImproperlyConfigured(
+            f"{name} must be a postgres:// or sqlite:// URL, got {raw!r}"
+        )
+    try:
+        config = dj_database_url.parse(raw, conn_max_age=60, conn_health_checks=True)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} is not a valid database URL: {exc}") from None
+    if not config.get("NAME"):
+        raise ImproperlyConfigured(f"{name} does not name a database: {raw!r}")
+    if config["ENGINE"] == "django.db.backends.sqlite3":
+        config["CONN_MAX_AGE"] = 0
+        # WAL lets the web server, the worker and beat read while one of them writes.
+        config["OPTIONS"] = {
+            "timeout": 30,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    return config
+
+
+def env_redis_url(name, environ=os.environ):
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return None
+    if not raw.startswith(("redis://", "rediss://", "unix://")):
+        raise ImproperlyConfigured(
+            f"{name} must be a redis://, rediss:// or unix:// URL, got {raw!r}"
+        )
+    return raw

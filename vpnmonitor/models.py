@@ -1,0 +1,194 @@
+"""Shared models: privacy and retention settings, the audit log, API keys and job locks."""
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from django.core.cache import cache
+from django.core.validators import MinValueValidator
+from django.db import IntegrityError, models, transaction
+from django.utils import timezone
+
+
+class PrivacySettings(models.Model):
+    """The single row of privacy settings (admin-editable)."""
+
+    gdpr_mode = models.BooleanField(
+        default=False,
+        help_text="Mask personal IP addresses (IPv4 /24, IPv6 /48) in every API response.",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    CACHE_KEY = "vpnmonitor:privacy-settings"
+
+    class Meta:
+        verbose_name = "privacy settings"
+        verbose_name_plural = "privacy settings"
+
+    def __str__(self):
+        return "GDPR mode on" if self.gdpr_mode else "GDPR mode off"
+
+    def save(self, *args, **kwargs):
+        self.pk = 1
+        super().save(*args, **kwargs)
+        cache.delete(self.CACHE_KEY)
+
+    @classmethod
+    def current(cls):
+        value = cache.get(cls.CACHE_KEY)
+        if value is None:
+            value = cls.objects.filter(pk=1).first() or cls(pk=1)
+            cache.set(cls.CACHE_KEY, value, 30)
+        return value
+
+
+class RetentionPolicy(models.Model):
+    """How long one dataset is kept. Apps register their datasets in vpnmonitor.retention."""
+
+    dataset = models.CharField(max_length=64, unique=True)
+    days = models.PositiveIntegerField(validators=[MinValueValidator(1)])
+    description = models.CharField(max_length=200, blank=True)
+    last_pruned_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_pruned_rows = models.BigIntegerField(default=0, editable=False)
+
+    class Meta:
+        ordering = ["dataset"]
+        verbose_name_plural = "retention policies"
+
+    def __str__(self):
+        return f"{self.dataset}: {self.days} days"
+
+
+class AuditEvent(models.Model):
+    """Who did what, to what, from where: destructive and settings actions."""
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    user = models.CharField(max_length=150, help_text="User name, API key or OAuth client")
+    action = models.CharField(max_length=64, db_index=True)
+    target = models.CharField(max_length=200, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    client_address = models.GenericIPAddressField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.user} {self.action} {self.target}"
+
+
+class ApiKey(models.Model):
+    """A revocable API key for scripts and proxy workers; only its hash is stored."""
+
+    class Role(models.TextChoices):
+        VIEWER = "viewer", "Viewer (read)"
+        OPERATOR = "operator", "Operator (read, clear data, change retention)"
+        INGEST = "ingest", "Ingest (push data only)"
+
+    PREFIX = "vpm"
+
+    name = models.CharField(max_length=100, unique=True)
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
+    tenant_user_id = models.BigIntegerField(
+        null=True, blank=True,
+        help_text="Scope proxy-analytics reads and writes to this user_id (tenant).",
+    )
+    key_id = models.CharField(max_length=16, unique=True, editable=False)
+    key_hash = models.CharField(max_length=64, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "API key"
+        permissions = [
+            ("operate", "Can clear data and change retention"),
+            ("ingest", "Can push flow reports and proxy traffic"),
+            ("view_unmasked_ip", "Can see unmasked IP addresses in GDPR mode"),
+        ]
+
+    def __str__(self):
+        return f"{self.name} ({self.role})"
+
+    @property
+    def is_active(self):
+        return self.revoked_at is None
+
+    @staticmethod
+    def hash_secret(secret):
+        # Keys are 256-bit random values, so a fast hash is enough (no dictionary to guess from).
+        return hashlib.sha256(secret.encode()).hexdigest()
+
+    @classmethod
+    def issue(cls, name, role=Role.VIEWER, tenant_user_id=None):
+        """Create a key and return (ApiKey, plaintext). The plaintext is never stored."""
+        key_id = secrets.token_hex(6)
+        secret = secrets.token_urlsafe(32)
+        api_key = cls.objects.create(
+            name=name, role=role, tenant_user_id=tenant_user_id,
+            key_id=key_id, key_hash=cls.hash_secret(secret),
+        )
+        return api_key, f"{cls.PREFIX}_{key_id}_{secret}"
+
+    @classmethod
+    def authenticate(cls, plaintext):
+        """Return the active key matching plaintext, or None."""
+        try:
+            prefix, key_id, secret = plaintext.split("_", 2)
+        except ValueError:
+            return None
+        if prefix != cls.PREFIX:
+            return None
+        api_key = cls.objects.filter(key_id=key_id, revoked_at__isnull=True).first()
+        if api_key is None or not secrets.compare_digest(api_key.key_hash, cls.hash_secret(secret)):
+            return None
+        now = timezone.now()
+        if api_key.last_used_at is None or (now - api_key.last_used_at).total_seconds() > 60:
+            cls.objects.filter(pk=api_key.pk).update(last_used_at=now)
+        return api_key
+
+    def revoke(self):
+        self.revoked_at = timezone.now()
+        self.save(update_fields=["revoked_at"])
+
+
+class JobLock(models.Model):
+    """A lock row per running job, shared by every worker through the database."""
+
+    name = models.CharField(max_length=200, primary_key=True)
+    owner = models.CharField(max_length=100)
+    expires_at = models.DateTimeField()
+
+    @classmethod
+    def acquire(cls, name, seconds, owner=""):
+        now = timezone.now()
+        cls.objects.filter(name=name, expires_at__lt=now).delete()
+        try:
+            with transaction.atomic():
+                cls.objects.create(
+                    name=name, owner=owner[:100],
+                    expires_at=now + timedelta(seconds=seconds),
+                )
+        except IntegrityError:
+            return False
+        return True
+
+    @classmethod
+    def release(cls, name):
+        cls.objects.filter(name=name).delete()
+
+
+def audit(request_or_none, action, target="", **details):
+    """Record an AuditEvent for the caller of request (or the system when None)."""
+    from vpnmonitor.api.principals import describe_principal
+
+    user, address = "system", None
+    if request_or_none is not None:
+        user = describe_principal(request_or_none)
+        address = request_or_none.META.get("REMOTE_ADDR") or None
+    return AuditEvent.objects.create(
+        user=user[:150], action=action, target=str(target)[:200], details=details,
+        client_address=address,
+    )
+
+

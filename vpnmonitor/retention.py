@@ -1,0 +1,106 @@
+"""Retention: each app registers what it keeps; one routine prunes every dataset.
+
+Deletes run in batches of primary keys so that no statement holds a long lock on a
+large time-series table, and rows are selected by an indexed time column.
+"""
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+from django.apps import apps
+from django.utils import timezone
+
+logger = logging.getLogger(__name__)
+
+BATCH_SIZE = 5000
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    model_label: str
+    time_field: str
+    default_days: int
+    description: str = ""
+
+    @property
+    def model(self):
+        return apps.get_model(self.model_label)
+
+
+_registry: dict[str, Dataset] = {}
+
+
+def register(name, model_label, time_field, default_days, description=""):
+    """Declare a dataset (call from an AppConfig.ready())."""
+    _registry[name] = Dataset(name, model_label, time_field, default_days, description)
+
+
+def datasets():
+    return dict(_registry)
+
+
+def policy(name):
+    """The RetentionPolicy row of a dataset, created with its default when missing."""
+    from vpnmonitor.models import RetentionPolicy
+
+    dataset = _registry[name]
+    row, _ = RetentionPolicy.objects.get_or_create(
+        dataset=name, defaults={"days": dataset.default_days, "description": dataset.description}
+    )
+    return row
+
+
+def retention_days(name):
+    return policy(name).days
+
+
+def set_retention_days(name, days):
+    row = policy(name)
+    row.days = days
+    row.save(update_fields=["days"])
+    return row
+
+
+def ensure_policies():
+    for name in _registry:
+        policy(name)
+
+
+def prune(name, *, now=None, batch_size=BATCH_SIZE):
+    """Delete the rows of dataset `name` older than its retention; return how many."""
+    from vpnmonitor.models import RetentionPolicy
+
+    dataset = _registry[name]
+    row = policy(name)
+    cutoff = (now or timezone.now()) - dt.timedelta(days=row.days)
+    deleted = delete_before(dataset.model, dataset.time_field, cutoff, batch_size=batch_size)
+    RetentionPolicy.objects.filter(pk=row.pk).update(last_pruned_at=timezone.now(), last_pruned_rows=deleted)
+    if deleted:
+        logger.info("retention: pruned %s rows of %s older than %s", deleted, name, cutoff.isoformat())
+    return deleted
+
+
+def delete_before(model, time_field, cutoff, *, batch_size=BATCH_SIZE):
+    """Delete rows whose time_field < cutoff, batch by batch; return how many."""
+    total = 0
+    old = model._base_manager.filter(**{f"{time_field}__lt": cutoff})
+    while True:
+        ids = list(old.values_list("pk", flat=True)[:batch_size])
+        if not ids:
+            return total
+        _, per_model = model._base_manager.filter(pk__in=ids).delete()
+        total += per_model.get(model._meta.label, 0)
+
+
+def prune_all(*, now=None):
+    """Prune every registered dataset; one failing dataset does not stop the others."""
+    results = {}
+    for name in sorted(_registry):
+        try:
+            results[name] = prune(name, now=now)
+        except Exception:  # noqa: BLE001 - logged, and the other datasets still get pruned
+            logger.exception("retention: pruning %s failed", name)
+            results[name] = None
+    return results
