@@ -159,6 +159,9 @@ class JobLock(models.Model):
     owner = models.CharField(max_length=100)
     expires_at = models.DateTimeField()
 
+    def __str__(self):
+        return f"{self.name} held by {self.owner} until {self.expires_at:%H:%M:%S}"
+
     @classmethod
     def acquire(cls, name, seconds, owner=""):
         now = timezone.now()

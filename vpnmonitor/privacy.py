@@ -20,11 +20,11 @@ def mask_ip(value):
     except ValueError:
         return value
     if address.version == 4:
-        return str(ipaddress.ip_network(f"{address}/24", strict=False).network_address)
+        return str(ipaddress.IPv4Address(int(address) & 0xFFFFFF00))
     mapped = address.ipv4_mapped
     if mapped is not None:
-        return "::ffff:" + str(ipaddress.ip_network(f"{mapped}/24", strict=False).network_address)
-    return str(ipaddress.ip_network(f"{address.exploded.split('%')[0]}/48", strict=False).network_address)
+        return "::ffff:" + str(ipaddress.IPv4Address(int(mapped) & 0xFFFFFF00))
+    return str(ipaddress.IPv6Address(int(address) >> 80 << 80))
 
 
 def gdpr_mode():

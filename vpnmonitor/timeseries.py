@@ -125,8 +125,13 @@ class EpochBucket(Func):
 
     def as_sqlite(self, compiler, connection, **extra):
         sql, params = compiler.compile(self.source_expressions[0])
-        # strftime('%s') is whole seconds since the epoch; integer division floors for t >= 0.
-        return f"((CAST(strftime('%%s', {sql}) AS INTEGER) / {self.step}) * {self.step})", params
+        # Django keeps 'YYYY-MM-DD HH:MM:SS.ffffff' (UTC) in SQLite. strftime('%s') rounds the
+        # fraction (…59.9999996 becomes the next second), so cut it off first to floor like PostgreSQL.
+        # Integer division floors for t >= 0.
+        return (
+            f"((CAST(strftime('%%s', substr({sql}, 1, 19)) AS INTEGER) / {self.step}) * {self.step})",
+            params,
+        )
 
     def as_sql(self, compiler, connection, **extra):
         raise NotImplementedError(f"EpochBucket does not support {connection.vendor}")

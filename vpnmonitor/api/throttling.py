@@ -1,5 +1,7 @@
 """Per-caller throttling through the Django cache (Redis when configured)."""
 
+from django.core.exceptions import ImproperlyConfigured
+from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
 from vpnmonitor.api.principals import throttle_identity
@@ -20,6 +22,13 @@ class PrincipalRateThrottle(SimpleRateThrottle):
         self.rate = self.get_rate()
         self.num_requests, self.duration = self.parse_rate(self.rate)
         return super().allow_request(request, view)
+
+    def get_rate(self):
+        # Read live (not the class attribute fixed at import) so settings changes take effect.
+        try:
+            return api_settings.DEFAULT_THROTTLE_RATES[self.scope]
+        except KeyError:
+            raise ImproperlyConfigured(f"No throttle rate for scope {self.scope!r}") from None
 
     def get_cache_key(self, request, view):
         ident = throttle_identity(request) or f"addr:{self.get_ident(request)}"

@@ -1,0 +1,77 @@
+"""Dataset generators shared by the benchmarks: deterministic, streamed in batches, sized by arguments."""
+
+import datetime as dt
+import random
+import time
+from contextlib import contextmanager
+
+from django.db import connection
+
+
+def rng(seed=42):
+    return random.Random(seed)
+
+
+def batched(iterable, size):
+    batch = []
+    for item in iterable:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def time_steps(start, end, step):
+    current = start
+    while current < end:
+        yield current
+        current += step
+
+
+def bulk_load(model, rows, batch_size=5000):
+    """Insert model instances from an iterable in batches; returns how many."""
+    total = 0
+    for batch in batched(rows, batch_size):
+        model.objects.bulk_create(batch, batch_size=batch_size)
+        total += len(batch)
+    return total
+
+
+@contextmanager
+def stopwatch():
+    box = {}
+    started = time.perf_counter()
+    yield box
+    box["seconds"] = time.perf_counter() - started
+
+
+def percentile(samples, fraction):
+    ordered = sorted(samples)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def latency_ms(call, repeat=50, warmup=3):
+    """p50 and p95 of call() in milliseconds."""
+    for _ in range(warmup):
+        call()
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        call()
+        samples.append((time.perf_counter() - started) * 1000)
+    return percentile(samples, 0.5), percentile(samples, 0.95)
+
+
+def analyze():
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
+
+
+def utcnow():
+    return dt.datetime.now(dt.UTC)

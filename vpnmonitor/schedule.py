@@ -1,0 +1,33 @@
+"""The beat schedule, in one place. Rows are created in django-celery-beat's tables on
+migrate when missing, so intervals an admin changed are kept across deploys.
+
+`expires` drops a queued run when workers fall behind, instead of piling runs up.
+"""
+
+SCHEDULE = {
+    "apply-retention": {
+        "task": "vpnmonitor.tasks.apply_retention",
+        "every_seconds": 3600,
+        "expires": 3000,
+        "description": "Prune every dataset past its retention policy.",
+    },
+}
+
+
+def ensure_periodic_tasks(schedule=None):
+    """Create the PeriodicTask rows that do not exist yet; leave existing ones alone."""
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    created = []
+    for name, entry in (schedule or SCHEDULE).items():
+        if PeriodicTask.objects.filter(name=name).exists():
+            continue
+        interval, _ = IntervalSchedule.objects.get_or_create(
+            every=entry["every_seconds"], period=IntervalSchedule.SECONDS
+        )
+        PeriodicTask.objects.create(
+            name=name, task=entry["task"], interval=interval,
+            expire_seconds=entry.get("expires"), description=entry.get("description", ""),
+        )
+        created.append(name)
+    return created

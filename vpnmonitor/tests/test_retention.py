@@ -1,0 +1,47 @@
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+
+from vpnmonitor import retention
+from vpnmonitor.models import AuditEvent, RetentionPolicy
+
+pytestmark = pytest.mark.django_db
+
+
+def test_every_registered_dataset_gets_a_policy_row_with_its_default():
+    assert RetentionPolicy.objects.get(dataset="audit").days == 365
+
+
+def test_prune_deletes_exactly_the_rows_past_the_cutoff_in_batches():
+    now = timezone.now()
+    retention.set_retention_days("audit", 10)
+    cutoff = now - dt.timedelta(days=10)
+    old = [cutoff - dt.timedelta(microseconds=1), cutoff - dt.timedelta(days=1), cutoff - dt.timedelta(days=400)]
+    kept = [cutoff, cutoff + dt.timedelta(seconds=1), now]
+    AuditEvent.objects.bulk_create(
+        [AuditEvent(user="u", action="old", created_at=m) for m in old * 3]
+        + [AuditEvent(user="u", action="kept", created_at=m) for m in kept]
+    )
+    deleted = retention.prune("audit", now=now, batch_size=2)
+    assert deleted == 9
+    assert sorted(AuditEvent.objects.values_list("created_at", flat=True)) == kept
+    policy = RetentionPolicy.objects.get(dataset="audit")
+    assert policy.last_pruned_rows == 9
+    assert policy.last_pruned_at is not None
+
+
+def test_prune_all_reports_each_dataset():
+    AuditEvent.objects.create(user="u", action="x", created_at=timezone.now() - dt.timedelta(days=366))
+    results = retention.prune_all()
+    assert results["audit"] == 1
+
+
+def test_apply_retention_task_skips_while_another_run_holds_the_lock():
+    from vpnmonitor.models import JobLock
+    from vpnmonitor.tasks import apply_retention
+
+    assert JobLock.acquire("apply_retention", 60, "someone-else")
+    assert apply_retention() == {"skipped": "another apply_retention is running"}
+    JobLock.release("apply_retention")
+    assert apply_retention()["audit"] == 0

@@ -1,0 +1,79 @@
+"""Small views, one per API family, to test the shared API layer on its own."""
+
+from django.urls import include, path
+from rest_framework import generics, serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from vpnmonitor.api import families, pagination, permissions
+from vpnmonitor.api.params import QueryParams
+from vpnmonitor.models import AuditEvent
+from vpnmonitor.privacy import MaskedIPField
+
+
+class AuditEventSerializer(serializers.ModelSerializer):
+    client_address = MaskedIPField()
+
+    class Meta:
+        model = AuditEvent
+        fields = ["id", "action", "target", "client_address", "created_at"]
+
+
+def listing(family, paginator, **attrs):
+    return type(f"{family.name}List", (generics.ListAPIView,), {
+        "queryset": AuditEvent.objects.order_by("created_at", "id"),
+        "serializer_class": AuditEventSerializer,
+        "pagination_class": paginator,
+        "api_family": family,
+        **attrs,
+    }).as_view()
+
+
+class OperatorAction(APIView):
+    api_family = families.FLOW_REPORTS
+    permission_classes = [permissions.CanOperate]
+
+    def post(self, request):
+        return Response(families.FLOW_REPORTS.ok({"message": "done"}))
+
+
+class IngestAction(APIView):
+    api_family = families.PROXY_ANALYTICS
+    permission_classes = [permissions.CanIngest]
+
+    def post(self, request):
+        return Response(status=204)
+
+
+class MonitorEcho(APIView):
+    api_family = families.MONITOR
+
+    def get(self, request):
+        params = QueryParams(request)
+        return Response(families.MONITOR.ok({"hours": params.int("hours", 24, minimum=1, maximum=720)}))
+
+
+class ThrottledSessions(APIView):
+    api_family = families.SESSIONS
+    throttle_scope = "sessions"
+
+    def get_throttles(self):
+        from vpnmonitor.api.throttling import FullWindowRateThrottle
+
+        return [FullWindowRateThrottle()]
+
+    def get(self, request):
+        return Response(families.SESSIONS.ok([]))
+
+
+urlpatterns = [
+    path("", include("vpnmonitor.urls")),
+    path("t/flows", listing(families.FLOW_REPORTS, pagination.PagePerPagePagination)),
+    path("t/logs", listing(families.PROXY_LOGS, pagination.LimitOffsetPagination)),
+    path("t/analytics", listing(families.PROXY_ANALYTICS, pagination.PageLimitPagination)),
+    path("t/sessions", listing(families.SESSIONS, pagination.SignedKeysetPagination, cursor_field="created_at")),
+    path("t/operate", OperatorAction.as_view()),
+    path("t/ingest", IngestAction.as_view()),
+    path("t/monitor", MonitorEcho.as_view()),
+    path("t/throttled", ThrottledSessions.as_view()),
+]
