@@ -445,11 +445,15 @@ def test_malformed_v2_raises_clear_errors(mutate, message):
     [
         "<html><body>502 Bad Gateway</body></html>\nEND\n",
         "END\n",
-        "OpenVPN CLIENT LIST\nUpdated,2026-11-22 08:16:24\nCommon Name,Real Address,Bytes Received,Bytes Sent,"
-        "Connected Since\nbob,1.2.3.4:5,1,2\nEND\n",
-        "OpenVPN CLIENT LIST\nUpdated,2026-11-22 08:16:24\nCommon Name,Real Address,Bytes Received,Bytes Sent,"
-        "Connected Since\nROUTING TABLE\nVirtual Address,Common Name,Real Address,Last Ref\nGLOBAL STATS\n"
-        "what is this\nEND\n",
+        (
+            "OpenVPN CLIENT LIST\nUpdated,2026-11-22 08:16:24\nCommon Name,Real Address,Bytes Received,Bytes Sent,"
+            "Connected Since\nbob,1.2.3.4:5,1,2\nEND\n"
+        ),
+        (
+            "OpenVPN CLIENT LIST\nUpdated,2026-11-22 08:16:24\nCommon Name,Real Address,Bytes Received,Bytes Sent,"
+            "Connected Since\nROUTING TABLE\nVirtual Address,Common Name,Real Address,Last Ref\nGLOBAL STATS\n"
+            "what is this\nEND\n"
+        ),
     ],
 )
 def test_malformed_input_is_rejected(text):
