@@ -43,13 +43,14 @@ def client_rates(previous: StatusSnapshot | None, current: StatusSnapshot) -> li
 
     The interval is the real time between the two TIME values, not the nominal poll interval. A session
     not in ``previous`` (new Connected Since or Client ID) or whose counters went down is new: its delta is
-    its whole counter, over min(elapsed, time since it connected).
+    its whole counter, over min(elapsed, time since it connected). TIME has one-second resolution, so two
+    snapshots taken within the same second give deltas with ``seconds == 0`` and rates of None.
     """
     elapsed = None
     if previous is not None:
         elapsed = (current.time - previous.time).total_seconds()
-        if elapsed <= 0:
-            raise ValueError(f"snapshots out of order: current {current.time} is not after previous {previous.time}")
+        if elapsed < 0:
+            raise ValueError(f"snapshots out of order: current {current.time} is before previous {previous.time}")
     earlier = {client.session_key: client for client in previous.clients} if previous is not None else {}
     return [_client_rate(earlier.get(client.session_key), client, elapsed, current) for client in current.clients]
 

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from monitoring.sources.management import ManagementClient, ManagementError
-from monitoring.sources.status import StatusSnapshot
+from monitoring.sources.status import IncompleteStatus, StatusSnapshot
+from monitoring.sources.statusfile import read_status_file
 
 __all__ = [
     "REQUIRE_ENV",
@@ -239,19 +240,28 @@ class OpenVPNLab:
 
     def wait_for_status(self, predicate: Callable[[StatusSnapshot], bool], timeout: float = 15.0) -> StatusSnapshot:
         """Poll `status 3` until ``predicate`` holds; raise TimeoutError with the last snapshot otherwise."""
+        return self._wait(self.status, predicate, timeout, ManagementError)
+
+    def wait_for_status_file(
+        self, predicate: Callable[[StatusSnapshot], bool], timeout: float = 15.0
+    ) -> StatusSnapshot:
+        """Poll the status file (rewritten every second) until ``predicate`` holds."""
+        return self._wait(lambda: read_status_file(self.status_path), predicate, timeout, (OSError, IncompleteStatus))
+
+    def _wait(self, read, predicate, timeout: float, transient) -> StatusSnapshot:
         deadline = time.monotonic() + timeout
-        last: StatusSnapshot | object = None
+        last: object = None
         while time.monotonic() < deadline:
             self._check_server_alive()
             try:
-                last = self.status()
-            except ManagementError as exc:
+                last = read()
+            except transient as exc:
                 last = exc
             else:
                 if predicate(last):
                     return last
             time.sleep(0.2)
-        raise TimeoutError(f"condition not met within {timeout}s; last status: {last!r}")
+        raise TimeoutError(f"condition not met within {timeout}s; last seen: {last!r}")
 
     def send_traffic(self, name: str, byte_count: int, destination: str | None = None) -> None:
         """Send UDP datagrams into client ``name``'s tunnel (to the server's tunnel IP unless told otherwise).
