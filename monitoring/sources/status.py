@@ -258,6 +258,11 @@ class _Builder:
     routes: list[RouteRecord] = field(default_factory=list)
     global_stats: dict[str, int | str] = field(default_factory=dict)
 
+    def set_title(self, title: str, line_no: int) -> None:
+        if self.title is not None:
+            raise IncompleteStatus(f"line {line_no}: second TITLE line (torn write)")
+        self.title = title
+
     def set_time(self, text: str, time_t: str | None, line_no: int) -> None:
         if self.time is not None:
             raise IncompleteStatus(f"line {line_no}: second TIME line (torn write)")
@@ -291,7 +296,7 @@ def _parse_v23(lines: list[str], version: int, tz: tzinfo | None) -> StatusSnaps
             continue
         record, *fields = line.split(separator)
         if record == "TITLE":
-            builder.title = separator.join(fields)
+            builder.set_title(separator.join(fields), line_no)
         elif record == "TIME":
             builder.set_time(fields[0] if fields else "", fields[1] if len(fields) > 1 else None, line_no)
         elif record == "HEADER":

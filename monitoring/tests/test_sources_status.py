@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from monitoring.sources import statusfile
 from monitoring.sources.status import (
     IncompleteStatus,
     StatusParseError,
@@ -391,6 +392,12 @@ def test_text_after_end_is_a_torn_write():
         parse_status(text + "ROUTING_TABLE,10.88.0.2,user-alice,127.0.0.1:56169,2026-11-22 08:15:25,1795335325\n")
 
 
+def test_second_title_line_is_a_torn_write():
+    text = fixture_text("status-file-v2.log")
+    with pytest.raises(IncompleteStatus, match="second TITLE"):
+        parse_status(text.replace("GLOBAL_STATS,dco", text.splitlines()[0] + "\nGLOBAL_STATS,dco"))
+
+
 def test_second_time_line_is_a_torn_write():
     text = fixture_text("status-file-v2.log").replace(
         "HEADER,ROUTING", "TIME,2026-11-22 08:16:23,1795335383\nHEADER,ROUTING"
@@ -472,6 +479,34 @@ def test_status_file_reader_marks_half_written_files(tmp_path):
         read_status_file(path)
     path.write_text(full)
     assert len(read_status_file(path).clients) == 3
+
+
+def test_status_file_reader_retries_while_the_file_changes(tmp_path, monkeypatch):
+    path = tmp_path / "openvpn-status.log"
+    full = fixture_text("status-file-v2.log")
+    # A torn rewrite: new head, then the tail of the previous content, which still ends with END.
+    torn = full[:300] + full[250:]
+    path.write_text(torn)
+    reads = []
+    real_read = statusfile._read
+
+    def read_while_rewriting(target):
+        reads.append(target)
+        if len(reads) == 2:
+            path.write_text(full)
+        return real_read(target)
+
+    monkeypatch.setattr(statusfile, "_read", read_while_rewriting)
+    snapshot = read_status_file(path, retry_delay=0)
+    assert len(reads) == 4
+    assert [c.bytes_received for c in snapshot.clients] == [3475, 3474, 3475]
+
+
+def test_status_file_reader_gives_up_on_a_file_that_keeps_changing(tmp_path, monkeypatch):
+    contents = iter([b"a", b"b", b"c", b"d", b"e", b"f"])
+    monkeypatch.setattr(statusfile, "_read", lambda target: next(contents))
+    with pytest.raises(IncompleteStatus, match="changed during each of 3 reads"):
+        read_status_file(tmp_path / "x.log", retry_delay=0)
 
 
 def test_status_file_reader_auto_detects_version(tmp_path):
