@@ -1,3 +1,16 @@
-"""URL routes of the monitoring API."""
+"""URL routes of the OpenVPN monitor API."""
 
-urlpatterns = []
+from django.urls import path
+
+from monitoring.api import views
+from vpnmonitor.views import HealthView
+
+urlpatterns = [
+    path("api/v1/analytics", views.AnalyticsView.as_view(), name="vpn-analytics"),
+    path("api/v1/stats", views.StatsView.as_view(), name="vpn-stats"),
+    path("api/v1/stats/system", views.SystemStatsView.as_view(), name="vpn-system-stats"),
+    path("api/v1/stats/<str:common_name>", views.ClientStatsView.as_view(), name="vpn-client-stats"),
+    path("api/v1/clients", views.ClientsView.as_view(), name="vpn-clients"),
+    path("api/v1/certificates", views.CertificatesView.as_view(), name="vpn-certificates"),
+    path("health", HealthView.as_view(), name="vpn-health-short"),
+]

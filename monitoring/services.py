@@ -1,0 +1,340 @@
+"""Writes of the monitoring app: recording polls, polling servers, rollups and certificate scans."""
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.db import transaction
+from django.db.models import Count, Sum
+from django.utils import timezone
+
+from monitoring.models import (
+    Certificate,
+    PollRecord,
+    RollupState,
+    Stats6h,
+    StatsDaily,
+    StatsHourly,
+    UsageSample,
+    VpnClient,
+    VpnServer,
+    VpnSession,
+)
+from monitoring.sources.management import ManagementClient, ManagementError, parse_management_address
+from monitoring.sources.rates import client_rates
+from monitoring.sources.status import ClientRecord, IncompleteStatus, StatusParseError, StatusSnapshot
+from monitoring.sources.statusfile import read_status_file
+from vpnmonitor import timeseries
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class PollResult:
+    server: str
+    ok: bool = True
+    skipped: str = ""
+    error: str = ""
+    connections: int = 0
+    opened: int = 0
+    closed: int = 0
+    bytes_received: int = 0
+    bytes_sent: int = 0
+    clients: list[str] = field(default_factory=list)
+
+
+def connection_key(record):
+    """The stable text key of a connection: server-side Client ID + Connected Since (see ClientRecord)."""
+    return "|".join(part.isoformat() if isinstance(part, dt.datetime) else str(part) for part in record.session_key)
+
+
+def _record_of(session):
+    """The ClientRecord a stored open session stands for (to compare it with a new status read)."""
+    return ClientRecord(
+        common_name=session.common_name, real_address=session.real_address, real_ip=session.real_ip,
+        real_port=session.real_port, protocol=session.protocol or None, virtual_address=session.virtual_address,
+        virtual_ipv6=session.virtual_ipv6, bytes_received=session.bytes_received, bytes_sent=session.bytes_sent,
+        connected_since=session.started_at, username=session.username or None, client_id=session.client_id,
+        peer_id=session.peer_id, cipher=session.cipher or None,
+    )
+
+
+@transaction.atomic
+def record_poll(server, snapshot: StatusSnapshot, *, now=None) -> PollResult:
+    """Apply one status read: connections open/close, client state and rates, raw samples, a poll record.
+
+    Rates use the real time between this read's TIME and the previous one (client_rates), a
+    counter that went down or a new Connected Since is a new connection, and a read whose TIME is
+    not newer than the last one (an unchanged status file) changes nothing.
+    """
+    now = now or timezone.now()
+    server = VpnServer.objects.select_for_update().get(pk=server.pk)
+    result = PollResult(server=server.name)
+    if server.last_status_time is not None and snapshot.time <= server.last_status_time:
+        result.skipped = "status not updated since the last read"
+        return result
+
+    open_sessions = {s.connection_key: s for s in server.sessions.filter(status=VpnSession.Status.ACTIVE)}
+    previous = None
+    if server.last_status_time is not None:
+        previous = StatusSnapshot(
+            time=server.last_status_time, title=None, version=snapshot.version,
+            clients=[_record_of(s) for s in open_sessions.values()],
+        )
+    rates = client_rates(previous, snapshot)
+    interval = (snapshot.time - server.last_status_time).total_seconds() if previous else None
+
+    clients = _clients_for(server, {record.common_name for record in snapshot.clients}, now)
+    per_client = {}
+    new_sessions, seen_sessions = [], []
+    for record, rate in zip(snapshot.clients, rates, strict=True):
+        key = connection_key(record)
+        client = clients[record.common_name]
+        session = open_sessions.pop(key, None)
+        if session is None:
+            session = VpnSession(server=server, connection_key=key, started_at=record.connected_since, created_at=now)
+            new_sessions.append(session)
+        else:
+            seen_sessions.append(session)
+        _copy_record(session, record, client, snapshot.time, now)
+        totals = per_client.setdefault(client.pk, {"client": client, "rx": 0, "tx": 0, "rx_rate": 0.0,
+                                                   "tx_rate": 0.0, "connections": 0, "seconds": 0.0})
+        totals["rx"] += rate.bytes_received
+        totals["tx"] += rate.bytes_sent
+        totals["rx_rate"] += rate.bytes_received_per_second or 0.0
+        totals["tx_rate"] += rate.bytes_sent_per_second or 0.0
+        totals["connections"] += 1
+        totals["seconds"] = max(totals["seconds"], rate.seconds)
+        totals["record"] = record
+
+    VpnSession.objects.bulk_create(new_sessions)
+    VpnSession.objects.bulk_update(seen_sessions, _SESSION_FIELDS)
+    gone = list(open_sessions.values())
+    for session in gone:
+        session.status = VpnSession.Status.COMPLETED
+        session.ended_at = snapshot.time
+        session.disconnect_reason = session.disconnect_reason or "connection closed"
+        session.updated_at = now
+    VpnSession.objects.bulk_update(gone, ["status", "ended_at", "disconnect_reason", "updated_at"])
+
+    samples = []
+    for totals in per_client.values():
+        client, record = totals["client"], totals["record"]
+        client.status = VpnClient.Status.ACTIVE
+        client.connections = totals["connections"]
+        client.real_address = record.real_address
+        client.virtual_address = record.virtual_address
+        client.virtual_ipv6 = record.virtual_ipv6
+        client.recv_rate_bps = totals["rx_rate"]
+        client.sent_rate_bps = totals["tx_rate"]
+        client.total_bytes_received += totals["rx"]
+        client.total_bytes_sent += totals["tx"]
+        client.last_seen = now
+        samples.append(UsageSample(
+            server=server, client=client, timestamp=snapshot.time, bytes_received=totals["rx"],
+            bytes_sent=totals["tx"], interval_seconds=interval if interval is not None else totals["seconds"],
+        ))
+    VpnClient.objects.bulk_update(
+        [t["client"] for t in per_client.values()],
+        ["status", "connections", "real_address", "virtual_address", "virtual_ipv6", "recv_rate_bps",
+         "sent_rate_bps", "total_bytes_received", "total_bytes_sent", "last_seen"],
+    )
+    VpnClient.objects.filter(server=server, status=VpnClient.Status.ACTIVE).exclude(pk__in=per_client).update(
+        status=VpnClient.Status.DISCONNECTED, connections=0, recv_rate_bps=0, sent_rate_bps=0
+    )
+    UsageSample.objects.bulk_create(samples, batch_size=2000)
+    result.bytes_received = sum(s.bytes_received for s in samples)
+    result.bytes_sent = sum(s.bytes_sent for s in samples)
+    PollRecord.objects.create(
+        server=server, timestamp=snapshot.time, active_connections=len(snapshot.clients),
+        active_clients=len(per_client), bytes_received=result.bytes_received, bytes_sent=result.bytes_sent,
+    )
+    server.last_status_time = snapshot.time
+    server.save(update_fields=["last_status_time"])
+    result.connections = len(snapshot.clients)
+    result.opened, result.closed = len(new_sessions), len(gone)
+    result.clients = sorted({record.common_name for record in snapshot.clients})
+    return result
+
+
+_SESSION_FIELDS = [
+    "client", "common_name", "client_id", "peer_id", "real_address", "real_ip", "real_port", "protocol",
+    "virtual_address", "virtual_ipv6", "username", "cipher", "bytes_received", "bytes_sent",
+    "last_status_time", "updated_at",
+]
+
+
+def _copy_record(session, record, client, status_time, now):
+    session.client = client
+    session.common_name = record.common_name
+    session.client_id = record.client_id
+    session.peer_id = record.peer_id
+    session.real_address = record.real_address
+    session.real_ip = record.real_ip
+    session.real_port = record.real_port
+    session.protocol = record.protocol or ""
+    session.virtual_address = record.virtual_address
+    session.virtual_ipv6 = record.virtual_ipv6
+    session.username = record.username or ""
+    session.cipher = record.cipher or ""
+    session.bytes_received = record.bytes_received
+    session.bytes_sent = record.bytes_sent
+    session.last_status_time = status_time
+    session.updated_at = now
+
+
+def _clients_for(server, common_names, now):
+    """VpnClient rows of these common names on server, created when first seen."""
+    existing = {c.common_name: c for c in VpnClient.objects.filter(server=server, common_name__in=common_names)}
+    missing = [VpnClient(server=server, common_name=name, first_seen=now, last_seen=now)
+               for name in sorted(common_names - existing.keys())]
+    if missing:
+        VpnClient.objects.bulk_create(missing, ignore_conflicts=True)
+        existing = {c.common_name: c for c in VpnClient.objects.filter(server=server, common_name__in=common_names)}
+    return existing
+
+
+def read_status(server) -> StatusSnapshot:
+    """Read `status 3` from the management interface, or the status file."""
+    if server.status_file:
+        return read_status_file(server.status_file)
+    address = parse_management_address(server.management_socket or server.management_address)
+    with ManagementClient(address, password=server.management_password or None, timeout=5.0) as management:
+        return management.status(3)
+
+
+def poll_server(server, *, now=None) -> PollResult:
+    """Read one server and record what it says; failures are stored on the server, never raised."""
+    now = now or timezone.now()
+    try:
+        snapshot = read_status(server)
+        result = record_poll(server, snapshot, now=now)
+    except IncompleteStatus as exc:
+        # A half-written status file: skip it, the next read gets the complete one.
+        result = PollResult(server=server.name, skipped=f"half-written status skipped: {exc}")
+    except (ManagementError, StatusParseError, OSError, ValueError) as exc:
+        result = PollResult(server=server.name, ok=False, error=f"{exc.__class__.__name__}: {exc}"[:1000])
+    updates = {"last_polled_at": now}
+    if result.ok:
+        updates.update(last_success_at=now, last_error="")
+    else:
+        updates["last_error"] = result.error
+        logger.warning("poll of %s failed: %s", server.name, result.error)
+    VpnServer.objects.filter(pk=server.pk).update(**updates)
+    return result
+
+
+# ---- rollups -------------------------------------------------------------------------------
+
+ROLLUPS = {
+    # table: (model, step, source model, source time field)
+    "stats_hourly": (StatsHourly, dt.timedelta(hours=1), UsageSample, "timestamp"),
+    "stats_6h": (Stats6h, dt.timedelta(hours=6), StatsHourly, "bucket"),
+    "stats_daily": (StatsDaily, dt.timedelta(days=1), StatsHourly, "bucket"),
+}
+
+
+def rollup(table, *, now=None, chunk=dt.timedelta(days=2)):
+    """Recompute table's buckets from its source since its watermark (the last bucket included again).
+
+    Each bucket is recomputed whole from its source and replaced, so running this any number
+    of times gives the same numbers. Returns how many rollup rows were written.
+    """
+    model, step, source, time_field = ROLLUPS[table]
+    now = now or timezone.now()
+    state = RollupState.objects.filter(table=table).first()
+    if state is not None:
+        start = timeseries.floor_time(state.rolled_until, step) - step
+    else:
+        first = source.objects.order_by(time_field).values_list(time_field, flat=True).first()
+        if first is None:
+            return 0
+        start = timeseries.floor_time(first, step)
+    end = timeseries.floor_time(now, step) + step  # the current, partial bucket too
+    written = 0
+    while start < end:
+        stop = min(start + max(chunk, step), end)
+        written += _rollup_window(model, step, source, time_field, start, stop)
+        start = stop
+    RollupState.objects.update_or_create(table=table, defaults={"rolled_until": now})
+    return written
+
+
+def _rollup_window(model, step, source, time_field, start, stop):
+    rows = (
+        source.objects.filter(**{f"{time_field}__gte": start, f"{time_field}__lt": stop})
+        .annotate(period=timeseries.EpochBucket(time_field, step))
+        .values("client_id", "server_id", "period")
+        .annotate(rx=Sum("bytes_received"), tx=Sum("bytes_sent"),
+                  n=Count("id") if source is UsageSample else Sum("samples"))
+    )
+    objects = [
+        model(client_id=row["client_id"], server_id=row["server_id"], bucket=timeseries.from_epoch(row["period"]),
+              bytes_received=row["rx"], bytes_sent=row["tx"], samples=row["n"])
+        for row in rows.iterator(chunk_size=5000)
+    ]
+    with transaction.atomic():
+        model.objects.bulk_create(
+            objects, batch_size=2000, update_conflicts=True, unique_fields=["client", "bucket"],
+            update_fields=["bytes_received", "bytes_sent", "samples", "server"],
+        )
+    return len(objects)
+
+
+def rollup_all(*, now=None):
+    """Hourly from raw, then 6-hour and daily from hourly."""
+    return {table: rollup(table, now=now) for table in ROLLUPS}
+
+
+# ---- certificates ---------------------------------------------------------------------------
+
+def scan_certificates(server, *, now=None):
+    """Read pki/issued/*.crt and pki/index.txt of server; returns how many certificates were found."""
+    from cryptography import x509
+
+    now = now or timezone.now()
+    pki = Path(server.pki_dir)
+    revoked = _revocations(pki / "index.txt")
+    seen = []
+    for path in sorted((pki / "issued").glob("*.crt")):
+        try:
+            cert = x509.load_pem_x509_certificate(path.read_bytes())
+        except (ValueError, OSError) as exc:
+            logger.warning("certificate %s unreadable: %s", path, exc)
+            continue
+        names = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+        serial = format(cert.serial_number, "X")
+        key = serial.lstrip("0") or "0"
+        Certificate.objects.update_or_create(
+            server=server, file=path.name,
+            defaults={
+                "common_name": str(names[0].value) if names else "", "serial": serial,
+                "not_before": cert.not_valid_before_utc, "not_after": cert.not_valid_after_utc,
+                "revoked": key in revoked, "revoked_at": revoked.get(key), "scanned_at": now,
+            },
+        )
+        seen.append(path.name)
+    Certificate.objects.filter(server=server).exclude(file__in=seen).delete()
+    return len(seen)
+
+
+def _revocations(index_path):
+    """{serial (hex, no leading zeros): revocation time or None} from an OpenSSL CA index.txt."""
+    out = {}
+    try:
+        lines = index_path.read_text(errors="replace").splitlines()
+    except OSError:
+        return out
+    for line in lines:
+        fields = line.split("\t")
+        if len(fields) < 4 or fields[0] != "R":
+            continue
+        when = fields[2].split(",")[0]
+        try:
+            stamp = dt.datetime.strptime(when, "%y%m%d%H%M%SZ" if len(when) == 13 else "%Y%m%d%H%M%SZ")
+            stamp = stamp.replace(tzinfo=dt.UTC)
+        except ValueError:
+            stamp = None
+        out[fields[3].upper().lstrip("0") or "0"] = stamp
+    return out
