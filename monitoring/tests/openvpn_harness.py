@@ -19,6 +19,8 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
 from monitoring.sources.management import ManagementClient, ManagementError
 from monitoring.sources.status import IncompleteStatus, StatusSnapshot
 from monitoring.sources.statusfile import read_status_file
@@ -29,6 +31,7 @@ __all__ = [
     "integration_unavailable_reason",
     "make_pki",
     "openvpn_lab",
+    "openvpn_lab_fixture",
     "require_integration",
 ]
 
@@ -75,8 +78,6 @@ def _tun_unavailable_reason() -> str | None:
 
 def require_integration() -> None:
     """Skip the calling test when OpenVPN cannot run, or fail if VPNMONITOR_REQUIRE_INTEGRATION=1."""
-    import pytest
-
     reason = integration_unavailable_reason()
     if reason is None:
         return
@@ -421,3 +422,12 @@ def _wait_for_management(lab: OpenVPNLab, deadline: float) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
+
+
+@pytest.fixture
+def openvpn_lab_fixture(request) -> Iterator[OpenVPNLab]:
+    """A running lab with user-alice and user-bob; import it into a test module to use it (skips if unavailable)."""
+    require_integration()
+    with openvpn_lab() as lab:
+        request.node.openvpn_lab = lab  # lets conftest attach the logs to a failure report
+        yield lab
