@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import fcntl
 import ipaddress
+import itertools
 import os
 import shutil
 import signal
@@ -40,6 +41,7 @@ DEFAULT_SUBNET = "10.213.77.0/24"
 _TUNSETIFF = 0x400454CA
 _IFF_TUN = 0x0001
 _IFF_NO_PI = 0x1000
+_lab_numbers = itertools.count()
 
 
 def find_openvpn() -> str | None:
@@ -301,9 +303,9 @@ def _free_port(kind: int) -> int:
         return probe.getsockname()[1]
 
 
-def _device_name(role: str) -> str:
-    # Linux limits interface names to 15 characters; the pid keeps parallel runs apart.
-    return f"vm{os.getpid() % 100000}{role}"[:15]
+def _device_name(lab_number: int, role: str) -> str:
+    # Linux limits interface names to 15 characters; pid and lab number keep parallel labs apart.
+    return f"vm{os.getpid() % 100000}{lab_number % 100}{role}"[:15]
 
 
 def _server_config(lab: OpenVPNLab) -> str:
@@ -381,7 +383,8 @@ def openvpn_lab(
 def _new_lab(root: Path, client_names: Sequence[str], subnet: ipaddress.IPv4Network) -> OpenVPNLab:
     pki_dir = root / "pki"
     make_pki(pki_dir, client_names)
-    server = OpenVPNProcess("server", root / "server.conf", root / "server.log", _device_name("s"))
+    lab_number = next(_lab_numbers)
+    server = OpenVPNProcess("server", root / "server.conf", root / "server.log", _device_name(lab_number, "s"))
     lab = OpenVPNLab(
         workdir=root,
         pki_dir=pki_dir,
@@ -394,7 +397,9 @@ def _new_lab(root: Path, client_names: Sequence[str], subnet: ipaddress.IPv4Netw
         server=server,
     )
     for index, name in enumerate(client_names):
-        lab.clients[name] = OpenVPNProcess(name, root / f"{name}.conf", root / f"{name}.log", _device_name(f"c{index}"))
+        lab.clients[name] = OpenVPNProcess(
+            name, root / f"{name}.conf", root / f"{name}.log", _device_name(lab_number, f"c{index}")
+        )
     server.config_path.write_text(_server_config(lab))
     for client in lab.clients.values():
         client.config_path.write_text(_client_config(lab, client))
