@@ -1,0 +1,1 @@
+"""Readers for OpenVPN status output, the management interface, and the rates derived from them."""

@@ -266,7 +266,7 @@ class _Builder:
     def set_time(self, text: str, time_t: str | None, line_no: int) -> None:
         if self.time is not None:
             raise IncompleteStatus(f"line {line_no}: second TIME line (torn write)")
-        self.time = parse_status_time(text, time_t, self.tz)
+        self.time = _with_line(line_no, parse_status_time, text, time_t, self.tz)
 
     def add_route(self, row: dict[str, str], line_no: int) -> None:
         last_ref = None

@@ -1,5 +1,17 @@
 """Pytest settings shared by the monitoring tests."""
 
+import pytest
+
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "integration: runs real external programs (e.g. an OpenVPN server)")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    # Tests using the openvpn_lab_fixture get the OpenVPN logs attached to their failure report.
+    lab = getattr(item, "openvpn_lab", None)
+    if lab is not None and report.failed:
+        report.sections.append(("OpenVPN logs", lab.logs()))
+    return report

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import fcntl
 import ipaddress
+import itertools
 import os
 import shutil
 import signal
@@ -19,6 +20,8 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
 from monitoring.sources.management import ManagementClient, ManagementError
 from monitoring.sources.status import IncompleteStatus, StatusSnapshot
 from monitoring.sources.statusfile import read_status_file
@@ -29,6 +32,7 @@ __all__ = [
     "integration_unavailable_reason",
     "make_pki",
     "openvpn_lab",
+    "openvpn_lab_fixture",
     "require_integration",
 ]
 
@@ -37,6 +41,7 @@ DEFAULT_SUBNET = "10.213.77.0/24"
 _TUNSETIFF = 0x400454CA
 _IFF_TUN = 0x0001
 _IFF_NO_PI = 0x1000
+_lab_numbers = itertools.count()
 
 
 def find_openvpn() -> str | None:
@@ -75,8 +80,6 @@ def _tun_unavailable_reason() -> str | None:
 
 def require_integration() -> None:
     """Skip the calling test when OpenVPN cannot run, or fail if VPNMONITOR_REQUIRE_INTEGRATION=1."""
-    import pytest
-
     reason = integration_unavailable_reason()
     if reason is None:
         return
@@ -300,9 +303,9 @@ def _free_port(kind: int) -> int:
         return probe.getsockname()[1]
 
 
-def _device_name(role: str) -> str:
-    # Linux limits interface names to 15 characters; the pid keeps parallel runs apart.
-    return f"vm{os.getpid() % 100000}{role}"[:15]
+def _device_name(lab_number: int, role: str) -> str:
+    # Linux limits interface names to 15 characters; pid and lab number keep parallel labs apart.
+    return f"vm{os.getpid() % 100000}{lab_number % 100}{role}"[:15]
 
 
 def _server_config(lab: OpenVPNLab) -> str:
@@ -380,7 +383,8 @@ def openvpn_lab(
 def _new_lab(root: Path, client_names: Sequence[str], subnet: ipaddress.IPv4Network) -> OpenVPNLab:
     pki_dir = root / "pki"
     make_pki(pki_dir, client_names)
-    server = OpenVPNProcess("server", root / "server.conf", root / "server.log", _device_name("s"))
+    lab_number = next(_lab_numbers)
+    server = OpenVPNProcess("server", root / "server.conf", root / "server.log", _device_name(lab_number, "s"))
     lab = OpenVPNLab(
         workdir=root,
         pki_dir=pki_dir,
@@ -393,7 +397,9 @@ def _new_lab(root: Path, client_names: Sequence[str], subnet: ipaddress.IPv4Netw
         server=server,
     )
     for index, name in enumerate(client_names):
-        lab.clients[name] = OpenVPNProcess(name, root / f"{name}.conf", root / f"{name}.log", _device_name(f"c{index}"))
+        lab.clients[name] = OpenVPNProcess(
+            name, root / f"{name}.conf", root / f"{name}.log", _device_name(lab_number, f"c{index}")
+        )
     server.config_path.write_text(_server_config(lab))
     for client in lab.clients.values():
         client.config_path.write_text(_client_config(lab, client))
@@ -421,3 +427,12 @@ def _wait_for_management(lab: OpenVPNLab, deadline: float) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
+
+
+@pytest.fixture
+def openvpn_lab_fixture(request) -> Iterator[OpenVPNLab]:
+    """A running lab with user-alice and user-bob; import it into a test module to use it (skips if unavailable)."""
+    require_integration()
+    with openvpn_lab() as lab:
+        request.node.openvpn_lab = lab  # lets conftest attach the logs to a failure report
+        yield lab

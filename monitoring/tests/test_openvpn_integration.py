@@ -9,6 +9,7 @@ from monitoring.tests import openvpn_harness
 from monitoring.tests.openvpn_harness import openvpn_lab, require_integration
 
 CLIENTS = ("user-alice", "user-bob")
+openvpn_lab_fixture = openvpn_harness.openvpn_lab_fixture  # how other test modules pick up the fixture
 
 
 @pytest.mark.integration
@@ -55,6 +56,16 @@ def test_real_openvpn_server_is_read_through_management_and_status_file():
     assert not lab.server.running
     assert not any(client.running for client in lab.clients.values())
     assert time.monotonic() - started < 30
+
+
+@pytest.mark.integration
+def test_lab_fixture_exposes_paths_for_other_tests(openvpn_lab_fixture):
+    lab = openvpn_lab_fixture
+    assert lab.management_host == "127.0.0.1" and lab.management_port > 0
+    assert (lab.pki_dir / "ca.crt").exists() and (lab.pki_dir / "user-bob.key").exists()
+    assert "Initialization Sequence Completed" in lab.log_path.read_text()
+    snapshot = lab.wait_for_status_file(lambda s: len(s.clients) == 2)
+    assert {c.common_name for c in snapshot.clients} == {"user-alice", "user-bob"}
 
 
 def _client(snapshot, common_name):

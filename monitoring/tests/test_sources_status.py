@@ -434,6 +434,7 @@ def test_incomplete_status_is_a_status_parse_error():
             "lacks columns common_name",
         ),
         (lambda t: t.replace("TIME,2026-11-22 08:16:22,1795335382\n", ""), "no TIME"),
+        (lambda t: t.replace("TIME,2026-11-22 08:16:22,1795335382", "TIME,soon,"), "line 2: unrecognised time 'soon'"),
         (lambda t: t.replace("HEADER,CLIENT_LIST", "HEADER,NOT_CLIENTS"), "CLIENT_LIST row before its HEADER"),
         (lambda t: t.replace("GLOBAL_STATS,dco_enabled,0", "GLOBAL_STATS,dco_enabled"), "GLOBAL_STATS needs"),
     ],
