@@ -11,7 +11,9 @@ class VpnServer(models.Model):
     management_address = models.CharField(
         max_length=200, blank=True, help_text="host:port of the management interface, e.g. 127.0.0.1:7505"
     )
-    management_socket = models.CharField(max_length=500, blank=True, help_text="Unix socket path (instead of host:port)")
+    management_socket = models.CharField(
+        max_length=500, blank=True, help_text="Unix socket path (instead of host:port)"
+    )
     management_password = models.CharField(max_length=200, blank=True)
     status_file = models.CharField(max_length=500, blank=True, help_text="status file path (instead of management)")
     pki_dir = models.CharField(max_length=500, blank=True, help_text="easy-rsa pki/ directory for certificate expiry")
@@ -83,7 +85,7 @@ class VpnSession(models.Model):
     client = models.ForeignKey(VpnClient, on_delete=models.SET_NULL, null=True, blank=True, related_name="sessions")
     common_name = models.CharField(max_length=255, blank=True)
     connection_key = models.CharField(max_length=300, help_text="Client ID and Connected Since, unique per server")
-    client_id = models.BigIntegerField(null=True, blank=True)
+    openvpn_client_id = models.BigIntegerField(null=True, blank=True, help_text="OpenVPN's Client ID")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     started_at = models.DateTimeField()
     ended_at = models.DateTimeField(null=True, blank=True)
@@ -136,6 +138,9 @@ class UsageSample(models.Model):
         db_table = "usage_history"
         indexes = [models.Index(fields=["client", "timestamp"]), models.Index(fields=["timestamp"])]
 
+    def __str__(self):
+        return f"{self.client_id} {self.timestamp:%Y-%m-%d %H:%M:%S} +{self.bytes_received}/+{self.bytes_sent}"
+
 
 class PollRecord(models.Model):
     """One status read of a server: its totals and how many connections were open (table poll_history)."""
@@ -151,6 +156,9 @@ class PollRecord(models.Model):
         db_table = "poll_history"
         indexes = [models.Index(fields=["timestamp"]), models.Index(fields=["server", "timestamp"])]
 
+    def __str__(self):
+        return f"{self.server_id} {self.timestamp:%Y-%m-%d %H:%M:%S}: {self.active_connections} connections"
+
 
 class RollupBase(models.Model):
     server = models.ForeignKey(VpnServer, on_delete=models.CASCADE, related_name="+")
@@ -162,6 +170,9 @@ class RollupBase(models.Model):
 
     class Meta:
         abstract = True
+
+    def __str__(self):
+        return f"{self.client_id} {self.bucket:%Y-%m-%d %H:%M}: {self.bytes_received}/{self.bytes_sent}"
 
 
 class StatsHourly(RollupBase):

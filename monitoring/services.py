@@ -55,7 +55,8 @@ def _record_of(session):
         common_name=session.common_name, real_address=session.real_address, real_ip=session.real_ip,
         real_port=session.real_port, protocol=session.protocol or None, virtual_address=session.virtual_address,
         virtual_ipv6=session.virtual_ipv6, bytes_received=session.bytes_received, bytes_sent=session.bytes_sent,
-        connected_since=session.started_at, username=session.username or None, client_id=session.client_id,
+        connected_since=session.started_at, username=session.username or None,
+        client_id=session.openvpn_client_id,
         peer_id=session.peer_id, cipher=session.cipher or None,
     )
 
@@ -159,7 +160,7 @@ def record_poll(server, snapshot: StatusSnapshot, *, now=None) -> PollResult:
 
 
 _SESSION_FIELDS = [
-    "client", "common_name", "client_id", "peer_id", "real_address", "real_ip", "real_port", "protocol",
+    "client", "common_name", "openvpn_client_id", "peer_id", "real_address", "real_ip", "real_port", "protocol",
     "virtual_address", "virtual_ipv6", "username", "cipher", "bytes_received", "bytes_sent",
     "last_status_time", "updated_at",
 ]
@@ -168,7 +169,7 @@ _SESSION_FIELDS = [
 def _copy_record(session, record, client, status_time, now):
     session.client = client
     session.common_name = record.common_name
-    session.client_id = record.client_id
+    session.openvpn_client_id = record.client_id
     session.peer_id = record.peer_id
     session.real_address = record.real_address
     session.real_ip = record.real_ip

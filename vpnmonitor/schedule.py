@@ -5,6 +5,24 @@ migrate when missing, so intervals an admin changed are kept across deploys.
 """
 
 SCHEDULE = {
+    "poll-openvpn": {
+        "task": "monitoring.tasks.poll_openvpn_servers",
+        "every_seconds": 10,
+        "expires": 9,
+        "description": "Read every enabled OpenVPN server (one task per server, locked per server).",
+    },
+    "rollup-openvpn-usage": {
+        "task": "monitoring.tasks.rollup_usage",
+        "every_seconds": 300,
+        "expires": 280,
+        "description": "Roll raw OpenVPN samples up into stats_hourly, stats_6h and stats_daily.",
+    },
+    "scan-certificates": {
+        "task": "monitoring.tasks.scan_certificates",
+        "every_seconds": 86400,
+        "expires": 3600,
+        "description": "Read certificate expiry and revocation from each server's PKI.",
+    },
     "apply-retention": {
         "task": "vpnmonitor.tasks.apply_retention",
         "every_seconds": 3600,

@@ -1,0 +1,58 @@
+"""Admin for OpenVPN servers, clients, sessions, certificates and user profiles."""
+
+from django.contrib import admin
+
+from monitoring.models import Certificate, UserProfile, VpnClient, VpnServer, VpnSession
+
+
+@admin.register(VpnServer)
+class VpnServerAdmin(admin.ModelAdmin):
+    list_display = ["name", "source_description", "enabled", "last_polled_at", "last_success_at", "last_error"]
+    list_filter = ["enabled"]
+    readonly_fields = ["last_polled_at", "last_success_at", "last_error", "last_status_time", "created_at"]
+    fieldsets = [
+        (None, {"fields": ["name", "enabled", "region", "network_name"]}),
+        ("Source (one of)", {"fields": ["management_address", "management_socket", "management_password",
+                                        "status_file"]}),
+        ("Files", {"fields": ["pki_dir", "log_file"]}),
+        ("Health", {"fields": ["last_polled_at", "last_success_at", "last_error", "last_status_time",
+                               "created_at"]}),
+    ]
+
+
+@admin.register(VpnClient)
+class VpnClientAdmin(admin.ModelAdmin):
+    list_display = ["common_name", "server", "status", "connections", "virtual_address", "recv_rate_bps",
+                    "sent_rate_bps", "total_bytes_received", "total_bytes_sent", "last_seen"]
+    list_filter = ["status", "server"]
+    search_fields = ["common_name", "virtual_address", "real_address"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(VpnSession)
+class VpnSessionAdmin(admin.ModelAdmin):
+    list_display = ["common_name", "server", "status", "started_at", "ended_at", "real_ip", "virtual_address",
+                    "bytes_received", "bytes_sent", "disconnect_reason"]
+    list_filter = ["status", "server"]
+    search_fields = ["common_name", "real_ip", "virtual_address"]
+    date_hierarchy = "started_at"
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(Certificate)
+class CertificateAdmin(admin.ModelAdmin):
+    list_display = ["file", "common_name", "server", "not_after", "revoked"]
+    list_filter = ["revoked", "server"]
+    search_fields = ["file", "common_name", "serial"]
+
+
+@admin.register(UserProfile)
+class UserProfileAdmin(admin.ModelAdmin):
+    list_display = ["common_name", "user_name", "email", "user_group"]
+    search_fields = ["common_name", "user_name", "email"]

@@ -1,0 +1,49 @@
+"""manage.py add_vpn_server NAME (--management HOST:PORT | --management-socket PATH | --status-file PATH) ..."""
+
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from monitoring.models import VpnServer
+from monitoring.sources.management import ManagementError, parse_management_address
+
+
+class Command(BaseCommand):
+    help = "Register an OpenVPN server to monitor."
+
+    def add_arguments(self, parser):
+        parser.add_argument("name")
+        source = parser.add_mutually_exclusive_group(required=True)
+        source.add_argument("--management", help="management interface host:port")
+        source.add_argument("--management-socket", help="management interface unix socket path")
+        source.add_argument("--status-file", help="status file path")
+        parser.add_argument("--password-file", help="file holding the management password")
+        parser.add_argument("--pki-dir", default="", help="easy-rsa pki/ directory")
+        parser.add_argument("--log-file", default="", help="server log file")
+        parser.add_argument("--region", default="")
+        parser.add_argument("--network", default="")
+
+    def handle(self, *args, **options):
+        name = options["name"]
+        if VpnServer.objects.filter(name=name).exists():
+            raise CommandError(f"A VPN server named {name!r} exists already.")
+        if options["management"]:
+            try:
+                address = parse_management_address(options["management"])
+            except ManagementError as exc:
+                raise CommandError(str(exc)) from None
+            if isinstance(address, str):
+                raise CommandError("--management takes host:port; use --management-socket for a socket path")
+        password = ""
+        if options["password_file"]:
+            try:
+                password = Path(options["password_file"]).read_text().splitlines()[0].strip()
+            except (OSError, IndexError) as exc:
+                raise CommandError(f"cannot read the password file: {exc}") from None
+        server = VpnServer.objects.create(
+            name=name, management_address=options["management"] or "",
+            management_socket=options["management_socket"] or "", status_file=options["status_file"] or "",
+            management_password=password, pki_dir=options["pki_dir"], log_file=options["log_file"],
+            region=options["region"], network_name=options["network"],
+        )
+        self.stdout.write(f"Added VPN server {server.name} reading {server.source_description}.")
