@@ -72,7 +72,7 @@ def generate(count: int, seed: int = 7) -> dict[str, list[str]]:
         head = f'{client} - {user} [{clf_time}] "{method} {url} HTTP/1.1" {status} {size}'
         out["common"].append(f"{head} {code}:{hier}")
         referer = "-" if method == "CONNECT" else "http://www.example.com/"
-        agent = rng.choice(_UAS).replace(" ", "%20")
+        agent = rng.choice(_UAS)  # Squid 5.7 writes header values raw
         out["combined"].append(f'{head} "{referer}" "{agent}" {code}:{hier}')
     return out
 

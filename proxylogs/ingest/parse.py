@@ -294,25 +294,15 @@ def _which_int_is_bad(elapsed: str, status: str, size: str) -> str:
 # CLF family, as Squid defines them:
 #   common   %>a %[ui %[un [%tl] "%rm %ru HTTP/%rv" %>Hs %<st %Ss:%Sh
 #   combined %>a %[ui %[un [%tl] "%rm %ru HTTP/%rv" %>Hs %<st "%{Referer}>h" "%{User-Agent}>h" %Ss:%Sh
-# Squid %-encodes spaces and quotes in %ru and in header values; Apache-style \" escapes are accepted too.
+# %ru is %-encoded (no spaces), but Squid 5.7 writes header values raw: spaces and even '"' appear unescaped, so the
+# quoted tail of a combined line is split on '" "' rather than matched as two well-formed quoted strings.
+# The request line is not always HTTP: a connection closed before any request logs "- error:... NONE/0.0".
 
-_CLF_HEAD = r'(\S+) (\S+) (.*?) \[([^\]]*)\] "(\S+) (\S+) HTTP/([^"\s]*)" (\d+) (\d+|-) '
-_QUOTED = r'"((?:[^"\\]|\\.)*)"'
-_COMMON_RE = re.compile(_CLF_HEAD + r"(\S+)\s*$")
-_COMBINED_RE = re.compile(_CLF_HEAD + _QUOTED + " " + _QUOTED + r" (\S+)\s*$")
-_BACKSLASH_ESCAPE_RE = re.compile(r"\\(.)")
-
-
-def _header_value(text: str) -> str | None:
-    if text == "-" or not text:
-        return None
-    if "\\" in text:
-        text = _BACKSLASH_ESCAPE_RE.sub(r"\1", text)
-    return text
+_CLF_HEAD_RE = re.compile(r'(\S+) (\S+) (.*?) \[([^\]]*)\] "(\S+) (\S+) [^"\s]*" (\d+) (\d+|-) ')
 
 
 def _clf_record(groups: tuple[str, ...], code_hier: str, referer: str | None, user_agent: str | None) -> LogRecord:
-    client_text, _ident, user_text, time_text, method, url, _version, status_text_, size_text = groups
+    client_text, _ident, user_text, time_text, method, url, status_text_, size_text = groups
     code, colon, hierarchy = code_hier.partition(":")
     if not colon or not hierarchy:
         raise ParseError("bad squid code:hierarchy")
@@ -329,29 +319,39 @@ def _clf_record(groups: tuple[str, ...], code_hier: str, referer: str | None, us
 
 def parse_common(line: str) -> LogRecord:
     """Parse one line of Squid's ``common`` logformat (CLF plus %Ss:%Sh; second resolution)."""
-    match = _COMMON_RE.match(line)
+    match = _CLF_HEAD_RE.match(line)
     if match is None:
         raise ParseError("not a common-format line")
-    groups = match.groups()
-    return _clf_record(groups[:9], groups[9], None, None)
+    code_hier = line[match.end():].strip()
+    if not code_hier or " " in code_hier:
+        raise ParseError("bad squid code:hierarchy")
+    return _clf_record(match.groups(), code_hier, None, None)
 
 
 def parse_combined(line: str) -> LogRecord:
-    """Parse one line of Squid's ``combined`` logformat; the User-Agent is %-decoded, the Referer kept as logged."""
-    match = _COMBINED_RE.match(line)
+    """Parse one line of Squid's ``combined`` logformat; Referer and User-Agent are kept as logged (see _user_agent)."""
+    match = _CLF_HEAD_RE.match(line)
     if match is None:
         raise ParseError("not a combined-format line")
-    groups = match.groups()
-    return _clf_record(groups[:9], groups[11], _header_value(groups[9]), _user_agent(groups[10]))
+    quoted, _, code_hier = line[match.end():].rstrip().rpartition(" ")
+    if len(quoted) < 5 or quoted[0] != '"' or quoted[-1] != '"':
+        raise ParseError("missing referer/user-agent")
+    # A Referer is a URL, in which clients %-encode quotes and spaces, so the first '" "' is the separator.
+    referer, separator, agent = quoted[1:-1].partition('" "')
+    if not separator:
+        raise ParseError("missing referer/user-agent")
+    return _clf_record(match.groups(), code_hier, _dash(referer), _user_agent(agent))
 
 
 @lru_cache(maxsize=8192)
 def _user_agent(text: str) -> str | None:
-    value = _header_value(text)
-    if value is not None and "%" in value:
-        # Squid's default "pass-through URL encoding" turns spaces into %20; the UA is text, so decode it.
-        value = unquote(value)
-    return value
+    if text == "-" or not text:
+        return None
+    if "%20" in text and " " not in text:
+        # Written with Squid's "pass-through URL encoding" (other versions or %#{User-Agent}>h): decode it.  A raw
+        # agent always has spaces, so a stray "%" in one is left alone.
+        return unquote(text)
+    return text
 
 
 FORMATS: dict[str, Callable[[str], LogRecord]] = {
