@@ -235,7 +235,9 @@ def parse_squid(line: str) -> LogRecord:
     code, _, status_text_ = code_status.rpartition("/")
     if code not in _CODES:
         _check_code(code, "bad result code/status")
-    hierarchy, _, peer = fields[count - 2].partition("/")
+    hierarchy, slash, peer = fields[count - 2].partition("/")
+    if not slash:
+        raise ParseError("bad hierarchy/peer")
     if hierarchy not in _CODES:
         _check_code(hierarchy, "bad hierarchy/peer")
     try:
