@@ -74,14 +74,22 @@ def _fingerprint(handle: BinaryIO, upto: int) -> str:
     return hashlib.blake2b(head, digest_size=8).hexdigest() if head else ""
 
 
-def _find_rotated(checkpoint: Checkpoint, candidates: Sequence[str]) -> str | None:
+def _same_file(stat: os.stat_result, checkpoint: Checkpoint) -> bool:
+    return stat.st_ino == checkpoint.inode and stat.st_dev == checkpoint.device
+
+
+def _open_rotated(checkpoint: Checkpoint, candidates: Sequence[str]) -> tuple[BinaryIO, str] | None:
+    """Open the candidate that is the checkpoint's file: same device+inode and, since inodes get reused, same head."""
     for candidate in candidates:
         try:
-            stat = os.stat(candidate)
+            handle = open(candidate, "rb")  # noqa: SIM115 - returned to the caller, who closes it
         except OSError:
             continue
-        if stat.st_ino == checkpoint.inode and stat.st_dev == checkpoint.device:
-            return candidate
+        if _same_file(os.fstat(handle.fileno()), checkpoint) and (
+            not checkpoint.head or _fingerprint(handle, checkpoint.offset) == checkpoint.head
+        ):
+            return handle, candidate
+        handle.close()
     return None
 
 
@@ -109,11 +117,15 @@ def read_new_lines(
         current = os.fstat(handle.fileno()) if handle else None
         event: str | None = None
         if not checkpoint.is_fresh and (
-            current is None or (current.st_ino, current.st_dev) != (checkpoint.inode, checkpoint.device)
+            current is None or not _same_file(current, checkpoint)
         ):
-            old_path = _find_rotated(checkpoint, candidates)
-            if old_path is not None:
-                yield from _read_file(old_path, checkpoint, max_bytes, max_line_bytes, "rotated-file")
+            rotated = _open_rotated(checkpoint, candidates)
+            if rotated is not None:
+                old_handle, old_path = rotated
+                with old_handle:
+                    old_stat = os.fstat(old_handle.fileno())
+                    yield from _read_open(old_handle, old_path, old_stat, checkpoint, max_bytes, max_line_bytes,
+                                          "rotated-file")
             checkpoint = Checkpoint()
             event = "rotated"
         if handle is None or current is None:
@@ -122,18 +134,6 @@ def read_new_lines(
     finally:
         if handle is not None:
             handle.close()
-
-
-def _read_file(path: str, checkpoint: Checkpoint, max_bytes: int, max_line_bytes: int, event: str) -> Iterator[Batch]:
-    try:
-        handle = open(path, "rb")  # noqa: SIM115 - context manager would span a generator
-    except OSError:
-        return
-    with handle:
-        stat = os.fstat(handle.fileno())
-        if (stat.st_ino, stat.st_dev) != (checkpoint.inode, checkpoint.device):
-            return  # renamed again between the stat and the open
-        yield from _read_open(handle, path, stat, checkpoint, max_bytes, max_line_bytes, event)
 
 
 def _read_open(
@@ -148,7 +148,7 @@ def _read_open(
     size = stat.st_size
     offset = checkpoint.offset
     head = checkpoint.head
-    if checkpoint.is_fresh or (stat.st_ino, stat.st_dev) != (checkpoint.inode, checkpoint.device):
+    if checkpoint.is_fresh or not _same_file(stat, checkpoint):
         offset, head = 0, ""
     elif size < offset or (head and _fingerprint(handle, offset) != head):
         offset, head = 0, ""
