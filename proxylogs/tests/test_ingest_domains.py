@@ -74,17 +74,17 @@ def test_file_extension(url: str | None, expected: str | None) -> None:
 @pytest.mark.parametrize(
     ("agent", "expected"),
     [
-        ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 "
-         "Safari/537.36", "browser"),
+        (("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 "
+         "Safari/537.36"), "browser"),
         ("Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0", "browser"),
-        ("Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-         "Version/18.1 Mobile/15E148 Safari/604.1", "browser"),
+        (("Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+         "Version/18.1 Mobile/15E148 Safari/604.1"), "browser"),
         ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/131.0 Safari/537.36 Edg/131.0",
          "browser"),
         ("Mozilla/5.0 (Linux; Android 10; CUBOT X30) AppleWebKit/537.36 Chrome/120.0 Mobile Safari/537.36",
          "browser"),
-        ("Mozilla/5.0 (Linux; Android 14; Pixel 8 Build/UQ1A; wv) AppleWebKit/537.36 Version/4.0 Chrome/131.0 "
-         "Mobile Safari/537.36", "mobile_app"),
+        (("Mozilla/5.0 (Linux; Android 14; Pixel 8 Build/UQ1A; wv) AppleWebKit/537.36 Version/4.0 Chrome/131.0 "
+         "Mobile Safari/537.36"), "mobile_app"),
         ("Instagram 309.0.0.40.113 Android (34/14; 420dpi; 1080x2400; Google; Pixel 8)", "mobile_app"),
         ("okhttp/4.12.0", "mobile_app"),
         ("MyApp/3.2 CFNetwork/1498.700.2 Darwin/23.6.0", "mobile_app"),
