@@ -19,7 +19,10 @@ from pathlib import Path
 
 __all__ = [
     "BLOCKED_DOMAIN",
+    "DENIED_CONNECT_IP",
+    "DENIED_CONNECT_IP6",
     "DENIED_CONNECT_PORT",
+    "PRIVATE_PATH",
     "SquidInstance",
     "SquidUnavailableError",
     "find_squid",
@@ -31,6 +34,19 @@ __all__ = [
 BLOCKED_DOMAIN = "blocked.example"
 DENIED_CONNECT_PORT = 22
 DENIED_CONNECT_IP = "192.0.2.10"
+DENIED_CONNECT_IP6 = "2001:db8::dead"
+PRIVATE_PATH = "/private/"
+_FAKE_AUTH_HELPER = "/usr/lib/squid/basic_fake_auth"
+
+# basic_fake_auth accepts any user name and password: enough to get real 407 challenges and logged user names.
+_AUTH_CONFIG = """\
+auth_param basic program {helper}
+auth_param basic children 1 startup=1 idle=1
+auth_param basic realm vpnmonitor-test
+acl private_path urlpath_regex ^{private}
+acl authed proxy_auth REQUIRED
+http_access deny private_path !authed
+"""
 ORIGIN_BODY = b"<html><body>" + b"hello from the origin " * 40 + b"</body></html>\n"
 
 _CONFIG = """\
@@ -57,12 +73,12 @@ connect_timeout 5 seconds
 # -n: no reverse DNS for IP destinations, which would otherwise stall every raw-IP request on a dead resolver.
 acl blocked dstdomain -n .{blocked}
 acl denied_connect_port port {denied_port}
-acl denied_connect_ip dst {denied_ip}
+acl denied_connect_ip dst {denied_ip} {denied_ip6}
 acl CONNECT method CONNECT
 http_access deny blocked
 http_access deny CONNECT denied_connect_port
 http_access deny CONNECT denied_connect_ip
-http_access allow localhost
+{auth}http_access allow localhost
 http_access deny all
 {extra}
 """
@@ -81,6 +97,7 @@ class SquidInstance:
     origin_url: str
     connect_host: str
     connect_port: int
+    auth_enabled: bool
     workdir: Path
     access_log: Path
     combined_log: Path
@@ -119,6 +136,8 @@ class _OriginHandler(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.path in ("/", "/index.html"):
             self._reply(200, ORIGIN_BODY, "text/html")
+        elif self.path.startswith(PRIVATE_PATH):
+            self._reply(200, b"members only\n", "text/plain")
         elif self.path.startswith("/files/"):
             self._reply(200, b"\x00" * 2048, "application/zip")
         else:
@@ -170,7 +189,7 @@ class _EchoServer:
         self._thread.join(timeout=2)
 
 
-def _write_config(workdir: Path, port: int, extra: str) -> Path:
+def _write_config(workdir: Path, port: int, extra: str, auth: bool) -> Path:
     effective_user = ""
     if os.geteuid() == 0:
         # Squid refuses to keep root privileges; it switches to this user, which must own the log directory.
@@ -180,7 +199,8 @@ def _write_config(workdir: Path, port: int, extra: str) -> Path:
     config = workdir / "squid.conf"
     config.write_text(_CONFIG.format(
         port=port, workdir=workdir, effective_user=effective_user, blocked=BLOCKED_DOMAIN,
-        denied_port=DENIED_CONNECT_PORT, denied_ip=DENIED_CONNECT_IP, extra=extra,
+        denied_port=DENIED_CONNECT_PORT, denied_ip=DENIED_CONNECT_IP, denied_ip6=DENIED_CONNECT_IP6, extra=extra,
+        auth=_AUTH_CONFIG.format(helper=_FAKE_AUTH_HELPER, private=PRIVATE_PATH) if auth else "",
     ))
     return config
 
@@ -235,6 +255,9 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 def running_squid(extra_config: str = "", startup_timeout: float = 15.0) -> Iterator[SquidInstance]:
     """Start Squid, an HTTP origin and an echo server; yield a SquidInstance; tear everything down afterwards.
 
+    Squid denies dstdomain BLOCKED_DOMAIN, CONNECT to port DENIED_CONNECT_PORT and to DENIED_CONNECT_IP(6), and,
+    when the basic_fake_auth helper is installed (``auth_enabled``), asks for credentials under PRIVATE_PATH.
+
     Raises SquidUnavailableError if Squid is missing or fails to start.  The work directory (config, logs) is
     removed on exit unless VPNMONITOR_KEEP_SQUID_DIR=1.
     """
@@ -251,7 +274,8 @@ def running_squid(extra_config: str = "", startup_timeout: float = 15.0) -> Iter
     stderr = (workdir / "stderr.log").open("wb")
     try:
         port = _free_port()
-        config = _write_config(workdir, port, extra_config)
+        auth = os.access(_FAKE_AUTH_HELPER, os.X_OK)
+        config = _write_config(workdir, port, extra_config, auth)
         cache_log = workdir / "cache.log"
         process = subprocess.Popen(
             [binary, "-N", "-f", str(config)],
@@ -265,6 +289,7 @@ def running_squid(extra_config: str = "", startup_timeout: float = 15.0) -> Iter
             origin_url=f"http://127.0.0.1:{origin.server_address[1]}",
             connect_host="127.0.0.1",
             connect_port=echo.port,
+            auth_enabled=auth,
             workdir=workdir,
             access_log=workdir / "access.log",
             combined_log=workdir / "access_combined.log",
