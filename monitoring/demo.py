@@ -40,7 +40,8 @@ def seed(*, now, options):
         server = servers[index % 2]
         clients.append(VpnClient.objects.create(
             server=server, common_name=name, first_seen=now - dt.timedelta(days=options["days"]),
-            virtual_address=f"10.{8 + index % 2}.0.{10 + index}", real_address=f"203.0.113.{20 + index}:{41000 + index}",
+            virtual_address=f"10.{8 + index % 2}.0.{10 + index}",
+            real_address=f"203.0.113.{20 + index}:{41000 + index}",
         ))
         UserProfile.objects.get_or_create(common_name=name, defaults={
             "user_name": name.removeprefix("user-"), "email": f"{name.removeprefix('user-')}@example.com",

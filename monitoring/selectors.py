@@ -259,3 +259,20 @@ def vpn_subscriber_addresses():
                 out[address] = name
     return out
 
+
+
+def sessions_in_window(start, end, *, status=None, only_new=False):
+    """Sessions created (only_new) or updated in [start, end); empty when start >= end."""
+    from monitoring.models import VpnSession
+
+    field = "created_at" if only_new else "updated_at"
+    sessions = VpnSession.objects.select_related("server").filter(**{f"{field}__gte": start, f"{field}__lt": end})
+    if status:
+        sessions = sessions.filter(status=status)
+    return sessions.order_by(field, "pk")
+
+
+def profiles_for(common_names):
+    from monitoring.models import UserProfile
+
+    return {profile.common_name: profile for profile in UserProfile.objects.filter(common_name__in=common_names)}

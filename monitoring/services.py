@@ -206,11 +206,13 @@ def read_status(server) -> StatusSnapshot:
 
 
 def poll_server(server, *, now=None) -> PollResult:
-    """Read one server and record what it says; failures are stored on the server, never raised."""
+    """Read one server (and its log, when set) and record what they say; failures are stored, never raised."""
     now = now or timezone.now()
     try:
         snapshot = read_status(server)
         result = record_poll(server, snapshot, now=now)
+        if server.log_file:
+            tail_server_log(server)
     except IncompleteStatus as exc:
         # A half-written status file: skip it, the next read gets the complete one.
         result = PollResult(server=server.name, skipped=f"half-written status skipped: {exc}")
@@ -339,3 +341,103 @@ def _revocations(index_path):
             stamp = None
         out[fields[3].upper().lstrip("0") or "0"] = stamp
     return out
+
+
+# ---- server log: failed connections and peer info ------------------------------------------
+
+ATTEMPT_WINDOW = dt.timedelta(seconds=60)
+STATE_TTL = dt.timedelta(minutes=10)
+
+
+def tail_server_log(server, *, max_batches=50):
+    """Read new lines of the server's log; failures become FAILED sessions, peer info fills OS and device.
+
+    The checkpoint and the per-peer state are saved with the sessions they produced, batch by
+    batch, so a line is never counted twice and a crash loses nothing.
+    """
+    from zoneinfo import ZoneInfo
+
+    from django.conf import settings
+
+    from monitoring.sources.serverlog import parse_log_line
+    from vpnmonitor.tailing import Checkpoint, read_new_lines
+
+    tz = ZoneInfo(settings.TIME_ZONE)
+    state = dict(server.log_checkpoint or {})
+    checkpoint = Checkpoint.from_dict(state.get("position"))
+    counts = {"lines": 0, "failed": 0, "peer_info": 0}
+    for number, batch in enumerate(read_new_lines(server.log_file, checkpoint)):
+        events = [event for line in batch.lines if (event := parse_log_line(line, tz))]
+        with transaction.atomic():
+            peers = state.setdefault("peers", {})
+            for event in events:
+                _apply_log_event(server, event, peers, counts)
+            counts["peer_info"] += _attach_peer_info(server, peers)
+            _forget_old(peers, batch_time=events[-1].time if events else None)
+            state["position"] = batch.checkpoint.to_dict()
+            VpnServer.objects.filter(pk=server.pk).update(log_checkpoint=state)
+        counts["lines"] += len(batch.lines)
+        if number + 1 >= max_batches:
+            break
+    server.log_checkpoint = state
+    return counts
+
+
+def _apply_log_event(server, event, peers, counts):
+    peer = peers.setdefault(event.peer, {"seen": event.time.isoformat(), "info": {}})
+    peer["seen"] = event.time.isoformat()
+    if event.kind == "peer_info":
+        peer["info"][event.key] = event.value
+        return
+    if event.kind == "connected":
+        peer["connected"] = event.common_name
+        return
+    attempt = peer.get("attempt")
+    if attempt is None or event.time - dt.datetime.fromisoformat(attempt) > ATTEMPT_WINDOW:
+        attempt = peer["attempt"] = event.time.isoformat()
+    info = peer["info"]
+    session, created = VpnSession.objects.get_or_create(
+        server=server, connection_key=f"failed|{event.peer}|{attempt}",
+        defaults={
+            "status": VpnSession.Status.FAILED, "common_name": event.common_name or "",
+            "started_at": dt.datetime.fromisoformat(attempt), "ended_at": event.time, "last_status_time": event.time,
+            "disconnect_reason": event.reason, "real_address": event.peer, "real_ip": event.peer_ip,
+            "real_port": event.peer_port, "os_type": info.get("IV_PLAT", ""), "os_version": info.get("IV_VER", ""),
+            "device_id": info.get("IV_HWADDR", ""),
+        },
+    )
+    if created:
+        counts["failed"] += 1
+        return
+    # Later lines of the same attempt: keep the first (most specific) reason, learn the name if now known.
+    session.ended_at = event.time
+    session.updated_at = timezone.now()
+    if event.common_name and not session.common_name:
+        session.common_name = event.common_name
+    session.save(update_fields=["ended_at", "updated_at", "common_name"])
+
+
+def _attach_peer_info(server, peers):
+    """Give sessions opened from the same peer address the OS, version and device it announced."""
+    updated = 0
+    for address, peer in peers.items():
+        info = peer["info"]
+        if not info or peer.get("attached"):
+            continue
+        host, _, port = address.rpartition(":")
+        host = host.removeprefix("[AF_INET6]").removeprefix("[AF_INET]").strip("[]")
+        matched = VpnSession.objects.filter(server=server, real_ip=host, real_port=int(port), os_type="").update(
+            os_type=info.get("IV_PLAT", ""), os_version=info.get("IV_VER", ""),
+            device_id=info.get("IV_HWADDR", ""), updated_at=timezone.now(),
+        )
+        if matched:
+            peer["attached"] = True
+            updated += matched
+    return updated
+
+
+def _forget_old(peers, batch_time):
+    if batch_time is None:
+        return
+    for address in [a for a, p in peers.items() if batch_time - dt.datetime.fromisoformat(p["seen"]) > STATE_TTL]:
+        del peers[address]

@@ -3,9 +3,9 @@
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from oauth2_provider import views as oauth2_views
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
+from monitoring.api.sessions import SessionsTokenView
 from vpnmonitor import views
 
 urlpatterns = [
@@ -15,7 +15,7 @@ urlpatterns = [
     path("api/v1/health", views.HealthView.as_view(), name="health"),
     path("api/auth/token", TokenObtainPairView.as_view(), name="token_obtain_pair"),
     path("api/auth/token/refresh", TokenRefreshView.as_view(), name="token_refresh"),
-    path("api/beta/oauth/token", oauth2_views.TokenView.as_view(), name="oauth-token"),
+    path("api/beta/oauth/token", SessionsTokenView.as_view(), name="oauth-token"),
     path("o/", include("oauth2_provider.urls", namespace="oauth2_provider")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from monitoring.api import views
+from monitoring.api import sessions, views
 from vpnmonitor.views import HealthView
 
 urlpatterns = [
@@ -13,4 +13,5 @@ urlpatterns = [
     path("api/v1/clients", views.ClientsView.as_view(), name="vpn-clients"),
     path("api/v1/certificates", views.CertificatesView.as_view(), name="vpn-certificates"),
     path("health", HealthView.as_view(), name="vpn-health-short"),
+    path("api/beta/sessions", sessions.SessionsView.as_view(), name="vpn-sessions"),
 ]

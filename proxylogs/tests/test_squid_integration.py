@@ -10,7 +10,6 @@ from dataclasses import dataclass
 import pytest
 
 from proxylogs.ingest.parse import LogRecord, Summary, parse_lines
-from proxylogs.ingest.tail import read_new_lines
 from proxylogs.tests.squid_harness import (
     BLOCKED_DOMAIN,
     DENIED_CONNECT_IP,
@@ -25,6 +24,7 @@ from proxylogs.tests.squid_harness import (
     proxy_get,
     running_squid,
 )
+from vpnmonitor.tailing import read_new_lines
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,7 @@ HEAD_BYTES = 256
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """Where reading stopped: file identity (device, inode, head fingerprint) and the byte offset after the last line."""
+    """Where reading stopped: file identity (device, inode, head fingerprint) and the offset after the last line."""
 
     device: int = 0
     inode: int = 0
@@ -94,8 +94,9 @@ def read_new_lines(
     * Only complete lines (terminated by ``\\n``) are yielded, without the terminator (and a trailing ``\\r``).  A last
       line still being written stays in the file until its newline arrives.
     * Rotation (the path now names another inode): if the old file is still reachable under one of ``rotated_paths``
-      (default ``<path>.0``/``<path>.1``, matched by device+inode and head fingerprint, never by name) its remaining lines are
-      yielded first; then the new file is read from offset 0.  If the old file is gone its unread tail is lost.
+      (default ``<path>.0``/``<path>.1``, matched by device+inode and head fingerprint, never by name) its remaining
+      lines are yielded first; then the new file is read from offset 0.  If the old file is gone its unread tail is
+      lost.
     * Truncation (copytruncate: same inode but smaller than the checkpoint, or its first bytes changed): restart at 0.
       Lines written between logrotate's copy and its truncate are lost; that is inherent to copytruncate.
     * Memory is bounded by ``max_bytes`` per batch.  A single line longer than ``max_line_bytes`` is skipped (counted

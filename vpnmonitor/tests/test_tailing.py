@@ -1,4 +1,4 @@
-"""Tests for proxylogs.ingest.tail: checkpoints, partial lines, rotation, truncation, no duplicates."""
+"""Tests for vpnmonitor.tailing: checkpoints, partial lines, rotation, truncation, no duplicates."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from proxylogs.ingest.tail import HEAD_BYTES, Batch, Checkpoint, read_new_lines
+from vpnmonitor.tailing import HEAD_BYTES, Batch, Checkpoint, read_new_lines
 
 
 class Reader:

@@ -1,0 +1,213 @@
+"""The VPN sessions API (/api/beta/sessions) and its OAuth2 token endpoint."""
+
+import datetime as dt
+import json
+
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from oauth2_provider.views import TokenView
+from rest_framework import generics, serializers
+
+from monitoring import selectors
+from monitoring.models import VpnSession
+from vpnmonitor.api import families
+from vpnmonitor.api.exceptions import BadParameter
+from vpnmonitor.api.pagination import SignedKeysetPagination
+from vpnmonitor.api.params import QueryParams
+from vpnmonitor.api.throttling import FullWindowRateThrottle
+from vpnmonitor.privacy import MaskedIPField, should_mask
+
+HISTORY = dt.timedelta(days=7)
+
+
+def _instant(moment):
+    return None if moment is None else moment.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z")
+
+
+class SessionSerializer(serializers.ModelSerializer):
+    """The spec's session object. Unknown values are null."""
+
+    id = serializers.CharField(source="pk")
+    bytesIn = serializers.IntegerField(source="bytes_received")
+    bytesOut = serializers.IntegerField(source="bytes_sent")
+    clientUUID = serializers.SerializerMethodField()
+    connectorId = serializers.CharField(source="server_id")
+    connectorName = serializers.CharField(source="server.name")
+    hostId = serializers.CharField(source="server_id")
+    hostName = serializers.CharField(source="server.name")
+    networkId = serializers.SerializerMethodField()
+    networkName = serializers.SerializerMethodField()
+    region = serializers.SerializerMethodField()
+    deviceId = serializers.SerializerMethodField()
+    deviceName = serializers.SerializerMethodField()
+    disconnectReason = serializers.SerializerMethodField()
+    email = serializers.SerializerMethodField()
+    firstName = serializers.SerializerMethodField()
+    lastName = serializers.SerializerMethodField()
+    userGroup = serializers.SerializerMethodField()
+    userId = serializers.SerializerMethodField()
+    userName = serializers.SerializerMethodField()
+    osType = serializers.SerializerMethodField()
+    osVersion = serializers.SerializerMethodField()
+    protocol = serializers.SerializerMethodField()
+    publicIp = MaskedIPField(source="real_ip")
+    sessionDurationSeconds = serializers.SerializerMethodField()
+    sessionStartTime = serializers.SerializerMethodField()
+    sessionEndTime = serializers.SerializerMethodField()
+    tunnelIpV4 = serializers.CharField(source="virtual_address", allow_null=True)
+    tunnelIpV6 = serializers.CharField(source="virtual_ipv6", allow_null=True)
+
+    class Meta:
+        model = VpnSession
+        fields = [
+            "bytesIn", "bytesOut", "clientUUID", "connectorId", "connectorName", "deviceId", "deviceName",
+            "disconnectReason", "email", "firstName", "hostId", "hostName", "id", "lastName", "networkId",
+            "networkName", "osType", "osVersion", "protocol", "publicIp", "region", "sessionDurationSeconds",
+            "sessionEndTime", "sessionStartTime", "status", "tunnelIpV4", "tunnelIpV6", "userGroup", "userId",
+            "userName",
+        ]
+
+    def _profile(self, session):
+        return self.context["profiles"].get(session.common_name)
+
+    def _personal(self, session, field):
+        if should_mask(self.context.get("request")):
+            return None
+        profile = self._profile(session)
+        return (getattr(profile, field) or None) if profile else None
+
+    def get_clientUUID(self, session):  # noqa: N802 - the spec's field names
+        return None
+
+    def get_networkId(self, session):  # noqa: N802
+        return session.server.network_name or None
+
+    def get_networkName(self, session):  # noqa: N802
+        return session.server.network_name or None
+
+    def get_region(self, session):
+        return session.server.region or None
+
+    def get_deviceId(self, session):  # noqa: N802
+        return session.device_id or None
+
+    def get_deviceName(self, session):  # noqa: N802
+        profile = self._profile(session)
+        return (profile.device_name or None) if profile else None
+
+    def get_disconnectReason(self, session):  # noqa: N802
+        return session.disconnect_reason or None
+
+    def get_email(self, session):
+        return self._personal(session, "email")
+
+    def get_firstName(self, session):  # noqa: N802
+        return self._personal(session, "first_name")
+
+    def get_lastName(self, session):  # noqa: N802
+        return self._personal(session, "last_name")
+
+    def get_userGroup(self, session):  # noqa: N802
+        profile = self._profile(session)
+        return (profile.user_group or None) if profile else None
+
+    def get_userId(self, session):  # noqa: N802
+        profile = self._profile(session)
+        return (profile.user_id or None) if profile else None
+
+    def get_userName(self, session):  # noqa: N802
+        if should_mask(self.context.get("request")):
+            return None
+        profile = self._profile(session)
+        return (profile.user_name if profile and profile.user_name else session.username or session.common_name) or None
+
+    def get_osType(self, session):  # noqa: N802
+        return session.os_type or None
+
+    def get_osVersion(self, session):  # noqa: N802
+        return session.os_version or None
+
+    def get_protocol(self, session):
+        return session.protocol.upper() or None
+
+    def get_sessionDurationSeconds(self, session):  # noqa: N802
+        end = session.ended_at or self.context["now"]
+        return max(0, int((end - session.started_at).total_seconds()))
+
+    def get_sessionStartTime(self, session):  # noqa: N802
+        return _instant(session.started_at)
+
+    def get_sessionEndTime(self, session):  # noqa: N802
+        return _instant(session.ended_at)
+
+
+class SessionPagination(SignedKeysetPagination):
+    max_size = 100
+
+
+class SessionsView(generics.ListAPIView):
+    api_family = families.SESSIONS
+    serializer_class = SessionSerializer
+    pagination_class = SessionPagination
+    throttle_scope = "sessions"
+    throttle_classes = [FullWindowRateThrottle]
+
+    def get_cursor_field(self, request):
+        return "created_at" if self._params(request)["only_new"] else "updated_at"
+
+    def _params(self, request):
+        if not hasattr(self, "_parsed"):
+            params = QueryParams(request)
+            now = timezone.now()
+            start = params.datetime("startDate", now - dt.timedelta(days=1), instant_only=True)
+            end = params.datetime("endDate", now, instant_only=True)
+            if start < now - HISTORY - dt.timedelta(seconds=1):
+                raise BadParameter("startDate", "must not be more than 7 days ago", params.raw("startDate"))
+            self._parsed = {
+                "start": start, "end": end, "now": now,
+                "status": params.choice("status", tuple(VpnSession.Status.values)),
+                "only_new": params.bool("returnOnlyNew", False),
+            }
+        return self._parsed
+
+    def get_queryset(self):
+        p = self._params(self.request)
+        return selectors.sessions_in_window(p["start"], p["end"], status=p["status"], only_new=p["only_new"])
+
+    def get_serializer_context(self):
+        return {**super().get_serializer_context(), "now": self._params(self.request)["now"],
+                "profiles": getattr(self, "_profiles", {})}
+
+    def paginate_queryset(self, queryset):
+        page = super().paginate_queryset(queryset)
+        self._profiles = selectors.profiles_for({session.common_name for session in page})
+        return page
+
+    @extend_schema(
+        summary="List VPN sessions in batches",
+        description="Sessions created (returnOnlyNew=true) or updated (false) in [startDate, endDate), oldest "
+        "first, with an opaque signed cursor. Max 7 days of history. In GDPR mode publicIp is masked and "
+        "email and names are left out unless the caller may see them.",
+        parameters=[
+            OpenApiParameter("startDate", OpenApiTypes.DATETIME, description="Inclusive; default now - 1 day."),
+            OpenApiParameter("endDate", OpenApiTypes.DATETIME, description="Exclusive; default now."),
+            OpenApiParameter("status", OpenApiTypes.STR, enum=list(VpnSession.Status.values)),
+            OpenApiParameter("returnOnlyNew", OpenApiTypes.BOOL, default=False),
+        ],
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+
+class SessionsTokenView(TokenView):
+    """OAuth2 client-credentials token: {access_token, token_type: "bearer", expires_in, scope}."""
+
+    def post(self, request, *args, **kwargs):
+        response = super().post(request, *args, **kwargs)
+        if response.status_code == 200:
+            body = json.loads(response.content)
+            body["token_type"] = body.get("token_type", "bearer").lower()
+            response.content = json.dumps(body).encode()
+        return response
