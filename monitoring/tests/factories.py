@@ -18,7 +18,8 @@ def status2(time, clients):
     ]
     for name, client_id, since, received, sent, virtual in clients:
         lines.append(
-            f"CLIENT_LIST,{name},198.51.100.{10 + client_id}:{40000 + client_id},{virtual},,{received},{sent},"
+            f"CLIENT_LIST,{name},198.51.{100 + client_id // 200}.{10 + client_id % 200}:{40000 + client_id},"
+            f"{virtual},,{received},{sent},"
             f"{since:%Y-%m-%d %H:%M:%S},{int(since.timestamp())},UNDEF,{client_id},{client_id},AES-256-GCM"
         )
     lines += ["HEADER,ROUTING_TABLE,Virtual Address,Common Name,Real Address,Last Ref,Last Ref (time_t)",
