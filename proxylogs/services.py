@@ -102,9 +102,10 @@ def store_rows(rows):
         return 0
     if connection.vendor == "postgresql":
         connection.ensure_connection()
-        table = ProxyLogEntry._meta.db_table
+        quote = connection.ops.quote_name
+        columns = ", ".join(quote(column) for column in COLUMNS)
         with connection.connection.cursor() as cursor:
-            with cursor.copy(f"COPY {table} ({', '.join(COLUMNS)}) FROM STDIN") as copy:
+            with cursor.copy(f"COPY {quote(ProxyLogEntry._meta.db_table)} ({columns}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
     else:
@@ -137,11 +138,6 @@ class ImportResult:
     @property
     def lines_per_second(self):
         return (self.imported + self.rejected + self.blank) / self.seconds if self.seconds else 0.0
-
-    def reject(self, line_number, reason):
-        self.rejected += 1
-        if len(self.rejected_samples) < MAX_REJECTED_SAMPLES:
-            self.rejected_samples.append([line_number, reason])
 
 
 def source_for_path(path, fmt=None):
@@ -176,27 +172,31 @@ def import_source(source, *, progress=None, batch_bytes=BATCH_BYTES):
                 line_number = 0
                 result.events.append(batch.event)
             lines = batch.lines
-            rejected_before = result.rejected
+            samples = []
+            nul_lines = 0
             if any("\x00" in line for line in lines):
                 # PostgreSQL text cannot hold NUL; such a line is garbage anyway.
                 for number, line in enumerate(lines, line_number + 1):
                     if "\x00" in line:
-                        result.reject(number, "NUL character")
+                        nul_lines += 1
+                        samples.append([number, "NUL character"])
                 lines = ["" if "\x00" in line else line for line in lines]
             summary = Summary(max_errors=MAX_REJECTED_SAMPLES)
             rows = []
+            out_of_range = 0
             for number, record in parse_lines(lines, source.format, summary, start=line_number + 1):
                 row = entry_row(record, source_id=source.pk, waf=waf)
                 if row is None:
-                    result.reject(number, "value out of range")
+                    out_of_range += 1
+                    samples.append([number, "value out of range"])
                 else:
                     rows.append(row)
-            for number, reason in summary.errors:
-                if len(result.rejected_samples) < MAX_REJECTED_SAMPLES:
-                    result.rejected_samples.append([number, reason])
-            result.rejected += summary.rejected
-            result.blank += summary.blank
-            batch_rejected = result.rejected - rejected_before
+            samples += [[number, reason] for number, reason in summary.errors]
+            batch_rejected = nul_lines + out_of_range + summary.rejected
+            result.rejected += batch_rejected
+            result.blank += summary.blank - nul_lines
+            room = MAX_REJECTED_SAMPLES - len(result.rejected_samples)
+            result.rejected_samples += sorted(samples)[:max(room, 0)]
             line_number += len(batch.lines)
             checkpoint = {**batch.checkpoint.to_dict(), "line": line_number}
             with transaction.atomic():
