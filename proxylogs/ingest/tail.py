@@ -1,21 +1,4 @@
-"""Checkpointed, rotation- and truncation-aware reading of complete new lines from a growing log file.
-
-Contract of :func:`read_new_lines`:
-
-* It yields :class:`Batch` objects in file order.  ``batch.checkpoint`` is the position just after the batch's last
-  line.  Store the batch's rows and its checkpoint in one transaction; on restart pass the last stored checkpoint
-  back in.  Lines before that checkpoint are never yielded again, lines after it are yielded exactly once more.
-* Only complete lines (terminated by ``\\n``) are yielded, without the terminator (and a trailing ``\\r``).  A last
-  line still being written stays in the file until its newline arrives.
-* Rotation (the path now names another inode): if the old file is still reachable under one of ``rotated_paths``
-  (default ``<path>.0`` and ``<path>.1``, matched by device+inode, never by name alone) its remaining lines are
-  yielded first; then the new file is read from offset 0.  If the old file is gone its unread tail is lost.
-* Truncation (copytruncate: same inode but smaller than the checkpoint, or its first bytes changed): restart at 0.
-  Lines written between logrotate's copy and its truncate are lost; that is inherent to copytruncate.
-* Memory is bounded by ``max_bytes`` per batch.  A single line longer than ``max_line_bytes`` is skipped (counted
-  in ``batch.skipped_long_lines``) once its end is seen.
-* Lines are decoded as UTF-8 with replacement characters; Squid itself %-encodes non-ASCII in URLs.
-"""
+"""Checkpointed, rotation- and truncation-aware reading of complete new lines from a growing log file."""
 
 from __future__ import annotations
 
@@ -101,7 +84,24 @@ def read_new_lines(
     max_line_bytes: int = 1 << 20,
     rotated_paths: Sequence[str | os.PathLike[str]] | None = None,
 ) -> Iterator[Batch]:
-    """Yield batches of complete lines appended to ``path`` since ``checkpoint`` (None: from the start)."""
+    """Yield batches of complete lines appended to ``path`` since ``checkpoint`` (None: from the start).
+
+    Contract:
+
+    * It yields :class:`Batch` objects in file order.  ``batch.checkpoint`` is the position just after the batch's last
+      line.  Store the batch's rows and its checkpoint in one transaction; on restart pass the last stored checkpoint
+      back in.  Lines before that checkpoint are never yielded again, lines after it are yielded exactly once more.
+    * Only complete lines (terminated by ``\\n``) are yielded, without the terminator (and a trailing ``\\r``).  A last
+      line still being written stays in the file until its newline arrives.
+    * Rotation (the path now names another inode): if the old file is still reachable under one of ``rotated_paths``
+      (default ``<path>.0``/``<path>.1``, matched by device+inode and head fingerprint, never by name) its remaining lines are
+      yielded first; then the new file is read from offset 0.  If the old file is gone its unread tail is lost.
+    * Truncation (copytruncate: same inode but smaller than the checkpoint, or its first bytes changed): restart at 0.
+      Lines written between logrotate's copy and its truncate are lost; that is inherent to copytruncate.
+    * Memory is bounded by ``max_bytes`` per batch.  A single line longer than ``max_line_bytes`` is skipped (counted
+      in ``batch.skipped_long_lines``) once its end is seen.
+    * Lines are decoded as UTF-8 with replacement characters; Squid itself %-encodes non-ASCII in URLs.
+    """
     path = os.fspath(path)
     if checkpoint is None:
         checkpoint = Checkpoint()

@@ -402,3 +402,17 @@ def test_status_text() -> None:
     assert status_text(503, "CONNECT") == "503 Service Unavailable"
     assert status_text(0) == "0 No response"
     assert status_text(599) == "599"
+
+
+@pytest.mark.parametrize("fmt", ["squid", "common", "combined"])
+def test_auth_capture_407_and_user(fmt: str) -> None:
+    lines = (FIXTURES / f"squid57_auth_{fmt}.log").read_text().splitlines()
+    records = [parse_line(line, fmt) for line in lines]
+    challenge, authed = records[7], records[8]
+    assert (challenge.result_code, challenge.http_status, challenge.bytes) == ("TCP_DENIED", 407, 3627)
+    assert challenge.user is None and not is_blocked(challenge)
+    assert (authed.result_code, authed.http_status, authed.user) == ("TCP_MISS", 200, "alice")
+    ipv6 = records[6]
+    assert ipv6.destination == "[2001:db8::dead]:443" and ipv6.destination_host == "2001:db8::dead"
+    assert ipv6.destination_is_ip and ipv6.blocked
+    assert [r.blocked for r in records] == [False, False, True, False, True, True, True, False, False]
