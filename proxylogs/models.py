@@ -1,1 +1,223 @@
-"""proxylogs models."""
+"""proxylogs models: Squid access-log entries and their sources, and pre-aggregated proxy traffic."""
+
+from django.db import models
+from django.db.models import Sum
+from django.utils import timezone
+
+# ---- Proxy access logs (Squid) ----
+
+
+class LogSource(models.Model):
+    """A Squid access log on this host that the beat task tails, with its checkpoint."""
+
+    class Format(models.TextChoices):
+        SQUID = "squid", "squid (native)"
+        COMMON = "common", "common"
+        COMBINED = "combined", "combined (with Referer and User-Agent)"
+
+    name = models.CharField(max_length=100, unique=True)
+    path = models.CharField(max_length=500, help_text="Absolute path of the access log, e.g. /var/log/squid/access.log")
+    format = models.CharField(max_length=16, choices=Format.choices, default=Format.SQUID)
+    enabled = models.BooleanField(default=True)
+    # Checkpoint of proxylogs.ingest.tail: device, inode, offset after the last stored line, head fingerprint.
+    # Saved in the same transaction as the rows it covers, so no line is stored twice or skipped.
+    checkpoint = models.JSONField(default=dict, blank=True, editable=False)
+    last_import_at = models.DateTimeField(null=True, blank=True, editable=False,
+                                          help_text="When the source was last read without an error.")
+    lines_imported = models.BigIntegerField(default=0, editable=False)
+    lines_rejected = models.BigIntegerField(default=0, editable=False)
+    last_error = models.TextField(blank=True, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return f"{self.name} ({self.path})"
+
+    @property
+    def checkpoint_inode(self):
+        return (self.checkpoint or {}).get("inode")
+
+    @property
+    def checkpoint_offset(self):
+        return (self.checkpoint or {}).get("offset")
+
+
+class ProxyLogQuerySet(models.QuerySet):
+    def count(self):
+        # COUNT(*) over ten million rows takes PostgreSQL hundreds of milliseconds. The hourly rollup is kept
+        # exact by database triggers (every insert, COPY, delete and truncate), so an unfiltered count is a
+        # sum over a few hundred rollup rows instead.
+        if not self.query.where and not self.query.is_sliced and not self.query.distinct and not self.query.combinator:
+            return ProxyLogHour.objects.aggregate(total=Sum("total"))["total"] or 0
+        return super().count()
+
+
+class ProxyLogEntry(models.Model):
+    """One line of a proxy access log. Immutable once stored (the hourly rollup relies on it)."""
+
+    timestamp = models.DateTimeField(help_text="When the request completed (UTC, millisecond precision).")
+    elapsed_ms = models.IntegerField(null=True, blank=True)
+    client_ip = models.GenericIPAddressField()
+    # mask_ip(client_ip), kept so that GDPR-mode aggregates group by network in the database.
+    client_network = models.CharField(max_length=45)
+    user = models.CharField(max_length=255, null=True, blank=True)
+    method = models.CharField(max_length=32)
+    url = models.TextField()
+    destination = models.CharField(max_length=300, null=True, blank=True,
+                                   help_text="host or host:port as requested (CONNECT: host:port)")
+    destination_host = models.CharField(max_length=255, null=True, blank=True)
+    destination_port = models.IntegerField(null=True, blank=True)
+    destination_is_ip = models.BooleanField(default=False)
+    domain = models.CharField(max_length=255, null=True, blank=True,
+                              help_text="Registrable domain of the destination (Public Suffix List)")
+    file_extension = models.CharField(max_length=16, null=True, blank=True)
+    http_status = models.PositiveSmallIntegerField()
+    result_code = models.CharField(max_length=64, help_text="Squid result code, e.g. TCP_MISS, TCP_DENIED")
+    bytes = models.BigIntegerField()
+    hierarchy = models.CharField(max_length=64, blank=True)
+    peer = models.CharField(max_length=255, null=True, blank=True)
+    mime_type = models.CharField(max_length=255, null=True, blank=True)
+    user_agent = models.TextField(null=True, blank=True)
+    user_agent_category = models.CharField(max_length=16, null=True, blank=True)
+    referer = models.TextField(null=True, blank=True)
+    blocked = models.BooleanField(default=False, help_text="HTTP 403 or a DENIED/BLOCKED result (407 is not)")
+    waf_category = models.CharField(max_length=64, null=True, blank=True)
+    source = models.ForeignKey(LogSource, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                               db_constraint=False)
+
+    objects = ProxyLogQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "proxy log entry"
+        verbose_name_plural = "proxy log entries"
+        # One (column, id) index per sort that /api/logs offers: the first page is an index scan whatever
+        # the sort; id breaks ties so that pages are stable.
+        indexes = [
+            models.Index(fields=["timestamp", "id"], name="proxylog_time_idx"),
+            models.Index(fields=["client_ip", "id"], name="proxylog_client_idx"),
+            models.Index(fields=["destination", "id"], name="proxylog_dest_idx"),
+            models.Index(fields=["http_status", "id"], name="proxylog_status_idx"),
+            models.Index(fields=["bytes", "id"], name="proxylog_bytes_idx"),
+            models.Index(fields=["method", "id"], name="proxylog_method_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.timestamp:%Y-%m-%d %H:%M:%S} {self.client_ip} {self.method} {self.destination or self.url}"
+
+
+class ProxyLogHour(models.Model):
+    """Hourly counts of ProxyLogEntry, maintained by database triggers (see migration 0001_access_logs)."""
+
+    hour = models.DateTimeField(unique=True)
+    total = models.BigIntegerField(default=0)
+    blocked = models.BigIntegerField(default=0)
+    ip_blocked = models.BigIntegerField(default=0)
+    bytes = models.BigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["hour"]
+
+    def __str__(self):
+        return f"{self.hour:%Y-%m-%d %H:00} {self.total} requests"
+
+
+class LogImport(models.Model):
+    """One import that read lines: a `manage.py import_proxy_log` run or a tail of a LogSource."""
+
+    class Status(models.TextChoices):
+        SUCCESS = "success", "succeeded"
+        FAILED = "failed", "failed"
+
+    source = models.ForeignKey(LogSource, null=True, blank=True, on_delete=models.SET_NULL, related_name="imports")
+    path = models.CharField(max_length=500)
+    format = models.CharField(max_length=16, choices=LogSource.Format.choices)
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.SUCCESS)
+    lines_imported = models.BigIntegerField(default=0)
+    lines_rejected = models.BigIntegerField(default=0)
+    rejected_samples = models.JSONField(default=list, blank=True,
+                                        help_text="The first bad lines: [line number, reason]")
+    message = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+
+    def __str__(self):
+        return f"{self.started_at:%Y-%m-%d %H:%M:%S} {self.path}: {self.lines_imported} imported"
+
+
+class SecurityProfile(models.Model):
+    """The controls the monitored proxy has, as the admin describes them; the security score weighs them."""
+
+    ip_blacklist = models.BooleanField("IP blacklist", default=False)
+    domain_blacklist = models.BooleanField("domain blacklist", default=False)
+    direct_ip_blocking = models.BooleanField("direct-IP blocking", default=False,
+                                             help_text="Requests and CONNECTs to raw IP addresses are refused.")
+    content_filtering = models.BooleanField(default=False)
+    waf = models.BooleanField("WAF", default=False)
+    https_inspection = models.BooleanField("HTTPS inspection", default=False,
+                                           help_text="TLS is intercepted (ssl-bump), so HTTPS requests are seen.")
+    rate_limiting = models.BooleanField(default=False)
+    default_password_changed = models.BooleanField(default=False)
+    time_restrictions = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "security profile"
+
+    def __str__(self):
+        return "Security profile of the monitored proxy"
+
+    def save(self, *args, **kwargs):
+        self.pk = 1
+        super().save(*args, **kwargs)
+
+    @classmethod
+    def current(cls):
+        return cls.objects.filter(pk=1).first() or cls(pk=1)
+
+
+class ShadowItService(models.Model):
+    """A service of the shadow-IT catalogue, recognised by the host names it uses."""
+
+    class Risk(models.TextChoices):
+        LOW = "low", "low"
+        MEDIUM = "medium", "medium"
+        HIGH = "high", "high"
+
+    name = models.CharField(max_length=100, unique=True)
+    category = models.CharField(max_length=64)
+    risk = models.CharField(max_length=8, choices=Risk.choices, default=Risk.MEDIUM)
+    domains = models.TextField(help_text="One host name per line; it matches itself and its subdomains.")
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "shadow-IT service"
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def domain_list(self):
+        return [line.strip().lower().rstrip(".") for line in self.domains.splitlines() if line.strip()]
+
+
+class WafCategory(models.Model):
+    """A WAF rule category: imported entries whose URL matches its pattern are tagged with its name."""
+
+    name = models.SlugField(max_length=64, unique=True)
+    label = models.CharField(max_length=100)
+    description = models.CharField(max_length=300, blank=True)
+    pattern = models.TextField(help_text="Python regular expression searched in the URL (case-insensitive).")
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "WAF category"
+        verbose_name_plural = "WAF categories"
+
+    def __str__(self):
+        return self.label

@@ -29,6 +29,12 @@ SCHEDULE = {
         "expires": 3000,
         "description": "Prune every dataset past its retention policy.",
     },
+    "tail-proxy-logs": {
+        "task": "proxylogs.tasks.tail_proxy_logs",
+        "every_seconds": 30,
+        "expires": 25,
+        "description": "Import new lines of every enabled Squid access log (proxylogs LogSource).",
+    },
 }
 
 

@@ -1,0 +1,96 @@
+"""Admin of proxylogs: log sources, the security profile, the shadow-IT and WAF catalogues, read-only entries."""
+
+from django.contrib import admin
+from django.core.paginator import Paginator
+from django.utils.functional import cached_property
+
+from proxylogs.models import (
+    LogImport,
+    LogSource,
+    ProxyLogEntry,
+    SecurityProfile,
+    ShadowItService,
+    WafCategory,
+)
+
+# ---- Proxy access logs (Squid) ----
+
+
+class CheapPaginator(Paginator):
+    """The rollup-backed count for the unfiltered list; filtered lists are capped instead of counted."""
+
+    @cached_property
+    def count(self):
+        return self.object_list.count() if not self.object_list.query.where else 10000
+
+
+@admin.register(LogSource)
+class LogSourceAdmin(admin.ModelAdmin):
+    list_display = ["name", "path", "format", "enabled", "last_import_at", "lines_imported", "lines_rejected",
+                    "checkpoint_inode", "checkpoint_offset"]
+    list_editable = ["enabled"]
+    readonly_fields = ["checkpoint", "last_import_at", "lines_imported", "lines_rejected", "last_error"]
+
+
+@admin.register(LogImport)
+class LogImportAdmin(admin.ModelAdmin):
+    list_display = ["started_at", "path", "format", "status", "lines_imported", "lines_rejected"]
+    list_filter = ["status", "format"]
+    readonly_fields = [field.name for field in LogImport._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ProxyLogEntry)
+class ProxyLogEntryAdmin(admin.ModelAdmin):
+    list_display = ["timestamp", "client_ip", "method", "destination", "http_status", "result_code", "bytes",
+                    "blocked", "waf_category"]
+    list_filter = ["blocked", "method"]
+    paginator = CheapPaginator
+    show_full_result_count = False
+    ordering = ["-timestamp", "-id"]
+
+    # Entries are evidence and feed the hourly rollup: read-only here; clearing goes through the audited API.
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(SecurityProfile)
+class SecurityProfileAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "updated_at"]
+
+    def has_add_permission(self, request):
+        return not SecurityProfile.objects.exists()
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        from vpnmonitor.models import audit
+
+        audit(request, "proxylogs.security_profile", "security profile", changed=form.changed_data)
+
+
+@admin.register(ShadowItService)
+class ShadowItServiceAdmin(admin.ModelAdmin):
+    list_display = ["name", "category", "risk", "enabled"]
+    list_editable = ["enabled"]
+    list_filter = ["category", "risk", "enabled"]
+    search_fields = ["name", "domains"]
+
+
+@admin.register(WafCategory)
+class WafCategoryAdmin(admin.ModelAdmin):
+    list_display = ["name", "label", "enabled"]
+    list_editable = ["enabled"]

@@ -1,0 +1,176 @@
+"""Views of the proxy-logs API: read parameters, call a selector or service, wrap the envelope."""
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from proxylogs import selectors, services
+from proxylogs.api import serializers as s
+from proxylogs.filtersets import LogEntryFilterSet
+from proxylogs.security import security_score
+from vpnmonitor.api import families, pagination, permissions
+from vpnmonitor.api.params import QueryParams
+from vpnmonitor.privacy import should_mask
+
+TAG = ["proxy logs"]
+HOURS = OpenApiParameter("hours", int, description="Window: the last N hours (1..720, default 24).")
+LIMIT = OpenApiParameter("limit", int, description="How many rows (1..100, default 10).")
+
+
+class ProxyLogsView(APIView):
+    api_family = families.PROXY_LOGS
+
+    def ok(self, serializer_class, data, many=False):
+        return Response(self.api_family.ok(serializer_class(data, many=many).data))
+
+    def hours(self, default=24):
+        return QueryParams(self.request).int("hours", default, minimum=1, maximum=720)
+
+    def limit(self, default=10, maximum=100):
+        return QueryParams(self.request).int("limit", default, minimum=1, maximum=maximum)
+
+    @property
+    def masked(self):
+        return should_mask(self.request)
+
+
+@extend_schema(tags=TAG, summary="Log entries", description="Access-log entries, newest first by default.")
+class LogListView(generics.ListAPIView):
+    api_family = families.PROXY_LOGS
+    serializer_class = s.LogEntrySerializer
+    filterset_class = LogEntryFilterSet
+    pagination_class = pagination.LimitOffsetPagination
+
+    def get_queryset(self):
+        return selectors.log_entries()
+
+
+class LogStatsView(ProxyLogsView):
+    @extend_schema(tags=TAG, summary="Log statistics", responses=s.envelope("LogStatsResponse", s.LogStatsSerializer()))
+    def get(self, request):
+        return self.ok(s.LogStatsSerializer, selectors.log_stats())
+
+
+class LogTimelineView(ProxyLogsView):
+    @extend_schema(tags=TAG, summary="Hourly requests and blocks (zero-filled)",
+                   parameters=[OpenApiParameter("hours", int, description="1..720, default 24")],
+                   responses=s.envelope("TimelineResponse", s.TimelinePointSerializer(many=True)))
+    def get(self, request):
+        return self.ok(s.TimelinePointSerializer, selectors.timeline(self.hours()), many=True)
+
+
+class ClearLogsView(ProxyLogsView):
+    permission_classes = [permissions.CanOperate]
+
+    @extend_schema(tags=TAG, summary="Delete every log entry (operators; audited)", request=None,
+                   responses=s.message_envelope("ClearLogsResponse", deleted=s.Int()))
+    def post(self, request):
+        deleted = services.clear_logs(request)
+        return Response({"status": "success", "message": "All logs cleared", "deleted": deleted})
+
+
+class ClearOldLogsView(ProxyLogsView):
+    permission_classes = [permissions.CanOperate]
+
+    @extend_schema(tags=TAG, summary="Delete entries past the retention policy (operators; audited)", request=None,
+                   responses=s.message_envelope("ClearOldLogsResponse", deleted=s.Int(), retention_days=s.Int()))
+    def post(self, request):
+        deleted, days = services.clear_old_logs(request)
+        return Response({"status": "success", "message": "Cleared old logs", "deleted": deleted,
+                         "retention_days": days})
+
+
+class SecurityScoreView(ProxyLogsView):
+    @extend_schema(tags=TAG, summary="Security score (0-100) and recommendations",
+                   responses=s.envelope("SecurityScoreResponse", s.SecurityScoreSerializer()))
+    def get(self, request):
+        return self.ok(s.SecurityScoreSerializer, security_score())
+
+
+class DashboardSummaryView(ProxyLogsView):
+    @extend_schema(tags=TAG, summary="Dashboard data in one call", parameters=[HOURS],
+                   responses=s.envelope("DashboardResponse", s.DashboardSerializer()))
+    def get(self, request):
+        return self.ok(s.DashboardSerializer, selectors.dashboard_summary(self.hours(), masked=self.masked))
+
+
+class TrafficStatisticsView(ProxyLogsView):
+    @extend_schema(tags=TAG, summary="Traffic statistics", parameters=[HOURS],
+                   responses=s.envelope("TrafficStatisticsResponse", s.TrafficStatisticsSerializer()))
+    def get(self, request):
+        return self.ok(s.TrafficStatisticsSerializer, selectors.traffic_statistics(self.hours()))
+
+
+class ClientsStatisticsView(ProxyLogsView):
+    @extend_schema(tags=TAG, summary="Top clients", parameters=[HOURS, LIMIT],
+                   responses=s.envelope("ClientsStatisticsResponse", s.ClientsStatisticsSerializer()))
+    def get(self, request):
+        data = selectors.clients_statistics(self.hours(), masked=self.masked, limit=self.limit())
+        return self.ok(s.ClientsStatisticsSerializer, data)
+
+
+class DomainsStatisticsView(ProxyLogsView):
+    @extend_schema(tags=TAG, summary="Top destination hosts", parameters=[HOURS, LIMIT],
+                   responses=s.envelope("DomainsStatisticsResponse", s.DomainsStatisticsSerializer()))
+    def get(self, request):
+        return self.ok(s.DomainsStatisticsSerializer, selectors.domains_statistics(self.hours(), limit=self.limit()))
+
+
+class ShadowItView(ProxyLogsView):
+    @extend_schema(tags=TAG, summary="Shadow-IT services in use (catalogue editable in admin)", parameters=[HOURS],
+                   responses=s.envelope("ShadowItResponse", s.ShadowItSerializer(many=True)))
+    def get(self, request):
+        return self.ok(s.ShadowItSerializer, selectors.shadow_it(self.hours()), many=True)
+
+
+class UserAgentsView(ProxyLogsView):
+    @extend_schema(tags=TAG, summary="User-Agent categories and methods", parameters=[HOURS, LIMIT],
+                   responses=s.envelope("UserAgentsResponse", s.UserAgentsSerializer()))
+    def get(self, request):
+        return self.ok(s.UserAgentsSerializer, selectors.user_agents(self.hours(), limit=self.limit()))
+
+
+class FileExtensionsView(ProxyLogsView):
+    @extend_schema(tags=TAG, summary="File-extension distribution",
+                   parameters=[HOURS, OpenApiParameter("limit", int, description="1..100, default 20")],
+                   responses=s.envelope("FileExtensionsResponse", s.FileExtensionSerializer(many=True)))
+    def get(self, request):
+        return self.ok(s.FileExtensionSerializer, selectors.file_extensions(self.hours(), limit=self.limit(20)),
+                       many=True)
+
+
+class TopDomainsView(ProxyLogsView):
+    @extend_schema(tags=TAG, summary="Top registrable domains (word cloud)",
+                   parameters=[HOURS, OpenApiParameter("limit", int, description="1..200, default 50")],
+                   responses=s.envelope("TopDomainsResponse", s.TopDomainSerializer(many=True)))
+    def get(self, request):
+        return self.ok(s.TopDomainSerializer, selectors.top_domains(self.hours(), limit=self.limit(50, 200)),
+                       many=True)
+
+
+class WafStatsView(ProxyLogsView):
+    @extend_schema(tags=TAG, summary="WAF statistics", parameters=[HOURS],
+                   responses=s.envelope("WafStatsResponse", s.WafStatsSerializer()))
+    def get(self, request):
+        return self.ok(s.WafStatsSerializer, selectors.waf_stats(self.hours()))
+
+
+class WafCategoriesView(ProxyLogsView):
+    @extend_schema(tags=TAG, summary="WAF categories with their toggle (managed in admin)", parameters=[HOURS],
+                   responses=s.envelope("WafCategoriesResponse", s.WafCategorySerializer(many=True)))
+    def get(self, request):
+        return self.ok(s.WafCategorySerializer, selectors.waf_categories(self.hours()), many=True)
+
+
+@extend_schema(tags=TAG, summary="Audit log (admin and destructive actions)")
+class AuditLogView(generics.ListAPIView):
+    api_family = families.PROXY_LOGS
+    serializer_class = s.AuditEventSerializer
+    pagination_class = pagination.LimitOffsetPagination
+    filterset_class = None
+    default_limit = 50
+    max_limit = 200
+
+    def get_queryset(self):
+        return selectors.audit_events()

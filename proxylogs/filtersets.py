@@ -1,0 +1,40 @@
+"""Filtering and ordering of /api/logs (sort and order are validated: a bad value is a 400 naming it)."""
+
+import django_filters
+
+from proxylogs.models import ProxyLogEntry
+
+# The spec's sort names -> columns; each has a (column, id) index.
+LOG_SORTS = {
+    "timestamp": "timestamp",
+    "source_ip": "client_ip",
+    "destination": "destination",
+    "status": "http_status",
+    "bytes": "bytes",
+    "method": "method",
+}
+
+
+class LogEntryFilterSet(django_filters.FilterSet):
+    sort = django_filters.ChoiceFilter(
+        choices=[(name, name) for name in LOG_SORTS], method="_ordered_later", empty_label=None,
+        help_text="Sort column (default timestamp).",
+    )
+    order = django_filters.ChoiceFilter(
+        choices=[("asc", "asc"), ("desc", "desc")], method="_ordered_later", empty_label=None,
+        help_text="asc or desc (default desc).",
+    )
+
+    class Meta:
+        model = ProxyLogEntry
+        fields = []
+
+    def _ordered_later(self, queryset, name, value):
+        return queryset
+
+    def filter_queryset(self, queryset):
+        queryset = super().filter_queryset(queryset)
+        column = LOG_SORTS[self.form.cleaned_data.get("sort") or "timestamp"]
+        prefix = "" if self.form.cleaned_data.get("order") == "asc" else "-"
+        # The id breaks ties, so that equal values (one status, one method) page deterministically.
+        return queryset.order_by(prefix + column, prefix + "id")

@@ -1,0 +1,268 @@
+"""Reads of the access-log side: listings, counters and aggregates, computed in the database.
+
+Functions that return client addresses take `masked` (GDPR mode for this caller): addresses are then masked
+and aggregates are grouped by the masked network (the stored client_network column), so two clients of one
+/24 come out as one row rather than as two rows with the same masked address.
+"""
+
+import datetime as dt
+import math
+
+from django.db.models import Case, Count, IntegerField, Max, Q, Sum, Value, When
+from django.utils import timezone
+
+from proxylogs.models import LogImport, ProxyLogEntry, ProxyLogHour, ShadowItService, WafCategory
+from vpnmonitor.models import AuditEvent
+from vpnmonitor.privacy import mask_ip
+from vpnmonitor.timeseries import format_timestamp, last_buckets, zero_fill
+
+HOUR = 3600
+
+
+def _ip(value, masked):
+    return mask_ip(value) if masked and value is not None else value
+
+
+def _time(moment):
+    return format_timestamp(moment) if moment is not None else None
+
+
+def log_entries():
+    """Every entry; filtersets.LogEntryFilterSet orders it for /api/logs."""
+    return ProxyLogEntry.objects.all()
+
+
+def last_import_time():
+    """When an import that read lines last succeeded (None before the first one)."""
+    return LogImport.objects.filter(status=LogImport.Status.SUCCESS).aggregate(at=Max("finished_at"))["at"]
+
+
+def log_stats():
+    """/api/logs/stats: totals over every stored entry, from the trigger-maintained hourly rollup."""
+    totals = ProxyLogHour.objects.aggregate(total=Sum("total"), blocked=Sum("blocked"), ip_blocked=Sum("ip_blocked"))
+    return {
+        "total_count": totals["total"] or 0,
+        "blocked_count": totals["blocked"] or 0,
+        "ip_blocks_count": totals["ip_blocked"] or 0,
+        "last_import": _time(last_import_time()),
+    }
+
+
+def timeline(hours, *, now=None):
+    """/api/logs/timeline: `hours` hourly buckets ending with the current hour, empty hours as zeros."""
+    starts = last_buckets(HOUR, hours, now=now)
+    rows = ProxyLogHour.objects.filter(hour__gte=starts[0]).values("hour", "total", "blocked")
+    return [
+        {"time": format_timestamp(row["hour"]), "total": row["total"], "blocked": row["blocked"]}
+        for row in zero_fill(rows, starts, key="hour", fields=("total", "blocked"))
+    ]
+
+
+def _window(hours, now=None):
+    return ProxyLogEntry.objects.filter(timestamp__gte=(now or timezone.now()) - dt.timedelta(hours=hours))
+
+
+_BLOCKED = Q(blocked=True)
+
+
+def window_totals(hours, *, now=None):
+    totals = _window(hours, now).aggregate(
+        requests=Count("id"), blocked=Count("id", filter=_BLOCKED), bytes=Sum("bytes"),
+        unique_clients=Count("client_ip", distinct=True), unique_domains=Count("domain", distinct=True),
+    )
+    totals["bytes"] = totals["bytes"] or 0
+    totals["allowed"] = totals["requests"] - totals["blocked"]
+    return totals
+
+
+def traffic_statistics(hours, *, now=None):
+    """/api/traffic/statistics: totals, breakdowns by status, method and result code, and bytes per hour."""
+    entries = _window(hours, now)
+
+    def breakdown(field, limit=20):
+        return list(entries.values(field).annotate(count=Count("id"), bytes=Sum("bytes"))
+                    .order_by("-count", field)[:limit])
+
+    starts = last_buckets(HOUR, hours, now=now)
+    hourly = ProxyLogHour.objects.filter(hour__gte=starts[0]).values("hour", "total", "blocked", "bytes")
+    return {
+        "hours": hours,
+        **window_totals(hours, now=now),
+        "by_status": [{"status": row["http_status"], "count": row["count"], "bytes": row["bytes"] or 0}
+                      for row in breakdown("http_status")],
+        "by_method": [{"method": row["method"], "count": row["count"], "bytes": row["bytes"] or 0}
+                      for row in breakdown("method")],
+        "by_result_code": [{"result_code": row["result_code"], "count": row["count"], "bytes": row["bytes"] or 0}
+                           for row in breakdown("result_code")],
+        "hourly": [{"time": format_timestamp(row["hour"]), "requests": row["total"], "blocked": row["blocked"],
+                    "bytes": row["bytes"]}
+                   for row in zero_fill(hourly, starts, key="hour", fields=("total", "blocked", "bytes"))],
+    }
+
+
+def top_clients(hours, *, masked, limit=10, now=None):
+    """/api/clients/statistics: the busiest clients (or masked networks) by requests."""
+    key = "client_network" if masked else "client_ip"
+    rows = (_window(hours, now).values(key)
+            .annotate(requests=Count("id"), bytes=Sum("bytes"), blocked=Count("id", filter=_BLOCKED),
+                      last_seen=Max("timestamp"))
+            .order_by("-requests", key)[:limit])
+    return [{"client_ip": _ip(row[key], masked), "requests": row["requests"], "bytes": row["bytes"] or 0,
+             "blocked": row["blocked"], "last_seen": _time(row["last_seen"])} for row in rows]
+
+
+def clients_statistics(hours, *, masked, limit=10, now=None):
+    totals = _window(hours, now).aggregate(unique_clients=Count("client_ip", distinct=True))
+    return {"hours": hours, "unique_clients": totals["unique_clients"],
+            "clients": top_clients(hours, masked=masked, limit=limit, now=now)}
+
+
+def top_hosts(hours, *, limit=10, now=None):
+    rows = (_window(hours, now).exclude(destination_host=None).values("destination_host")
+            .annotate(requests=Count("id"), bytes=Sum("bytes"), blocked=Count("id", filter=_BLOCKED),
+                      clients=Count("client_ip", distinct=True))
+            .order_by("-requests", "destination_host")[:limit])
+    return [{"domain": row["destination_host"], "requests": row["requests"], "bytes": row["bytes"] or 0,
+             "blocked": row["blocked"], "clients": row["clients"]} for row in rows]
+
+
+def domains_statistics(hours, *, limit=10, now=None):
+    """/api/domains/statistics: the most requested destination hosts."""
+    totals = _window(hours, now).aggregate(unique_hosts=Count("destination_host", distinct=True))
+    return {"hours": hours, "unique_domains": totals["unique_hosts"], "domains": top_hosts(hours, limit=limit, now=now)}
+
+
+def top_domains(hours, *, limit=50, now=None):
+    """/api/analytics/top-domains: registrable domains (Public Suffix List) by requests, for the word cloud."""
+    rows = (_window(hours, now).exclude(domain=None).values("domain")
+            .annotate(count=Count("id"), bytes=Sum("bytes")).order_by("-count", "domain")[:limit])
+    return [{"domain": row["domain"], "count": row["count"], "bytes": row["bytes"] or 0} for row in rows]
+
+
+def user_agents(hours, *, limit=10, now=None):
+    """/api/analytics/user-agents: User-Agent categories (when the log format carries them) and methods."""
+    entries = _window(hours, now)
+    with_agent = entries.exclude(user_agent=None)
+    categories = with_agent.values("user_agent_category").annotate(count=Count("id")).order_by("-count",
+                                                                                              "user_agent_category")
+    agents = with_agent.values("user_agent").annotate(count=Count("id")).order_by("-count", "user_agent")[:limit]
+    methods = entries.values("method").annotate(count=Count("id")).order_by("-count", "method")
+    counts = entries.aggregate(total=Count("id"), with_agent=Count("id", filter=~Q(user_agent=None)))
+    return {
+        "hours": hours,
+        "requests": counts["total"],
+        "requests_with_user_agent": counts["with_agent"],
+        "categories": [{"category": row["user_agent_category"], "count": row["count"]} for row in categories],
+        "top_user_agents": [{"user_agent": row["user_agent"], "count": row["count"]} for row in agents],
+        "methods": [{"method": row["method"], "count": row["count"]} for row in methods],
+    }
+
+
+def file_extensions(hours, *, limit=20, now=None):
+    """/api/analytics/file-extensions: requested file types by count."""
+    rows = (_window(hours, now).exclude(file_extension=None).values("file_extension")
+            .annotate(count=Count("id"), bytes=Sum("bytes"), blocked=Count("id", filter=_BLOCKED))
+            .order_by("-count", "file_extension")[:limit])
+    return [{"extension": row["file_extension"], "count": row["count"], "bytes": row["bytes"] or 0,
+             "blocked": row["blocked"]} for row in rows]
+
+
+def shadow_it(hours, *, now=None):
+    """/api/analytics/shadow-it: use of the catalogue's services (a host or any subdomain of it)."""
+    services = {service.pk: service for service in ShadowItService.objects.filter(enabled=True)}
+    whens, matches = [], Q()
+    for service in services.values():
+        for host in service.domain_list:
+            match = Q(destination_host=host) | Q(destination_host__endswith="." + host)
+            matches |= match
+            whens.append(When(match, then=Value(service.pk)))
+    if not whens:
+        return []
+    rows = (_window(hours, now).filter(matches)
+            .annotate(service=Case(*whens, default=None, output_field=IntegerField()))
+            .values("service")
+            .annotate(requests=Count("id"), bytes=Sum("bytes"), blocked=Count("id", filter=_BLOCKED),
+                      clients=Count("client_ip", distinct=True), users=Count("user", distinct=True),
+                      last_seen=Max("timestamp"))
+            .order_by("-requests", "service"))
+    return [
+        {"service": services[row["service"]].name, "category": services[row["service"]].category,
+         "risk": services[row["service"]].risk, "requests": row["requests"], "bytes": row["bytes"] or 0,
+         "blocked": row["blocked"], "clients": row["clients"], "users": row["users"],
+         "last_seen": _time(row["last_seen"])}
+        for row in rows if row["service"] is not None
+    ]
+
+
+def _entropy(counts):
+    total = sum(counts)
+    if not total:
+        return 0.0
+    return round(-sum(c / total * math.log2(c / total) for c in counts if c), 3)
+
+
+def waf_detections(hours, *, now=None):
+    rows = (_window(hours, now).exclude(waf_category=None).values("waf_category")
+            .annotate(detected=Count("id"), blocked=Count("id", filter=_BLOCKED)).order_by("waf_category"))
+    return {row["waf_category"]: row for row in rows}
+
+
+def waf_stats(hours, *, now=None):
+    """/api/waf/stats: rules, WAF-tagged requests and blocks per category, and how evenly they spread."""
+    detections = waf_detections(hours, now=now)
+    categories = {c.name: c for c in WafCategory.objects.all()}
+    detected = sum(row["detected"] for row in detections.values())
+    blocked = sum(row["blocked"] for row in detections.values())
+    return {
+        "hours": hours,
+        "total_rules": len(categories),
+        "enabled_rules": sum(1 for c in categories.values() if c.enabled),
+        "detected_requests": detected,
+        "blocked_requests": blocked,
+        "allowed_detections": detected - blocked,
+        "entropy": _entropy([row["detected"] for row in detections.values()]),
+        "by_category": [
+            {"category": name, "label": categories[name].label if name in categories else name,
+             "detected": row["detected"], "blocked": row["blocked"]}
+            for name, row in sorted(detections.items(), key=lambda item: (-item[1]["detected"], item[0]))
+        ],
+    }
+
+
+def waf_categories(hours, *, now=None):
+    """/api/waf/categories: the admin-managed categories, their toggle and their detections."""
+    detections = waf_detections(hours, now=now)
+    return [
+        {"name": c.name, "label": c.label, "description": c.description, "enabled": c.enabled,
+         "detected": detections.get(c.name, {}).get("detected", 0),
+         "blocked": detections.get(c.name, {}).get("blocked", 0)}
+        for c in WafCategory.objects.order_by("name")
+    ]
+
+
+def recent_blocks(*, masked, limit=5):
+    rows = (ProxyLogEntry.objects.filter(blocked=True).order_by("-timestamp", "-id")
+            .values("timestamp", "client_ip", "method", "destination", "http_status", "result_code")[:limit])
+    return [{"timestamp": format_timestamp(row["timestamp"]), "client_ip": _ip(row["client_ip"], masked),
+             "method": row["method"], "destination": row["destination"], "status": row["http_status"],
+             "result_code": row["result_code"]} for row in rows]
+
+
+def dashboard_summary(hours, *, masked, now=None):
+    """/api/dashboard/summary: what the dashboard shows, in one call."""
+    from proxylogs.security import security_score
+
+    return {
+        "hours": hours,
+        "stats": log_stats(),
+        "window": window_totals(hours, now=now),
+        "timeline": timeline(hours, now=now),
+        "top_clients": top_clients(hours, masked=masked, limit=5, now=now),
+        "top_domains": top_hosts(hours, limit=5, now=now),
+        "recent_blocks": recent_blocks(masked=masked),
+        "security_score": security_score(now=now)["score"],
+    }
+
+
+def audit_events():
+    return AuditEvent.objects.order_by("-created_at", "-id")

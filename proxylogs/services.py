@@ -1,0 +1,272 @@
+"""Writes of the access-log side: import a Squid log (one-shot or tailed) in batches, clear and prune entries."""
+
+import dataclasses
+import logging
+import os
+import re
+import time
+from functools import lru_cache
+
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from proxylogs.ingest.domains import file_extension, registrable_domain, user_agent_category
+from proxylogs.ingest.parse import Summary, is_blocked, parse_lines
+from proxylogs.ingest.tail import Checkpoint, read_new_lines
+from proxylogs.models import LogImport, LogSource, ProxyLogEntry, WafCategory
+from vpnmonitor import retention
+from vpnmonitor.models import audit
+from vpnmonitor.privacy import mask_ip
+
+logger = logging.getLogger(__name__)
+
+BATCH_BYTES = 2 << 20
+MAX_REJECTED_SAMPLES = 10
+
+# Column order of the COPY and of entry_row(); every concrete field but the id.
+COLUMNS = [
+    "timestamp", "elapsed_ms", "client_ip", "client_network", "user", "method", "url", "destination",
+    "destination_host", "destination_port", "destination_is_ip", "domain", "file_extension", "http_status",
+    "result_code", "bytes", "hierarchy", "peer", "mime_type", "user_agent", "user_agent_category", "referer",
+    "blocked", "waf_category", "source_id",
+]
+_ATTNAMES = [field.attname for field in ProxyLogEntry._meta.concrete_fields if not field.primary_key]
+assert sorted(_ATTNAMES) == sorted(COLUMNS), "COLUMNS is out of date with ProxyLogEntry"
+
+_INT32 = 2**31 - 1
+_INT64 = 2**63 - 1
+
+
+class ImportConflict(RuntimeError):
+    """Another import advanced this source's checkpoint meanwhile; stopping keeps every line stored once."""
+
+
+class WafTagger:
+    """Tags a URL with the first enabled WafCategory whose pattern it matches (one combined regex)."""
+
+    def __init__(self, categories):
+        self.names = {}
+        parts = []
+        for index, category in enumerate(categories):
+            try:
+                re.compile(category.pattern)
+            except re.error:
+                logger.warning("WAF category %s has an invalid pattern; it is ignored", category.name)
+                continue
+            group = f"c{index}"
+            self.names[group] = category.name
+            parts.append(f"(?P<{group}>{category.pattern})")
+        self.regex = re.compile("|".join(parts), re.IGNORECASE) if parts else None
+
+    @classmethod
+    def enabled(cls):
+        return cls(WafCategory.objects.filter(enabled=True).order_by("name"))
+
+    def tag(self, url):
+        if self.regex is None:
+            return None
+        match = self.regex.search(url)
+        return self.names[match.lastgroup] if match else None
+
+
+@lru_cache(maxsize=65536)
+def _network(client_ip):
+    return mask_ip(client_ip)
+
+
+def _cut(value, length):
+    return value if value is None or len(value) <= length else value[:length]
+
+
+def entry_row(record, *, source_id=None, waf=None):
+    """The COLUMNS tuple of one parsed LogRecord, with the derived columns; None when it cannot be stored."""
+    if record.http_status > 999 or record.bytes > _INT64 or (record.elapsed_ms or 0) > _INT32:
+        return None
+    url = record.url
+    user_agent = record.user_agent
+    return (
+        record.timestamp, record.elapsed_ms, record.client_ip, _network(record.client_ip),
+        _cut(record.user, 255), _cut(record.method, 32), url, _cut(record.destination, 300),
+        _cut(record.destination_host, 255), record.destination_port, record.destination_is_ip,
+        _cut(registrable_domain(record.destination_host), 255), file_extension(url), record.http_status,
+        _cut(record.result_code, 64), record.bytes, _cut(record.hierarchy, 64), _cut(record.peer, 255),
+        _cut(record.mime_type, 255), user_agent, user_agent_category(user_agent) if user_agent else None,
+        record.referer, is_blocked(record), waf.tag(url) if waf is not None else None, source_id,
+    )
+
+
+def store_rows(rows):
+    """Insert COLUMNS tuples: COPY on PostgreSQL, bulk_create elsewhere. Returns how many."""
+    if not rows:
+        return 0
+    if connection.vendor == "postgresql":
+        connection.ensure_connection()
+        quote = connection.ops.quote_name
+        columns = ", ".join(quote(column) for column in COLUMNS)
+        with connection.connection.cursor() as cursor:
+            with cursor.copy(f"COPY {quote(ProxyLogEntry._meta.db_table)} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+    else:
+        ProxyLogEntry.objects.bulk_create(
+            [ProxyLogEntry(**dict(zip(COLUMNS, row, strict=True))) for row in rows], batch_size=500
+        )
+    return len(rows)
+
+
+def store_records(records, *, source_id=None, waf=None):
+    """Store parsed LogRecords (tests, demo data); returns how many were stored."""
+    rows = [row for row in (entry_row(r, source_id=source_id, waf=waf) for r in records) if row is not None]
+    return store_rows(rows)
+
+
+@dataclasses.dataclass
+class ImportResult:
+    imported: int = 0
+    rejected: int = 0
+    blank: int = 0
+    rejected_samples: list = dataclasses.field(default_factory=list)
+    bytes_read: int = 0
+    seconds: float = 0.0
+    events: list = dataclasses.field(default_factory=list)
+
+    @property
+    def lines(self):
+        return self.imported + self.rejected
+
+    @property
+    def lines_per_second(self):
+        return (self.imported + self.rejected + self.blank) / self.seconds if self.seconds else 0.0
+
+
+def source_for_path(path, fmt=None):
+    """The LogSource of path (absolute), created disabled when the command meets a new file."""
+    path = os.path.abspath(path)
+    source = LogSource.objects.filter(path=path).order_by("pk").first()
+    if source is None:
+        name = path if len(path) <= 100 else "…" + path[-99:]
+        source = LogSource.objects.create(name=name, path=path, format=fmt or LogSource.Format.SQUID, enabled=False)
+    elif fmt and source.format != fmt:
+        raise ValueError(f"{path} is already configured as format {source.format!r}, not {fmt!r}")
+    return source
+
+
+def import_source(source, *, progress=None, batch_bytes=BATCH_BYTES):
+    """Read what is new in the source's file since its checkpoint and store it; returns an ImportResult.
+
+    Each batch of complete lines is stored with the checkpoint after it in one transaction, so a crash or a
+    concurrent run never stores a line twice nor skips one. Bad lines are counted, not fatal. `progress` is
+    called with the number of bytes consumed after each batch.
+    """
+    result = ImportResult()
+    started = time.perf_counter()
+    expected = dict(source.checkpoint or {})
+    line_number = int(expected.get("line", 0))
+    waf = WafTagger.enabled()
+    status, message = LogImport.Status.SUCCESS, ""
+    started_at = timezone.now()
+    try:
+        for batch in read_new_lines(source.path, Checkpoint.from_dict(expected), max_bytes=batch_bytes):
+            if batch.event in ("rotated", "truncated"):
+                line_number = 0
+                result.events.append(batch.event)
+            lines = batch.lines
+            samples = []
+            nul_lines = 0
+            if any("\x00" in line for line in lines):
+                # PostgreSQL text cannot hold NUL; such a line is garbage anyway.
+                for number, line in enumerate(lines, line_number + 1):
+                    if "\x00" in line:
+                        nul_lines += 1
+                        samples.append([number, "NUL character"])
+                lines = ["" if "\x00" in line else line for line in lines]
+            summary = Summary(max_errors=MAX_REJECTED_SAMPLES)
+            rows = []
+            out_of_range = 0
+            for number, record in parse_lines(lines, source.format, summary, start=line_number + 1):
+                row = entry_row(record, source_id=source.pk, waf=waf)
+                if row is None:
+                    out_of_range += 1
+                    samples.append([number, "value out of range"])
+                else:
+                    rows.append(row)
+            samples += [[number, reason] for number, reason in summary.errors]
+            batch_rejected = nul_lines + out_of_range + summary.rejected
+            result.rejected += batch_rejected
+            result.blank += summary.blank - nul_lines
+            room = MAX_REJECTED_SAMPLES - len(result.rejected_samples)
+            result.rejected_samples += sorted(samples)[:max(room, 0)]
+            line_number += len(batch.lines)
+            checkpoint = {**batch.checkpoint.to_dict(), "line": line_number}
+            with transaction.atomic():
+                current = LogSource.objects.select_for_update().only("checkpoint").get(pk=source.pk)
+                if (current.checkpoint or {}) != expected:
+                    raise ImportConflict(f"the checkpoint of {source.name} moved during the import; stopped")
+                store_rows(rows)
+                LogSource.objects.filter(pk=source.pk).update(
+                    checkpoint=checkpoint,
+                    lines_imported=F("lines_imported") + len(rows),
+                    lines_rejected=F("lines_rejected") + batch_rejected,
+                )
+            expected = checkpoint
+            result.imported += len(rows)
+            result.bytes_read += batch.checkpoint.offset - batch.start_offset
+            if progress is not None:
+                progress(batch.checkpoint.offset - batch.start_offset)
+    except Exception as exc:
+        status, message = LogImport.Status.FAILED, f"{type(exc).__name__}: {exc}"
+        LogSource.objects.filter(pk=source.pk).update(last_error=message[:2000])
+        raise
+    finally:
+        result.seconds = time.perf_counter() - started
+        source.checkpoint = expected
+        if status == LogImport.Status.SUCCESS:
+            LogSource.objects.filter(pk=source.pk).update(last_import_at=timezone.now(), last_error="")
+        if result.lines or status == LogImport.Status.FAILED:
+            LogImport.objects.create(
+                source=source, path=source.path, format=source.format, started_at=started_at,
+                finished_at=timezone.now(), status=status, lines_imported=result.imported,
+                lines_rejected=result.rejected, rejected_samples=result.rejected_samples, message=message,
+            )
+    return result
+
+
+def tail_enabled_sources():
+    """One pass over every enabled LogSource; a failing source is recorded and does not stop the others."""
+    results = {}
+    for source in LogSource.objects.filter(enabled=True).order_by("pk"):
+        try:
+            outcome = import_source(source)
+        except (OSError, ImportConflict) as exc:
+            logger.warning("proxy log %s: %s", source.path, exc)
+            results[source.name] = {"error": str(exc)}
+            continue
+        except Exception as exc:
+            logger.exception("proxy log %s: import failed", source.path)
+            results[source.name] = {"error": f"{type(exc).__name__}: {exc}"}
+            continue
+        results[source.name] = {"imported": outcome.imported, "rejected": outcome.rejected}
+    return results
+
+
+def clear_logs(request):
+    """Delete every access-log entry (POST /api/logs/clear); audited. Returns how many were deleted."""
+    with transaction.atomic():
+        deleted = ProxyLogEntry.objects.count()
+        if connection.vendor == "postgresql":
+            # TRUNCATE is instant on any size; its trigger empties the hourly rollup too.
+            with connection.cursor() as cursor:
+                cursor.execute(f"TRUNCATE {ProxyLogEntry._meta.db_table}")
+        else:
+            ProxyLogEntry.objects.all().delete()
+        audit(request, "proxylogs.clear", "proxy_logs", deleted=deleted)
+    return deleted
+
+
+def clear_old_logs(request):
+    """Delete entries past the proxy_logs retention policy (POST /api/logs/clear-old); audited."""
+    days = retention.retention_days("proxy_logs")
+    deleted = retention.prune("proxy_logs")
+    audit(request, "proxylogs.clear_old", "proxy_logs", deleted=deleted, retention_days=days)
+    return deleted, days
