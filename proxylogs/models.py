@@ -19,7 +19,7 @@ class LogSource(models.Model):
     path = models.CharField(max_length=500, help_text="Absolute path of the access log, e.g. /var/log/squid/access.log")
     format = models.CharField(max_length=16, choices=Format.choices, default=Format.SQUID)
     enabled = models.BooleanField(default=True)
-    # Checkpoint of proxylogs.ingest.tail: device, inode, offset after the last stored line, head fingerprint.
+    # Checkpoint of vpnmonitor.tailing: device, inode, offset after the last stored line, head fingerprint.
     # Saved in the same transaction as the rows it covers, so no line is stored twice or skipped.
     checkpoint = models.JSONField(default=dict, blank=True, editable=False)
     last_import_at = models.DateTimeField(null=True, blank=True, editable=False,

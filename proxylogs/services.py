@@ -13,11 +13,11 @@ from django.utils import timezone
 
 from proxylogs.ingest.domains import file_extension, registrable_domain, user_agent_category
 from proxylogs.ingest.parse import Summary, is_blocked, parse_lines
-from proxylogs.ingest.tail import Checkpoint, read_new_lines
 from proxylogs.models import LogImport, LogSource, ProxyLogEntry, WafCategory
 from vpnmonitor import retention
 from vpnmonitor.models import audit
 from vpnmonitor.privacy import mask_ip
+from vpnmonitor.tailing import Checkpoint, read_new_lines
 
 logger = logging.getLogger(__name__)
 

@@ -3,10 +3,6 @@
 import pytest
 
 
-def pytest_configure(config):
-    config.addinivalue_line("markers", "integration: runs real external programs (e.g. an OpenVPN server)")
-
-
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     report = yield

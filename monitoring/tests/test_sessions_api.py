@@ -12,7 +12,7 @@ from django.utils import timezone
 from monitoring import services
 from monitoring.models import UserProfile, VpnServer, VpnSession
 from monitoring.sources.status import parse_status
-from monitoring.tests.factories import at, status2
+from monitoring.tests.factories import status2
 
 FIXTURES = Path(__file__).parent / "fixtures"
 pytestmark = pytest.mark.django_db

@@ -1,1 +1,1 @@
-"""Squid access-log ingestion: parsing, tailing with checkpoints, and domain/user-agent helpers."""
+"""Squid access-log ingestion: parsing, and domain/user-agent helpers (tailing is vpnmonitor.tailing)."""
