@@ -130,3 +130,11 @@ def test_throttled_caller_gets_429_with_retry_after_then_succeeds_after_the_wind
             assert client.get("/t/throttled").status_code == 200
     finally:
         api_settings.reload()
+
+
+def test_a_body_over_the_limit_is_413_in_the_family_shape(key_client, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 2048
+    response = key_client("ingest").post("/t/ingest", data="x" * 5000, content_type="application/json",
+                                         HTTP_AUTHORIZATION="Bearer some-oauth-token")
+    assert response.status_code == 413
+    assert response.json()["message"] == "The request body is larger than 2048 bytes."
