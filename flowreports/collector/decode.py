@@ -359,9 +359,10 @@ class FlowDecoder:
             self.malformed_packets += 1
             reason = str(error)
             self.errors[reason] = self.errors.get(reason, 0) + 1
-        except struct.error as error:
+        except (struct.error, ValueError, OverflowError, OSError) as error:
+            # Out-of-range timestamps make datetime.fromtimestamp raise; treat them like any other bad field.
             self.malformed_packets += 1
-            reason = f"struct: {error}"
+            reason = f"{type(error).__name__}: {error}"
             self.errors[reason] = self.errors.get(reason, 0) + 1
         if self._held_count and now - self._last_expiry >= 1.0:
             self.expire(now)

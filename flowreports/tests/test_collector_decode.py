@@ -511,6 +511,15 @@ def test_malformed_packets_are_counted(packet):
     assert sum(decoder.errors.values()) == 1
 
 
+def test_out_of_range_timestamp_is_counted_as_malformed():
+    row = IPFIX_RECORD.pack(ip4("10.0.0.1"), ip4("10.0.0.2"), 1, 2, 6, 1, 40, 2**64 - 1, 2**64 - 1, 0)
+    decoder = FlowDecoder()
+    assert (
+        decoder.decode(ipfix_packet(flowset(2, template_record(300, IPFIX_FIELDS)), flowset(300, row)), EXPORTER) == []
+    )
+    assert decoder.malformed_packets == 1
+
+
 def test_variable_length_overrun_keeps_earlier_records():
     fields = [(8, 4), (82, 65535), (2, 4)]
     good = ip4("10.0.0.1") + b"\x02ab" + struct.pack("!I", 5)
