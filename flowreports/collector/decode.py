@@ -12,6 +12,12 @@ from typing import NamedTuple
 
 
 class FlowRecord(NamedTuple):
+    """One unidirectional flow. Times are UTC-aware; bytes are layer-3 octets as counted by the exporter.
+
+    observation_domain is the v9 source id, the IPFIX observation domain id, or engine_type << 8 | engine_id
+    for v5. Addresses are None when the template carries none.
+    """
+
     exporter: str
     observation_domain: int
     source_ip: str | None
@@ -251,11 +257,11 @@ class Template:
             indices.append(index)
         self.defaults = tuple(defaults)
         self.getter = itemgetter(*indices)
-        self.source_converter = self._converter(kept_ies, present, IE_SOURCE_IPV4, IE_SOURCE_IPV6)
-        self.destination_converter = self._converter(kept_ies, present, IE_DESTINATION_IPV4, IE_DESTINATION_IPV6)
+        self.source_converter = self._converter(present, IE_SOURCE_IPV4, IE_SOURCE_IPV6)
+        self.destination_converter = self._converter(present, IE_DESTINATION_IPV4, IE_DESTINATION_IPV6)
 
     @staticmethod
-    def _converter(kept_ies: list[int], present: dict[int, int], ipv4_ie: int, ipv6_ie: int):
+    def _converter(present: dict[int, int], ipv4_ie: int, ipv6_ie: int):
         if ipv4_ie in present:
             return _inet_ntoa
         if ipv6_ie in present:

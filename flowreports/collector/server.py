@@ -166,7 +166,11 @@ class Collector:
                 continue
             now = time.monotonic()
             if packet is not None:
-                records = decode(packet, address[0], now)
+                exporter = address[0]
+                if exporter.startswith("::ffff:") and "." in exporter:
+                    # A dual-stack socket reports IPv4 exporters as mapped addresses; keep them comparable.
+                    exporter = exporter[7:]
+                records = decode(packet, exporter, now)
                 with self._lock:
                     self.packets_received += 1
                     self.flows_received += len(records)

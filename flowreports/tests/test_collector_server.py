@@ -185,3 +185,19 @@ def test_ipv6_listen_address(sender):
         assert sink.records[0].exporter == "::1"
     finally:
         collector.stop()
+
+
+def test_dual_stack_listener_reports_plain_ipv4_exporter(sender):
+    sink = ListSink()
+    try:
+        collector = Collector(sink, listen=("::", 0), flush_interval=0.05).start()
+    except OSError as error:
+        pytest.skip(f"cannot bind ::: {error}")
+    try:
+        sender.sendto(TEMPLATE_PACKET, ("127.0.0.1", collector.address[1]))
+        sender.sendto(DATA_PACKET, ("127.0.0.1", collector.address[1]))
+        if not wait_for(lambda: len(sink.records) == 2, timeout=2):
+            pytest.skip("IPv6 socket is not dual-stack here")
+        assert sink.records[0].exporter == "127.0.0.1"
+    finally:
+        collector.stop()
