@@ -2,10 +2,10 @@
 
 import datetime as dt
 
-from django.db.models import CharField, Count, F, Func
+from django.db.models import CharField, Count, Func
 
 from vpnmonitor.privacy import mask_ip
-from vpnmonitor.timeseries import EpochBucket, from_epoch
+from vpnmonitor.timeseries import floor_time
 
 DAY = 86400
 # group_by returns at most `per_page` groups per page and this many flows in each group (the first
@@ -39,6 +39,19 @@ class MaskedIP(Func):
         raise NotImplementedError(f"MaskedIP does not support {connection.vendor}")
 
 
+class IPText(Func):
+    """SQL: an address as text (PostgreSQL's inet sorts numerically; text sorts the same on every backend)."""
+
+    output_field = CharField()
+
+    def as_postgresql(self, compiler, connection, **extra):
+        sql, params = compiler.compile(self.source_expressions[0])
+        return f"host({sql})", params
+
+    def as_sql(self, compiler, connection, **extra):
+        return compiler.compile(self.source_expressions[0])
+
+
 def register_sqlite_functions(sender, connection, **kwargs):
     """connection_created hook: give SQLite the same masking function PostgreSQL computes in SQL."""
     if connection.vendor == "sqlite":
@@ -49,14 +62,25 @@ def _chronological(queryset):
     return queryset.order_by("start_time", "id")
 
 
+def _day_keys(queryset, *, offset, limit):
+    # A skip scan: each probe is the first flow at or after a day boundary, one short index read
+    # on (start_time, id), so days with data are found without grouping every row of the window.
+    keys, cursor = [], None
+    while len(keys) < offset + limit:
+        probe = queryset if cursor is None else queryset.filter(start_time__gte=cursor)
+        first = probe.order_by("start_time", "id").values_list("start_time", flat=True).first()
+        if first is None:
+            break
+        day = floor_time(first, DAY)
+        keys.append(day)
+        cursor = day + dt.timedelta(days=1)
+    return keys[offset:]
+
+
 def group_keys(queryset, group_by, *, offset, limit):
     """The day starts (datetimes) or subscriber ids of one page of groups, ascending."""
     if group_by == "day":
-        days = (
-            queryset.annotate(day=EpochBucket("start_time", DAY)).order_by("day")
-            .values_list("day", flat=True).distinct()[offset:offset + limit]
-        )
-        return [from_epoch(day) for day in days]
+        return _day_keys(queryset, offset=offset, limit=limit)
     return list(
         queryset.order_by("subscriber_id").values_list("subscriber_id", flat=True).distinct()[offset:offset + limit]
     )
@@ -65,7 +89,8 @@ def group_keys(queryset, group_by, *, offset, limit):
 def grouped_flows(queryset, group_by, *, offset=0, limit=25, item_limit=None):
     """[(key, [FlowReport, ...]), ...]: one page of groups, each with its first item_limit flows.
 
-    One query for the keys and one indexed, limited query per group: never the whole table.
+    Days are found by index probes (at most offset + limit of them), subscribers by one DISTINCT
+    query; then one indexed, limited query per group: no query returns more than item_limit rows.
     Keys are 'YYYY-MM-DD' (UTC) for group_by=day and the subscriber id for group_by=subscriber.
     """
     item_limit = item_limit or GROUP_ITEM_LIMIT
@@ -90,7 +115,8 @@ def flow_stats(queryset, *, mask=False):
     protocols = (
         queryset.order_by().values("protocol").annotate(count=Count("id")).order_by("-count", "protocol")
     )
-    destination = MaskedIP("destination_ip") if mask else F("destination_ip")
+    # Ties are ordered by the address as text, so both backends list them alike.
+    destination = MaskedIP("destination_ip") if mask else IPText("destination_ip")
     top = (
         queryset.filter(direction="uplink", destination_ip__isnull=False).order_by()
         .annotate(ip=destination).values("ip").annotate(count=Count("id")).order_by("-count", "ip")

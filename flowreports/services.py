@@ -31,30 +31,20 @@ class StoreResult:
     unattributed: int
 
 
-_MISSING = object()
-
-
-def _value(record, name, alias=None):
-    if isinstance(record, Mapping):
-        value = record.get(name, _MISSING)
-        if value is _MISSING and alias is not None:
-            value = record.get(alias, _MISSING)
-    else:
-        value = getattr(record, name, _MISSING)
-        if value is _MISSING and alias is not None:
-            value = getattr(record, alias, _MISSING)
-    return None if value is _MISSING else value
-
-
-def _address(value):
+def _address(value, cache):
     if value is None or value == "":
         return None
+    try:
+        return cache[value]
+    except KeyError:
+        pass
     # The canonical spelling, so that filters (and PostgreSQL's inet) compare like with like.
-    return str(ipaddress.ip_address(str(value).strip()))
+    text = cache[value] = str(ipaddress.ip_address(str(value).strip()))
+    return text
 
 
 def _aware(value):
-    if isinstance(value, dt.datetime) and timezone.is_naive(value):
+    if isinstance(value, dt.datetime) and value.tzinfo is None:
         return value.replace(tzinfo=dt.UTC)
     return value
 
@@ -68,17 +58,42 @@ def collector_exporter(record, _labels={}):  # noqa: B006 - a deliberate per-pro
     return label
 
 
+def _mapping_fields(record):
+    get = record.get
+    start = get("start_time")
+    end = get("end_time")
+    return (
+        get("source_ip"), get("destination_ip"), get("source_port"), get("destination_port"), get("protocol"),
+        get("packets"), get("bytes"), get("start") if start is None else start, get("end") if end is None else end,
+        get("action"), get("subscriber_id"), get("direction"),
+    )
+
+
+def _object_fields(record):
+    start = getattr(record, "start_time", None)
+    end = getattr(record, "end_time", None)
+    return (
+        record.source_ip, record.destination_ip, record.source_port, record.destination_port, record.protocol,
+        record.packets, record.bytes, record.start if start is None else start, record.end if end is None else end,
+        record.action, getattr(record, "subscriber_id", None), getattr(record, "direction", None),
+    )
+
+
 def _rows(records, table, exporter, now):
     label = exporter if isinstance(exporter, str) else None
+    addresses = {}
+    attribute = table.attribute
     unattributed = 0
     rows = []
     for record in records:
-        source_ip = _address(_value(record, "source_ip"))
-        destination_ip = _address(_value(record, "destination_ip"))
-        subscriber_id = _value(record, "subscriber_id") or ""
-        direction = _value(record, "direction") or ""
+        (source_ip, destination_ip, source_port, destination_port, protocol, packets, octets, start, end, action,
+         subscriber_id, direction) = (_mapping_fields if isinstance(record, Mapping) else _object_fields)(record)
+        source_ip = _address(source_ip, addresses)
+        destination_ip = _address(destination_ip, addresses)
+        subscriber_id = subscriber_id or ""
+        direction = direction or ""
         if not subscriber_id or not direction:
-            found_subscriber, found_direction = table.attribute(source_ip, destination_ip)
+            found_subscriber, found_direction = attribute(source_ip, destination_ip)
             if not subscriber_id:
                 subscriber_id = found_subscriber
                 direction = direction or found_direction
@@ -87,11 +102,8 @@ def _rows(records, table, exporter, now):
         if not subscriber_id:
             unattributed += 1
         rows.append((
-            subscriber_id, source_ip, destination_ip,
-            _value(record, "source_port"), _value(record, "destination_port"), _value(record, "protocol"),
-            _value(record, "packets"), _value(record, "bytes"),
-            _aware(_value(record, "start_time", "start")), _aware(_value(record, "end_time", "end")),
-            direction, _value(record, "action") or FlowReport.Action.ALLOW,
+            subscriber_id, source_ip, destination_ip, source_port, destination_port, protocol, packets, octets,
+            _aware(start), _aware(end), direction, action or "allow",
             label if label is not None else exporter(record), now,
         ))
     return rows, unattributed
