@@ -22,8 +22,14 @@ PCAP_START = 1_700_000_000
 TCP_FLAGS = {"syn": 0x02, "ack": 0x10, "psh_ack": 0x18, "fin_ack": 0x11, "syn_ack": 0x12}
 
 
+def _binary(name):
+    # softflowd is installed in /usr/sbin, which ordinary users often lack on PATH.
+    search_path = os.pathsep.join([os.environ.get("PATH", os.defpath), "/usr/sbin", "/sbin"])
+    return shutil.which(name, path=search_path)
+
+
 def _missing_binaries():
-    return [name for name in REQUIRED_BINARIES if shutil.which(name) is None]
+    return [name for name in REQUIRED_BINARIES if _binary(name) is None]
 
 
 @pytest.fixture(autouse=True)
@@ -207,7 +213,7 @@ def _stop(process):
 def _run_softflowd(pcap_path, destination, version, workdir):
     control = os.path.join(workdir, f"softflowd-{version}-{destination[1]}.ctl")
     command = [
-        "softflowd",
+        _binary("softflowd"),
         "-d",
         # Anchor flow times to the pcap's timestamps rather than to softflowd's own start time.
         "-a",
@@ -255,7 +261,7 @@ def _poke_control_socket(path):
 
 def _nfdump_flows(directory):
     output = subprocess.run(
-        ["nfdump", "-R", directory, "-o", "json"],
+        [_binary("nfdump"), "-R", directory, "-o", "json"],
         capture_output=True,
         check=True,
         timeout=15,
@@ -286,7 +292,7 @@ def _collect_with_nfcapd(pcap_path, version, workdir):
     log_path = os.path.join(workdir, f"nfcapd-v{version}.log")
     with open(log_path, "wb") as log:
         nfcapd = subprocess.Popen(
-            ["nfcapd", "-w", capture_dir, "-b", "127.0.0.1", "-p", str(port), "-t", "3600"],
+            [_binary("nfcapd"), "-w", capture_dir, "-b", "127.0.0.1", "-p", str(port), "-t", "3600"],
             stdout=log,
             stderr=subprocess.STDOUT,
         )
