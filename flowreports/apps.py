@@ -4,3 +4,15 @@ from django.apps import AppConfig
 class FlowReportsConfig(AppConfig):
     name = "flowreports"
     verbose_name = "Flow reports"
+
+    def ready(self):
+        from django.db.backends.signals import connection_created
+
+        from flowreports.selectors import register_sqlite_functions
+        from vpnmonitor import retention
+
+        retention.register(
+            "flowreports", "flowreports.FlowReport", "start_time", 7,
+            "Flow reports (IPFIX/NetFlow collector and HTTP ingest), by flow start time",
+        )
+        connection_created.connect(register_sqlite_functions, dispatch_uid="flowreports.sqlite_functions")

@@ -1,1 +1,100 @@
-"""flowreports models."""
+"""Flow reports: one row per unidirectional flow, and the prefixes that name a flow's subscriber."""
+
+import ipaddress
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils import timezone
+
+
+class FlowReport(models.Model):
+    """A unidirectional flow seen by an exporter (IPFIX/NetFlow) or pushed over HTTP.
+
+    Reads filter on start_time (when the flow began), so every listing index leads with it
+    or with the key the filter pins first.
+    """
+
+    class Direction(models.TextChoices):
+        UPLINK = "uplink", "uplink (from the subscriber)"
+        DOWNLINK = "downlink", "downlink (to the subscriber)"
+        UNKNOWN = "", "unknown"
+
+    class Action(models.TextChoices):
+        ALLOW = "allow", "allow"
+        DROP = "drop", "drop"
+
+    subscriber_id = models.CharField(
+        max_length=128, blank=True, default="",
+        help_text="Subscriber owning the inside address; empty when no prefix or VPN address matched.",
+    )
+    source_ip = models.GenericIPAddressField(null=True, blank=True)
+    destination_ip = models.GenericIPAddressField(null=True, blank=True)
+    source_port = models.PositiveIntegerField(null=True, blank=True)
+    destination_port = models.PositiveIntegerField(null=True, blank=True)
+    protocol = models.PositiveSmallIntegerField(help_text="IANA protocol number (6 TCP, 17 UDP, ...)")
+    packets = models.BigIntegerField()
+    bytes = models.BigIntegerField()
+    start_time = models.DateTimeField()
+    end_time = models.DateTimeField()
+    direction = models.CharField(max_length=8, choices=Direction.choices, blank=True, default="")
+    action = models.CharField(max_length=5, choices=Action.choices, default=Action.ALLOW)
+    exporter = models.CharField(
+        max_length=100, blank=True, default="",
+        help_text="Where the flow came from: 'udp:<exporter address>/obs <domain>' or 'http'.",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-start_time", "-id"]
+        indexes = [
+            # Listing (newest first), time windows, retention, and group_by=day.
+            models.Index(fields=["start_time", "id"], name="flowreport_start_id"),
+            # subscriber_id filter and group_by=subscriber.
+            models.Index(fields=["subscriber_id", "start_time"], name="flowreport_subscriber_start"),
+            # Stats' top uplink destinations, and the direction filter.
+            models.Index(fields=["direction", "start_time"], name="flowreport_direction_start"),
+            # source= and destination= filters with an address.
+            models.Index(fields=["source_ip", "start_time"], name="flowreport_source_start"),
+            models.Index(fields=["destination_ip", "start_time"], name="flowreport_destination_start"),
+        ]
+
+    def __str__(self):
+        return f"{self.source_ip}:{self.source_port} -> {self.destination_ip}:{self.destination_port} ({self.protocol})"
+
+
+def validate_cidr(value):
+    try:
+        ipaddress.ip_network(value, strict=True)
+    except ValueError as exc:
+        raise ValidationError(f"Not a network in CIDR notation ({exc}); e.g. 10.8.0.0/24 or 2001:db8:1::/48.") from None
+
+
+class SubscriberPrefix(models.Model):
+    """An address range that belongs to one subscriber (admin-managed).
+
+    A flow's inside address is matched against these and against the VPN tunnel addresses
+    that monitoring knows; the longest prefix wins.
+    """
+
+    cidr = models.CharField(
+        "network", max_length=49, unique=True, validators=[validate_cidr],
+        help_text="IPv4 or IPv6 network, e.g. 10.8.0.0/24, 10.8.0.5/32 or 2001:db8:1::/48.",
+    )
+    subscriber_id = models.CharField(max_length=128, help_text="The subscriber flows from this network belong to.")
+    description = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["cidr"]
+        verbose_name = "subscriber prefix"
+        verbose_name_plural = "subscriber prefixes"
+
+    def __str__(self):
+        return f"{self.cidr} → {self.subscriber_id}"
+
+    def save(self, *args, **kwargs):
+        # One spelling per network, so the unique constraint catches 2001:DB8::/32 vs 2001:db8::/32.
+        try:
+            self.cidr = str(ipaddress.ip_network(self.cidr.strip(), strict=True))
+        except ValueError:
+            pass
+        super().save(*args, **kwargs)

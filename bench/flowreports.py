@@ -1,0 +1,132 @@
+"""Flow reports at scale: store_flows ingest rate, then list (with total_count) and stats latency.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/flowbench python -m bench flowreports \\
+        [--flows 1000000] [--days 7] [--subscribers 1000] [--repeat 30] [--reuse]
+
+Generates N flows over the last D days (COPY through store_flows on PostgreSQL), VACUUM ANALYZEs,
+then times requests through Django's test client (auth, filters, serializers and envelope
+included): p50/p95 of the listing with filters, of stats over 7 days, and of group_by.
+--reuse keeps an existing dataset of the same size instead of generating it again.
+"""
+
+import argparse
+import datetime as dt
+import ipaddress
+import itertools
+
+from bench.datasets import analyze, latency_ms, rng, stopwatch, utcnow
+
+BATCH = 50_000
+
+
+def _flows(count, days, subscribers, random, now):
+    remotes = [str(ipaddress.IPv4Address(0x08080000 + i * 7919)) for i in range(5000)]
+    protocols = [6] * 70 + [17] * 27 + [1] * 2 + [58]
+    span = days * 86400
+    for _ in range(count):
+        inside = f"100.64.{(s := random.randrange(subscribers)) // 250}.{s % 250 + 1}"
+        remote = remotes[min(int(random.paretovariate(1.2)) - 1, len(remotes) - 1)]
+        uplink = random.random() < 0.5
+        start = now - dt.timedelta(seconds=random.random() * span)
+        packets = random.randint(1, 5000)
+        protocol = random.choice(protocols)
+        yield {
+            "source_ip": inside if uplink else remote, "destination_ip": remote if uplink else inside,
+            "source_port": random.randint(1024, 65535) if uplink else 443,
+            "destination_port": 443 if uplink else random.randint(1024, 65535),
+            "protocol": protocol, "packets": packets, "bytes": packets * random.randint(60, 1500),
+            "start_time": start, "end_time": start + dt.timedelta(milliseconds=random.randint(1, 60_000)),
+            "action": "drop" if random.random() < 0.02 else "allow",
+        }
+
+
+def generate(count, days, subscribers, seed=42):
+    from flowreports.models import FlowReport, SubscriberPrefix
+    from flowreports.services import store_flows
+    from flowreports.subscribers import SubscriberTable
+
+    FlowReport.objects.all().delete()
+    SubscriberPrefix.objects.filter(description="bench").delete()
+    SubscriberPrefix.objects.bulk_create([
+        SubscriberPrefix(cidr=f"100.64.{s // 250}.{s % 250 + 1}/32", subscriber_id=f"0010197561{s:05d}",
+                         description="bench")
+        for s in range(subscribers)
+    ])
+    table = SubscriberTable.load()
+    random, now = rng(seed), utcnow()
+    batch, stored, seconds = [], 0, 0.0
+    flows = _flows(count, days, subscribers, random, now)
+    while True:
+        batch = list(itertools.islice(flows, BATCH))
+        if not batch:
+            break
+        # Only store_flows is timed (attribution, row building, COPY), not the generator.
+        with stopwatch() as timing:
+            stored += store_flows(batch, exporter="bench", table=table, now=now).stored
+        seconds += timing["seconds"]
+        print(f"  {stored:,} flows stored", end="\r", flush=True)
+    print()
+    return stored, seconds
+
+
+def run(argv):
+    parser = argparse.ArgumentParser(prog="python -m bench flowreports")
+    parser.add_argument("--flows", type=int, default=1_000_000)
+    parser.add_argument("--days", type=int, default=7)
+    parser.add_argument("--subscribers", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--reuse", action="store_true", help="keep an existing dataset of the same size")
+    args = parser.parse_args(argv)
+
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+    from django.db import connection
+    from rest_framework.test import APIClient
+
+    from flowreports.models import FlowReport
+    from vpnmonitor.api.throttling import PrincipalRateThrottle
+
+    call_command("migrate", verbosity=0)
+    rows = []
+    existing = FlowReport.objects.count() if args.reuse else -1
+    if existing == args.flows:
+        print(f"reusing {existing:,} flows")
+    else:
+        print(f"generating {args.flows:,} flows over {args.days} days for {args.subscribers} subscribers")
+        stored, seconds = generate(args.flows, args.days, args.subscribers)
+        rows.append(("ingest through store_flows (attribution + " +
+                     ("COPY" if connection.vendor == "postgresql" else "bulk_create") + ")",
+                     f"{stored / seconds:,.0f} flows/s ({stored:,} in {seconds:.1f} s)"))
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("VACUUM ANALYZE flowreports_flowreport")
+        analyze()
+    rows.insert(0, ("dataset", f"{args.flows:,} flows over {args.days} days, {args.subscribers} subscribers"))
+
+    PrincipalRateThrottle.allow_request = lambda self, request, view: True
+    user, _ = get_user_model().objects.get_or_create(username="bench", defaults={"is_superuser": True})
+    client = APIClient(SERVER_NAME="localhost")
+    client.force_authenticate(user)
+    subscriber = "0010197561" + "00042"
+    today = utcnow().date()
+    week = f"start={(today - dt.timedelta(days=6)).isoformat()}&end={today.isoformat()}"
+    cases = [
+        ("list, default window (7 d), page 1", "/api/v1/flow-reports"),
+        ("list, subscriber_id, 7 d", f"/api/v1/flow-reports?subscriber_id={subscriber}&{week}"),
+        ("list, protocol=17&direction=uplink&action=allow, 7 d",
+         f"/api/v1/flow-reports?protocol=17&direction=uplink&action=allow&{week}"),
+        ("list, destination=8.8.0.0:443, 7 d", f"/api/v1/flow-reports?destination=8.8.0.0:443&{week}"),
+        ("list, one day, page 200", f"/api/v1/flow-reports?start={today.isoformat()}&end={today.isoformat()}"
+                                    "&page=200&per_page=100"),
+        ("stats, 7 d", f"/api/v1/flow-reports/stats?{week}"),
+        ("stats, subscriber_id, 7 d", f"/api/v1/flow-reports/stats?subscriber_id={subscriber}&{week}"),
+        ("group_by=day, 7 d", f"/api/v1/flow-reports?group_by=day&{week}"),
+        ("group_by=subscriber, 7 d, page 1", f"/api/v1/flow-reports?group_by=subscriber&{week}"),
+    ]
+    for name, url in cases:
+        response = client.get(url)
+        assert response.status_code == 200, (url, response.status_code, response.content[:300])
+        p50, p95 = latency_ms(lambda url=url: client.get(url), repeat=args.repeat)
+        print(f"{name}: p50 {p50:.0f} ms, p95 {p95:.0f} ms")
+        rows.append((name, f"p50 {p50:.0f} ms, p95 {p95:.0f} ms"))
+    return rows

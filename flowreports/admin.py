@@ -1,0 +1,47 @@
+"""Admin: subscriber prefixes (editable) and flow reports (read-only, cheap on a table of millions)."""
+
+from django.contrib import admin
+from django.core.paginator import Paginator
+from django.utils.functional import cached_property
+
+from flowreports.models import FlowReport, SubscriberPrefix
+
+
+class CappedCountPaginator(Paginator):
+    """Counts at most CAP rows, so a page of a huge table never waits for COUNT(*) of all of it."""
+
+    CAP = 10_000
+
+    @cached_property
+    def count(self):
+        return self.object_list.order_by().values("pk")[: self.CAP].count()
+
+
+@admin.register(SubscriberPrefix)
+class SubscriberPrefixAdmin(admin.ModelAdmin):
+    list_display = ["cidr", "subscriber_id", "description"]
+    search_fields = ["cidr", "subscriber_id", "description"]
+
+
+@admin.register(FlowReport)
+class FlowReportAdmin(admin.ModelAdmin):
+    list_display = [
+        "start_time", "subscriber_id", "source_ip", "source_port", "destination_ip", "destination_port",
+        "protocol", "packets", "bytes", "direction", "action", "exporter",
+    ]
+    list_filter = ["direction", "action"]
+    # Exact matches only: they use the (subscriber_id, start_time) and address indexes.
+    search_fields = ["=subscriber_id", "=source_ip", "=destination_ip"]
+    paginator = CappedCountPaginator
+    show_full_result_count = False
+    list_per_page = 50
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in FlowReport._meta.fields]
+
+    def has_add_permission(self, request):
+        # Flows come from exporters and the ingest API, never from a form.
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

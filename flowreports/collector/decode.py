@@ -1,0 +1,712 @@
+"""NetFlow v5, NetFlow v9 and IPFIX packet decoding into FlowRecord tuples."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import time
+from collections import deque
+from datetime import UTC, datetime
+from operator import itemgetter
+from typing import NamedTuple
+
+
+class FlowRecord(NamedTuple):
+    """One unidirectional flow. Times are UTC-aware; bytes are layer-3 octets as counted by the exporter.
+
+    observation_domain is the v9 source id, the IPFIX observation domain id, or engine_type << 8 | engine_id
+    for v5. Addresses are None when the template carries none.
+    """
+
+    exporter: str
+    observation_domain: int
+    source_ip: str | None
+    destination_ip: str | None
+    source_port: int
+    destination_port: int
+    protocol: int
+    packets: int
+    bytes: int
+    start: datetime
+    end: datetime
+    action: str
+    version: int
+
+
+class MalformedPacket(ValueError):
+    """A packet (or a set inside it) that cannot be decoded."""
+
+
+# Information element ids (IANA IPFIX registry; NetFlow v9 uses the same numbers for these).
+IE_OCTET_DELTA = 1
+IE_PACKET_DELTA = 2
+IE_PROTOCOL = 4
+IE_SOURCE_PORT = 7
+IE_SOURCE_IPV4 = 8
+IE_DESTINATION_PORT = 11
+IE_DESTINATION_IPV4 = 12
+IE_FLOW_END_SYSUPTIME = 21
+IE_FLOW_START_SYSUPTIME = 22
+IE_SOURCE_IPV6 = 27
+IE_DESTINATION_IPV6 = 28
+IE_OCTET_TOTAL = 85
+IE_PACKET_TOTAL = 86
+IE_FORWARDING_STATUS = 89
+IE_FLOW_START_SECONDS = 150
+IE_FLOW_END_SECONDS = 151
+IE_FLOW_START_MILLISECONDS = 152
+IE_FLOW_END_MILLISECONDS = 153
+IE_FLOW_START_MICROSECONDS = 154
+IE_FLOW_END_MICROSECONDS = 155
+IE_FLOW_START_NANOSECONDS = 156
+IE_FLOW_END_NANOSECONDS = 157
+IE_FLOW_START_DELTA_MICROSECONDS = 158
+IE_FLOW_END_DELTA_MICROSECONDS = 159
+IE_SYSTEM_INIT_TIME_MILLISECONDS = 160
+
+VARIABLE_LENGTH = 65535
+ENTERPRISE_BIT = 0x8000
+# An IE number that never matches: used for skipped fields (enterprise fields, options scope fields).
+_SKIP = -1
+
+_ADDRESS_LENGTHS = {
+    IE_SOURCE_IPV4: 4,
+    IE_DESTINATION_IPV4: 4,
+    IE_SOURCE_IPV6: 16,
+    IE_DESTINATION_IPV6: 16,
+}
+_UNSIGNED_IES = frozenset(
+    {
+        IE_OCTET_DELTA,
+        IE_PACKET_DELTA,
+        IE_PROTOCOL,
+        IE_SOURCE_PORT,
+        IE_DESTINATION_PORT,
+        IE_FLOW_END_SYSUPTIME,
+        IE_FLOW_START_SYSUPTIME,
+        IE_OCTET_TOTAL,
+        IE_PACKET_TOTAL,
+        IE_FORWARDING_STATUS,
+        IE_FLOW_START_SECONDS,
+        IE_FLOW_END_SECONDS,
+        IE_FLOW_START_MILLISECONDS,
+        IE_FLOW_END_MILLISECONDS,
+        IE_FLOW_START_MICROSECONDS,
+        IE_FLOW_END_MICROSECONDS,
+        IE_FLOW_START_NANOSECONDS,
+        IE_FLOW_END_NANOSECONDS,
+        IE_FLOW_START_DELTA_MICROSECONDS,
+        IE_FLOW_END_DELTA_MICROSECONDS,
+        IE_SYSTEM_INIT_TIME_MILLISECONDS,
+    }
+)
+_UNSIGNED_FORMATS = {1: "B", 2: "H", 4: "I", 8: "Q"}
+
+# Output slots, in the order the per-template itemgetter returns them.
+_SLOT_CANDIDATES = (
+    (IE_SOURCE_IPV4, IE_SOURCE_IPV6),
+    (IE_DESTINATION_IPV4, IE_DESTINATION_IPV6),
+    (IE_SOURCE_PORT,),
+    (IE_DESTINATION_PORT,),
+    (IE_PROTOCOL,),
+    (IE_PACKET_DELTA, IE_PACKET_TOTAL),
+    (IE_OCTET_DELTA, IE_OCTET_TOTAL),
+    (),  # start time, chosen by time mode
+    (),  # end time, chosen by time mode
+    (IE_FORWARDING_STATUS,),
+    (IE_SYSTEM_INIT_TIME_MILLISECONDS,),
+)
+_SLOT_START = 7
+_SLOT_END = 8
+
+# Time modes, in order of preference: (start IE, end IE, mode).
+_TIME_MODES = (
+    (IE_FLOW_START_MILLISECONDS, IE_FLOW_END_MILLISECONDS, "milliseconds"),
+    (IE_FLOW_START_SECONDS, IE_FLOW_END_SECONDS, "seconds"),
+    (IE_FLOW_START_NANOSECONDS, IE_FLOW_END_NANOSECONDS, "ntp"),
+    (IE_FLOW_START_MICROSECONDS, IE_FLOW_END_MICROSECONDS, "ntp"),
+    (IE_FLOW_START_DELTA_MICROSECONDS, IE_FLOW_END_DELTA_MICROSECONDS, "delta_microseconds"),
+    (IE_FLOW_START_SYSUPTIME, IE_FLOW_END_SYSUPTIME, "sysuptime"),
+)
+_NTP_EPOCH_OFFSET = 2208988800
+
+_V5_HEADER = struct.Struct("!HHIIIIBBH")
+_V5_RECORD = struct.Struct("!4s4s8xIIIIHH2xB9x")
+_V5_MAX_COUNT = 30
+_V9_HEADER = struct.Struct("!HHIIII")
+_IPFIX_HEADER = struct.Struct("!HHIII")
+_SET_HEADER = struct.Struct("!HH")
+_U16 = struct.Struct("!H")
+_U16_PAIR = struct.Struct("!HH")
+_U16_TRIPLE = struct.Struct("!HHH")
+_U32 = struct.Struct("!I")
+
+_fromtimestamp = datetime.fromtimestamp
+_inet_ntoa = socket.inet_ntoa
+_inet_ntop = socket.inet_ntop
+_AF_INET6 = socket.AF_INET6
+_tuple_new = tuple.__new__
+
+
+def _ntop6(packed: bytes) -> str:
+    return _inet_ntop(_AF_INET6, packed)
+
+
+def _no_address(_packed: object) -> None:
+    return None
+
+
+def _uptime_delta(sys_uptime: int, switched: int) -> int:
+    """Milliseconds between a switched timestamp and the header sysUptime, tolerant of 32-bit wraparound."""
+    delta = (sys_uptime - switched) & 0xFFFFFFFF
+    return delta - 0x100000000 if delta >= 0x80000000 else delta
+
+
+class _PacketContext:
+    """Header values that data records of one packet need to turn relative times into absolute ones."""
+
+    __slots__ = ("domain", "export_ms", "exporter", "sys_init_ms", "sys_uptime", "version")
+
+    def __init__(self, exporter: str, domain: int, version: int, export_ms: int, sys_uptime: int | None) -> None:
+        self.exporter = exporter
+        self.domain = domain
+        self.version = version
+        self.export_ms = export_ms
+        self.sys_uptime = sys_uptime
+        self.sys_init_ms: int | None = None
+
+
+class Template:
+    """A compiled (options) template: a struct for fixed layouts, a field plan for variable ones."""
+
+    __slots__ = (
+        "defaults",
+        "destination_converter",
+        "field_plan",
+        "fields",
+        "getter",
+        "is_options",
+        "min_length",
+        "record_struct",
+        "source_converter",
+        "template_id",
+        "time_mode",
+    )
+
+    def __init__(self, template_id: int, fields: tuple[tuple[int, int], ...], is_options: bool = False) -> None:
+        """fields: (information element id or _SKIP, length) pairs in record order."""
+        self.template_id = template_id
+        self.fields = fields
+        self.is_options = is_options
+        kept_ies: list[int] = []
+        formats: list[str] = []
+        plan: list[tuple[int, int]] = []  # (kind, length): 0 skip, 1 bytes, 2 unsigned int
+        fixed = True
+        min_length = 0
+        for ie, length in fields:
+            if length == VARIABLE_LENGTH:
+                fixed = False
+                plan.append((0, VARIABLE_LENGTH))
+                min_length += 1
+                continue
+            min_length += length
+            if _ADDRESS_LENGTHS.get(ie) == length:
+                kept_ies.append(ie)
+                formats.append(f"{length}s")
+                plan.append((1, length))
+            elif ie in _UNSIGNED_IES and 1 <= length <= 8:
+                kept_ies.append(ie)
+                code = _UNSIGNED_FORMATS.get(length)
+                if code is None:
+                    # Reduced-size encodings such as 3 or 6 octets have no struct code.
+                    fixed = False
+                    formats.append(f"{length}s")
+                else:
+                    formats.append(code)
+                plan.append((2, length))
+            else:
+                formats.append(f"{length}x")
+                plan.append((0, length))
+        if min_length == 0:
+            raise MalformedPacket(f"template {template_id} has zero record length")
+        self.min_length = min_length
+        self.record_struct = struct.Struct("!" + "".join(formats)) if fixed else None
+        self.field_plan = tuple(plan)
+
+        present = {ie: index for index, ie in reversed(list(enumerate(kept_ies)))}
+        start_ie = end_ie = None
+        self.time_mode = "export"
+        for candidate_start, candidate_end, mode in _TIME_MODES:
+            if candidate_start in present or candidate_end in present:
+                start_ie = candidate_start if candidate_start in present else candidate_end
+                end_ie = candidate_end if candidate_end in present else candidate_start
+                self.time_mode = mode
+                break
+        row_length = len(kept_ies)
+        indices = []
+        defaults: list[object] = []
+        for slot, candidates in enumerate(_SLOT_CANDIDATES):
+            if slot == _SLOT_START:
+                candidates = (start_ie,)
+            elif slot == _SLOT_END:
+                candidates = (end_ie,)
+            index = next((present[ie] for ie in candidates if ie in present), None)
+            if index is None:
+                index = row_length + len(defaults)
+                defaults.append(None if slot < 2 else 0)
+            indices.append(index)
+        self.defaults = tuple(defaults)
+        self.getter = itemgetter(*indices)
+        self.source_converter = self._converter(present, IE_SOURCE_IPV4, IE_SOURCE_IPV6)
+        self.destination_converter = self._converter(present, IE_DESTINATION_IPV4, IE_DESTINATION_IPV6)
+
+    @staticmethod
+    def _converter(present: dict[int, int], ipv4_ie: int, ipv6_ie: int):
+        if ipv4_ie in present:
+            return _inet_ntoa
+        if ipv6_ie in present:
+            return _ntop6
+        return _no_address
+
+    def rows(self, body: bytes):
+        """Yield one tuple of kept values per record in a data set body; padding shorter than a record is ignored."""
+        record_struct = self.record_struct
+        if record_struct is not None:
+            size = record_struct.size
+            usable = len(body) - len(body) % size
+            return record_struct.iter_unpack(body[:usable] if usable != len(body) else body)
+        return self._variable_rows(body)
+
+    def _variable_rows(self, body: bytes):
+        plan = self.field_plan
+        min_length = self.min_length
+        end = len(body)
+        offset = 0
+        from_bytes = int.from_bytes
+        while end - offset >= min_length:
+            row = []
+            for kind, length in plan:
+                if length == VARIABLE_LENGTH:
+                    if offset >= end:
+                        raise MalformedPacket("variable-length field past end of set")
+                    length = body[offset]
+                    offset += 1
+                    if length == 255:
+                        if offset + 2 > end:
+                            raise MalformedPacket("variable-length field past end of set")
+                        length = (body[offset] << 8) | body[offset + 1]
+                        offset += 2
+                if offset + length > end:
+                    raise MalformedPacket("field past end of set")
+                if kind == 1:
+                    row.append(body[offset : offset + length])
+                elif kind == 2:
+                    row.append(from_bytes(body[offset : offset + length], "big"))
+                offset += length
+            yield tuple(row)
+
+
+class FlowDecoder:
+    """Stateful decoder: keeps templates per exporter and observation domain, holds data that precedes its template."""
+
+    def __init__(
+        self,
+        hold_seconds: float = 30.0,
+        max_held_per_template: int = 64,
+        max_held_total: int = 4096,
+        max_templates: int = 65536,
+    ) -> None:
+        self.hold_seconds = hold_seconds
+        self.max_held_per_template = max_held_per_template
+        self.max_held_total = max_held_total
+        self.max_templates = max_templates
+        # (version, exporter, domain, template id) -> Template
+        self.templates: dict[tuple[int, str, int, int], Template] = {}
+        self._template_sources: dict[tuple[int, str, int, int], bytes] = {}
+        # (version, exporter, domain) -> systemInitTimeMilliseconds from options data
+        self.system_init_ms: dict[tuple[int, str, int], int] = {}
+        # (version, exporter, domain, template id) -> deque of (arrival, context, set body)
+        self._held: dict[tuple[int, str, int, int], deque] = {}
+        self._held_count = 0
+        self._last_expiry = 0.0
+        self.packets = 0
+        self.malformed_packets = 0
+        self.flows_decoded = 0
+        self.options_records = 0
+        self.sets_held = 0
+        self.sets_dropped_no_template = 0
+        self.errors: dict[str, int] = {}
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "decoded_packets": self.packets,
+            "malformed_packets": self.malformed_packets,
+            "flows_decoded": self.flows_decoded,
+            "options_records": self.options_records,
+            "sets_held": self.sets_held,
+            "sets_pending": self._held_count,
+            "sets_dropped_no_template": self.sets_dropped_no_template,
+            "templates": len(self.templates),
+        }
+
+    def decode(self, packet: bytes, exporter: str, now: float | None = None) -> list[FlowRecord]:
+        """Decode one export packet; malformed input is counted (see malformed_packets/errors), never raised.
+
+        Records decoded before a malformed set are kept. Held data sets whose template arrives in this packet
+        are decoded and returned too.
+        """
+        if now is None:
+            now = time.monotonic()
+        self.packets += 1
+        out: list[FlowRecord] = []
+        try:
+            self.decode_into(packet, exporter, now, out)
+        except MalformedPacket as error:
+            self.malformed_packets += 1
+            reason = str(error)
+            self.errors[reason] = self.errors.get(reason, 0) + 1
+        except (struct.error, ValueError, OverflowError, OSError) as error:
+            # Out-of-range timestamps make datetime.fromtimestamp raise; treat them like any other bad field.
+            self.malformed_packets += 1
+            reason = f"{type(error).__name__}: {error}"
+            self.errors[reason] = self.errors.get(reason, 0) + 1
+        if self._held_count and now - self._last_expiry >= 1.0:
+            self.expire(now)
+        self.flows_decoded += len(out)
+        return out
+
+    def decode_into(self, packet: bytes, exporter: str, now: float, out: list[FlowRecord]) -> None:
+        """Decode one packet appending to out; raises MalformedPacket."""
+        if len(packet) < 2:
+            raise MalformedPacket("packet shorter than version field")
+        version = (packet[0] << 8) | packet[1]
+        if version == 5:
+            self._decode_v5(packet, exporter, out)
+        elif version == 9:
+            self._decode_v9(packet, exporter, now, out)
+        elif version == 10:
+            self._decode_ipfix(packet, exporter, now, out)
+        else:
+            raise MalformedPacket(f"unknown version {version}")
+
+    def expire(self, now: float | None = None) -> int:
+        """Drop held data sets older than hold_seconds; returns how many were dropped."""
+        if now is None:
+            now = time.monotonic()
+        self._last_expiry = now
+        cutoff = now - self.hold_seconds
+        dropped = 0
+        for key in list(self._held):
+            queue = self._held[key]
+            while queue and queue[0][0] < cutoff:
+                queue.popleft()
+                dropped += 1
+            if not queue:
+                del self._held[key]
+        self._held_count -= dropped
+        self.sets_dropped_no_template += dropped
+        return dropped
+
+    # NetFlow v5
+
+    def _decode_v5(self, packet: bytes, exporter: str, out: list[FlowRecord]) -> None:
+        if len(packet) < _V5_HEADER.size:
+            raise MalformedPacket("v5 header truncated")
+        _, count, sys_uptime, unix_secs, unix_nsecs, _, engine_type, engine_id, _ = _V5_HEADER.unpack_from(packet)
+        if count > _V5_MAX_COUNT or len(packet) < _V5_HEADER.size + count * _V5_RECORD.size:
+            raise MalformedPacket("v5 record count does not match length")
+        export_ms = unix_secs * 1000 + unix_nsecs // 1_000_000
+        domain = (engine_type << 8) | engine_id
+        end = _V5_HEADER.size + count * _V5_RECORD.size
+        append = out.append
+        for source, destination, packets, octets, first, last, sport, dport, protocol in _V5_RECORD.iter_unpack(
+            packet[_V5_HEADER.size : end]
+        ):
+            start_ms = export_ms - _uptime_delta(sys_uptime, first)
+            end_ms = export_ms - _uptime_delta(sys_uptime, last)
+            append(
+                _tuple_new(
+                    FlowRecord,
+                    (
+                        exporter,
+                        domain,
+                        _inet_ntoa(source),
+                        _inet_ntoa(destination),
+                        sport,
+                        dport,
+                        protocol,
+                        packets,
+                        octets,
+                        _fromtimestamp(start_ms / 1000, UTC),
+                        _fromtimestamp(end_ms / 1000, UTC),
+                        "allow",
+                        5,
+                    ),
+                )
+            )
+
+    # NetFlow v9
+
+    def _decode_v9(self, packet: bytes, exporter: str, now: float, out: list[FlowRecord]) -> None:
+        if len(packet) < _V9_HEADER.size:
+            raise MalformedPacket("v9 header truncated")
+        _, _, sys_uptime, unix_secs, _, source_id = _V9_HEADER.unpack_from(packet)
+        context = _PacketContext(exporter, source_id, 9, unix_secs * 1000, sys_uptime)
+        self._decode_sets(packet, _V9_HEADER.size, len(packet), context, now, out)
+
+    # IPFIX
+
+    def _decode_ipfix(self, packet: bytes, exporter: str, now: float, out: list[FlowRecord]) -> None:
+        if len(packet) < _IPFIX_HEADER.size:
+            raise MalformedPacket("ipfix header truncated")
+        _, length, export_time, _, domain = _IPFIX_HEADER.unpack_from(packet)
+        if length < _IPFIX_HEADER.size or length > len(packet):
+            raise MalformedPacket("ipfix message length does not match packet")
+        context = _PacketContext(exporter, domain, 10, export_time * 1000, None)
+        self._decode_sets(packet, _IPFIX_HEADER.size, length, context, now, out)
+
+    def _decode_sets(
+        self, packet: bytes, offset: int, end: int, context: _PacketContext, now: float, out: list[FlowRecord]
+    ) -> None:
+        version = context.version
+        template_set, options_set = (0, 1) if version == 9 else (2, 3)
+        while end - offset >= 4:
+            set_id, set_length = _SET_HEADER.unpack_from(packet, offset)
+            if set_length < 4:
+                raise MalformedPacket("set length shorter than set header")
+            if offset + set_length > end:
+                raise MalformedPacket("set extends past end of packet")
+            body = packet[offset + 4 : offset + set_length]
+            offset += set_length
+            if set_id >= 256:
+                key = (version, context.exporter, context.domain, set_id)
+                template = self.templates.get(key)
+                if template is None:
+                    self._hold(key, context, body, now)
+                else:
+                    self._decode_data(template, body, context, out)
+            elif set_id == template_set:
+                self._read_templates(body, context, False, now, out)
+            elif set_id == options_set:
+                self._read_templates(body, context, True, now, out)
+            # Other set ids below 256 are reserved: skipped by length.
+
+    def _read_templates(
+        self, body: bytes, context: _PacketContext, is_options: bool, now: float, out: list[FlowRecord]
+    ) -> None:
+        version = context.version
+        ipfix = version == 10
+        offset = 0
+        end = len(body)
+        while end - offset >= 4:
+            record_start = offset
+            template_id, field_count = _U16_PAIR.unpack_from(body, offset)
+            if template_id == 0 and not any(body[offset:]):
+                break  # zero padding to a 4-byte boundary
+            offset += 4
+            if ipfix and field_count == 0:
+                self._withdraw(context, template_id, is_options)
+                continue
+            fields: list[tuple[int, int]] = []
+            if version == 9 and is_options:
+                # v9 options template: "field_count" is the scope length in bytes, then the option length in bytes.
+                scope_length = field_count
+                if offset + 2 > end:
+                    raise MalformedPacket("v9 options template truncated")
+                (option_length,) = _U16.unpack_from(body, offset)
+                offset += 2
+                if scope_length % 4 or option_length % 4 or offset + scope_length + option_length > end:
+                    raise MalformedPacket("v9 options template lengths invalid")
+                for index in range(0, scope_length + option_length, 4):
+                    ie, length = _U16_PAIR.unpack_from(body, offset + index)
+                    # Scope field types are a separate numbering (system, interface...), never flow fields.
+                    fields.append((_SKIP if index < scope_length else ie, length))
+                offset += scope_length + option_length
+            else:
+                scope_count = 0
+                if is_options:
+                    if offset + 2 > end:
+                        raise MalformedPacket("options template truncated")
+                    (scope_count,) = _U16.unpack_from(body, offset)
+                    offset += 2
+                    if scope_count == 0 or scope_count > field_count:
+                        raise MalformedPacket("options template scope count invalid")
+                if field_count == 0:
+                    raise MalformedPacket("template with no fields")
+                for index in range(field_count):
+                    if offset + 4 > end:
+                        raise MalformedPacket("template field list truncated")
+                    ie, length = _U16_PAIR.unpack_from(body, offset)
+                    offset += 4
+                    if ipfix and ie & ENTERPRISE_BIT:
+                        if offset + 4 > end:
+                            raise MalformedPacket("template enterprise number truncated")
+                        offset += 4
+                        ie = _SKIP
+                    elif version == 9 and length == VARIABLE_LENGTH:
+                        raise MalformedPacket("variable-length field in v9 template")
+                    if index < scope_count:
+                        ie = _SKIP
+                    fields.append((ie, length))
+            if template_id < 256:
+                raise MalformedPacket(f"template id {template_id} below 256")
+            self._learn(context, template_id, tuple(fields), is_options, body[record_start:offset], now, out)
+
+    def _learn(
+        self,
+        context: _PacketContext,
+        template_id: int,
+        fields: tuple[tuple[int, int], ...],
+        is_options: bool,
+        source: bytes,
+        now: float,
+        out: list[FlowRecord],
+    ) -> None:
+        key = (context.version, context.exporter, context.domain, template_id)
+        if self._template_sources.get(key) != source:
+            if key not in self.templates and len(self.templates) >= self.max_templates:
+                raise MalformedPacket("template table full")
+            self.templates[key] = Template(template_id, fields, is_options)
+            self._template_sources[key] = source
+        held = self._held.pop(key, None)
+        if held:
+            self._held_count -= len(held)
+            template = self.templates[key]
+            cutoff = now - self.hold_seconds
+            for arrival, held_context, body in held:
+                if arrival < cutoff:
+                    self.sets_dropped_no_template += 1
+                else:
+                    self._decode_data(template, body, held_context, out)
+
+    def _withdraw(self, context: _PacketContext, template_id: int, is_options: bool) -> None:
+        version, exporter, domain = context.version, context.exporter, context.domain
+        if template_id in (2, 3):
+            # "All templates" withdrawal (RFC 7011 8.1): template id equal to the set id.
+            for key in [k for k in self.templates if k[:3] == (version, exporter, domain)]:
+                if self.templates[key].is_options == is_options:
+                    del self.templates[key]
+                    self._template_sources.pop(key, None)
+            return
+        key = (version, exporter, domain, template_id)
+        self.templates.pop(key, None)
+        self._template_sources.pop(key, None)
+
+    def _hold(self, key: tuple[int, str, int, int], context: _PacketContext, body: bytes, now: float) -> None:
+        queue = self._held.get(key)
+        if queue is None:
+            if self._held_count >= self.max_held_total:
+                self.sets_dropped_no_template += 1
+                return
+            queue = self._held[key] = deque()
+        elif len(queue) >= self.max_held_per_template:
+            queue.popleft()
+            self._held_count -= 1
+            self.sets_dropped_no_template += 1
+        queue.append((now, context, body))
+        self._held_count += 1
+        self.sets_held += 1
+
+    def _decode_data(self, template: Template, body: bytes, context: _PacketContext, out: list[FlowRecord]) -> None:
+        if template.is_options:
+            self._read_options_data(template, body, context)
+            return
+        domain_key = (context.version, context.exporter, context.domain)
+        context.sys_init_ms = self.system_init_ms.get(domain_key)
+        exporter = context.exporter
+        domain = context.domain
+        version = context.version
+        getter = template.getter
+        defaults = template.defaults
+        source_converter = template.source_converter
+        destination_converter = template.destination_converter
+        times = _TIME_FUNCTIONS[template.time_mode]
+        append = out.append
+        for row in template.rows(body):
+            source, destination, sport, dport, protocol, packets, octets, first, last, status, sys_init = getter(
+                row + defaults
+            )
+            start, end = times(first, last, sys_init, context)
+            append(
+                _tuple_new(
+                    FlowRecord,
+                    (
+                        exporter,
+                        domain,
+                        source_converter(source),
+                        destination_converter(destination),
+                        sport,
+                        dport,
+                        protocol,
+                        packets,
+                        octets,
+                        start,
+                        end,
+                        "drop" if (status & 0xC0) == 0x80 else "allow",
+                        version,
+                    ),
+                )
+            )
+
+    def _read_options_data(self, template: Template, body: bytes, context: _PacketContext) -> None:
+        getter = template.getter
+        defaults = template.defaults
+        for row in template.rows(body):
+            self.options_records += 1
+            sys_init = getter(row + defaults)[-1]
+            if sys_init:
+                self.system_init_ms[(context.version, context.exporter, context.domain)] = sys_init
+
+
+def _times_export(_first: int, _last: int, _sys_init: int, context: _PacketContext) -> tuple[datetime, datetime]:
+    moment = _fromtimestamp(context.export_ms / 1000, UTC)
+    return moment, moment
+
+
+def _times_seconds(first: int, last: int, _sys_init: int, _context: _PacketContext) -> tuple[datetime, datetime]:
+    return _fromtimestamp(first, UTC), _fromtimestamp(last, UTC)
+
+
+def _times_milliseconds(first: int, last: int, _sys_init: int, _context: _PacketContext) -> tuple[datetime, datetime]:
+    return _fromtimestamp(first / 1000, UTC), _fromtimestamp(last / 1000, UTC)
+
+
+def _ntp_seconds(value: int) -> float:
+    return (value >> 32) - _NTP_EPOCH_OFFSET + (value & 0xFFFFFFFF) / 4294967296
+
+
+def _times_ntp(first: int, last: int, _sys_init: int, _context: _PacketContext) -> tuple[datetime, datetime]:
+    return _fromtimestamp(_ntp_seconds(first), UTC), _fromtimestamp(_ntp_seconds(last), UTC)
+
+
+def _times_delta_microseconds(
+    first: int, last: int, _sys_init: int, context: _PacketContext
+) -> tuple[datetime, datetime]:
+    export_us = context.export_ms * 1000
+    return _fromtimestamp((export_us - first) / 1e6, UTC), _fromtimestamp((export_us - last) / 1e6, UTC)
+
+
+def _times_sysuptime(first: int, last: int, sys_init: int, context: _PacketContext) -> tuple[datetime, datetime]:
+    if context.sys_uptime is not None:
+        export_ms = context.export_ms
+        sys_uptime = context.sys_uptime
+        start_ms = export_ms - _uptime_delta(sys_uptime, first)
+        end_ms = export_ms - _uptime_delta(sys_uptime, last)
+    else:
+        init_ms = sys_init or context.sys_init_ms
+        if not init_ms:
+            # Without systemInitTimeMilliseconds the uptime offsets cannot be anchored; use the export time.
+            return _times_export(first, last, sys_init, context)
+        start_ms = init_ms + first
+        end_ms = init_ms + last
+    return _fromtimestamp(start_ms / 1000, UTC), _fromtimestamp(end_ms / 1000, UTC)
+
+
+_TIME_FUNCTIONS = {
+    "export": _times_export,
+    "seconds": _times_seconds,
+    "milliseconds": _times_milliseconds,
+    "ntp": _times_ntp,
+    "delta_microseconds": _times_delta_microseconds,
+    "sysuptime": _times_sysuptime,
+}

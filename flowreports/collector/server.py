@@ -1,0 +1,216 @@
+"""UDP flow collector: receives export packets, decodes them and hands batches of FlowRecords to a sink."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Self
+
+from flowreports.collector.decode import FlowDecoder, FlowRecord
+
+logger = logging.getLogger(__name__)
+
+Sink = Callable[[Sequence[FlowRecord]], object]
+
+_MAX_DATAGRAM = 65535
+_RECEIVE_BUFFER_SIZES = (32 * 1024 * 1024, 16 * 1024 * 1024, 8 * 1024 * 1024)
+_STOP = object()
+
+
+class Collector:
+    """Listen for NetFlow v5/v9 and IPFIX on UDP and pass decoded records to sink in batches.
+
+    The sink is called from a single writer thread, one batch at a time, with a list of FlowRecord. A sink that
+    raises loses that batch (counted in flows_dropped); it is not retried. Receiving and decoding run in a second
+    thread so a slow sink only fills the batch queue; when that queue is full, new batches are dropped and counted.
+    """
+
+    def __init__(
+        self,
+        sink: Sink,
+        listen: tuple[str, int] = ("127.0.0.1", 2055),
+        batch_size: int = 5000,
+        flush_interval: float = 1.0,
+        max_pending_batches: int = 64,
+        receive_buffer: int | None = None,
+        decoder: FlowDecoder | None = None,
+    ) -> None:
+        self.sink = sink
+        self.listen = listen
+        self.batch_size = batch_size
+        self.flush_interval = flush_interval
+        self.receive_buffer_request = receive_buffer
+        self.decoder = decoder or FlowDecoder()
+        self.packets_received = 0
+        self.flows_received = 0
+        self.flows_stored = 0
+        self.flows_dropped = 0
+        self.sink_failures = 0
+        self.receive_buffer = 0
+        self._batches: queue.Queue = queue.Queue(maxsize=max_pending_batches)
+        self._socket: socket.socket | None = None
+        self._stopping = threading.Event()
+        self._receiver: threading.Thread | None = None
+        self._writer: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The bound address (useful when listening on port 0)."""
+        if self._socket is None:
+            raise RuntimeError("collector is not running")
+        return self._socket.getsockname()[:2]
+
+    def start(self) -> Self:
+        if self._socket is not None:
+            raise RuntimeError("collector already started")
+        host = self.listen[0]
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            self.receive_buffer = self._grow_receive_buffer(sock)
+            sock.bind(self.listen)
+        except OSError:
+            sock.close()
+            raise
+        # A short timeout lets the receiver notice stop() and time-based flushes without a busy loop.
+        sock.settimeout(0.05)
+        self._socket = sock
+        self._stopping.clear()
+        self._writer = threading.Thread(target=self._write_loop, name="flow-collector-writer", daemon=True)
+        self._receiver = threading.Thread(target=self._receive_loop, name="flow-collector-receiver", daemon=True)
+        self._writer.start()
+        self._receiver.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop receiving, flush the pending batch and wait for the sink to finish."""
+        if self._socket is None:
+            return
+        self._stopping.set()
+        if self._receiver is not None:
+            self._receiver.join(timeout)
+        self._batches.put(_STOP)
+        if self._writer is not None:
+            self._writer.join(timeout)
+        self._socket.close()
+        self._socket = None
+        self._receiver = None
+        self._writer = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def stats(self) -> dict[str, int]:
+        decoder_stats = self.decoder.stats()
+        with self._lock:
+            counters = {
+                "packets_received": self.packets_received,
+                "flows_received": self.flows_received,
+                "flows_stored": self.flows_stored,
+                "flows_dropped": self.flows_dropped,
+                "sink_failures": self.sink_failures,
+                "malformed_packets": decoder_stats["malformed_packets"],
+                "sets_dropped_no_template": decoder_stats["sets_dropped_no_template"],
+                "sets_pending": decoder_stats["sets_pending"],
+                "templates": decoder_stats["templates"],
+                "options_records": decoder_stats["options_records"],
+                "batches_pending": self._batches.qsize(),
+                "receive_buffer": self.receive_buffer,
+            }
+        return counters
+
+    def _grow_receive_buffer(self, sock: socket.socket) -> int:
+        sizes = (self.receive_buffer_request,) if self.receive_buffer_request else _RECEIVE_BUFFER_SIZES
+        force = getattr(socket, "SO_RCVBUFFORCE", None)
+        for size in sizes:
+            # SO_RCVBUFFORCE ignores net.core.rmem_max but needs CAP_NET_ADMIN; SO_RCVBUF is capped silently.
+            for option in (force, socket.SO_RCVBUF):
+                if option is None:
+                    continue
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, option, size)
+                except OSError:
+                    continue
+                actual = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+                # Linux reports double the requested size for its bookkeeping.
+                if actual >= size:
+                    return actual
+        return sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+
+    def _receive_loop(self) -> None:
+        sock = self._socket
+        decode = self.decoder.decode
+        recvfrom = sock.recvfrom
+        batch: list[FlowRecord] = []
+        deadline = time.monotonic() + self.flush_interval
+        stopping = self._stopping
+        batch_size = self.batch_size
+        while True:
+            try:
+                packet, address = recvfrom(_MAX_DATAGRAM)
+            except TimeoutError:
+                packet = None
+            except OSError:
+                if stopping.is_set():
+                    break
+                logger.exception("flow collector receive failed")
+                time.sleep(0.1)
+                continue
+            now = time.monotonic()
+            if packet is not None:
+                exporter = address[0]
+                if exporter.startswith("::ffff:") and "." in exporter:
+                    # A dual-stack socket reports IPv4 exporters as mapped addresses; keep them comparable.
+                    exporter = exporter[7:]
+                records = decode(packet, exporter, now)
+                with self._lock:
+                    self.packets_received += 1
+                    self.flows_received += len(records)
+                if records:
+                    batch.extend(records)
+                    if len(batch) >= batch_size:
+                        self._enqueue(batch)
+                        batch = []
+                        deadline = now + self.flush_interval
+            if stopping.is_set():
+                break
+            if now >= deadline:
+                if batch:
+                    self._enqueue(batch)
+                    batch = []
+                deadline = now + self.flush_interval
+        if batch:
+            self._enqueue(batch)
+
+    def _enqueue(self, batch: list[FlowRecord]) -> None:
+        try:
+            self._batches.put_nowait(batch)
+        except queue.Full:
+            with self._lock:
+                self.flows_dropped += len(batch)
+            logger.warning("flow sink is behind; dropped a batch of %d flows", len(batch))
+
+    def _write_loop(self) -> None:
+        while True:
+            batch = self._batches.get()
+            if batch is _STOP:
+                break
+            try:
+                self.sink(batch)
+            except Exception:
+                # The sink is supplied by the caller (e.g. a database writer); any failure loses only this batch.
+                logger.exception("flow sink failed; dropped a batch of %d flows", len(batch))
+                with self._lock:
+                    self.flows_dropped += len(batch)
+                    self.sink_failures += 1
+            else:
+                with self._lock:
+                    self.flows_stored += len(batch)

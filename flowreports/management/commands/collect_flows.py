@@ -1,0 +1,92 @@
+"""manage.py collect_flows: receive NetFlow v5/v9 and IPFIX over UDP and store the flows as flow reports."""
+
+import signal
+import threading
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+
+from flowreports.collector import Collector
+from flowreports.services import FlowSink
+
+
+def parse_listen(value):
+    """'HOST:PORT', '[IPv6]:PORT' or ':PORT' (all IPv4 addresses) -> (host, port)."""
+    text = value.strip()
+    if text.startswith("["):
+        host, _, port = text[1:].partition("]:")
+    else:
+        host, _, port = text.rpartition(":")
+        if ":" in host:
+            raise CommandError(f"--listen {value!r}: write an IPv6 address in brackets, e.g. [::]:2055")
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise CommandError(f"--listen {value!r}: expected HOST:PORT with a port from 0 to 65535")
+    return host or "0.0.0.0", int(port)
+
+
+class Command(BaseCommand):
+    help = (
+        "Listen for NetFlow v5/v9 and IPFIX on UDP and store each flow as a flow report, attributed to "
+        "its subscriber. Prints counts every --stats-interval seconds and when stopped (SIGINT/SIGTERM)."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--listen", default="0.0.0.0:2055", help="HOST:PORT or [IPv6]:PORT (default 0.0.0.0:2055)")
+        parser.add_argument("--batch-size", type=int, default=5000, help="flows per database insert (default 5000)")
+        parser.add_argument("--flush-interval", type=float, default=1.0,
+                            help="seconds before a partial batch is stored (default 1)")
+        parser.add_argument("--stats-interval", type=float, default=60.0,
+                            help="seconds between count lines (default 60; 0 prints only at exit)")
+        parser.add_argument("--run-seconds", type=float, default=None,
+                            help="stop after this many seconds (for smoke tests and timed captures)")
+
+    def handle(self, *args, listen, batch_size, flush_interval, stats_interval, run_seconds, **options):
+        if batch_size < 1:
+            raise CommandError("--batch-size must be at least 1")
+        if flush_interval <= 0:
+            raise CommandError("--flush-interval must be positive")
+        host, port = parse_listen(listen)
+        stop = threading.Event()
+        self._install_signal_handlers(stop)
+        sink = FlowSink()
+        collector = Collector(sink, listen=(host, port), batch_size=batch_size, flush_interval=flush_interval)
+        try:
+            collector.start()
+        except OSError as exc:
+            raise CommandError(f"cannot listen on {listen}: {exc}") from None
+        bound = collector.address
+        self.stdout.write(f"Collecting flows on {bound[0]}:{bound[1]} (batch size {batch_size})")
+        self.stdout.flush()
+        deadline = None if run_seconds is None else time.monotonic() + run_seconds
+        try:
+            while not stop.is_set():
+                wait = stats_interval if stats_interval > 0 else 3600.0
+                if deadline is not None:
+                    wait = min(wait, max(0.0, deadline - time.monotonic()))
+                if stop.wait(wait):
+                    break
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+                if stats_interval > 0:
+                    self.stdout.write(self.counts(collector, sink))
+                    self.stdout.flush()
+        finally:
+            collector.stop()
+            sink.close()
+            self.stdout.write("Stopped; " + self.counts(collector, sink))
+
+    def counts(self, collector, sink):
+        stats = collector.stats()
+        totals = sink.totals()
+        return (
+            f"received {stats['flows_received']} flows in {stats['packets_received']} packets, "
+            f"stored {totals['stored']} ({totals['unattributed']} without subscriber), "
+            f"dropped {stats['flows_dropped']}, malformed packets {stats['malformed_packets']}, "
+            f"data sets without template {stats['sets_dropped_no_template']}"
+        )
+
+    def _install_signal_handlers(self, stop):
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())

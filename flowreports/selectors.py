@@ -1,0 +1,127 @@
+"""Reads of the flow reports app: grouped listings and stats, aggregated in the database."""
+
+import datetime as dt
+
+from django.db.models import CharField, Count, Func
+
+from vpnmonitor.privacy import mask_ip
+from vpnmonitor.timeseries import floor_time
+
+DAY = 86400
+# group_by returns at most `per_page` groups per page and this many flows in each group (the first
+# ones by start time); the plain listing filtered to that day or subscriber pages through the rest.
+GROUP_ITEM_LIMIT = 100
+TOP_DESTINATIONS = 10
+
+
+class MaskedIP(Func):
+    """SQL: an address masked like vpnmonitor.privacy.mask_ip (IPv4 /24, IPv6 /48, v4-mapped /120).
+
+    Grouping by the masked value makes GDPR-mode aggregates add up per network instead of
+    listing the same masked address several times.
+    """
+
+    output_field = CharField()
+
+    def as_postgresql(self, compiler, connection, **extra):
+        sql, params = compiler.compile(self.source_expressions[0])
+        length = (
+            f"CASE WHEN family({sql}) = 4 THEN 24 "
+            f"WHEN {sql} << inet '::ffff:0.0.0.0/96' THEN 120 ELSE 48 END"
+        )
+        return f"host(network(set_masklen({sql}, {length})))", params * 3
+
+    def as_sqlite(self, compiler, connection, **extra):
+        sql, params = compiler.compile(self.source_expressions[0])
+        return f"flowreports_mask_ip({sql})", params
+
+    def as_sql(self, compiler, connection, **extra):
+        raise NotImplementedError(f"MaskedIP does not support {connection.vendor}")
+
+
+class IPText(Func):
+    """SQL: an address as text (PostgreSQL's inet sorts numerically; text sorts the same on every backend)."""
+
+    output_field = CharField()
+
+    def as_postgresql(self, compiler, connection, **extra):
+        sql, params = compiler.compile(self.source_expressions[0])
+        return f"host({sql})", params
+
+    def as_sql(self, compiler, connection, **extra):
+        return compiler.compile(self.source_expressions[0])
+
+
+def register_sqlite_functions(sender, connection, **kwargs):
+    """connection_created hook: give SQLite the same masking function PostgreSQL computes in SQL."""
+    if connection.vendor == "sqlite":
+        connection.connection.create_function("flowreports_mask_ip", 1, mask_ip, deterministic=True)
+
+
+def _chronological(queryset):
+    return queryset.order_by("start_time", "id")
+
+
+def _day_keys(queryset, *, offset, limit):
+    # A skip scan: each probe is the first flow at or after a day boundary, one short index read
+    # on (start_time, id), so days with data are found without grouping every row of the window.
+    keys, cursor = [], None
+    while len(keys) < offset + limit:
+        probe = queryset if cursor is None else queryset.filter(start_time__gte=cursor)
+        first = probe.order_by("start_time", "id").values_list("start_time", flat=True).first()
+        if first is None:
+            break
+        day = floor_time(first, DAY)
+        keys.append(day)
+        cursor = day + dt.timedelta(days=1)
+    return keys[offset:]
+
+
+def group_keys(queryset, group_by, *, offset, limit):
+    """The day starts (datetimes) or subscriber ids of one page of groups, ascending."""
+    if group_by == "day":
+        return _day_keys(queryset, offset=offset, limit=limit)
+    return list(
+        queryset.order_by("subscriber_id").values_list("subscriber_id", flat=True).distinct()[offset:offset + limit]
+    )
+
+
+def grouped_flows(queryset, group_by, *, offset=0, limit=25, item_limit=None):
+    """[(key, [FlowReport, ...]), ...]: one page of groups, each with its first item_limit flows.
+
+    Days are found by index probes (at most offset + limit of them), subscribers by one DISTINCT
+    query; then one indexed, limited query per group: no query returns more than item_limit rows.
+    Keys are 'YYYY-MM-DD' (UTC) for group_by=day and the subscriber id for group_by=subscriber.
+    """
+    item_limit = item_limit or GROUP_ITEM_LIMIT
+    out = []
+    for key in group_keys(queryset, group_by, offset=offset, limit=limit):
+        if group_by == "day":
+            members = queryset.filter(start_time__gte=key, start_time__lt=key + dt.timedelta(days=1))
+            label = key.date().isoformat()
+        else:
+            members = queryset.filter(subscriber_id=key)
+            label = key
+        out.append((label, list(_chronological(members)[:item_limit])))
+    return out
+
+
+def flow_stats(queryset, *, mask=False):
+    """Flows per protocol (most first) and the top uplink destinations, both over `queryset`.
+
+    Every filter applies to both parts, direction included: with direction=downlink there are no
+    uplink destinations to list. mask groups destinations by masked network (GDPR mode).
+    """
+    protocols = (
+        queryset.order_by().values("protocol").annotate(count=Count("id")).order_by("-count", "protocol")
+    )
+    # Ties are ordered by the address as text, so both backends list them alike.
+    destination = MaskedIP("destination_ip") if mask else IPText("destination_ip")
+    top = (
+        queryset.filter(direction="uplink", destination_ip__isnull=False).order_by()
+        .annotate(ip=destination).values("ip").annotate(count=Count("id")).order_by("-count", "ip")
+    )[:TOP_DESTINATIONS]
+    return {
+        "protocols": [{"protocol": row["protocol"], "count": row["count"]} for row in protocols],
+        "top_destinations_uplink": [{"ip": str(row["ip"]), "count": row["count"]} for row in top],
+    }

@@ -1,0 +1,540 @@
+"""Decoder tests with hand-built NetFlow v5, v9 and IPFIX packets and hand-checked values."""
+
+import socket
+import struct
+from datetime import UTC, datetime
+
+import pytest
+
+from flowreports.collector.decode import FlowDecoder, FlowRecord
+
+EXPORT_SECS = 1_700_000_000  # 2023-11-14T22:13:20Z
+EXPORTER = "192.0.2.10"
+
+
+def utc(*args):
+    return datetime(*args, tzinfo=UTC)
+
+
+def ip4(text):
+    return socket.inet_aton(text)
+
+
+def ip6(text):
+    return socket.inet_pton(socket.AF_INET6, text)
+
+
+def flowset(set_id, body):
+    return struct.pack("!HH", set_id, 4 + len(body)) + body
+
+
+def template_record(template_id, fields):
+    """fields: (ie, length) or (ie, length, enterprise_number)."""
+    out = struct.pack("!HH", template_id, len(fields))
+    for field in fields:
+        if len(field) == 3:
+            out += struct.pack("!HHI", field[0] | 0x8000, field[1], field[2])
+        else:
+            out += struct.pack("!HH", *field)
+    return out
+
+
+def v9_packet(*sets, source_id=7, sys_uptime=3_600_000, unix_secs=EXPORT_SECS, sequence=1):
+    return struct.pack("!HHIIII", 9, len(sets), sys_uptime, unix_secs, sequence, source_id) + b"".join(sets)
+
+
+def ipfix_packet(*sets, domain=42, export_time=EXPORT_SECS, sequence=1):
+    body = b"".join(sets)
+    return struct.pack("!HHIII", 10, 16 + len(body), export_time, sequence, domain) + body
+
+
+V9_FIELDS = [(8, 4), (12, 4), (7, 2), (11, 2), (4, 1), (2, 4), (1, 4), (22, 4), (21, 4), (89, 1)]
+V9_RECORD = struct.Struct("!4s4sHHBIIIIB")
+
+
+def v9_data(*rows):
+    return b"".join(V9_RECORD.pack(ip4(r[0]), ip4(r[1]), *r[2:]) for r in rows)
+
+
+V9_ROW_ALLOW = ("10.1.1.1", "10.2.2.2", 1000, 53, 17, 3, 210, 3_500_000, 3_590_000, 0x40)
+V9_ROW_DROP = ("10.1.1.3", "10.2.2.4", 40000, 80, 6, 5, 400, 3_599_000, 3_599_500, 0x82)
+
+
+# NetFlow v5
+
+
+def v5_packet(records, count=None, sys_uptime=100_000, unix_secs=EXPORT_SECS, unix_nsecs=500_000_000):
+    header = struct.pack(
+        "!HHIIIIBBH", 5, len(records) if count is None else count, sys_uptime, unix_secs, unix_nsecs, 9, 1, 2, 0
+    )
+    body = b""
+    for source, destination, packets, octets, first, last, sport, dport, protocol in records:
+        body += struct.pack(
+            "!4s4s4sHHIIIIHHBBBBHHBBH",
+            ip4(source),
+            ip4(destination),
+            ip4("0.0.0.0"),
+            1,
+            2,
+            packets,
+            octets,
+            first,
+            last,
+            sport,
+            dport,
+            0,
+            0x1B,
+            protocol,
+            0,
+            0,
+            0,
+            24,
+            24,
+            0,
+        )
+    return header + body
+
+
+def test_v5_records_and_absolute_times():
+    packet = v5_packet(
+        [
+            ("10.0.0.1", "192.168.1.2", 10, 1500, 40_000, 90_000, 12345, 443, 6),
+            ("10.0.0.2", "192.168.1.3", 1, 76, 99_000, 99_000, 5353, 5353, 17),
+        ]
+    )
+    assert len(packet) == 24 + 2 * 48
+    decoder = FlowDecoder()
+    records = decoder.decode(packet, EXPORTER)
+    assert records == [
+        FlowRecord(
+            exporter=EXPORTER,
+            observation_domain=(1 << 8) | 2,
+            source_ip="10.0.0.1",
+            destination_ip="192.168.1.2",
+            source_port=12345,
+            destination_port=443,
+            protocol=6,
+            packets=10,
+            bytes=1500,
+            # export time 22:13:20.5 minus (100 s - 40 s) uptime difference
+            start=utc(2023, 11, 14, 22, 12, 20, 500_000),
+            end=utc(2023, 11, 14, 22, 13, 10, 500_000),
+            action="allow",
+            version=5,
+        ),
+        FlowRecord(
+            EXPORTER,
+            258,
+            "10.0.0.2",
+            "192.168.1.3",
+            5353,
+            5353,
+            17,
+            1,
+            76,
+            utc(2023, 11, 14, 22, 13, 19, 500_000),
+            utc(2023, 11, 14, 22, 13, 19, 500_000),
+            "allow",
+            5,
+        ),
+    ]
+    assert decoder.malformed_packets == 0
+    assert decoder.flows_decoded == 2
+
+
+def test_v5_uptime_wraparound():
+    # The exporter's uptime wrapped past 2**32 ms between flow start and export.
+    packet = v5_packet([("10.0.0.1", "10.0.0.2", 1, 60, 0xFFFFFF00, 0x10, 1, 2, 6)], sys_uptime=0x100)
+    (record,) = FlowDecoder().decode(packet, EXPORTER)
+    assert record.start == utc(2023, 11, 14, 22, 13, 19, 988_000)  # 512 ms across the wrap
+    assert record.end == utc(2023, 11, 14, 22, 13, 20, 260_000)
+
+
+def test_v5_truncated_is_counted_not_raised():
+    packet = v5_packet([("10.0.0.1", "10.0.0.2", 1, 60, 1, 2, 1, 2, 6)], count=2)
+    decoder = FlowDecoder()
+    assert decoder.decode(packet, EXPORTER) == []
+    assert decoder.decode(packet[:10], EXPORTER) == []
+    assert decoder.malformed_packets == 2
+    assert decoder.flows_decoded == 0
+
+
+# NetFlow v9
+
+
+def test_v9_template_then_data_in_one_packet():
+    data = v9_data(V9_ROW_ALLOW, V9_ROW_DROP) + b"\0\0"  # padding shorter than a record
+    packet = v9_packet(flowset(0, template_record(256, V9_FIELDS)), flowset(256, data))
+    decoder = FlowDecoder()
+    allow, drop = decoder.decode(packet, EXPORTER)
+    assert allow == FlowRecord(
+        EXPORTER,
+        7,
+        "10.1.1.1",
+        "10.2.2.2",
+        1000,
+        53,
+        17,
+        3,
+        210,
+        # export 22:13:20 minus (3600 s - 3500 s) and minus (3600 s - 3590 s)
+        utc(2023, 11, 14, 22, 11, 40),
+        utc(2023, 11, 14, 22, 13, 10),
+        "allow",
+        9,
+    )
+    assert drop.action == "drop"
+    assert (drop.source_ip, drop.destination_port, drop.protocol, drop.packets, drop.bytes) == (
+        "10.1.1.3",
+        80,
+        6,
+        5,
+        400,
+    )
+    assert drop.start == utc(2023, 11, 14, 22, 13, 19)
+    assert drop.end == utc(2023, 11, 14, 22, 13, 19, 500_000)
+    assert decoder.malformed_packets == 0
+
+
+def test_v9_template_flowset_padding_is_ignored():
+    body = template_record(256, V9_FIELDS) + b"\0\0\0\0"
+    decoder = FlowDecoder()
+    decoder.decode(v9_packet(flowset(0, body)), EXPORTER)
+    records = decoder.decode(v9_packet(flowset(256, v9_data(V9_ROW_ALLOW))), EXPORTER)
+    assert len(records) == 1
+    assert decoder.malformed_packets == 0
+
+
+def test_v9_ipv6_with_total_counters_and_millisecond_times():
+    fields = [(27, 16), (28, 16), (7, 2), (11, 2), (4, 1), (86, 8), (85, 8), (152, 8), (153, 8)]
+    row = struct.pack(
+        "!16s16sHHBQQQQ",
+        ip6("2001:db8::1"),
+        ip6("2001:db8:0:1::53"),
+        53000,
+        53,
+        17,
+        2,
+        5_000_000_000,  # more than 32 bits
+        1_700_000_000_250,
+        1_700_000_001_750,
+    )
+    packet = v9_packet(flowset(0, template_record(257, fields)), flowset(257, row))
+    (record,) = FlowDecoder().decode(packet, EXPORTER)
+    assert record.source_ip == "2001:db8::1"
+    assert record.destination_ip == "2001:db8:0:1::53"
+    assert (record.source_port, record.destination_port, record.protocol) == (53000, 53, 17)
+    assert (record.packets, record.bytes) == (2, 5_000_000_000)
+    assert record.start == utc(2023, 11, 14, 22, 13, 20, 250_000)
+    assert record.end == utc(2023, 11, 14, 22, 13, 21, 750_000)
+
+
+def test_v9_data_before_template_is_held_then_decoded():
+    decoder = FlowDecoder()
+    data_packet = v9_packet(flowset(256, v9_data(V9_ROW_ALLOW, V9_ROW_DROP)), sys_uptime=3_600_000)
+    assert decoder.decode(data_packet, EXPORTER, now=100.0) == []
+    assert decoder.stats()["sets_pending"] == 1
+    # The template arrives 5 s later in a packet with a later header; held data keeps its own header times.
+    template_packet = v9_packet(
+        flowset(0, template_record(256, V9_FIELDS)), sys_uptime=3_605_000, unix_secs=EXPORT_SECS + 5
+    )
+    records = decoder.decode(template_packet, EXPORTER, now=105.0)
+    assert [r.source_ip for r in records] == ["10.1.1.1", "10.1.1.3"]
+    assert records[0].start == utc(2023, 11, 14, 22, 11, 40)
+    assert decoder.stats()["sets_pending"] == 0
+    assert decoder.sets_dropped_no_template == 0
+
+
+def test_v9_held_data_expires_and_is_counted():
+    decoder = FlowDecoder(hold_seconds=30)
+    decoder.decode(v9_packet(flowset(256, v9_data(V9_ROW_ALLOW))), EXPORTER, now=100.0)
+    decoder.decode(v9_packet(flowset(256, v9_data(V9_ROW_ALLOW))), EXPORTER, now=125.0)
+    assert decoder.expire(now=131.0) == 1
+    records = decoder.decode(v9_packet(flowset(0, template_record(256, V9_FIELDS))), EXPORTER, now=132.0)
+    assert len(records) == 1
+    assert decoder.sets_dropped_no_template == 1
+
+
+def test_held_data_is_bounded_per_template():
+    decoder = FlowDecoder(max_held_per_template=3)
+    for _ in range(5):
+        decoder.decode(v9_packet(flowset(256, v9_data(V9_ROW_ALLOW))), EXPORTER, now=1.0)
+    assert decoder.stats()["sets_pending"] == 3
+    assert decoder.sets_dropped_no_template == 2
+    records = decoder.decode(v9_packet(flowset(0, template_record(256, V9_FIELDS))), EXPORTER, now=2.0)
+    assert len(records) == 3
+
+
+def test_templates_are_isolated_per_exporter_and_source_id():
+    other_fields = [(12, 4), (8, 4), (2, 4), (1, 4)]  # same id 256, different layout
+    decoder = FlowDecoder()
+    decoder.decode(v9_packet(flowset(0, template_record(256, V9_FIELDS))), "192.0.2.1")
+    decoder.decode(v9_packet(flowset(0, template_record(256, other_fields))), "192.0.2.2")
+    first = decoder.decode(v9_packet(flowset(256, v9_data(V9_ROW_ALLOW))), "192.0.2.1")
+    second = decoder.decode(
+        v9_packet(flowset(256, struct.pack("!4s4sII", ip4("10.9.9.9"), ip4("10.8.8.8"), 7, 700))), "192.0.2.2"
+    )
+    assert (first[0].exporter, first[0].source_ip, first[0].bytes) == ("192.0.2.1", "10.1.1.1", 210)
+    assert (second[0].exporter, second[0].source_ip, second[0].destination_ip) == ("192.0.2.2", "10.8.8.8", "10.9.9.9")
+    assert (second[0].packets, second[0].bytes, second[0].source_port) == (7, 700, 0)
+    # Same exporter, other source id: no template there, so the data is held rather than misdecoded.
+    assert decoder.decode(v9_packet(flowset(256, v9_data(V9_ROW_ALLOW)), source_id=8), "192.0.2.1") == []
+    assert decoder.stats()["sets_pending"] == 1
+
+
+def test_v9_options_template_and_data_produce_no_flows():
+    # Options template 300: scope System (type 1, 4 bytes); options SAMPLING_INTERVAL (34, 4), ALGORITHM (35, 1).
+    options_template = struct.pack("!HHH", 300, 4, 8) + struct.pack("!HHHHHH", 1, 4, 34, 4, 35, 1) + b"\0\0"
+    options_data = struct.pack("!IIB", 0, 100, 2) + b"\0\0\0"
+    packet = v9_packet(
+        flowset(1, options_template),
+        flowset(300, options_data),
+        flowset(0, template_record(256, V9_FIELDS)),
+        flowset(256, v9_data(V9_ROW_ALLOW)),
+    )
+    decoder = FlowDecoder()
+    records = decoder.decode(packet, EXPORTER)
+    assert len(records) == 1
+    assert decoder.options_records == 1
+    assert decoder.malformed_packets == 0
+
+
+def test_template_redefinition_replaces_layout():
+    decoder = FlowDecoder()
+    decoder.decode(v9_packet(flowset(0, template_record(256, V9_FIELDS))), EXPORTER)
+    decoder.decode(v9_packet(flowset(0, template_record(256, [(8, 4), (12, 4), (2, 4), (1, 4)]))), EXPORTER)
+    (record,) = decoder.decode(
+        v9_packet(flowset(256, struct.pack("!4s4sII", ip4("1.1.1.1"), ip4("2.2.2.2"), 4, 44))), EXPORTER
+    )
+    assert (record.source_ip, record.packets, record.bytes) == ("1.1.1.1", 4, 44)
+
+
+# IPFIX
+
+IPFIX_FIELDS = [(8, 4), (12, 4), (7, 2), (11, 2), (4, 1), (2, 8), (1, 8), (152, 8), (153, 8), (89, 1)]
+IPFIX_RECORD = struct.Struct("!4s4sHHBQQQQB")
+
+
+def test_ipfix_milliseconds_and_forwarding_status():
+    rows = IPFIX_RECORD.pack(
+        ip4("172.16.0.1"), ip4("172.16.0.2"), 22, 51000, 6, 12, 3456, 1_700_000_000_001, 1_700_000_002_999, 0x42
+    ) + IPFIX_RECORD.pack(ip4("172.16.0.3"), ip4("8.8.8.8"), 5000, 53, 17, 1, 60, 0, 0, 0x80)
+    packet = ipfix_packet(flowset(2, template_record(300, IPFIX_FIELDS)), flowset(300, rows))
+    decoder = FlowDecoder()
+    first, second = decoder.decode(packet, EXPORTER)
+    assert first == FlowRecord(
+        EXPORTER,
+        42,
+        "172.16.0.1",
+        "172.16.0.2",
+        22,
+        51000,
+        6,
+        12,
+        3456,
+        utc(2023, 11, 14, 22, 13, 20, 1000),
+        utc(2023, 11, 14, 22, 13, 22, 999_000),
+        "allow",
+        10,
+    )
+    assert second.action == "drop"
+    assert second.start == utc(1970, 1, 1)
+
+
+def test_ipfix_variable_length_and_enterprise_fields_are_skipped():
+    fields = [
+        (8, 4),
+        (82, 65535),  # interfaceName, variable length
+        (100, 4, 9),  # enterprise-specific (PEN 9): must be skipped including its enterprise number
+        (12, 4),
+        (96, 65535),  # applicationName, variable length, long form
+        (2, 4),
+        (1, 4),
+        (150, 4),
+        (151, 4),
+    ]
+    long_name = b"x" * 300
+    row1 = (
+        ip4("10.0.0.1")
+        + b"\x04eth0"
+        + b"\xde\xad\xbe\xef"
+        + ip4("10.0.0.2")
+        + b"\xff"
+        + struct.pack("!H", len(long_name))
+        + long_name
+        + struct.pack("!IIII", 9, 900, EXPORT_SECS - 10, EXPORT_SECS - 1)
+    )
+    row2 = (
+        ip4("10.0.0.3")
+        + b"\x00"
+        + b"\0\0\0\0"
+        + ip4("10.0.0.4")
+        + b"\x03abc"
+        + struct.pack("!IIII", 1, 40, EXPORT_SECS, EXPORT_SECS)
+    )
+    packet = ipfix_packet(flowset(2, template_record(310, fields)), flowset(310, row1 + row2 + b"\0\0"))
+    decoder = FlowDecoder()
+    first, second = decoder.decode(packet, EXPORTER)
+    assert (first.source_ip, first.destination_ip, first.packets, first.bytes) == ("10.0.0.1", "10.0.0.2", 9, 900)
+    assert first.start == utc(2023, 11, 14, 22, 13, 10)
+    assert first.end == utc(2023, 11, 14, 22, 13, 19)
+    assert (second.source_ip, second.destination_ip, second.packets, second.bytes) == ("10.0.0.3", "10.0.0.4", 1, 40)
+    assert decoder.malformed_packets == 0
+
+
+def test_ipfix_fixed_template_with_enterprise_field():
+    fields = [(8, 4), (5000, 2, 29305), (12, 4), (2, 4), (1, 4)]
+    row = ip4("10.0.0.1") + b"\x01\x02" + ip4("10.0.0.2") + struct.pack("!II", 3, 333)
+    packet = ipfix_packet(flowset(2, template_record(311, fields)), flowset(311, row))
+    (record,) = FlowDecoder().decode(packet, EXPORTER)
+    assert (record.source_ip, record.destination_ip, record.packets, record.bytes) == ("10.0.0.1", "10.0.0.2", 3, 333)
+    # No time fields: the export time stands in for both.
+    assert record.start == record.end == utc(2023, 11, 14, 22, 13, 20)
+
+
+def test_ipfix_reduced_size_counters():
+    fields = [(8, 4), (12, 4), (2, 3), (1, 6), (4, 1)]
+    row = ip4("10.0.0.1") + ip4("10.0.0.2") + (70000).to_bytes(3, "big") + (2**40 + 5).to_bytes(6, "big") + b"\x11"
+    packet = ipfix_packet(flowset(2, template_record(312, fields)), flowset(312, row * 2))
+    records = FlowDecoder().decode(packet, EXPORTER)
+    assert [(r.packets, r.bytes, r.protocol) for r in records] == [(70000, 2**40 + 5, 17)] * 2
+
+
+def test_ipfix_sysuptime_with_options_system_init_time():
+    # Options template 400: scope observationDomainId (149); option systemInitTimeMilliseconds (160).
+    options_template = struct.pack("!HHH", 400, 2, 1) + struct.pack("!HHHH", 149, 4, 160, 8)
+    options_data = struct.pack("!IQ", 42, 1_699_990_000_000)
+    fields = [(8, 4), (12, 4), (7, 2), (11, 2), (4, 1), (2, 4), (1, 4), (22, 4), (21, 4)]
+    row = struct.pack("!4s4sHHBIIII", ip4("10.0.0.1"), ip4("10.0.0.2"), 1, 2, 6, 3, 180, 5000, 9500)
+    packet = ipfix_packet(
+        flowset(3, options_template),
+        flowset(400, options_data),
+        flowset(2, template_record(320, fields)),
+        flowset(320, row),
+    )
+    decoder = FlowDecoder()
+    (record,) = decoder.decode(packet, EXPORTER)
+    assert record.start == utc(2023, 11, 14, 19, 26, 45)  # 1_699_990_005 s
+    assert record.end == utc(2023, 11, 14, 19, 26, 49, 500_000)
+    assert decoder.options_records == 1
+
+
+def test_ipfix_sysuptime_with_system_init_in_record():
+    fields = [(8, 4), (12, 4), (160, 8), (22, 4), (21, 4)]
+    row = struct.pack("!4s4sQII", ip4("10.0.0.1"), ip4("10.0.0.2"), 1_699_990_000_000, 1000, 2000)
+    (record,) = FlowDecoder().decode(
+        ipfix_packet(flowset(2, template_record(321, fields)), flowset(321, row)), EXPORTER
+    )
+    assert record.start == utc(2023, 11, 14, 19, 26, 41)
+    assert record.end == utc(2023, 11, 14, 19, 26, 42)
+
+
+def test_ipfix_delta_microseconds():
+    fields = [(8, 4), (12, 4), (158, 4), (159, 4)]
+    row = struct.pack("!4s4sII", ip4("10.0.0.1"), ip4("10.0.0.2"), 2_500_000, 250)
+    (record,) = FlowDecoder().decode(
+        ipfix_packet(flowset(2, template_record(322, fields)), flowset(322, row)), EXPORTER
+    )
+    assert record.start == utc(2023, 11, 14, 22, 13, 17, 500_000)
+    assert record.end == utc(2023, 11, 14, 22, 13, 19, 999_750)
+
+
+def test_ipfix_ntp_microsecond_times():
+    fields = [(8, 4), (12, 4), (154, 8), (155, 8)]
+    ntp_start = ((EXPORT_SECS + 2208988800) << 32) | (1 << 31)  # .5 s
+    ntp_end = (EXPORT_SECS + 1 + 2208988800) << 32
+    row = struct.pack("!4s4sQQ", ip4("10.0.0.1"), ip4("10.0.0.2"), ntp_start, ntp_end)
+    (record,) = FlowDecoder().decode(
+        ipfix_packet(flowset(2, template_record(323, fields)), flowset(323, row)), EXPORTER
+    )
+    assert record.start == utc(2023, 11, 14, 22, 13, 20, 500_000)
+    assert record.end == utc(2023, 11, 14, 22, 13, 21)
+
+
+def test_ipfix_template_withdrawal():
+    row = IPFIX_RECORD.pack(ip4("10.0.0.1"), ip4("10.0.0.2"), 1, 2, 6, 1, 40, 0, 0, 0)
+    decoder = FlowDecoder()
+    decoder.decode(ipfix_packet(flowset(2, template_record(300, IPFIX_FIELDS))), EXPORTER)
+    assert len(decoder.decode(ipfix_packet(flowset(300, row)), EXPORTER)) == 1
+    decoder.decode(ipfix_packet(flowset(2, struct.pack("!HH", 300, 0))), EXPORTER)
+    assert decoder.decode(ipfix_packet(flowset(300, row)), EXPORTER) == []
+    assert decoder.stats()["sets_pending"] == 1
+    # Learn again, then withdraw all data templates of the domain at once.
+    decoder.decode(ipfix_packet(flowset(2, template_record(300, IPFIX_FIELDS))), EXPORTER)
+    decoder.decode(ipfix_packet(flowset(2, template_record(301, IPFIX_FIELDS))), EXPORTER)
+    decoder.decode(ipfix_packet(flowset(2, struct.pack("!HH", 2, 0))), EXPORTER)
+    assert decoder.stats()["templates"] == 0
+    assert decoder.malformed_packets == 0
+
+
+def test_ipfix_templates_are_per_observation_domain():
+    row = IPFIX_RECORD.pack(ip4("10.0.0.1"), ip4("10.0.0.2"), 1, 2, 6, 1, 40, 0, 0, 0)
+    decoder = FlowDecoder()
+    decoder.decode(ipfix_packet(flowset(2, template_record(300, IPFIX_FIELDS)), domain=1), EXPORTER)
+    assert decoder.decode(ipfix_packet(flowset(300, row), domain=2), EXPORTER) == []
+    (record,) = decoder.decode(ipfix_packet(flowset(300, row), domain=1), EXPORTER)
+    assert record.observation_domain == 1
+
+
+def test_v9_and_ipfix_templates_do_not_collide():
+    decoder = FlowDecoder()
+    decoder.decode(v9_packet(flowset(0, template_record(300, V9_FIELDS)), source_id=42), EXPORTER)
+    row = IPFIX_RECORD.pack(ip4("10.0.0.1"), ip4("10.0.0.2"), 1, 2, 6, 1, 40, 0, 0, 0)
+    assert decoder.decode(ipfix_packet(flowset(300, row), domain=42), EXPORTER) == []
+
+
+# Malformed input
+
+
+@pytest.mark.parametrize(
+    "packet",
+    [
+        b"",
+        b"\x00",
+        struct.pack("!H", 7) + b"\0" * 30,  # unknown version
+        v9_packet()[:12],  # truncated header
+        v9_packet(struct.pack("!HH", 256, 0)),  # zero-length set
+        v9_packet(struct.pack("!HH", 256, 2) + b"\0" * 8),  # set shorter than its header
+        v9_packet(struct.pack("!HH", 256, 400) + b"\0" * 8),  # set past end of packet
+        v9_packet(flowset(0, struct.pack("!HH", 256, 3) + struct.pack("!HH", 8, 4))),  # field list truncated
+        v9_packet(flowset(0, struct.pack("!HHHH", 256, 1, 8, 0))),  # zero-length record
+        v9_packet(flowset(0, template_record(100, V9_FIELDS))),  # template id below 256
+        ipfix_packet(flowset(2, template_record(300, IPFIX_FIELDS)))[:-3],  # shorter than its length field
+        ipfix_packet(struct.pack("!HH", 300, 0)),  # zero-length set
+        ipfix_packet(flowset(3, struct.pack("!HHH", 400, 2, 0) + struct.pack("!HHHH", 149, 4, 160, 8))),  # no scope
+    ],
+)
+def test_malformed_packets_are_counted(packet):
+    decoder = FlowDecoder()
+    assert decoder.decode(packet, EXPORTER) == []
+    assert decoder.malformed_packets == 1
+    assert sum(decoder.errors.values()) == 1
+
+
+def test_out_of_range_timestamp_is_counted_as_malformed():
+    row = IPFIX_RECORD.pack(ip4("10.0.0.1"), ip4("10.0.0.2"), 1, 2, 6, 1, 40, 2**64 - 1, 2**64 - 1, 0)
+    decoder = FlowDecoder()
+    assert (
+        decoder.decode(ipfix_packet(flowset(2, template_record(300, IPFIX_FIELDS)), flowset(300, row)), EXPORTER) == []
+    )
+    assert decoder.malformed_packets == 1
+
+
+def test_variable_length_overrun_keeps_earlier_records():
+    fields = [(8, 4), (82, 65535), (2, 4)]
+    good = ip4("10.0.0.1") + b"\x02ab" + struct.pack("!I", 5)
+    bad = ip4("10.0.0.2") + b"\x40" + b"ab" * 4  # claims 64 bytes, has 8
+    decoder = FlowDecoder()
+    records = decoder.decode(ipfix_packet(flowset(2, template_record(330, fields)), flowset(330, good + bad)), EXPORTER)
+    assert [(r.source_ip, r.packets) for r in records] == [("10.0.0.1", 5)]
+    assert decoder.malformed_packets == 1
+
+
+def test_decoder_keeps_working_after_malformed_packets():
+    decoder = FlowDecoder()
+    decoder.decode(b"\x00\x09garbage", EXPORTER)
+    decoder.decode(v9_packet(struct.pack("!HH", 256, 0)), EXPORTER)
+    packet = v9_packet(flowset(0, template_record(256, V9_FIELDS)), flowset(256, v9_data(V9_ROW_ALLOW)))
+    assert len(decoder.decode(packet, EXPORTER)) == 1
+    assert decoder.malformed_packets == 2
+    assert decoder.packets == 3

@@ -1,0 +1,166 @@
+"""Subscriber attribution and store_flows: longest prefix, IPv4/IPv6, VPN addresses, bulk insert, counts."""
+
+import datetime as dt
+
+import pytest
+
+from flowreports import services, subscribers
+from flowreports.collector import FlowRecord
+from flowreports.models import FlowReport, SubscriberPrefix
+from flowreports.subscribers import SubscriberTable
+
+T0 = dt.datetime(2025, 2, 22, 10, 30, tzinfo=dt.UTC)
+
+
+def record(source, destination, *, action="allow", exporter="192.0.2.1", domain=0, **extra):
+    values = dict(exporter=exporter, observation_domain=domain, source_ip=source, destination_ip=destination,
+                  source_port=40000, destination_port=443, protocol=6, packets=10, bytes=1500,
+                  start=T0, end=T0 + dt.timedelta(seconds=2), action=action, version=10)
+    values.update(extra)
+    return FlowRecord(**values)
+
+
+@pytest.mark.parametrize(("address", "subscriber"), [
+    ("10.8.0.1", "office"),
+    ("10.8.1.7", "branch"),        # /24 inside the /16: the longer prefix wins
+    ("10.8.1.9", "host-9"),        # a /32 beats both
+    ("10.9.0.1", None),
+    ("::ffff:10.8.1.9", "host-9"),  # IPv4-mapped IPv6 is the IPv4 address
+    ("2001:db8:1::42", "v6-site"),
+    ("2001:db8:1:2::42", "v6-lan"),
+    ("2001:db8:2::1", None),
+    ("0.0.0.1", None),
+    ("not an ip", None),
+    ("", None),
+    (None, None),
+])
+def test_longest_prefix_match(address, subscriber):
+    table = SubscriberTable([
+        ("10.8.0.0/16", "office"), ("10.8.1.0/24", "branch"), ("10.8.1.9/32", "host-9"),
+        ("2001:db8:1::/48", "v6-site"), ("2001:db8:1:2::/64", "v6-lan"),
+    ])
+    assert table.lookup(address) == subscriber
+
+
+def test_a_default_route_prefix_matches_everything():
+    assert SubscriberTable([("0.0.0.0/0", "all")]).lookup("203.0.113.1") == "all"
+
+
+@pytest.mark.parametrize(("source", "destination", "expected"), [
+    ("10.8.0.5", "8.8.8.8", ("office", "uplink")),
+    ("8.8.8.8", "10.8.0.5", ("office", "downlink")),
+    ("10.8.0.5", "10.8.1.9", ("office", "uplink")),  # subscriber to subscriber: the source's, uplink
+    ("8.8.8.8", "1.1.1.1", ("", "")),
+    (None, "10.8.0.5", ("office", "downlink")),
+])
+def test_direction_follows_the_inside_address(source, destination, expected):
+    table = SubscriberTable([("10.8.0.0/16", "office"), ("10.8.1.9/32", "host-9")])
+    assert table.attribute(source, destination) == expected
+
+
+@pytest.mark.django_db
+def test_vpn_tunnel_addresses_name_the_common_name_and_configured_hosts_win_ties(monkeypatch):
+    SubscriberPrefix.objects.create(cidr="10.8.0.0/24", subscriber_id="vpn-pool")
+    SubscriberPrefix.objects.create(cidr="10.8.0.7/32", subscriber_id="pinned")
+    monkeypatch.setattr(subscribers, "vpn_addresses", lambda: {
+        "10.8.0.6": "alice", "10.8.0.7": "bob", "fd00:8::1000": "carol", "garbage": "x",
+    })
+    table = SubscriberTable.load()
+    assert [table.lookup(a) for a in ("10.8.0.6", "10.8.0.7", "10.8.0.99", "fd00:8::1000")] == [
+        "alice", "pinned", "vpn-pool", "carol",
+    ]
+
+
+@pytest.mark.django_db
+def test_without_the_monitoring_selector_only_prefixes_are_used():
+    # monitoring.selectors.vpn_subscriber_addresses is optional; its absence is not an error.
+    assert isinstance(subscribers.vpn_addresses(), dict)
+    SubscriberPrefix.objects.create(cidr="192.168.0.0/16", subscriber_id="lan")
+    assert SubscriberTable.load().lookup("192.168.3.4") == "lan"
+
+
+@pytest.mark.django_db
+def test_a_failing_monitoring_selector_does_not_stop_storage(monkeypatch):
+    import sys
+    import types
+
+    module = types.ModuleType("monitoring.selectors")
+
+    def broken():
+        raise RuntimeError("monitoring is down")
+
+    module.vpn_subscriber_addresses = broken
+    monkeypatch.setitem(sys.modules, "monitoring.selectors", module)
+    assert subscribers.vpn_addresses() == {}
+
+
+@pytest.mark.django_db
+def test_store_flows_attributes_counts_and_labels_collector_records():
+    SubscriberPrefix.objects.create(cidr="100.64.0.0/10", subscriber_id="cgnat")
+    SubscriberPrefix.objects.create(cidr="2001:db8:a::/48", subscriber_id="v6")
+    result = services.store_flows([
+        record("100.64.0.10", "1.1.1.1"),
+        record("1.1.1.1", "100.64.0.10", action="drop", domain=7),
+        record("2001:DB8:A::1", "2001:4860::8888", exporter="2001:db8::99"),
+        record("192.0.2.1", "192.0.2.2"),
+        record(None, None, protocol=1, source_port=0, destination_port=0),
+    ], exporter=services.collector_exporter)
+    assert result == services.StoreResult(stored=5, unattributed=2)
+    rows = list(FlowReport.objects.order_by("id").values_list(
+        "subscriber_id", "direction", "action", "exporter", "source_ip", "destination_ip"))
+    assert rows == [
+        ("cgnat", "uplink", "allow", "udp:192.0.2.1/obs 0", "100.64.0.10", "1.1.1.1"),
+        ("cgnat", "downlink", "drop", "udp:192.0.2.1/obs 7", "1.1.1.1", "100.64.0.10"),
+        ("v6", "uplink", "allow", "udp:2001:db8::99/obs 0", "2001:db8:a::1", "2001:4860::8888"),
+        ("", "", "allow", "udp:192.0.2.1/obs 0", "192.0.2.1", "192.0.2.2"),
+        ("", "", "allow", "udp:192.0.2.1/obs 0", None, None),
+    ]
+    first = FlowReport.objects.order_by("id").first()
+    assert (first.start_time, first.end_time) == (T0, T0 + dt.timedelta(seconds=2))
+    assert (first.source_port, first.destination_port, first.protocol, first.packets, first.bytes) == (
+        40000, 443, 6, 10, 1500)
+
+
+@pytest.mark.django_db
+def test_store_flows_accepts_mappings_and_keeps_given_subscribers():
+    result = services.store_flows([
+        {"source_ip": "10.0.0.1", "destination_ip": "10.0.0.2", "protocol": 17, "packets": 1, "bytes": 60,
+         "start_time": dt.datetime(2025, 1, 1, 12, 0, 0, 123456), "end_time": dt.datetime(2025, 1, 1, 12, 0, 1),
+         "subscriber_id": "given", "direction": "downlink", "action": "drop", "source_port": None},
+    ], exporter="http")
+    assert result == services.StoreResult(1, 0)
+    row = FlowReport.objects.get()
+    assert (row.subscriber_id, row.direction, row.action, row.exporter, row.source_port) == (
+        "given", "downlink", "drop", "http", None)
+    # Naive times are UTC, and microseconds survive (COPY on PostgreSQL, bulk_create elsewhere).
+    assert row.start_time == dt.datetime(2025, 1, 1, 12, 0, 0, 123456, tzinfo=dt.UTC)
+
+
+@pytest.mark.django_db
+def test_store_flows_loads_the_prefix_table_once_per_batch(django_assert_num_queries):
+    SubscriberPrefix.objects.create(cidr="10.0.0.0/8", subscriber_id="ten")
+    batch = [record(f"10.0.{i // 250}.{i % 250}", "8.8.8.8") for i in range(3000)]
+    # One read of the prefixes; then one COPY on PostgreSQL (Django does not log it) or two bulk INSERTs.
+    from django.db import connection
+
+    expected = 1 if connection.vendor == "postgresql" else 1 + 2
+    with django_assert_num_queries(expected):
+        assert services.store_flows(batch, exporter="x") == services.StoreResult(3000, 0)
+    assert FlowReport.objects.filter(subscriber_id="ten", direction="uplink").count() == 3000
+
+
+@pytest.mark.django_db
+def test_empty_batch_stores_nothing(django_assert_num_queries):
+    with django_assert_num_queries(0):
+        assert services.store_flows([], exporter="x") == services.StoreResult(0, 0)
+
+
+@pytest.mark.django_db
+def test_subscriber_prefix_is_validated_and_normalised():
+    from django.core.exceptions import ValidationError
+
+    prefix = SubscriberPrefix(cidr="10.0.0.1/24", subscriber_id="x")
+    with pytest.raises(ValidationError):
+        prefix.full_clean()
+    saved = SubscriberPrefix.objects.create(cidr="2001:DB8::/32", subscriber_id="x")
+    assert saved.cidr == "2001:db8::/32"
