@@ -137,6 +137,16 @@ def _generate(server, now, args):
             """,
             [server.pk, now - dt.timedelta(days=31), now],
         )
+        cursor.execute(
+            """
+            INSERT INTO poll_15min (server_id, bucket, bytes_received, bytes_sent, max_clients, max_connections, polls)
+            SELECT server_id, to_timestamp(floor(extract(epoch FROM "timestamp") / 900) * 900), sum(bytes_received),
+                   sum(bytes_sent), max(active_clients), max(active_connections), count(*)
+            FROM poll_history WHERE server_id = %s GROUP BY 1, 2
+            ON CONFLICT (server_id, bucket) DO NOTHING
+            """,
+            [server.pk],
+        )
         for table, step in (("stats_hourly", "1 hour"), ("stats_6h", "6 hours"), ("stats_daily", "1 day")):
             cursor.execute(
                 f"""

@@ -10,6 +10,8 @@ class MonitoringConfig(AppConfig):
 
         retention.register("vpn_raw", "monitoring.UsageSample", "timestamp", 7, "OpenVPN raw samples (usage_history)")
         retention.register("vpn_polls", "monitoring.PollRecord", "timestamp", 31, "OpenVPN poll totals (poll_history)")
+        retention.register("vpn_poll_15min", "monitoring.PollQuarter", "bucket", 365,
+                           "OpenVPN server totals per 15 minutes (poll_15min)")
         retention.register("vpn_hourly", "monitoring.StatsHourly", "bucket", 90, "OpenVPN hourly rollup")
         retention.register("vpn_6h", "monitoring.Stats6h", "bucket", 365, "OpenVPN 6-hour rollup")
         retention.register("vpn_daily", "monitoring.StatsDaily", "bucket", 1825, "OpenVPN daily rollup")

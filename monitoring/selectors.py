@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from django.db.models import Case, F, IntegerField, Max, Q, Sum, When
 from django.utils import timezone
 
-from monitoring.models import Certificate, PollRecord, Stats6h, StatsDaily, StatsHourly, UsageSample, VpnClient
+from monitoring.models import Certificate, PollQuarter, Stats6h, StatsDaily, StatsHourly, UsageSample, VpnClient
 from vpnmonitor import timeseries
 
 MIB = 1024 * 1024
@@ -181,24 +181,30 @@ def system_stats(*, server=None):
     }
 
 
+# The rollup the top clients of each analytics range are summed from: whole periods overlapping the window.
+TOP_CLIENTS_SOURCE = {"24h": StatsHourly, "7d": Stats6h, "30d": StatsDaily}
+
+
 def analytics(range_name, *, server=None, now=None):
     """The dashboard: 96 zero-filled points, peak concurrency, top 10 clients, rx/tx split.
 
-    Totals and concurrency come from poll_history (one row per server per read); the top
-    clients from stats_hourly over the hours the window touches (current to the last rollup).
+    Totals and concurrency are summed from poll_15min, which every read updates, so they are
+    exact and current (15 minutes divides each step). Top clients come from the rollup whose
+    period suits the range (hourly for 24h, 6-hour for 7d, daily for 30d), counting whole periods
+    that overlap the window and current to the last rollup run.
     """
     now = now or timezone.now()
     step = dt.timedelta(seconds=ANALYTICS_STEPS[range_name])
     starts = timeseries.last_buckets(step, ANALYTICS_POINTS, now=now)
     start, end = starts[0], starts[-1] + step
-    polls = PollRecord.objects.filter(timestamp__gte=start, timestamp__lt=end)
+    quarters = PollQuarter.objects.filter(bucket__gte=start, bucket__lt=end)
     if server is not None:
-        polls = polls.filter(server=server)
+        quarters = quarters.filter(server=server)
     per_server = (
-        polls.annotate(period=timeseries.EpochBucket("timestamp", step))
+        quarters.annotate(period=timeseries.EpochBucket("bucket", step))
         .values("period", "server_id")
-        .annotate(rx=Sum("bytes_received"), tx=Sum("bytes_sent"), clients=Max("active_clients"),
-                  connections=Max("active_connections"))
+        .annotate(rx=Sum("bytes_received"), tx=Sum("bytes_sent"), clients=Max("max_clients"),
+                  connections=Max("max_connections"))
     )
     # Sum the per-server values of each period (a handful of rows per period).
     periods = {}
@@ -213,11 +219,13 @@ def analytics(range_name, *, server=None, now=None):
          "active_count": row["clients"]}
         for row in filled
     ]
-    hourly = StatsHourly.objects.filter(bucket__gte=timeseries.floor_time(start, 3600), bucket__lt=end)
+    rollup = TOP_CLIENTS_SOURCE[range_name]
+    period_seconds = {StatsHourly: 3600, Stats6h: 6 * 3600, StatsDaily: 86400}[rollup]
+    rolled = rollup.objects.filter(bucket__gte=timeseries.floor_time(start, period_seconds), bucket__lt=end)
     if server is not None:
-        hourly = hourly.filter(server=server)
+        rolled = rolled.filter(server=server)
     top = (
-        hourly.values(common_name=F("client__common_name"))
+        rolled.values(common_name=F("client__common_name"))
         .annotate(bytes_received=Sum("bytes_received"), bytes_sent=Sum("bytes_sent"))
         .annotate(total_bytes=F("bytes_received") + F("bytes_sent"))
         .order_by("-total_bytes", "common_name")[:10]

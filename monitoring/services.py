@@ -6,11 +6,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.db import transaction
-from django.db.models import Count, Sum
+from django.db.models import Count, F, Sum, Value
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from monitoring.models import (
     Certificate,
+    PollQuarter,
     PollRecord,
     RollupState,
     Stats6h,
@@ -151,12 +153,27 @@ def record_poll(server, snapshot: StatusSnapshot, *, now=None) -> PollResult:
         server=server, timestamp=snapshot.time, active_connections=len(snapshot.clients),
         active_clients=len(per_client), bytes_received=result.bytes_received, bytes_sent=result.bytes_sent,
     )
+    _add_to_quarter(server, snapshot.time, result.bytes_received, result.bytes_sent, len(per_client),
+                    len(snapshot.clients))
     server.last_status_time = snapshot.time
     server.save(update_fields=["last_status_time"])
     result.connections = len(snapshot.clients)
     result.opened, result.closed = len(new_sessions), len(gone)
     result.clients = sorted({record.common_name for record in snapshot.clients})
     return result
+
+
+def _add_to_quarter(server, moment, received, sent, clients, connections):
+    """Fold one read into its 15-minute row (polls of a server are serialized by its row lock)."""
+    bucket = timeseries.floor_time(moment, 900)
+    updated = PollQuarter.objects.filter(server=server, bucket=bucket).update(
+        bytes_received=F("bytes_received") + received, bytes_sent=F("bytes_sent") + sent,
+        max_clients=Greatest("max_clients", Value(clients)),
+        max_connections=Greatest("max_connections", Value(connections)), polls=F("polls") + 1,
+    )
+    if not updated:
+        PollQuarter.objects.create(server=server, bucket=bucket, bytes_received=received, bytes_sent=sent,
+                                   max_clients=clients, max_connections=connections, polls=1)
 
 
 _SESSION_FIELDS = [

@@ -1,6 +1,5 @@
 """HTTP for flow reports: list (or group_by), ingest, clear, stats and retention at /api/v1/flow-reports."""
 
-from django.conf import settings
 from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import generics, serializers, status
@@ -67,19 +66,6 @@ class FlowReportsView(generics.GenericAPIView):
     @property
     def throttle_scope(self):
         return "ingest" if getattr(self, "request", None) is not None and self.request.method == "POST" else "default"
-
-    def initial(self, request, *args, **kwargs):
-        # Before authentication: the OAuth2 class reads the body, and Django refuses a body over
-        # DATA_UPLOAD_MAX_MEMORY_SIZE with a bare 400, so say 413 in this family's shape first.
-        if request.method == "POST":
-            limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-            try:
-                length = int(request.META.get("CONTENT_LENGTH") or 0)
-            except ValueError:
-                length = 0
-            if limit is not None and length > limit:
-                raise PayloadTooLarge(f"The request body is larger than {limit:,} bytes; split the batch.")
-        super().initial(request, *args, **kwargs)
 
     def get_serializer_class(self):
         if self.request is not None and self.request.method == "POST":

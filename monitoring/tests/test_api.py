@@ -5,6 +5,7 @@ import datetime as dt
 import pytest
 import time_machine
 
+from monitoring import services
 from monitoring.models import PollRecord, StatsHourly, UsageSample, VpnClient, VpnServer
 
 UTC = dt.UTC
@@ -32,7 +33,7 @@ def dataset():
     carol = VpnClient.objects.create(server=vpn2, common_name="carol", status="Active", recv_rate_bps=1000,
                                      total_bytes_received=2 * 1024**3, total_bytes_sent=1024**3)
     day_before = dt.datetime(2026, 1, 8, tzinfo=UTC)
-    PollRecord.objects.bulk_create([
+    polls = PollRecord.objects.bulk_create([
         # Third 15-minute bucket of the 24h chart (2026-01-08 12:45): two vpn1 reads and one vpn2 read.
         PollRecord(server=vpn1, timestamp=day_before.replace(hour=12, minute=46), active_connections=3,
                    active_clients=2, bytes_received=1000, bytes_sent=100),
@@ -47,6 +48,9 @@ def dataset():
         PollRecord(server=vpn1, timestamp=day_before.replace(hour=12, minute=14, second=59), active_connections=50,
                    active_clients=50, bytes_received=99999, bytes_sent=99999),
     ])
+    for poll in polls:  # as record_poll does for every read
+        services._add_to_quarter(poll.server, poll.timestamp, poll.bytes_received, poll.bytes_sent,
+                                 poll.active_clients, poll.active_connections)
     UsageSample.objects.bulk_create([
         UsageSample(server=vpn1, client=alice, timestamp=NOW.replace(minute=30, second=10) - dt.timedelta(hours=1),
                     bytes_received=3000, bytes_sent=300, interval_seconds=10),

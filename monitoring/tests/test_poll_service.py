@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from monitoring import services
-from monitoring.models import PollRecord, UsageSample, VpnClient, VpnServer, VpnSession
+from monitoring.models import PollQuarter, PollRecord, UsageSample, VpnClient, VpnServer, VpnSession
 from monitoring.sources.status import parse_status
 from monitoring.tests.factories import at, status2
 
@@ -43,6 +43,10 @@ def test_two_real_status_reads_give_sessions_samples_and_rates(server):
     assert list(PollRecord.objects.order_by("timestamp").values_list("active_connections", "bytes_received")) == [
         (3, 3475 + 3474 + 3475), (3, 80)
     ]
+    # Both reads (08:16:24 and 08:16:25) fold into the 08:15 quarter that the analytics charts read.
+    quarter = PollQuarter.objects.get()
+    assert (quarter.bucket.isoformat(), quarter.bytes_received, quarter.polls, quarter.max_connections) == (
+        "2026-11-22T08:15:00+00:00", 3475 + 3474 + 3475 + 80, 2, 3)
 
 
 def test_a_status_file_that_did_not_change_records_nothing(server):
