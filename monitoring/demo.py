@@ -7,6 +7,7 @@ import random
 from monitoring import services
 from monitoring.models import (
     Certificate,
+    PollQuarter,
     PollRecord,
     UsageSample,
     UserProfile,
@@ -49,7 +50,7 @@ def seed(*, now, options):
         })
     heavy = {c.pk: rng.uniform(0.2, 3.0) for c in clients}  # each user's appetite
     start = floor_time(now - dt.timedelta(days=options["days"]), STEP)
-    samples, polls = [], []
+    samples, polls, quarters = [], [], {}
     moment = start
     while moment <= now:
         hour = moment.hour + moment.minute / 60
@@ -72,9 +73,17 @@ def seed(*, now, options):
             rx, tx, active = per_server[server.pk]
             polls.append(PollRecord(server=server, timestamp=moment, active_connections=active,
                                     active_clients=active, bytes_received=rx, bytes_sent=tx))
+            quarter = quarters.setdefault((server.pk, floor_time(moment, 900)), PollQuarter(
+                server=server, bucket=floor_time(moment, 900)))
+            quarter.bytes_received += rx
+            quarter.bytes_sent += tx
+            quarter.max_clients = max(quarter.max_clients, active)
+            quarter.max_connections = max(quarter.max_connections, active)
+            quarter.polls += 1
         moment += STEP
     UsageSample.objects.bulk_create(samples, batch_size=5000)
     PollRecord.objects.bulk_create(polls, batch_size=5000)
+    PollQuarter.objects.bulk_create(quarters.values(), batch_size=5000)
 
     sessions = []
     for index, client in enumerate(clients):
