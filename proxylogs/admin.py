@@ -12,6 +12,7 @@ from proxylogs.models import (
     ShadowItService,
     WafCategory,
 )
+from vpnmonitor.admin import ReadOnlyAdminMixin
 
 # ---- Proxy access logs (Squid) ----
 
@@ -46,23 +47,14 @@ class LogImportAdmin(admin.ModelAdmin):
 
 
 @admin.register(ProxyLogEntry)
-class ProxyLogEntryAdmin(admin.ModelAdmin):
+class ProxyLogEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    # Entries are evidence and feed the hourly rollup: clearing goes through the audited API.
     list_display = ["timestamp", "client_ip", "method", "destination", "http_status", "result_code", "bytes",
                     "blocked", "waf_category"]
     list_filter = ["blocked", "method"]
     paginator = CheapPaginator
     show_full_result_count = False
     ordering = ["-timestamp", "-id"]
-
-    # Entries are evidence and feed the hourly rollup: read-only here; clearing goes through the audited API.
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(SecurityProfile)

@@ -9,6 +9,19 @@ admin.site.site_title = "vpnmonitor"
 admin.site.index_title = "Settings and data"
 
 
+class ReadOnlyAdminMixin:
+    """For records that are evidence (audit events, log entries): viewable, never edited in admin."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(PrivacySettings)
 class PrivacySettingsAdmin(admin.ModelAdmin):
     list_display = ["__str__", "gdpr_mode", "updated_at"]
@@ -41,21 +54,12 @@ class RetentionPolicyAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["created_at", "user", "action", "target", "client_address"]
     list_filter = ["action"]
     search_fields = ["user", "action", "target"]
     date_hierarchy = "created_at"
     show_full_result_count = False
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(ApiKey)

@@ -5,42 +5,37 @@ from django.contrib.auth.models import AnonymousUser
 from vpnmonitor.models import ApiKey
 
 
-class ApiKeyPrincipal(AnonymousUser):
-    """request.user for a call made with an X-API-Key (not a Django user)."""
+class _Principal(AnonymousUser):
+    """An authenticated caller that is not a Django user: no permissions of its own."""
+
+    username = ""
+
+    @property
+    def is_anonymous(self):
+        return False
+
+    @property
+    def is_authenticated(self):
+        return True
+
+    def __str__(self):
+        return self.username
+
+
+class ApiKeyPrincipal(_Principal):
+    """request.user for a call made with an X-API-Key."""
 
     def __init__(self, api_key):
         self.api_key = api_key
         self.username = f"apikey:{api_key.name}"
 
-    @property
-    def is_anonymous(self):
-        return False
 
-    @property
-    def is_authenticated(self):
-        return True
-
-    def __str__(self):
-        return self.username
-
-
-class OAuthClientPrincipal(AnonymousUser):
+class OAuthClientPrincipal(_Principal):
     """request.user for a client-credentials token whose application has no owner."""
 
     def __init__(self, application):
         self.application = application
         self.username = f"oauth:{application.client_id}"
-
-    @property
-    def is_anonymous(self):
-        return False
-
-    @property
-    def is_authenticated(self):
-        return True
-
-    def __str__(self):
-        return self.username
 
 
 def api_key_of(request):
