@@ -19,15 +19,15 @@ def test_every_admin_changelist_and_first_change_form_renders(admin_client_with_
     client = admin_client_with_data
     checked = 0
     for model, model_admin in admin.site._registry.items():
-        info = (model._meta.app_label, model._meta.model_name)
-        response = client.get(reverse("admin:%s_%s_changelist" % info))
+        info = f"{model._meta.app_label}_{model._meta.model_name}"
+        response = client.get(reverse(f"admin:{info}_changelist"))
         assert response.status_code == 200, info
         first = model._default_manager.order_by("pk").first()
         if first is not None:
-            response = client.get(reverse("admin:%s_%s_change" % info, args=[first.pk]))
+            response = client.get(reverse(f"admin:{info}_change", args=[first.pk]))
             assert response.status_code == 200, info
         if model_admin.has_add_permission(response.wsgi_request):
-            assert client.get(reverse("admin:%s_%s_add" % info)).status_code == 200, info
+            assert client.get(reverse(f"admin:{info}_add")).status_code == 200, info
         checked += 1
     assert checked >= 20
 
