@@ -4,3 +4,11 @@ from django.apps import AppConfig
 class ProxyLogsConfig(AppConfig):
     name = "proxylogs"
     verbose_name = "Proxy logs and traffic"
+
+    def ready(self):
+        from vpnmonitor import retention
+
+        retention.register(
+            "proxy_traffic", "proxylogs.TrafficBucket", "bucket", 90,
+            "Proxy traffic pushed by proxy workers (15-minute buckets)",
+        )

@@ -1,3 +1,7 @@
 """URL routes of the proxylogs API."""
 
-urlpatterns = []
+from django.urls import include, path
+
+urlpatterns = [
+    path("", include("proxylogs.traffic.urls")),
+]

@@ -1,0 +1,143 @@
+"""Proxy traffic reads: charts and breakdowns aggregated in the database over 15-minute buckets."""
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.db.models import F, Max, Min, Sum, Window
+from django.db.models.functions import RowNumber
+
+from proxylogs.models import TrafficBucket
+from vpnmonitor.timeseries import EpochBucket, bucket_starts, floor_time, zero_fill
+
+STORED_BUCKET = dt.timedelta(minutes=15)
+MAX_RANGE = dt.timedelta(days=62)  # "2 months": any two calendar months fit.
+# Chart bucket by the length of the range: (longest range, bucket).
+CHART_STEPS = (
+    (dt.timedelta(days=2), dt.timedelta(minutes=15)),
+    (dt.timedelta(days=14), dt.timedelta(hours=1)),
+    (MAX_RANGE, dt.timedelta(days=1)),
+)
+SAMPLE_DOMAINS = 3
+
+
+@dataclass(frozen=True)
+class TrafficQuery:
+    """What a chart or breakdown covers: [start, end), and the filters. tenant confines to one user_id."""
+
+    start: dt.datetime
+    end: dt.datetime
+    tenant: int | None = None
+    order_id: int | None = None
+    domain: str | None = None
+
+    @property
+    def step(self):
+        return chart_step(self.end - self.start)
+
+
+def chart_step(span):
+    for longest, step in CHART_STEPS:
+        if span <= longest:
+            return step
+    return CHART_STEPS[-1][1]
+
+
+def buckets(query):
+    """The stored rows a query covers: every 15-minute bucket that overlaps [start, end)."""
+    rows = TrafficBucket.objects.filter(bucket__gte=floor_time(query.start, STORED_BUCKET), bucket__lt=query.end)
+    if query.tenant is not None:
+        rows = rows.filter(user_id=query.tenant)
+    if query.order_id is not None:
+        rows = rows.filter(order_id=query.order_id)
+    if query.domain is not None:
+        rows = rows.filter(domain=query.domain.lower())
+    return rows
+
+
+def _chart(query, **aggregates):
+    step = query.step
+    rows = (
+        buckets(query).annotate(slot=EpochBucket("bucket", step)).values("slot")
+        .annotate(**aggregates).order_by()
+    )
+    return zero_fill(rows, bucket_starts(query.start, query.end, step), key="slot", fields=tuple(aggregates))
+
+
+def traffic_chart(query):
+    """Bytes sent and received per chart bucket, zero-filled."""
+    return _chart(
+        query,
+        total_bytes_sent=Sum("bytes_sent"),
+        total_bytes_received=Sum("bytes_received"),
+        bytes_total=Sum("bytes_sent") + Sum("bytes_received"),
+        total_count=Sum("count"),
+    )
+
+
+def requests_chart(query):
+    """Requests and failed requests per chart bucket, zero-filled."""
+    return _chart(query, total_count=Sum("count"), total_errors=Sum("error_count"))
+
+
+def concurrency_chart(query):
+    """The highest concurrency any record reported in each chart bucket, and requests, zero-filled."""
+    return _chart(query, max_concurrency=Max("max_concurrency"), total_count=Sum("count"))
+
+
+def domains(query, *, sort_by="bytes", limit=30):
+    """Top domains by bytes (sent + received) or by requests; ties by name."""
+    order = "-bytes_total" if sort_by == "bytes" else "-total_count"
+    return list(
+        buckets(query).values("domain").annotate(
+            total_count=Sum("count"),
+            bytes_total=Sum("bytes_sent") + Sum("bytes_received"),
+            total_bytes_sent=Sum("bytes_sent"),
+            total_bytes_received=Sum("bytes_received"),
+            total_errors=Sum("error_count"),
+        ).order_by(order, "domain")[:limit]
+    )
+
+
+def errors(query, *, limit=50):
+    """Error types by failed requests, with when each was first and last seen and its top domains.
+
+    Rows without an error type ("") are not an error type and are left out.
+    """
+    failed = buckets(query).exclude(error="")
+    top = list(
+        failed.values("error").annotate(
+            total_errors=Sum("error_count"), first_seen=Min("first_seen"), last_seen=Max("last_seen"),
+        ).order_by("-total_errors", "error")[:limit]
+    )
+    samples = _sample_domains(failed.filter(error__in=[row["error"] for row in top]))
+    for row in top:
+        row["sample_domains"] = samples.get(row["error"], [])
+    return top
+
+
+def _sample_domains(failed):
+    """{error: [up to 3 domains with the most failed requests of that error]} ranked in the database."""
+    ranked = (
+        failed.values("error", "domain")
+        .annotate(
+            failed_requests=Sum("error_count"),
+            rank=Window(RowNumber(), partition_by=[F("error")],
+                        order_by=[Sum("error_count").desc(), F("domain").asc()]),
+        )
+        .filter(rank__lte=SAMPLE_DOMAINS)
+        .order_by("error", "rank")
+    )
+    out = {}
+    for row in ranked:
+        out.setdefault(row["error"], []).append(row["domain"])
+    return out
+
+
+def websites(query):
+    """Distinct domains visited, most requests first (an ordered queryset for the paginator)."""
+    return buckets(query).values("domain").annotate(
+        total_count=Sum("count"),
+        bytes_total=Sum("bytes_sent") + Sum("bytes_received"),
+        first_visit=Min("first_seen"),
+        last_visit=Max("last_seen"),
+    ).order_by("-total_count", "domain")
