@@ -115,14 +115,25 @@ def errors(query, *, limit=50):
     return top
 
 
+class GroupedWindow(Window):
+    """A window over the groups of an aggregate query (ranking by a SUM).
+
+    Django would add the window's ORDER BY, which holds an aggregate, to GROUP BY; the
+    window is computed after grouping and adds nothing to it.
+    """
+
+    def get_group_by_cols(self):
+        return []
+
+
 def _sample_domains(failed):
     """{error: [up to 3 domains with the most failed requests of that error]} ranked in the database."""
     ranked = (
         failed.values("error", "domain")
         .annotate(
             failed_requests=Sum("error_count"),
-            rank=Window(RowNumber(), partition_by=[F("error")],
-                        order_by=[Sum("error_count").desc(), F("domain").asc()]),
+            rank=GroupedWindow(RowNumber(), partition_by=[F("error")],
+                               order_by=[Sum("error_count").desc(), F("domain").asc()]),
         )
         .filter(rank__lte=SAMPLE_DOMAINS)
         .order_by("error", "rank")
