@@ -248,3 +248,19 @@ def test_counters_saturate_at_the_bigint_maximum_instead_of_failing(db):
     row = TrafficBucket.objects.get()
     assert row.count == 2**63 - 1
     assert row.bytes_sent == 2**63 - 1
+
+
+def test_demo_data_goes_through_the_ingest_checks_and_shows_up_in_the_api(viewer_client):
+    from django.utils import timezone
+
+    from proxylogs.traffic import demo
+
+    assert not demo.has_data()
+    now = timezone.now()
+    summary = demo.seed(now=now, options={"seed": 1, "days": 2, "log_lines": 500, "clients": 6})
+    assert summary.startswith("500 proxy traffic records from 6 orders of 3 tenants")
+    assert demo.has_data()
+    start = (now - dt.timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    end = (now + dt.timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    chart = viewer_client.get(f"/analytics/requests?from={start}&to={end}").json()["data"]
+    assert sum(int(row["total_count"]) for row in chart) == sum(TrafficBucket.objects.values_list("count", flat=True))
