@@ -12,3 +12,7 @@ class ProxyLogsConfig(AppConfig):
             "proxy_traffic", "proxylogs.TrafficBucket", "bucket", 90,
             "Proxy traffic pushed by proxy workers (15-minute buckets)",
         )
+        retention.register(
+            "proxy_traffic_totals", "proxylogs.TrafficTotal", "bucket", 90,
+            "All-tenant proxy traffic per 15 minutes (charts); keep as long as proxy_traffic",
+        )

@@ -53,3 +53,27 @@ class TrafficBucket(models.Model):
 
     def __str__(self):
         return f"{self.bucket:%Y-%m-%d %H:%M} user {self.user_id} order {self.order_id} {self.domain}"
+
+
+class TrafficTotal(models.Model):
+    """All tenants' traffic per 15-minute bucket, kept with TrafficBucket in the same transaction.
+
+    The charts read it when no tenant, order or domain narrows them, so an operator's two-month
+    overview sums a few thousand rows instead of every bucket row.
+    """
+
+    bucket = models.DateTimeField(unique=True)
+    count = models.BigIntegerField(default=0)
+    bytes_sent = models.BigIntegerField(default=0)
+    bytes_received = models.BigIntegerField(default=0)
+    error_count = models.BigIntegerField(default=0)
+    duration_ms = models.BigIntegerField(default=0)
+    max_concurrency = models.BigIntegerField(default=0)
+    first_seen = models.DateTimeField()
+    last_seen = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "proxy traffic total"
+
+    def __str__(self):
+        return f"{self.bucket:%Y-%m-%d %H:%M} {self.count} requests"

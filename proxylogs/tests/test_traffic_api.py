@@ -3,7 +3,9 @@
 import datetime as dt
 
 import pytest
+from django.db.models import Max, Sum
 
+from proxylogs.models import TrafficBucket
 from proxylogs.traffic import selectors, serializers, services
 
 pytestmark = pytest.mark.django_db
@@ -282,3 +284,26 @@ def test_the_schema_documents_every_analytics_endpoint_with_required_from_and_to
         assert parameters["from"]["required"] and parameters["to"]["required"]
         assert "orderId" in parameters
     assert "requestBody" in schema["paths"]["/analytics/ingest"]["post"]
+
+
+def test_unfiltered_charts_read_the_totals_and_agree_with_the_bucket_rows(db):
+    from django.utils import timezone
+
+    from proxylogs.traffic import demo
+
+    now = timezone.now()
+    demo.seed(now=now, options={"seed": 3, "days": 20, "log_lines": 3000, "clients": 9})
+    for span in (dt.timedelta(days=1), dt.timedelta(days=5), dt.timedelta(days=20)):
+        query = selectors.TrafficQuery(start=now - span, end=now + dt.timedelta(minutes=1))
+        assert selectors.chart_source(query).model.__name__ == "TrafficTotal"
+        from_buckets = selectors.buckets(query)
+        assert selectors.traffic_chart(query) == selectors._chart(
+            query, from_buckets, total_bytes_sent=Sum("bytes_sent"), total_bytes_received=Sum("bytes_received"),
+            bytes_total=Sum("bytes_sent") + Sum("bytes_received"), total_count=Sum("count"))
+        assert selectors.requests_chart(query) == selectors._chart(
+            query, from_buckets, total_count=Sum("count"), total_errors=Sum("error_count"))
+        assert selectors.concurrency_chart(query) == selectors._chart(
+            query, from_buckets, max_concurrency=Max("max_concurrency"), total_count=Sum("count"))
+    # The 20-day chart covers every demo record.
+    assert sum(row["total_count"] for row in selectors.requests_chart(query)) == TrafficBucket.objects.aggregate(
+        n=Sum("count"))["n"]

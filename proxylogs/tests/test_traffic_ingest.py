@@ -264,3 +264,16 @@ def test_demo_data_goes_through_the_ingest_checks_and_shows_up_in_the_api(viewer
     end = (now + dt.timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     chart = viewer_client.get(f"/analytics/requests?from={start}&to={end}").json()["data"]
     assert sum(int(row["total_count"]) for row in chart) == sum(TrafficBucket.objects.values_list("count", flat=True))
+
+
+def test_retention_prunes_buckets_and_totals_older_than_90_days_by_default(ingest):
+    from proxylogs.models import TrafficTotal
+    from vpnmonitor import retention
+
+    post(ingest, [record(ts="2026-03-15 10:15:00"), record(ts="2026-06-20 08:00:00")])
+    assert TrafficTotal.objects.count() == 2
+    now = dt.datetime(2026, 6, 21, tzinfo=dt.UTC)
+    assert retention.prune("proxy_traffic", now=now) == 1
+    assert retention.prune("proxy_traffic_totals", now=now) == 1
+    assert list(TrafficBucket.objects.values_list("bucket__month", flat=True)) == [6]
+    assert list(TrafficTotal.objects.values_list("count", flat=True)) == [12]

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from django.db.models import F, Max, Min, Sum, Window
 from django.db.models.functions import RowNumber
 
-from proxylogs.models import TrafficBucket
+from proxylogs.models import TrafficBucket, TrafficTotal
 from vpnmonitor.timeseries import EpochBucket, bucket_starts, floor_time, zero_fill
 
 STORED_BUCKET = dt.timedelta(minutes=15)
@@ -54,10 +54,20 @@ def buckets(query):
     return rows
 
 
-def _chart(query, **aggregates):
+def chart_source(query):
+    """The rows a chart sums: the per-bucket totals when nothing narrows it, else the bucket rows.
+
+    Both hold the same sums per 15-minute bucket; the totals are a few thousand rows for 2 months.
+    """
+    if query.tenant is None and query.order_id is None and query.domain is None:
+        return TrafficTotal.objects.filter(bucket__gte=floor_time(query.start, STORED_BUCKET), bucket__lt=query.end)
+    return buckets(query)
+
+
+def _chart(query, source=None, **aggregates):
     step = query.step
     rows = (
-        buckets(query).annotate(slot=EpochBucket("bucket", step)).values("slot")
+        (chart_source(query) if source is None else source).annotate(slot=EpochBucket("bucket", step)).values("slot")
         .annotate(**aggregates).order_by()
     )
     return zero_fill(rows, bucket_starts(query.start, query.end, step), key="slot", fields=tuple(aggregates))

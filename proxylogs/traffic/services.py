@@ -2,18 +2,18 @@
 
 from django.db import connection, transaction
 
-from proxylogs.models import TRAFFIC_KEY_FIELDS, TrafficBucket
+from proxylogs.models import TRAFFIC_KEY_FIELDS, TrafficBucket, TrafficTotal
 from vpnmonitor.timeseries import floor_time
 
 BUCKET_SECONDS = 900
 BIGINT_MAX = 2**63 - 1
 SUMMED_FIELDS = ("count", "bytes_sent", "bytes_received", "error_count", "duration_ms")
-COLUMNS = TRAFFIC_KEY_FIELDS + SUMMED_FIELDS + ("max_concurrency", "first_seen", "last_seen")
-# PostgreSQL array types of COLUMNS, for the unnest() form of the upsert.
-PG_TYPES = (
-    "timestamptz", "bigint", "bigint", "varchar", "varchar", "varchar", "varchar", "integer", "varchar", "varchar",
-    "varchar", "bigint", "bigint", "bigint", "bigint", "bigint", "bigint", "timestamptz", "timestamptz",
-)
+VALUE_FIELDS = SUMMED_FIELDS + ("max_concurrency", "first_seen", "last_seen")
+VALUE_PG_TYPES = ("bigint",) * 6 + ("timestamptz", "timestamptz")
+# PostgreSQL array types of the key columns, for the unnest() form of the upsert.
+KEY_PG_TYPES = {
+    "bucket": "timestamptz", "user_id": "bigint", "order_id": "bigint", "port": "integer",
+}
 
 
 def bucket_key(record):
@@ -24,35 +24,48 @@ def bucket_key(record):
     )
 
 
-def sum_batch(records):
-    """The batch summed per bucket key, sorted by key: [(key, sums, max_concurrency, first, last)].
+def _merge(rows, key_of):
+    """Rows (key..., counters..., max_concurrency, first_seen, last_seen) summed per key_of(row), sorted by key.
 
-    Summing here first matters twice: PostgreSQL refuses an upsert that touches a row twice in
-    one statement, and sorting gives concurrent batches the same lock order (no deadlocks).
+    Sorting gives concurrent batches the same lock order, so two ingests never deadlock.
     """
-    rows = {}
-    for record in records:
-        key = bucket_key(record)
-        row = rows.get(key)
-        if row is None:
-            rows[key] = [record.count, record.bytes_sent, record.bytes_received, record.error_count,
-                         record.duration_ms, record.max_concurrency, record.ts, record.ts]
-        else:
-            row[0] += record.count
-            row[1] += record.bytes_sent
-            row[2] += record.bytes_received
-            row[3] += record.error_count
-            row[4] += record.duration_ms
-            row[5] = max(row[5], record.max_concurrency)
-            row[6] = min(row[6], record.ts)
-            row[7] = max(row[7], record.ts)
+    merged = {}
+    for row in rows:
+        key = key_of(row)
+        values = row[-8:]
+        current = merged.get(key)
+        if current is None:
+            merged[key] = list(values)
+            continue
+        for index in range(5):
+            current[index] += values[index]
+        current[5] = max(current[5], values[5])
+        current[6] = min(current[6], values[6])
+        current[7] = max(current[7], values[7])
     # A batch may sum past the bigint maximum; the row saturates there, as the upsert does.
-    return [(key, *[min(value, BIGINT_MAX) for value in rows[key][:5]], *rows[key][5:])
-            for key in sorted(rows, key=_sort_key)]
+    return [(*key, *(min(value, BIGINT_MAX) for value in merged[key][:5]), *merged[key][5:])
+            for key in sorted(merged, key=_sortable)]
 
 
-def _sort_key(key):
+def _sortable(key):
     return (key[0].timestamp(), *key[1:])
+
+
+def sum_batch(records):
+    """The batch summed per bucket row: [(key fields..., counters..., max_concurrency, first_seen, last_seen)].
+
+    Summing first also matters because PostgreSQL refuses an upsert that touches a row twice.
+    """
+    return _merge(
+        ((*bucket_key(r), r.count, r.bytes_sent, r.bytes_received, r.error_count, r.duration_ms,
+          r.max_concurrency, r.ts, r.ts) for r in records),
+        lambda row: row[:len(TRAFFIC_KEY_FIELDS)],
+    )
+
+
+def totals_of(bucket_rows):
+    """Bucket rows rolled up to one row per 15-minute bucket (TrafficTotal)."""
+    return _merge(bucket_rows, lambda row: (row[0],))
 
 
 def _update_clause(current, new, least, greatest, saturated_sum):
@@ -65,50 +78,54 @@ def _update_clause(current, new, least, greatest, saturated_sum):
     ])
 
 
-def _postgresql_upsert(cursor, table, rows):
-    columns = ", ".join(COLUMNS)
-    unnest = ", ".join(f"%s::{kind}[]" for kind in PG_TYPES)
+def _postgresql_upsert(cursor, model, key_fields, rows):
+    table = connection.ops.quote_name(model._meta.db_table)
+    columns = key_fields + VALUE_FIELDS
+    types = [KEY_PG_TYPES.get(name, "varchar") for name in key_fields] + list(VALUE_PG_TYPES)
     sql = (
-        f"INSERT INTO {table} AS t ({columns}) SELECT * FROM unnest({unnest}) "
-        f"ON CONFLICT ({', '.join(TRAFFIC_KEY_FIELDS)}) DO UPDATE SET "
+        f"INSERT INTO {table} AS t ({', '.join(columns)}) "
+        f"SELECT * FROM unnest({', '.join(f'%s::{kind}[]' for kind in types)}) "
+        f"ON CONFLICT ({', '.join(key_fields)}) DO UPDATE SET "
         + _update_clause("t", "EXCLUDED", "LEAST", "GREATEST",
                          lambda a, b: f"LEAST({a}::numeric + {b}, {BIGINT_MAX})::bigint")
     )
     cursor.execute(sql, [list(column) for column in zip(*rows, strict=True)])
 
 
-def _sqlite_upsert(cursor, table, rows):
-    ops = connection.ops
-    as_text = [
-        (ops.adapt_datetimefield_value(row[0]), *row[1:-2],
-         ops.adapt_datetimefield_value(row[-2]), ops.adapt_datetimefield_value(row[-1]))
-        for row in rows
-    ]
+def _sqlite_upsert(cursor, model, key_fields, rows):
+    table = connection.ops.quote_name(model._meta.db_table)
+    columns = key_fields + VALUE_FIELDS
+    as_text = connection.ops.adapt_datetimefield_value
+    stored = [(as_text(row[0]), *row[1:-2], as_text(row[-2]), as_text(row[-1])) for row in rows]
     sql = (
-        f"INSERT INTO {table} ({', '.join(COLUMNS)}) VALUES ({', '.join(['%s'] * len(COLUMNS))}) "
-        f"ON CONFLICT ({', '.join(TRAFFIC_KEY_FIELDS)}) DO UPDATE SET "
-        # SQLite's two-argument MIN()/MAX() are its LEAST/GREATEST.
-        # (an integer overflow there turns into a REAL, which MIN() then caps).
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))}) "
+        f"ON CONFLICT ({', '.join(key_fields)}) DO UPDATE SET "
+        # SQLite's two-argument MIN()/MAX() are its LEAST/GREATEST; an integer overflow there
+        # turns into a REAL, which MIN() then caps.
         + _update_clause(table, "excluded", "MIN", "MAX", lambda a, b: f"MIN({a} + {b}, {BIGINT_MAX})")
     )
-    cursor.executemany(sql, as_text)
+    cursor.executemany(sql, stored)
 
 
-def _flat(summed):
-    return [(*key, *values) for key, *values in summed]
+def _upsert(cursor, model, key_fields, rows):
+    if connection.vendor == "postgresql":
+        _postgresql_upsert(cursor, model, key_fields, rows)
+    elif connection.vendor == "sqlite":
+        _sqlite_upsert(cursor, model, key_fields, rows)
+    else:
+        raise NotImplementedError(f"No traffic upsert for {connection.vendor}")
 
 
 def ingest_records(records):
-    """Add checked TrafficRecords to their buckets, all or nothing; returns how many rows were touched."""
+    """Add checked TrafficRecords to their buckets and the per-bucket totals, all or nothing.
+
+    Returns how many bucket rows were touched.
+    """
     if not records:
         return 0
-    rows = _flat(sum_batch(records))
-    table = connection.ops.quote_name(TrafficBucket._meta.db_table)
+    rows = sum_batch(records)
     with transaction.atomic(), connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            _postgresql_upsert(cursor, table, rows)
-        elif connection.vendor == "sqlite":
-            _sqlite_upsert(cursor, table, rows)
-        else:
-            raise NotImplementedError(f"No traffic upsert for {connection.vendor}")
+        _upsert(cursor, TrafficBucket, TRAFFIC_KEY_FIELDS, rows)
+        # Last, so the few hot total rows stay locked for as short a time as possible.
+        _upsert(cursor, TrafficTotal, ("bucket",), totals_of(rows))
     return len(rows)
