@@ -17,7 +17,7 @@ from django.db import connection
 from django.test import Client
 
 from bench.datasets import analyze, latency_ms, rng, stopwatch
-from proxylogs.models import TrafficBucket
+from proxylogs.models import TrafficBucket, TrafficTotal
 from proxylogs.traffic import serializers, services
 from vpnmonitor.models import ApiKey
 
@@ -76,7 +76,7 @@ def run(argv):
     rows = []
 
     if not args.keep:
-        TrafficBucket.objects.all().delete() if connection.vendor != "postgresql" else _truncate()
+        _empty()
         check_seconds = upsert_seconds = 0.0
         loaded = 0
         generated = records(random, count=args.records, orders=args.orders, domains=args.domains,
@@ -137,6 +137,10 @@ def run(argv):
     return rows
 
 
-def _truncate():
-    with connection.cursor() as cursor:
-        cursor.execute(f"TRUNCATE {connection.ops.quote_name(TrafficBucket._meta.db_table)}")
+def _empty():
+    for model in (TrafficBucket, TrafficTotal):
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(f"TRUNCATE {connection.ops.quote_name(model._meta.db_table)}")
+        else:
+            model.objects.all().delete()
