@@ -16,3 +16,7 @@ class ProxyLogsConfig(AppConfig):
             "proxy_traffic_totals", "proxylogs.TrafficTotal", "bucket", 90,
             "All-tenant proxy traffic per 15 minutes (charts); keep as long as proxy_traffic",
         )
+        retention.register(
+            "proxy_traffic_domain_days", "proxylogs.TrafficDomainDay", "day", 90,
+            "All-tenant proxy traffic per day and domain (breakdowns); keep as long as proxy_traffic",
+        )

@@ -77,3 +77,32 @@ class TrafficTotal(models.Model):
 
     def __str__(self):
         return f"{self.bucket:%Y-%m-%d %H:%M} {self.count} requests"
+
+
+class TrafficDomainDay(models.Model):
+    """All tenants' traffic per UTC day, domain and error type, kept with TrafficBucket in the same transaction.
+
+    The breakdowns (domains, errors, websites) read it when no tenant or order narrows them and
+    the range is whole days, which is what the spec's date-only from/to give.
+    """
+
+    day = models.DateTimeField(help_text="Midnight UTC")
+    domain = models.CharField(max_length=255)
+    error = models.CharField(max_length=200, blank=True, default="")
+    count = models.BigIntegerField(default=0)
+    bytes_sent = models.BigIntegerField(default=0)
+    bytes_received = models.BigIntegerField(default=0)
+    error_count = models.BigIntegerField(default=0)
+    duration_ms = models.BigIntegerField(default=0)
+    max_concurrency = models.BigIntegerField(default=0)
+    first_seen = models.DateTimeField()
+    last_seen = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "proxy traffic per domain and day"
+        constraints = [
+            models.UniqueConstraint(fields=["day", "domain", "error"], name="proxylogs_traffic_domain_day_key"),
+        ]
+
+    def __str__(self):
+        return f"{self.day:%Y-%m-%d} {self.domain} {self.error}"

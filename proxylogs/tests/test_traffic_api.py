@@ -307,3 +307,33 @@ def test_unfiltered_charts_read_the_totals_and_agree_with_the_bucket_rows(db):
     # The 20-day chart covers every demo record.
     assert sum(row["total_count"] for row in selectors.requests_chart(query)) == TrafficBucket.objects.aggregate(
         n=Sum("count"))["n"]
+
+
+def test_breakdowns_over_whole_days_read_the_daily_rollup_and_agree_with_the_bucket_rows(db):
+    from django.utils import timezone
+
+    from proxylogs.traffic import demo
+
+    now = timezone.now()
+    demo.seed(now=now, options={"seed": 4, "days": 20, "log_lines": 3000, "clients": 9})
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    for days, domain in ((1, None), (7, None), (21, None), (21, "github.com")):
+        query = selectors.TrafficQuery(start=today - dt.timedelta(days=days - 1), end=today + dt.timedelta(days=1),
+                                       domain=domain)
+        assert selectors.breakdown_source(query).model.__name__ == "TrafficDomainDay"
+        rows = selectors.buckets(query)
+        for sort_by in ("bytes", "count"):
+            assert selectors.domains(query, sort_by=sort_by, limit=100) == selectors.domains(
+                query, sort_by=sort_by, limit=100, source=rows)
+        assert selectors.errors(query, limit=100) == selectors.errors(query, limit=100, source=rows)
+        assert list(selectors.websites(query)) == list(selectors.websites(query, source=rows))
+    assert len(selectors.domains(query, limit=100)) == 1
+
+
+@pytest.mark.parametrize(
+    "changes", [{"start": dt.datetime(2026, 3, 1, 6, tzinfo=dt.UTC)}, {"tenant": 1}, {"order_id": 101}],
+)
+def test_breakdowns_over_part_days_or_for_a_tenant_or_order_read_the_bucket_rows(changes):
+    query = selectors.TrafficQuery(**{"start": dt.datetime(2026, 3, 1, tzinfo=dt.UTC),
+                                      "end": dt.datetime(2026, 3, 3, tzinfo=dt.UTC), **changes})
+    assert selectors.breakdown_source(query).model.__name__ == "TrafficBucket"

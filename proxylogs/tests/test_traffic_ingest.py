@@ -266,7 +266,7 @@ def test_demo_data_goes_through_the_ingest_checks_and_shows_up_in_the_api(viewer
     assert sum(int(row["total_count"]) for row in chart) == sum(TrafficBucket.objects.values_list("count", flat=True))
 
 
-def test_retention_prunes_buckets_and_totals_older_than_90_days_by_default(ingest):
+def test_retention_prunes_buckets_and_rollups_older_than_90_days_by_default(ingest):
     from proxylogs.models import TrafficTotal
     from vpnmonitor import retention
 
@@ -275,5 +275,6 @@ def test_retention_prunes_buckets_and_totals_older_than_90_days_by_default(inges
     now = dt.datetime(2026, 6, 21, tzinfo=dt.UTC)
     assert retention.prune("proxy_traffic", now=now) == 1
     assert retention.prune("proxy_traffic_totals", now=now) == 1
+    assert retention.prune("proxy_traffic_domain_days", now=now) == 1
     assert list(TrafficBucket.objects.values_list("bucket__month", flat=True)) == [6]
     assert list(TrafficTotal.objects.values_list("count", flat=True)) == [12]

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from django.db.models import F, Max, Min, Sum, Window
 from django.db.models.functions import RowNumber
 
-from proxylogs.models import TrafficBucket, TrafficTotal
+from proxylogs.models import TrafficBucket, TrafficDomainDay, TrafficTotal
 from vpnmonitor.timeseries import EpochBucket, bucket_starts, floor_time, zero_fill
 
 STORED_BUCKET = dt.timedelta(minutes=15)
@@ -18,6 +18,7 @@ CHART_STEPS = (
     (MAX_RANGE, dt.timedelta(days=1)),
 )
 SAMPLE_DOMAINS = 3
+ONE_DAY = dt.timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,16 @@ def chart_source(query):
     return buckets(query)
 
 
+def breakdown_source(query):
+    """The rows a breakdown groups: per day and domain when the range is whole UTC days and no
+    tenant or order narrows it (the domain filter still applies), else the bucket rows."""
+    whole_days = query.start == floor_time(query.start, ONE_DAY) and query.end == floor_time(query.end, ONE_DAY)
+    if whole_days and query.tenant is None and query.order_id is None:
+        days = TrafficDomainDay.objects.filter(day__gte=query.start, day__lt=query.end)
+        return days if query.domain is None else days.filter(domain=query.domain.lower())
+    return buckets(query)
+
+
 def _chart(query, source=None, **aggregates):
     step = query.step
     rows = (
@@ -94,11 +105,11 @@ def concurrency_chart(query):
     return _chart(query, max_concurrency=Max("max_concurrency"), total_count=Sum("count"))
 
 
-def domains(query, *, sort_by="bytes", limit=30):
+def domains(query, *, sort_by="bytes", limit=30, source=None):
     """Top domains by bytes (sent + received) or by requests; ties by name."""
     order = "-bytes_total" if sort_by == "bytes" else "-total_count"
     return list(
-        buckets(query).values("domain").annotate(
+        (breakdown_source(query) if source is None else source).values("domain").annotate(
             total_count=Sum("count"),
             bytes_total=Sum("bytes_sent") + Sum("bytes_received"),
             total_bytes_sent=Sum("bytes_sent"),
@@ -108,12 +119,12 @@ def domains(query, *, sort_by="bytes", limit=30):
     )
 
 
-def errors(query, *, limit=50):
+def errors(query, *, limit=50, source=None):
     """Error types by failed requests, with when each was first and last seen and its top domains.
 
     Rows without an error type ("") are not an error type and are left out.
     """
-    failed = buckets(query).exclude(error="")
+    failed = (breakdown_source(query) if source is None else source).exclude(error="")
     top = list(
         failed.values("error").annotate(
             total_errors=Sum("error_count"), first_seen=Min("first_seen"), last_seen=Max("last_seen"),
@@ -154,9 +165,9 @@ def _sample_domains(failed):
     return out
 
 
-def websites(query):
+def websites(query, *, source=None):
     """Distinct domains visited, most requests first (an ordered queryset for the paginator)."""
-    return buckets(query).values("domain").annotate(
+    return (breakdown_source(query) if source is None else source).values("domain").annotate(
         total_count=Sum("count"),
         bytes_total=Sum("bytes_sent") + Sum("bytes_received"),
         first_visit=Min("first_seen"),

@@ -2,17 +2,18 @@
 
 from django.db import connection, transaction
 
-from proxylogs.models import TRAFFIC_KEY_FIELDS, TrafficBucket, TrafficTotal
+from proxylogs.models import TRAFFIC_KEY_FIELDS, TrafficBucket, TrafficDomainDay, TrafficTotal
 from vpnmonitor.timeseries import floor_time
 
 BUCKET_SECONDS = 900
+DAY_SECONDS = 86400
 BIGINT_MAX = 2**63 - 1
 SUMMED_FIELDS = ("count", "bytes_sent", "bytes_received", "error_count", "duration_ms")
 VALUE_FIELDS = SUMMED_FIELDS + ("max_concurrency", "first_seen", "last_seen")
 VALUE_PG_TYPES = ("bigint",) * 6 + ("timestamptz", "timestamptz")
 # PostgreSQL array types of the key columns, for the unnest() form of the upsert.
 KEY_PG_TYPES = {
-    "bucket": "timestamptz", "user_id": "bigint", "order_id": "bigint", "port": "integer",
+    "bucket": "timestamptz", "day": "timestamptz", "user_id": "bigint", "order_id": "bigint", "port": "integer",
 }
 
 
@@ -68,6 +69,11 @@ def totals_of(bucket_rows):
     return _merge(bucket_rows, lambda row: (row[0],))
 
 
+def domain_days_of(bucket_rows):
+    """Bucket rows rolled up to one row per (UTC day, domain, error) (TrafficDomainDay)."""
+    return _merge(bucket_rows, lambda row: (floor_time(row[0], DAY_SECONDS), row[3], row[4]))
+
+
 def _update_clause(current, new, least, greatest, saturated_sum):
     """SET clause: counters add up (saturating at the bigint maximum rather than failing the
     batch), max_concurrency keeps the maximum, first/last seen widen."""
@@ -117,7 +123,7 @@ def _upsert(cursor, model, key_fields, rows):
 
 
 def ingest_records(records):
-    """Add checked TrafficRecords to their buckets and the per-bucket totals, all or nothing.
+    """Add checked TrafficRecords to their buckets and to the all-tenant rollups, all or nothing.
 
     Returns how many bucket rows were touched.
     """
@@ -126,6 +132,7 @@ def ingest_records(records):
     rows = sum_batch(records)
     with transaction.atomic(), connection.cursor() as cursor:
         _upsert(cursor, TrafficBucket, TRAFFIC_KEY_FIELDS, rows)
+        _upsert(cursor, TrafficDomainDay, ("day", "domain", "error"), domain_days_of(rows))
         # Last, so the few hot total rows stay locked for as short a time as possible.
         _upsert(cursor, TrafficTotal, ("bucket",), totals_of(rows))
     return len(rows)
