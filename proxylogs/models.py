@@ -103,6 +103,9 @@ class TrafficDomainDay(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["day", "domain", "error"], name="proxylogs_traffic_domain_day_key"),
         ]
+        indexes = [
+            models.Index(fields=["domain", "day"], name="proxylogs_traffic_day_domain"),
+        ]
 
     def __str__(self):
         return f"{self.day:%Y-%m-%d} {self.domain} {self.error}"
