@@ -10,6 +10,7 @@ The dataset is loaded with the same upsert. The table is emptied first unless --
 
 import argparse
 import datetime as dt
+import itertools
 import json
 
 from django.core.management import call_command
@@ -25,16 +26,24 @@ ENDPOINTS = ("traffic", "requests", "concurrency", "domains", "errors", "website
 ERRORS = ["ECONNREFUSED", "ETIMEDOUT", "ECONNRESET", "EHOSTUNREACH", "ENOTFOUND", "TLS_HANDSHAKE_FAILED"]
 
 
-def records(random, *, count, orders, domains, start, days):
-    """count records spread over `days` from start: orders belong to users (10 orders each), Zipf-ish domains."""
+def records(random, *, count, orders, domains, start, days, in_time_order=True):
+    """count records spread over `days` from start: orders belong to users (10 orders each), Zipf-ish domains.
+
+    In time order (give or take 5 minutes) by default, as workers push them; in_time_order=False
+    scatters every batch over the whole period (a worst case for the indexes: no hot pages).
+    """
     span = days * 86400
-    for _ in range(count):
+    for index in range(count):
+        if in_time_order:
+            offset = min(span - 1, max(0, int(span * index / count) + random.randint(-300, 300)))
+        else:
+            offset = random.randrange(span)
         order = random.randrange(orders)
         domain = min(int(random.expovariate(8 / domains)), domains - 1)
         requests = random.randint(1, 50)
         failed = random.random() < 0.05
         yield {
-            "ts": (start + dt.timedelta(seconds=random.randrange(span))).strftime("%Y-%m-%d %H:%M:%S"),
+            "ts": (start + dt.timedelta(seconds=offset)).strftime("%Y-%m-%d %H:%M:%S"),
             "user_id": order // 10 + 1, "order_id": order + 1, "port": 443, "protocol": "HTTPS",
             "ip_out": f"185.199.100.{order % 20 + 1}", "ip_from": f"78.100.{order % 250}.{order % 200 + 1}",
             "peer_id": f"peer-{order % 50:03d}", "worker": f"worker-{random.randint(1, 4):02d}",
@@ -67,6 +76,8 @@ def run(argv):
     parser.add_argument("--http-batches", type=int, default=50)
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--keep", action="store_true", help="keep the table (skip loading)")
+    parser.add_argument("--random-times", action="store_true",
+                        help="scatter each batch over the whole period instead of pushing in time order")
     args = parser.parse_args(argv)
 
     call_command("migrate", verbosity=0)
@@ -80,7 +91,7 @@ def run(argv):
         check_seconds = upsert_seconds = 0.0
         loaded = 0
         generated = records(random, count=args.records, orders=args.orders, domains=args.domains,
-                            start=start, days=args.days)
+                            start=start, days=args.days, in_time_order=not args.random_times)
         for batch in batches(generated, args.batch):
             with stopwatch() as checked:
                 clean = serializers.check_batch({"logs": batch})
@@ -92,14 +103,17 @@ def run(argv):
             if loaded % 200_000 == 0:
                 print(f"  loaded {loaded:,} records ({loaded / (check_seconds + upsert_seconds):,.0f}/s)")
         rate = loaded / (check_seconds + upsert_seconds)
-        rows.append((f"ingest via service, records/s (batches of {args.batch}, checks + upsert)", f"{rate:,.0f}"))
+        order = "scattered over the period" if args.random_times else "in time order"
+        rows.append((f"ingest via service, records/s (batches of {args.batch} {order}, checks + upsert)",
+                     f"{rate:,.0f}"))
         rows.append(("  of which checks, records/s", f"{loaded / check_seconds:,.0f}"))
         rows.append(("  of which upsert, records/s", f"{loaded / upsert_seconds:,.0f}"))
 
         # Workers flush several times per quarter hour, so most records land on rows that exist:
         # replay the first records of the load (same keys) to time that case.
-        replay = records(rng(7), count=min(args.records, 50 * args.batch), orders=args.orders,
-                         domains=args.domains, start=start, days=args.days)
+        replay = itertools.islice(records(rng(7), count=args.records, orders=args.orders, domains=args.domains,
+                                          start=start, days=args.days, in_time_order=not args.random_times),
+                                  50 * args.batch)
         with stopwatch() as replayed:
             replayed_count = 0
             for batch in batches(replay, args.batch):
