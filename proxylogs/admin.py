@@ -10,6 +10,7 @@ from proxylogs.models import (
     ProxyLogEntry,
     SecurityProfile,
     ShadowItService,
+    TrafficBucket,
     WafCategory,
 )
 from vpnmonitor.admin import ReadOnlyAdminMixin
@@ -38,6 +39,18 @@ class LogImportAdmin(admin.ModelAdmin):
     list_display = ["started_at", "path", "format", "status", "lines_imported", "lines_rejected"]
     list_filter = ["status", "format"]
     readonly_fields = [field.name for field in LogImport._meta.fields]
+# ---- Proxy traffic (pre-aggregated by proxy workers) ----
+
+
+@admin.register(TrafficBucket)
+class TrafficBucketAdmin(admin.ModelAdmin):
+    list_display = ["bucket", "user_id", "order_id", "domain", "error", "worker", "count", "bytes_sent",
+                    "bytes_received", "error_count", "max_concurrency"]
+    search_fields = ["=domain", "=worker"]
+    ordering = ["-bucket"]
+    # Millions of rows: no full COUNT(*) on every page.
+    show_full_result_count = False
+    readonly_fields = [field.name for field in TrafficBucket._meta.fields]
 
     def has_add_permission(self, request):
         return False

@@ -23,6 +23,11 @@ class Dataset:
     time_field: str
     default_days: int
     description: str = ""
+    policy_name: str = ""  # another dataset whose RetentionPolicy applies (derived tables)
+
+    @property
+    def policy(self):
+        return self.policy_name or self.name
 
     @property
     def model(self):
@@ -32,9 +37,13 @@ class Dataset:
 _registry: dict[str, Dataset] = {}
 
 
-def register(name, model_label, time_field, default_days, description=""):
-    """Declare a dataset (call from an AppConfig.ready())."""
-    _registry[name] = Dataset(name, model_label, time_field, default_days, description)
+def register(name, model_label, time_field, default_days, description="", *, policy=""):
+    """Declare a dataset (call from an AppConfig.ready()).
+
+    policy: the name of another dataset whose retention this one follows (a table derived from
+    it that must cover the same period); it then has no policy row of its own.
+    """
+    _registry[name] = Dataset(name, model_label, time_field, default_days, description, policy)
 
 
 def datasets():
@@ -42,12 +51,12 @@ def datasets():
 
 
 def policy(name):
-    """The RetentionPolicy row of a dataset, created with its default when missing."""
+    """The RetentionPolicy row that governs a dataset, created with its default when missing."""
     from vpnmonitor.models import RetentionPolicy
 
-    dataset = _registry[name]
+    dataset = _registry[_registry[name].policy]
     row, _ = RetentionPolicy.objects.get_or_create(
-        dataset=name, defaults={"days": dataset.default_days, "description": dataset.description}
+        dataset=dataset.name, defaults={"days": dataset.default_days, "description": dataset.description}
     )
     return row
 
@@ -64,8 +73,9 @@ def set_retention_days(name, days):
 
 
 def ensure_policies():
-    for name in _registry:
-        policy(name)
+    for name, dataset in _registry.items():
+        if not dataset.policy_name:
+            policy(name)
 
 
 def prune(name, *, now=None, batch_size=BATCH_SIZE):
@@ -76,7 +86,8 @@ def prune(name, *, now=None, batch_size=BATCH_SIZE):
     row = policy(name)
     cutoff = (now or timezone.now()) - dt.timedelta(days=row.days)
     deleted = delete_before(dataset.model, dataset.time_field, cutoff, batch_size=batch_size)
-    RetentionPolicy.objects.filter(pk=row.pk).update(last_pruned_at=timezone.now(), last_pruned_rows=deleted)
+    if not dataset.policy_name:
+        RetentionPolicy.objects.filter(pk=row.pk).update(last_pruned_at=timezone.now(), last_pruned_rows=deleted)
     if deleted:
         logger.info("retention: pruned %s rows of %s older than %s", deleted, name, cutoff.isoformat())
     return deleted

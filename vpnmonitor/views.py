@@ -67,7 +67,7 @@ API_INDEX = [
     ("Flow reports", "/api/v1/flow-reports/stats"),
     ("Proxy logs", "/api/logs"),
     ("Proxy logs", "/api/logs/stats"),
-    ("Proxy analytics", "/analytics/domains"),
+    ("Proxy analytics", "/analytics/domains?from=2026-01-01&to=2026-01-31"),
     ("Health", "/api/v1/health"),
     ("OpenAPI schema", "/api/schema/"),
     ("Swagger UI", "/api/docs/"),

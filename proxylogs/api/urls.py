@@ -1,6 +1,6 @@
 """URL routes of the proxylogs API."""
 
-from django.urls import path
+from django.urls import include, path
 
 from proxylogs.api import views
 
@@ -22,4 +22,5 @@ urlpatterns = [
     path("api/waf/stats", views.WafStatsView.as_view(), name="proxylogs-waf-stats"),
     path("api/waf/categories", views.WafCategoriesView.as_view(), name="proxylogs-waf-categories"),
     path("api/audit-log", views.AuditLogView.as_view(), name="proxylogs-audit-log"),
+    path("", include("proxylogs.traffic.urls")),
 ]

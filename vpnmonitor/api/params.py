@@ -94,7 +94,7 @@ class QueryParams:
             return default
         try:
             return parse_datetime_value(value, instant_only=instant_only)
-        except ValueError:
+        except (ValueError, OverflowError):
             expected = "an ISO 8601 instant such as 2022-11-08T14:53:43Z" if instant_only else (
                 "an ISO 8601 date or date-time such as 2026-03-15 or 2026-03-15T10:00:00Z"
             )

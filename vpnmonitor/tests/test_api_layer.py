@@ -138,3 +138,17 @@ def test_a_body_over_the_limit_is_413_in_the_family_shape(key_client, settings):
                                          HTTP_AUTHORIZATION="Bearer some-oauth-token")
     assert response.status_code == 413
     assert response.json()["message"] == "The request body is larger than 2048 bytes."
+
+
+@pytest.mark.parametrize("value", ["9999-12-31T23:00:00-05:00", "0001-01-01T00:00:00+01:00"])
+def test_a_date_time_beyond_the_calendar_is_400_not_500(value):
+    from rest_framework.request import Request
+    from rest_framework.test import APIRequestFactory
+
+    from vpnmonitor.api.exceptions import BadParameter
+    from vpnmonitor.api.params import QueryParams
+
+    request = Request(APIRequestFactory().get("/", {"from": value}))
+    with pytest.raises(BadParameter) as raised:
+        QueryParams(request).datetime("from")
+    assert raised.value.message.startswith("Invalid value for 'from': must be an ISO 8601 date or date-time")

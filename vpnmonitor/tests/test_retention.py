@@ -45,3 +45,17 @@ def test_apply_retention_task_skips_while_another_run_holds_the_lock():
     assert apply_retention() == {"skipped": "another apply_retention is running"}
     JobLock.release("apply_retention")
     assert apply_retention()["audit"] == 0
+
+
+def test_a_derived_dataset_follows_the_policy_it_names_and_has_no_row_of_its_own():
+    retention.register("test_derived", "vpnmonitor.AuditEvent", "created_at", 999, "derived", policy="audit")
+    try:
+        retention.ensure_policies()
+        assert not RetentionPolicy.objects.filter(dataset="test_derived").exists()
+        retention.set_retention_days("audit", 3)
+        assert retention.retention_days("test_derived") == 3
+        now = timezone.now()
+        AuditEvent.objects.create(user="u", action="x", created_at=now - dt.timedelta(days=4))
+        assert retention.prune("test_derived", now=now) == 1
+    finally:
+        retention._registry.pop("test_derived")

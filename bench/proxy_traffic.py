@@ -1,0 +1,172 @@
+"""Proxy traffic: ingest rate and the p95 of every /analytics chart and breakdown over 2 months.
+
+    DATABASE_URL=postgres://... python -m bench proxy_traffic [--records 2000000] [--orders 10000] [--days 60]
+
+Targets (issue 7): ingest >= 50,000 records/s in batches of 1,000; 2 months x 10k orders: each
+chart and breakdown p95 < 100 ms. Ingest is timed through the service (checks + upsert) and
+through POST /analytics/ingest (auth, JSON, checks, upsert); reads through the full HTTP stack.
+The dataset is loaded with the same upsert. The table is emptied first unless --keep is given.
+"""
+
+import argparse
+import datetime as dt
+import itertools
+import json
+
+from django.core.management import call_command
+from django.db import connection
+from django.test import Client
+
+from bench.datasets import analyze, latency_ms, rng, stopwatch
+from proxylogs.models import TrafficBucket, TrafficTotal
+from proxylogs.traffic import serializers, services
+from vpnmonitor.models import ApiKey
+
+ENDPOINTS = ("traffic", "requests", "concurrency", "domains", "errors", "websites")
+ERRORS = ["ECONNREFUSED", "ETIMEDOUT", "ECONNRESET", "EHOSTUNREACH", "ENOTFOUND", "TLS_HANDSHAKE_FAILED"]
+
+
+def records(random, *, count, orders, domains, start, days, in_time_order=True):
+    """count records spread over `days` from start: orders belong to users (10 orders each), Zipf-ish domains.
+
+    In time order (give or take 5 minutes) by default, as workers push them; in_time_order=False
+    scatters every batch over the whole period (a worst case for the indexes: no hot pages).
+    """
+    span = days * 86400
+    for index in range(count):
+        if in_time_order:
+            offset = min(span - 1, max(0, int(span * index / count) + random.randint(-300, 300)))
+        else:
+            offset = random.randrange(span)
+        order = random.randrange(orders)
+        domain = min(int(random.expovariate(8 / domains)), domains - 1)
+        requests = random.randint(1, 50)
+        failed = random.random() < 0.05
+        yield {
+            "ts": (start + dt.timedelta(seconds=offset)).strftime("%Y-%m-%d %H:%M:%S"),
+            "user_id": order // 10 + 1, "order_id": order + 1, "port": 443, "protocol": "HTTPS",
+            "ip_out": f"185.199.100.{order % 20 + 1}", "ip_from": f"78.100.{order % 250}.{order % 200 + 1}",
+            "peer_id": f"peer-{order % 50:03d}", "worker": f"worker-{random.randint(1, 4):02d}",
+            "domain": f"site{domain}.example.com", "error": random.choice(ERRORS) if failed else "",
+            "count": requests, "bytes_sent": requests * random.randint(300, 3000),
+            "bytes_received": requests * random.randint(2000, 300_000),
+            "error_count": random.randint(1, requests) if failed else 0,
+            "duration_ms": requests * random.randint(20, 900), "max_concurrency": random.randint(1, 30),
+        }
+
+
+def batches(iterable, size):
+    batch = []
+    for item in iterable:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def run(argv):
+    parser = argparse.ArgumentParser(prog="python -m bench proxy_traffic")
+    parser.add_argument("--records", type=int, default=2_000_000, help="records in the 2-month dataset")
+    parser.add_argument("--orders", type=int, default=10_000)
+    parser.add_argument("--domains", type=int, default=2_000)
+    parser.add_argument("--days", type=int, default=60)
+    parser.add_argument("--batch", type=int, default=1_000)
+    parser.add_argument("--http-batches", type=int, default=50)
+    parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--keep", action="store_true", help="keep the table (skip loading)")
+    parser.add_argument("--random-times", action="store_true",
+                        help="scatter each batch over the whole period instead of pushing in time order")
+    args = parser.parse_args(argv)
+
+    call_command("migrate", verbosity=0)
+    end = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    start = end - dt.timedelta(days=args.days)
+    random = rng(7)
+    rows = []
+
+    if not args.keep:
+        _empty()
+        check_seconds = upsert_seconds = 0.0
+        loaded = 0
+        generated = records(random, count=args.records, orders=args.orders, domains=args.domains,
+                            start=start, days=args.days, in_time_order=not args.random_times)
+        for batch in batches(generated, args.batch):
+            with stopwatch() as checked:
+                clean = serializers.check_batch({"logs": batch})
+            with stopwatch() as written:
+                services.ingest_records(clean)
+            check_seconds += checked["seconds"]
+            upsert_seconds += written["seconds"]
+            loaded += len(batch)
+            if loaded % 200_000 == 0:
+                print(f"  loaded {loaded:,} records ({loaded / (check_seconds + upsert_seconds):,.0f}/s)")
+        rate = loaded / (check_seconds + upsert_seconds)
+        order = "scattered over the period" if args.random_times else "in time order"
+        rows.append((f"ingest via service, records/s (batches of {args.batch} {order}, checks + upsert)",
+                     f"{rate:,.0f}"))
+        rows.append(("  of which checks, records/s", f"{loaded / check_seconds:,.0f}"))
+        rows.append(("  of which upsert, records/s", f"{loaded / upsert_seconds:,.0f}"))
+
+        # Workers flush several times per quarter hour, so most records land on rows that exist:
+        # replay the first records of the load (same keys) to time that case.
+        replay = itertools.islice(records(rng(7), count=args.records, orders=args.orders, domains=args.domains,
+                                          start=start, days=args.days, in_time_order=not args.random_times),
+                                  50 * args.batch)
+        with stopwatch() as replayed:
+            replayed_count = 0
+            for batch in batches(replay, args.batch):
+                services.ingest_records(serializers.check_batch({"logs": batch}))
+                replayed_count += len(batch)
+        rows.append(("ingest via service onto existing rows, records/s",
+                     f"{replayed_count / replayed['seconds']:,.0f}"))
+
+    client = Client(HTTP_HOST="localhost")
+    _, ingest_key = ApiKey.issue(f"bench-ingest-{random.random()}", ApiKey.Role.INGEST)
+    bodies = [json.dumps({"logs": batch}) for batch in batches(
+        records(random, count=args.http_batches * args.batch, orders=args.orders, domains=args.domains,
+                start=start, days=args.days), args.batch)]
+    with stopwatch() as posted:
+        for body in bodies:
+            response = client.post("/analytics/ingest", body, content_type="application/json",
+                                   HTTP_X_API_KEY=ingest_key)
+            assert response.status_code == 204, response.content[:300]
+    rows.append((f"ingest via POST /analytics/ingest, records/s (batches of {args.batch})",
+                 f"{len(bodies) * args.batch / posted['seconds']:,.0f}"))
+
+    analyze()
+    total_rows = TrafficBucket.objects.count()
+    rows.append(("dataset", f"{total_rows:,} bucket rows, {args.orders:,} orders, {args.days} days"))
+
+    _, viewer_key = ApiKey.issue(f"bench-viewer-{random.random()}", ApiKey.Role.VIEWER)
+    _, tenant_key = ApiKey.issue(f"bench-tenant-{random.random()}", ApiKey.Role.VIEWER, tenant_user_id=42)
+    window = f"from={start:%Y-%m-%d}&to={end - dt.timedelta(days=1):%Y-%m-%d}"
+    cases = [
+        ("all tenants", viewer_key, ""),
+        ("one order", viewer_key, "&orderId=4242"),
+        ("one domain", viewer_key, "&domain=site3.example.com"),
+        ("tenant key", tenant_key, ""),
+    ]
+    for label, key, extra in cases:
+        for endpoint in ENDPOINTS:
+            url = f"/analytics/{endpoint}?{window}{extra}"
+
+            def call(url=url, key=key):
+                response = client.get(url, HTTP_X_API_KEY=key)
+                assert response.status_code == 200, response.content[:300]
+
+            p50, p95 = latency_ms(call, repeat=args.repeat)
+            print(f"  {endpoint:12} {label:12} p50 {p50:7.1f} ms  p95 {p95:7.1f} ms")
+            rows.append((f"GET /analytics/{endpoint} {args.days} days, {label}: p50 / p95 ms",
+                         f"{p50:.1f} / {p95:.1f}"))
+    return rows
+
+
+def _empty():
+    for model in (TrafficBucket, TrafficTotal):
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(f"TRUNCATE {connection.ops.quote_name(model._meta.db_table)}")
+        else:
+            model.objects.all().delete()

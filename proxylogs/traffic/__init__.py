@@ -1,0 +1,1 @@
+"""Proxy traffic analytics: POST /analytics/ingest and the /analytics charts and breakdowns."""

@@ -1,0 +1,301 @@
+"""Proxy traffic: the strict check of ingested records and the response shapes (numbers as strings)."""
+
+import datetime as dt
+import functools
+import ipaddress
+from dataclasses import dataclass
+
+from django.utils import timezone
+from rest_framework import serializers
+
+from vpnmonitor.api.params import parse_datetime_value
+from vpnmonitor.timeseries import format_timestamp
+
+MAX_RECORDS = 10_000
+MAX_ID = 2**63 - 1
+# Per record and per 15 minutes: a petabyte, 10^15 requests. Far above what a proxy worker
+# can move, and low enough that 10,000 such records summed into one row still fit a bigint.
+MAX_COUNTER = 10**15
+EARLIEST_TS = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+# Workers' clocks drift; anything further ahead than this is a broken clock, not traffic.
+FUTURE_TOLERANCE = dt.timedelta(days=1)
+# A 400 itemises the first this-many bad records and counts the rest.
+MAX_REPORTED_RECORDS = 100
+
+
+@dataclass(frozen=True, slots=True)
+class TrafficRecord:
+    """One checked record of a batch."""
+
+    ts: dt.datetime
+    user_id: int
+    order_id: int
+    port: int
+    protocol: str
+    ip_out: str
+    ip_from: str
+    peer_id: str
+    worker: str
+    domain: str
+    error: str
+    count: int
+    bytes_sent: int
+    bytes_received: int
+    error_count: int
+    duration_ms: int
+    max_concurrency: int
+
+
+class FieldError(ValueError):
+    pass
+
+
+def _integer(value, minimum, maximum):
+    # JSON integers only: no strings, floats or booleans (bool is an int subclass in Python).
+    if type(value) is not int:
+        raise FieldError("must be an integer")
+    if not minimum <= value <= maximum:
+        raise FieldError(f"must be between {minimum} and {maximum}")
+    return value
+
+
+def _text(value, max_length):
+    if not isinstance(value, str):
+        raise FieldError("must be a string")
+    if len(value) > max_length:
+        raise FieldError(f"must be at most {max_length} characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise FieldError("must be valid Unicode text") from None
+    if not value.isprintable():
+        raise FieldError("must not contain control characters")
+    return value
+
+
+def _ts(value, now):
+    if not isinstance(value, str) or len(value) > 40:
+        raise FieldError('must be a string "YYYY-MM-DD HH:MM:SS" (UTC) or an ISO 8601 date-time')
+    if len(value.strip()) <= 10:
+        raise FieldError("must include a time of day")
+    try:
+        moment = parse_datetime_value(value)
+    except (ValueError, OverflowError):
+        raise FieldError('must be "YYYY-MM-DD HH:MM:SS" (UTC) or an ISO 8601 date-time') from None
+    if moment < EARLIEST_TS:
+        raise FieldError("must not be before 2000-01-01")
+    if moment > now + FUTURE_TOLERANCE:
+        raise FieldError("must not be more than a day in the future")
+    return moment
+
+
+def _ip(value):
+    value = _text(value, 45)
+    if value == "":
+        return ""
+    try:
+        return _canonical_ip(value)
+    except ValueError:
+        raise FieldError("must be an IPv4 or IPv6 address or empty") from None
+
+
+@functools.lru_cache(maxsize=65536)
+def _canonical_ip(text):
+    # Workers send the same few addresses over and over; parsing them is most of a record's check.
+    return str(ipaddress.ip_address(text))
+
+
+def _counter(value):
+    return _integer(value, 0, MAX_COUNTER)
+
+
+def _domain(value):
+    value = _text(value, 255).strip().lower()
+    if not value:
+        raise FieldError("must not be empty")
+    if " " in value:
+        raise FieldError("must not contain spaces")
+    return value
+
+
+# field -> (required, default, check). The order is the order errors are reported in.
+RECORD_FIELDS = {
+    "ts": (True, None, None),
+    "user_id": (True, None, lambda v: _integer(v, 0, MAX_ID)),
+    "order_id": (True, None, lambda v: _integer(v, 0, MAX_ID)),
+    "port": (False, 0, lambda v: _integer(v, 0, 65535)),
+    "protocol": (False, "", lambda v: _text(v, 16)),
+    "ip_out": (False, "", _ip),
+    "ip_from": (False, "", _ip),
+    "peer_id": (False, "", lambda v: _text(v, 100)),
+    "worker": (False, "", lambda v: _text(v, 100)),
+    # Host names are case-insensitive: one domain is one row whatever case a worker sends.
+    "domain": (True, None, _domain),
+    "error": (False, "", lambda v: _text(v, 200)),
+    "count": (True, None, _counter),
+    "bytes_sent": (False, 0, _counter),
+    "bytes_received": (False, 0, _counter),
+    "error_count": (False, 0, _counter),
+    "duration_ms": (False, 0, _counter),
+    "max_concurrency": (False, 0, _counter),
+}
+
+
+def check_record(raw, now, tenant=None):
+    """A TrafficRecord from one JSON object, or {field: [problem]} naming every bad field."""
+    if not isinstance(raw, dict):
+        return None, {"non_field_errors": ["must be an object"]}
+    errors = {}
+    values = {}
+    for name, (required, default, check) in RECORD_FIELDS.items():
+        if name not in raw:
+            if required:
+                errors[name] = ["is required"]
+            else:
+                values[name] = default
+            continue
+        try:
+            values[name] = _ts(raw[name], now) if name == "ts" else check(raw[name])
+        except FieldError as exc:
+            errors[name] = [str(exc)]
+    for name in raw:
+        if name not in RECORD_FIELDS:
+            errors[str(name)[:50]] = ["is not a field of a traffic record"]
+    if "error_count" not in errors and "count" not in errors and "count" in values:
+        if values["error_count"] > values["count"]:
+            errors["error_count"] = ["must not exceed count"]
+    if tenant is not None and "user_id" in values and values["user_id"] != tenant:
+        errors["user_id"] = [f"this API key may only push records of user_id {tenant}"]
+    if errors:
+        return None, errors
+    return TrafficRecord(**values), None
+
+
+def check_batch(body, *, tenant=None, now=None):
+    """Check a whole ingest body; returns the records or raises ValidationError naming index and field.
+
+    The body is {"logs": [record, ...]}; a batch is all-or-nothing, so one bad record rejects it.
+    """
+    if not isinstance(body, dict):
+        raise serializers.ValidationError({"logs": ['the body must be a JSON object {"logs": [...]}']})
+    unknown = [key for key in body if key != "logs"]
+    if unknown:
+        raise serializers.ValidationError({str(unknown[0])[:50]: ["is not a field of the ingest body"]})
+    logs = body.get("logs")
+    if not isinstance(logs, list):
+        raise serializers.ValidationError({"logs": ["is required and must be a list of records"]})
+    now = now or timezone.now()
+    records, bad, bad_total = [], {}, 0
+    for index, raw in enumerate(logs):
+        record, errors = check_record(raw, now, tenant)
+        if errors:
+            bad_total += 1
+            if len(bad) < MAX_REPORTED_RECORDS:
+                bad[index] = errors
+        else:
+            records.append(record)
+    if bad:
+        detail = {"logs": bad}
+        if bad_total > len(bad):
+            detail["batch"] = [f"{bad_total} of {len(logs)} records are invalid; the first "
+                               f"{len(bad)} are listed"]
+        raise serializers.ValidationError(detail)
+    return records
+
+
+# ---- Request and response shapes (OpenAPI); numbers are strings, as the spec documents ----
+
+
+class TrafficRecordSerializer(serializers.Serializer):
+    """The record as OpenAPI documents it. The checks themselves are check_record(): the same rules,
+    without a DRF field per value, so that a batch of 10,000 is checked in a fraction of a second."""
+
+    ts = serializers.DateTimeField(help_text='"YYYY-MM-DD HH:MM:SS" (UTC) or ISO 8601 date-time; from 2000-01-01 '
+                                             "to a day ahead of the server's clock")
+    user_id = serializers.IntegerField(min_value=0, max_value=MAX_ID)
+    order_id = serializers.IntegerField(min_value=0, max_value=MAX_ID)
+    port = serializers.IntegerField(min_value=0, max_value=65535, required=False, default=0)
+    protocol = serializers.CharField(max_length=16, required=False, allow_blank=True, default="")
+    ip_out = serializers.IPAddressField(required=False, allow_blank=True, default="")
+    ip_from = serializers.IPAddressField(required=False, allow_blank=True, default="")
+    peer_id = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    worker = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    domain = serializers.CharField(max_length=255, help_text="Stored lower-case")
+    error = serializers.CharField(max_length=200, required=False, allow_blank=True, default="",
+                                  help_text='Error type, "" for none')
+    count = serializers.IntegerField(min_value=0, max_value=MAX_COUNTER)
+    bytes_sent = serializers.IntegerField(min_value=0, max_value=MAX_COUNTER, required=False, default=0)
+    bytes_received = serializers.IntegerField(min_value=0, max_value=MAX_COUNTER, required=False, default=0)
+    error_count = serializers.IntegerField(min_value=0, max_value=MAX_COUNTER, required=False, default=0,
+                                           help_text="At most count")
+    duration_ms = serializers.IntegerField(min_value=0, max_value=MAX_COUNTER, required=False, default=0)
+    max_concurrency = serializers.IntegerField(min_value=0, max_value=MAX_COUNTER, required=False, default=0)
+
+
+class IngestSerializer(serializers.Serializer):
+    logs = TrafficRecordSerializer(many=True, max_length=MAX_RECORDS)
+
+
+class TimestampField(serializers.Field):
+    """A datetime as "YYYY-MM-DD HH:MM:SS" (UTC)."""
+
+    def to_representation(self, value):
+        return format_timestamp(value)
+
+
+class NumberString(serializers.CharField):
+    """An integer the spec sends as a JSON string ("1542")."""
+
+    def to_representation(self, value):
+        return str(int(value or 0))
+
+
+class TrafficPointSerializer(serializers.Serializer):
+    bucket = TimestampField(source="slot")
+    total_bytes_sent = NumberString()
+    total_bytes_received = NumberString()
+    bytes_total = NumberString()
+    total_count = NumberString()
+
+
+class RequestsPointSerializer(serializers.Serializer):
+    bucket = TimestampField(source="slot")
+    total_count = NumberString()
+    total_errors = NumberString()
+
+
+class ConcurrencyPointSerializer(serializers.Serializer):
+    bucket = TimestampField(source="slot")
+    max_concurrency = NumberString()
+    total_count = NumberString()
+
+
+class DomainSerializer(serializers.Serializer):
+    domain = serializers.CharField()
+    total_count = NumberString()
+    bytes_total = NumberString()
+    total_bytes_sent = NumberString()
+    total_bytes_received = NumberString()
+    total_errors = NumberString()
+
+
+class ErrorTypeSerializer(serializers.Serializer):
+    error = serializers.CharField()
+    total_errors = NumberString()
+    first_seen = TimestampField()
+    last_seen = TimestampField()
+    sample_domains = serializers.ListField(child=serializers.CharField(), help_text="Up to 3, most errors first")
+
+
+class WebsiteSerializer(serializers.Serializer):
+    domain = serializers.CharField()
+    total_count = NumberString()
+    bytes_total = NumberString()
+    first_visit = TimestampField()
+    last_visit = TimestampField()
+
+
+class AnalyticsErrorSerializer(serializers.Serializer):
+    message = serializers.CharField()
+    path = serializers.CharField()
+    timestamp = serializers.CharField()

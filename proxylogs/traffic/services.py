@@ -1,0 +1,138 @@
+"""Proxy traffic writes: sum checked records into 15-minute buckets with one upsert per batch."""
+
+from django.db import connection, transaction
+
+from proxylogs.models import TRAFFIC_KEY_FIELDS, TrafficBucket, TrafficDomainDay, TrafficTotal
+from vpnmonitor.timeseries import floor_time
+
+BUCKET_SECONDS = 900
+DAY_SECONDS = 86400
+BIGINT_MAX = 2**63 - 1
+SUMMED_FIELDS = ("count", "bytes_sent", "bytes_received", "error_count", "duration_ms")
+VALUE_FIELDS = SUMMED_FIELDS + ("max_concurrency", "first_seen", "last_seen")
+VALUE_PG_TYPES = ("bigint",) * 6 + ("timestamptz", "timestamptz")
+# PostgreSQL array types of the key columns, for the unnest() form of the upsert.
+KEY_PG_TYPES = {
+    "bucket": "timestamptz", "day": "timestamptz", "user_id": "bigint", "order_id": "bigint", "port": "integer",
+}
+
+
+def bucket_key(record):
+    """The row a record is summed into."""
+    return (
+        floor_time(record.ts, BUCKET_SECONDS), record.user_id, record.order_id, record.domain, record.error,
+        record.worker, record.peer_id, record.port, record.protocol, record.ip_out, record.ip_from,
+    )
+
+
+def _merge(rows, key_of):
+    """Rows (key..., counters..., max_concurrency, first_seen, last_seen) summed per key_of(row), sorted by key.
+
+    Sorting gives concurrent batches the same lock order, so two ingests never deadlock.
+    """
+    merged = {}
+    for row in rows:
+        key = key_of(row)
+        values = row[-8:]
+        current = merged.get(key)
+        if current is None:
+            merged[key] = list(values)
+            continue
+        for index in range(5):
+            current[index] += values[index]
+        current[5] = max(current[5], values[5])
+        current[6] = min(current[6], values[6])
+        current[7] = max(current[7], values[7])
+    # A batch may sum past the bigint maximum; the row saturates there, as the upsert does.
+    return [(*key, *(min(value, BIGINT_MAX) for value in merged[key][:5]), *merged[key][5:])
+            for key in sorted(merged, key=_sortable)]
+
+
+def _sortable(key):
+    return (key[0].timestamp(), *key[1:])
+
+
+def sum_batch(records):
+    """The batch summed per bucket row: [(key fields..., counters..., max_concurrency, first_seen, last_seen)].
+
+    Summing first also matters because PostgreSQL refuses an upsert that touches a row twice.
+    """
+    return _merge(
+        ((*bucket_key(r), r.count, r.bytes_sent, r.bytes_received, r.error_count, r.duration_ms,
+          r.max_concurrency, r.ts, r.ts) for r in records),
+        lambda row: row[:len(TRAFFIC_KEY_FIELDS)],
+    )
+
+
+def totals_of(bucket_rows):
+    """Bucket rows rolled up to one row per 15-minute bucket (TrafficTotal)."""
+    return _merge(bucket_rows, lambda row: (row[0],))
+
+
+def domain_days_of(bucket_rows):
+    """Bucket rows rolled up to one row per (UTC day, domain, error) (TrafficDomainDay)."""
+    return _merge(bucket_rows, lambda row: (floor_time(row[0], DAY_SECONDS), row[3], row[4]))
+
+
+def _update_clause(current, new, least, greatest, saturated_sum):
+    """SET clause: counters add up (saturating at the bigint maximum rather than failing the
+    batch), max_concurrency keeps the maximum, first/last seen widen."""
+    return ", ".join([f"{name} = " + saturated_sum(f"{current}.{name}", f"{new}.{name}") for name in SUMMED_FIELDS] + [
+        f"max_concurrency = {greatest}({current}.max_concurrency, {new}.max_concurrency)",
+        f"first_seen = {least}({current}.first_seen, {new}.first_seen)",
+        f"last_seen = {greatest}({current}.last_seen, {new}.last_seen)",
+    ])
+
+
+def _postgresql_upsert(cursor, model, key_fields, rows):
+    table = connection.ops.quote_name(model._meta.db_table)
+    columns = key_fields + VALUE_FIELDS
+    types = [KEY_PG_TYPES.get(name, "varchar") for name in key_fields] + list(VALUE_PG_TYPES)
+    sql = (
+        f"INSERT INTO {table} AS t ({', '.join(columns)}) "
+        f"SELECT * FROM unnest({', '.join(f'%s::{kind}[]' for kind in types)}) "
+        f"ON CONFLICT ({', '.join(key_fields)}) DO UPDATE SET "
+        + _update_clause("t", "EXCLUDED", "LEAST", "GREATEST",
+                         lambda a, b: f"LEAST({a}::numeric + {b}, {BIGINT_MAX})::bigint")
+    )
+    cursor.execute(sql, [list(column) for column in zip(*rows, strict=True)])
+
+
+def _sqlite_upsert(cursor, model, key_fields, rows):
+    table = connection.ops.quote_name(model._meta.db_table)
+    columns = key_fields + VALUE_FIELDS
+    as_text = connection.ops.adapt_datetimefield_value
+    stored = [(as_text(row[0]), *row[1:-2], as_text(row[-2]), as_text(row[-1])) for row in rows]
+    sql = (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))}) "
+        f"ON CONFLICT ({', '.join(key_fields)}) DO UPDATE SET "
+        # SQLite's two-argument MIN()/MAX() are its LEAST/GREATEST; an integer overflow there
+        # turns into a REAL, which MIN() then caps.
+        + _update_clause(table, "excluded", "MIN", "MAX", lambda a, b: f"MIN({a} + {b}, {BIGINT_MAX})")
+    )
+    cursor.executemany(sql, stored)
+
+
+def _upsert(cursor, model, key_fields, rows):
+    if connection.vendor == "postgresql":
+        _postgresql_upsert(cursor, model, key_fields, rows)
+    elif connection.vendor == "sqlite":
+        _sqlite_upsert(cursor, model, key_fields, rows)
+    else:
+        raise NotImplementedError(f"No traffic upsert for {connection.vendor}")
+
+
+def ingest_records(records):
+    """Add checked TrafficRecords to their buckets and to the all-tenant rollups, all or nothing.
+
+    Returns how many bucket rows were touched.
+    """
+    if not records:
+        return 0
+    rows = sum_batch(records)
+    with transaction.atomic(), connection.cursor() as cursor:
+        _upsert(cursor, TrafficBucket, TRAFFIC_KEY_FIELDS, rows)
+        _upsert(cursor, TrafficDomainDay, ("day", "domain", "error"), domain_days_of(rows))
+        # Last, so the few hot total rows stay locked for as short a time as possible.
+        _upsert(cursor, TrafficTotal, ("bucket",), totals_of(rows))
+    return len(rows)
