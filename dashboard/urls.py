@@ -10,4 +10,6 @@ urlpatterns = [
     path("dashboard/vpn/<path:common_name>/", views.vpn_client, name="vpn-client"),
     path("dashboard/flows/", views.flows, name="flows"),
     path("dashboard/proxy/", views.proxy, name="proxy"),
+    # Browsers ask every site for /favicon.ico; answer with ours rather than a 404 in their console.
+    path("favicon.ico", views.favicon),
 ]

@@ -5,8 +5,9 @@ import ipaddress
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import BadRequest
 from django.core.paginator import Paginator
-from django.http import Http404
+from django.http import Http404, HttpResponsePermanentRedirect
 from django.shortcuts import render
+from django.templatetags.static import static
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
@@ -237,3 +238,8 @@ def proxy(request):
         "score_meter": charts.meter(score["score"], score["max_score"], title="Security score", chart_id="chart-score"),
     }
     return _page(request, "dashboard/proxy.html", context)
+
+
+def favicon(request):
+    # Resolved per request: with the manifest storage the hashed name exists only after collectstatic.
+    return HttpResponsePermanentRedirect(static("dashboard/favicon.svg"))
