@@ -142,9 +142,9 @@ def line_chart(series, labels, *, title, chart_id="", width=760, height=240, tic
 
 
 def _short_label(label):
-    # "2026-05-04T13:15:00Z" -> "05-04 13:15": enough to read the axis.
+    # "2026-05-04T13:15:00Z" or "2026-05-04 13:15:00" -> "05-04 13:15": enough to read the axis.
     text = str(label)
-    if len(text) >= 16 and text[10] == "T":
+    if len(text) >= 16 and text[10] in "T ":
         return f"{text[5:10]} {text[11:16]}"
     return text
 

@@ -220,3 +220,9 @@ def test_the_admin_links_to_the_dashboard(client, admin_user):
 def test_the_browsable_api_links_to_the_dashboard(signed_in):
     page = signed_in.get("/api/v1/stats/system", HTTP_ACCEPT="text/html").content.decode()
     assert '<a href="/" id="dashboard-link">Dashboard</a>' in page
+
+
+def test_a_viewer_without_staff_status_signs_in_through_the_api_login(client, viewer_user, demo):
+    response = client.post("/api-auth/login/?next=/", {"username": "viewer", "password": "pw-viewer", "next": "/"})
+    assert response.status_code == 302 and response["Location"] == "/"
+    assert b"<h1>Overview</h1>" in client.get("/").content
