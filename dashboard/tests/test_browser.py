@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.db import connections
 
 from dashboard.tests.conftest import add_quarters, seed_small_demo
 
@@ -48,6 +49,9 @@ def browser_page(tmp_path, live_server, monkeypatch):
             yield page
         finally:
             context.close()
+            # With Playwright's loop in this thread, Django keys connections by context: close the ones the
+            # test's reads opened here, or PostgreSQL refuses to drop the test database at the end.
+            connections.close_all()
     # Nothing may come from anywhere but the server under test (no CDN), and nothing may fail in the page.
     assert [url for url in requests if not url.startswith(live_server.url)] == []
     assert problems == []
