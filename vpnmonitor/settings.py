@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "monitoring",
     "flowreports",
     "proxylogs",
+    "dashboard",
 ]
 
 MIDDLEWARE = [

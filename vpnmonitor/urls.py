@@ -9,7 +9,7 @@ from monitoring.api.sessions import SessionsTokenView
 from vpnmonitor import views
 
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("", include("dashboard.urls")),
     path("admin/", admin.site.urls),
     path("api/", views.ApiIndexView.as_view(), name="api-index"),
     path("api/v1/health", views.HealthView.as_view(), name="health"),
