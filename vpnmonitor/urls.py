@@ -11,6 +11,7 @@ from vpnmonitor import views
 urlpatterns = [
     path("", include("dashboard.urls")),
     path("admin/", admin.site.urls),
+    path("accounts/", include("django.contrib.auth.urls")),
     path("api/", views.ApiIndexView.as_view(), name="api-index"),
     path("api/v1/health", views.HealthView.as_view(), name="health"),
     path("api/auth/token", TokenObtainPairView.as_view(), name="token_obtain_pair"),

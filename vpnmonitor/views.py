@@ -1,7 +1,6 @@
-"""Project-level views: the health check, the API index and the landing page."""
+"""Project-level views: the health check and the API index."""
 
 from django.db import connection
-from django.shortcuts import render
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
@@ -83,6 +82,3 @@ class ApiIndexView(APIView):
             {"api": name, "url": request.build_absolute_uri(path)} for name, path in API_INDEX
         ] + [{"api": "JWT token", "url": reverse("token_obtain_pair", request=request)}])
 
-
-def home(request):
-    return render(request, "home.html", {"api_index": API_INDEX})

@@ -19,10 +19,11 @@ def seed_small_demo():
 
 
 def add_quarters(now):
-    """The demo writes raw polls only; the analytics read the 15-minute totals, so give them known ones."""
+    """Replace the demo's 15-minute totals (what the analytics read) with three known ones to check exactly."""
     from monitoring.models import PollQuarter, VpnServer
     from vpnmonitor.timeseries import floor_time
 
+    PollQuarter.objects.all().delete()
     server = VpnServer.objects.order_by("name").first()
     current = floor_time(now, 900)
     for back, (received, sent, clients) in zip((3, 2, 1), QUARTERS, strict=True):

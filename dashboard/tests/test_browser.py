@@ -64,6 +64,7 @@ def seeded(transactional_db, django_user_model):
 
     seed_small_demo()
     add_quarters(timezone.now())
+    # Staff status for the admin link test; the sign-in page itself takes any user (see test_pages).
     user = django_user_model.objects.create_user("operator-e2e", password=PASSWORD, is_staff=True)
     user.groups.add(Group.objects.get(name="viewers"))
     return user
@@ -71,7 +72,7 @@ def seeded(transactional_db, django_user_model):
 
 def sign_in(page, base):
     page.goto(f"{base}/")
-    assert "/admin/login/" in page.url  # anonymous: sent to the login form
+    assert "/accounts/login/" in page.url  # anonymous: sent to the sign-in form
     page.fill("#id_username", "operator-e2e")
     page.fill("#id_password", PASSWORD)
     page.click("input[type=submit]")

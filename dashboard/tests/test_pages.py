@@ -22,10 +22,10 @@ def demo(db):
 
 
 @pytest.mark.parametrize("url", PAGES)
-def test_anonymous_visitors_are_sent_to_the_admin_login(client, db, url):
+def test_anonymous_visitors_are_sent_to_the_sign_in_page(client, db, url):
     response = client.get(url)
     assert response.status_code == 302
-    assert response["Location"].startswith("/admin/login/?next=")
+    assert response["Location"].startswith("/accounts/login/?next=")
 
 
 @pytest.mark.parametrize("url", PAGES)
@@ -222,7 +222,8 @@ def test_the_browsable_api_links_to_the_dashboard(signed_in):
     assert '<a href="/" id="dashboard-link">Dashboard</a>' in page
 
 
-def test_a_viewer_without_staff_status_signs_in_through_the_api_login(client, viewer_user, demo):
-    response = client.post("/api-auth/login/?next=/", {"username": "viewer", "password": "pw-viewer", "next": "/"})
+def test_a_viewer_without_staff_status_signs_in_on_the_sign_in_page(client, viewer_user, demo):
+    assert b'name="username"' in client.get("/accounts/login/?next=/").content
+    response = client.post("/accounts/login/", {"username": "viewer", "password": "pw-viewer", "next": "/"})
     assert response.status_code == 302 and response["Location"] == "/"
     assert b"<h1>Overview</h1>" in client.get("/").content
