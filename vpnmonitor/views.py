@@ -9,7 +9,9 @@ from django.http import HttpResponse
 from django.shortcuts import render
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import authentication, serializers, status
+from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.permissions import AllowAny, BasePermission
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.settings import api_settings
@@ -111,9 +113,21 @@ class CanScrapeMetrics(BasePermission):
         return bool(getattr(request.user, "is_staff", False)) or principals.can_read(request)
 
 
+class MetricsNegotiation(BaseContentNegotiation):
+    """The body's format follows Accept in the view (Prometheus client rules); errors are JSON whatever it says."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
 class MetricsView(APIView):
     """GET /metrics — Prometheus text format (OpenMetrics when the scraper asks for it)."""
 
+    content_negotiation_class = MetricsNegotiation
+    renderer_classes = [JSONRenderer]
     authentication_classes = [MetricsTokenAuthentication, *api_settings.DEFAULT_AUTHENTICATION_CLASSES]
     permission_classes = [CanScrapeMetrics]
     api_family = families.MONITOR
