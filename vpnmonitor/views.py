@@ -46,6 +46,15 @@ def check_services():
     return checks
 
 
+HEALTH_FIELDS = {
+    "status": serializers.CharField(),
+    "checks": serializers.DictField(),
+    "details": serializers.DictField(required=False, help_text=(
+        "Ingestion health (absent when the database is down): 'ingestion' is ok or degraded; stale and failing "
+        "OpenVPN servers, lagging and failing proxy log sources (by name), running and stale flow collectors.")),
+}
+
+
 class HealthView(APIView):
     """GET /api/v1/health — no authentication; 503 names what failed."""
 
@@ -56,8 +65,8 @@ class HealthView(APIView):
     @extend_schema(
         summary="Health check",
         responses={
-            200: inline_serializer("Health", {"status": serializers.CharField(), "checks": serializers.DictField()}),
-            503: inline_serializer("Unhealthy", {"status": serializers.CharField(), "checks": serializers.DictField()}),
+            200: inline_serializer("Health", HEALTH_FIELDS),
+            503: inline_serializer("Unhealthy", HEALTH_FIELDS),
         },
         auth=[],
     )
