@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.core.paginator import Paginator
 from django.utils.functional import cached_property
 
-from flowreports.models import FlowReport, SubscriberPrefix
+from flowreports.models import CollectorStatus, FlowReport, SubscriberPrefix
 
 
 class CappedCountPaginator(Paginator):
@@ -41,6 +41,20 @@ class FlowReportAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         # Flows come from exporters and the ingest API, never from a form.
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(CollectorStatus)
+class CollectorStatusAdmin(admin.ModelAdmin):
+    """Written by `collect_flows`; admins only look, or delete the row of a collector that was retired."""
+
+    list_display = ["hostname", "listen", "pid", "started_at", "updated_at", "stopped_at", "flows_received",
+                    "flows_stored", "flows_dropped", "malformed_packets"]
+
+    def has_add_permission(self, request):
         return False
 
     def has_change_permission(self, request, obj=None):

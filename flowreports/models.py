@@ -98,3 +98,37 @@ class SubscriberPrefix(models.Model):
         except ValueError:
             pass
         super().save(*args, **kwargs)
+
+
+class CollectorStatus(models.Model):
+    """The counters of one running `manage.py collect_flows`, written every few seconds so /metrics can read them.
+
+    Counters restart from zero when the collector restarts (Prometheus treats that as a counter reset).
+    """
+
+    hostname = models.CharField(max_length=255)
+    listen = models.CharField(max_length=100, help_text="The bound address, e.g. 0.0.0.0:2055")
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+    stopped_at = models.DateTimeField(null=True, blank=True, help_text="Set when the collector stopped cleanly.")
+    packets_received = models.BigIntegerField(default=0)
+    flows_received = models.BigIntegerField(default=0)
+    flows_stored = models.BigIntegerField(default=0)
+    flows_dropped = models.BigIntegerField(default=0)
+    malformed_packets = models.BigIntegerField(default=0)
+    sets_dropped_no_template = models.BigIntegerField(default=0)
+    sink_failures = models.BigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["hostname", "listen"]
+        constraints = [models.UniqueConstraint(fields=["hostname", "listen"], name="collector_status_host_listen")]
+        verbose_name = "flow collector status"
+        verbose_name_plural = "flow collector statuses"
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def name(self):
+        return f"{self.hostname}/{self.listen}"

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from django.db import DEFAULT_DB_ALIAS, close_old_connections, connections, transaction
 from django.utils import timezone
 
-from flowreports.models import FlowReport
+from flowreports.models import CollectorStatus, FlowReport
 from flowreports.subscribers import SubscriberTable
 from vpnmonitor import retention
 from vpnmonitor.models import audit
@@ -182,6 +182,24 @@ class FlowSink:
             connection.close()
         finally:
             connection.dec_thread_sharing()
+
+
+COLLECTOR_COUNTERS = (
+    "packets_received", "flows_received", "flows_stored", "flows_dropped", "malformed_packets",
+    "sets_dropped_no_template", "sink_failures",
+)
+
+
+def record_collector_status(*, hostname, listen, pid, started_at, stats, stopped=False):
+    """Save a running collector's counters (Collector.stats()) to its CollectorStatus row, for /metrics."""
+    now = timezone.now()
+    CollectorStatus.objects.update_or_create(
+        hostname=hostname[:255], listen=listen[:100],
+        defaults={
+            "pid": pid, "started_at": started_at, "updated_at": now, "stopped_at": now if stopped else None,
+            **{name: stats[name] for name in COLLECTOR_COUNTERS},
+        },
+    )
 
 
 def clear_flow_reports(*, request=None):

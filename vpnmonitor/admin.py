@@ -1,8 +1,9 @@
-"""Admin for the shared settings: privacy, retention, API keys and the read-only audit log."""
+"""Admin for the shared settings: privacy, retention, API keys, the read-only audit log and ingestion health."""
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 
-from vpnmonitor.models import ApiKey, AuditEvent, PrivacySettings, RetentionPolicy
+from vpnmonitor.models import ApiKey, AuditEvent, IngestionHealth, PrivacySettings, RetentionPolicy
 
 admin.site.site_header = "vpnmonitor administration"
 admin.site.site_title = "vpnmonitor"
@@ -84,3 +85,48 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
         count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
         self.message_user(request, f"Revoked {count} key(s).")
+
+
+@admin.register(IngestionHealth)
+class IngestionHealthAdmin(admin.ModelAdmin):
+    """One page (no table behind it): servers, log sources, flow collectors, ingest counters, Celery queue."""
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_active and request.user.is_staff
+
+    def has_module_permission(self, request):
+        return self.has_view_permission(request)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def changelist_view(self, request, extra_context=None):
+        from django.template.response import TemplateResponse
+
+        from vpnmonitor import ingestion_health
+
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        report = ingestion_health.ingestion_health()
+        try:
+            queues, queue_error = ingestion_health.celery_queue_lengths(), ""
+        except Exception as exc:  # noqa: BLE001 - shown on the page instead of failing it
+            queues, queue_error = {}, f"{type(exc).__name__}: {exc}"
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Ingestion health",
+            "opts": self.model._meta,
+            "report": report,
+            "summary": ingestion_health.health_details(report),
+            "ingest_counts": ingestion_health.ingest_record_counts(),
+            "queues": queues,
+            "queue_error": queue_error,
+            **(extra_context or {}),
+        }
+        return TemplateResponse(request, "admin/vpnmonitor/ingestion_health.html", context)

@@ -1,4 +1,4 @@
-"""Shared models: privacy and retention settings, the audit log, API keys and job locks."""
+"""Shared models: privacy and retention settings, the audit log, API keys, job locks and ingest counters."""
 
 import hashlib
 import secrets
@@ -7,6 +7,7 @@ from datetime import timedelta
 from django.core.cache import cache
 from django.core.validators import MinValueValidator
 from django.db import IntegrityError, models, transaction
+from django.db.models import F
 from django.utils import timezone
 
 
@@ -195,3 +196,48 @@ def audit(request_or_none, action, target="", **details):
     )
 
 
+
+class IngestCounter(models.Model):
+    """All-time count of records accepted by one HTTP ingest endpoint (read by /metrics; never goes down).
+
+    Any app's ingest path adds to its own row with IngestCounter.add("<dataset>", n); the row appears in
+    /metrics as vpnmonitor_ingest_records_total{dataset="<dataset>"} without further wiring.
+    """
+
+    dataset = models.CharField(max_length=64, primary_key=True)
+    records = models.BigIntegerField(default=0)
+    batches = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["dataset"]
+        verbose_name = "ingest counter"
+
+    def __str__(self):
+        return f"{self.dataset}: {self.records} records in {self.batches} batches"
+
+    @classmethod
+    def add(cls, dataset, records):
+        """Count one accepted batch of `records` records; a single UPDATE, so concurrent callers add up."""
+        now = timezone.now()
+        changes = {"records": F("records") + records, "batches": F("batches") + 1, "updated_at": now}
+        if cls.objects.filter(dataset=dataset).update(**changes):
+            return
+        try:
+            with transaction.atomic():
+                cls.objects.create(dataset=dataset, records=records, batches=1, updated_at=now)
+        except IntegrityError:
+            # Another process created the row first.
+            cls.objects.filter(dataset=dataset).update(**changes)
+
+
+class IngestionHealth(models.Model):
+    """No table: gives the ingestion-health page a place (and a view permission) in admin."""
+
+    class Meta:
+        managed = False
+        default_permissions = ("view",)
+        verbose_name = verbose_name_plural = "ingestion health"
+
+    def __str__(self):
+        return "ingestion health"

@@ -136,14 +136,40 @@ else:
 
 # Production hardening; `manage.py check --deploy` is clean when DEBUG is off and HTTPS is on.
 SECURE_HTTPS = env_bool("SECURE_HTTPS", not DEBUG)
+BEHIND_PROXY = env_bool("BEHIND_PROXY", False)
 SESSION_COOKIE_SECURE = SECURE_HTTPS
 CSRF_COOKIE_SECURE = SECURE_HTTPS
-SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_PROXY", False) else None
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", SECURE_HTTPS)
+# Load balancers and Prometheus talk plain HTTP to the web port; a redirect would fail their checks.
+SECURE_REDIRECT_EXEMPT = [r"^api/v1/health$", r"^metrics$"]
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_PROXY else None
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 SECURE_CONTENT_TYPE_NOSNIFF = True
+SILENCED_SYSTEM_CHECKS = [
+    # HSTS preload is a decision for the owner of the registrable domain (it is submitted for the apex and
+    # binds every subdomain); a host such as vpnmonitor.example.com cannot make it. Opt in with
+    # SECURE_HSTS_PRELOAD=true.
+    "security.W021",
+]
+if SECURE_HTTPS and BEHIND_PROXY and not SECURE_SSL_REDIRECT:
+    # SECURE_SSL_REDIRECT=false behind a TLS-terminating proxy means the proxy redirects plain HTTP itself.
+    SILENCED_SYSTEM_CHECKS.append("security.W008")
+
+# GET /metrics: a bearer token (Authorization: Bearer <METRICS_TOKEN>), else a staff user or a viewer/operator
+# credential; METRICS_PUBLIC=true serves it to anyone (only behind a firewall that limits who can reach it).
+METRICS_TOKEN = env_str("METRICS_TOKEN", "").strip()
+METRICS_PUBLIC = env_bool("METRICS_PUBLIC", False)
+if METRICS_TOKEN and len(METRICS_TOKEN) < 16:
+    raise ImproperlyConfigured("METRICS_TOKEN must be at least 16 characters long")
+# Ingestion health: a server is stale when its last good poll is older than this many seconds, or than three
+# poll intervals when the interval set in admin is longer; a log source lags when it has unread bytes and its
+# last import is older than LOG_SOURCE_LAG_SECONDS; a flow collector is stale when it has not reported for
+# FLOW_COLLECTOR_STALE_SECONDS.
+STALE_SERVER_SECONDS = env_int("STALE_SERVER_SECONDS", 60, minimum=1)
+LOG_SOURCE_LAG_SECONDS = env_int("LOG_SOURCE_LAG_SECONDS", 120, minimum=1)
+FLOW_COLLECTOR_STALE_SECONDS = env_int("FLOW_COLLECTOR_STALE_SECONDS", 60, minimum=1)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -182,6 +208,16 @@ OAUTH2_PROVIDER = {
     "SCOPES": {"read": "Read monitoring data", "write": "Change data and settings"},
     "DEFAULT_SCOPES": ["read"],
     "PKCE_REQUIRED": True,
+    # RFC 9700 (OAuth 2.0 Security BCP): only client credentials are used here, so every compliant behaviour
+    # can be on (and `check --deploy` stays clean).
+    "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,
+    "COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT": True,
+    "COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS": True,
+    "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
+    "REFRESH_TOKEN_REUSE_PROTECTION": True,
+    "ALLOWED_REDIRECT_URI_SCHEMES": ["http", "https"] if DEBUG else ["https"],
 }
 
 SPECTACULAR_SETTINGS = {

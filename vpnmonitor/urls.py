@@ -14,6 +14,7 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/", views.ApiIndexView.as_view(), name="api-index"),
     path("api/v1/health", views.HealthView.as_view(), name="health"),
+    path("metrics", views.MetricsView.as_view(), name="metrics"),
     path("api/auth/token", TokenObtainPairView.as_view(), name="token_obtain_pair"),
     path("api/auth/token/refresh", TokenRefreshView.as_view(), name="token_refresh"),
     path("api/beta/oauth/token", SessionsTokenView.as_view(), name="oauth-token"),

@@ -1,14 +1,25 @@
-"""Project-level views: the health check and the API index."""
+"""Project-level views: the health check, Prometheus metrics and the API index."""
 
-from django.db import connection
+import hmac
+import logging
+
+from django.conf import settings
+from django.db import DatabaseError, connection
+from django.http import HttpResponse
 from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework import serializers, status
-from rest_framework.permissions import AllowAny
+from rest_framework import authentication, serializers, status
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.permissions import AllowAny, BasePermission
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
+from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
-from vpnmonitor.api import families
+from vpnmonitor import ingestion_health, metrics
+from vpnmonitor.api import families, principals
+
+logger = logging.getLogger(__name__)
 
 
 def check_services():
@@ -34,6 +45,15 @@ def check_services():
     return checks
 
 
+HEALTH_FIELDS = {
+    "status": serializers.CharField(),
+    "checks": serializers.DictField(),
+    "details": serializers.DictField(required=False, help_text=(
+        "Ingestion health (absent when the database is down): 'ingestion' is ok or degraded; stale and failing "
+        "OpenVPN servers, lagging and failing proxy log sources (by name), running and stale flow collectors.")),
+}
+
+
 class HealthView(APIView):
     """GET /api/v1/health — no authentication; 503 names what failed."""
 
@@ -44,8 +64,8 @@ class HealthView(APIView):
     @extend_schema(
         summary="Health check",
         responses={
-            200: inline_serializer("Health", {"status": serializers.CharField(), "checks": serializers.DictField()}),
-            503: inline_serializer("Unhealthy", {"status": serializers.CharField(), "checks": serializers.DictField()}),
+            200: inline_serializer("Health", HEALTH_FIELDS),
+            503: inline_serializer("Unhealthy", HEALTH_FIELDS),
         },
         auth=[],
     )
@@ -53,7 +73,77 @@ class HealthView(APIView):
         checks = check_services()
         healthy = all(value == "ok" for value in checks.values())
         body = {"status": "healthy" if healthy else "unhealthy", "checks": checks}
+        if checks["database"] == "ok":
+            # Stale or lagging ingestion is a degraded detail, not a 503: the web tier can still serve every
+            # API, and a load balancer that took it out of rotation would not make a poll succeed.
+            try:
+                body["details"] = ingestion_health.health_details(ingestion_health.ingestion_health())
+            except DatabaseError as exc:
+                logger.warning("ingestion health unavailable: %s", exc)
         return Response(body, status=status.HTTP_200_OK if healthy else status.HTTP_503_SERVICE_UNAVAILABLE)
+
+
+class MetricsScraper:
+    """request.user of a caller that presented METRICS_TOKEN."""
+
+    is_authenticated = True
+    is_anonymous = False
+    is_staff = False
+    pk = username = "metrics-token"
+
+    def __str__(self):
+        return self.username
+
+
+class MetricsTokenAuthentication(authentication.BaseAuthentication):
+    """Authorization: Bearer <METRICS_TOKEN>. Any other bearer token is left to the API's own schemes."""
+
+    def authenticate(self, request):
+        token = settings.METRICS_TOKEN
+        header = authentication.get_authorization_header(request).decode("latin-1")
+        scheme, _, presented = header.partition(" ")
+        if not token or scheme.lower() != "bearer":
+            return None
+        if hmac.compare_digest(presented.strip().encode(), token.encode()):
+            return MetricsScraper(), None
+        return None
+
+    def authenticate_header(self, request):
+        return 'Bearer realm="metrics"'
+
+
+class CanScrapeMetrics(BasePermission):
+    message = "Metrics need METRICS_TOKEN, a staff user, or a viewer or operator credential."
+
+    def has_permission(self, request, view):
+        if settings.METRICS_PUBLIC or isinstance(request.user, MetricsScraper):
+            return True
+        return bool(getattr(request.user, "is_staff", False)) or principals.can_read(request)
+
+
+class MetricsNegotiation(BaseContentNegotiation):
+    """The body's format follows Accept in the view (Prometheus client rules); errors are JSON whatever it says."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+class MetricsView(APIView):
+    """GET /metrics — Prometheus text format (OpenMetrics when the scraper asks for it)."""
+
+    content_negotiation_class = MetricsNegotiation
+    renderer_classes = [JSONRenderer]
+    authentication_classes = [MetricsTokenAuthentication, *api_settings.DEFAULT_AUTHENTICATION_CLASSES]
+    permission_classes = [CanScrapeMetrics]
+    api_family = families.MONITOR
+
+    @extend_schema(exclude=True)
+    def get(self, request):
+        body, content_type = metrics.exposition(request.headers.get("Accept", ""))
+        return HttpResponse(body, content_type=content_type)
 
 
 API_INDEX = [
@@ -68,6 +158,7 @@ API_INDEX = [
     ("Proxy logs", "/api/logs/stats"),
     ("Proxy analytics", "/analytics/domains?from=2026-01-01&to=2026-01-31"),
     ("Health", "/api/v1/health"),
+    ("Prometheus metrics", "/metrics"),
     ("OpenAPI schema", "/api/schema/"),
     ("Swagger UI", "/api/docs/"),
 ]

@@ -14,6 +14,7 @@ from vpnmonitor.api import families, permissions
 from vpnmonitor.api.exceptions import BadParameter, PayloadTooLarge
 from vpnmonitor.api.pagination import PagePerPagePagination
 from vpnmonitor.api.params import QueryParams
+from vpnmonitor.models import IngestCounter
 from vpnmonitor.privacy import should_mask
 
 MAX_INGEST_ITEMS = 10_000
@@ -137,6 +138,8 @@ class FlowReportsView(generics.GenericAPIView):
         serializer.is_valid(raise_exception=True)
         with transaction.atomic():
             result = services.store_flows(serializer.validated_data, exporter="http")
+        # After the commit, so concurrent batches do not queue on the counter row while they store.
+        IngestCounter.add("flow_reports", result.stored)
         return Response(
             FAMILY.ok({"message": "Flow reports stored successfully", "stored": result.stored}),
             status=status.HTTP_201_CREATED,

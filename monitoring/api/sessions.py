@@ -78,68 +78,68 @@ class SessionSerializer(serializers.ModelSerializer):
         profile = self._profile(session)
         return (getattr(profile, field) or None) if profile else None
 
-    def get_clientUUID(self, session):  # noqa: N802 - the spec's field names
+    def get_clientUUID(self, session) -> str | None:  # noqa: N802 - the spec's field names
         return None
 
-    def get_networkId(self, session):  # noqa: N802
+    def get_networkId(self, session) -> str | None:  # noqa: N802
         return session.server.network_name or None
 
-    def get_networkName(self, session):  # noqa: N802
+    def get_networkName(self, session) -> str | None:  # noqa: N802
         return session.server.network_name or None
 
-    def get_region(self, session):
+    def get_region(self, session) -> str | None:
         return session.server.region or None
 
-    def get_deviceId(self, session):  # noqa: N802
+    def get_deviceId(self, session) -> str | None:  # noqa: N802
         return session.device_id or None
 
-    def get_deviceName(self, session):  # noqa: N802
+    def get_deviceName(self, session) -> str | None:  # noqa: N802
         profile = self._profile(session)
         return (profile.device_name or None) if profile else None
 
-    def get_disconnectReason(self, session):  # noqa: N802
+    def get_disconnectReason(self, session) -> str | None:  # noqa: N802
         return session.disconnect_reason or None
 
-    def get_email(self, session):
+    def get_email(self, session) -> str | None:
         return self._personal(session, "email")
 
-    def get_firstName(self, session):  # noqa: N802
+    def get_firstName(self, session) -> str | None:  # noqa: N802
         return self._personal(session, "first_name")
 
-    def get_lastName(self, session):  # noqa: N802
+    def get_lastName(self, session) -> str | None:  # noqa: N802
         return self._personal(session, "last_name")
 
-    def get_userGroup(self, session):  # noqa: N802
+    def get_userGroup(self, session) -> str | None:  # noqa: N802
         profile = self._profile(session)
         return (profile.user_group or None) if profile else None
 
-    def get_userId(self, session):  # noqa: N802
+    def get_userId(self, session) -> str | None:  # noqa: N802
         profile = self._profile(session)
         return (profile.user_id or None) if profile else None
 
-    def get_userName(self, session):  # noqa: N802
+    def get_userName(self, session) -> str | None:  # noqa: N802
         if should_mask(self.context.get("request")):
             return None
         profile = self._profile(session)
         return (profile.user_name if profile and profile.user_name else session.username or session.common_name) or None
 
-    def get_osType(self, session):  # noqa: N802
+    def get_osType(self, session) -> str | None:  # noqa: N802
         return session.os_type or None
 
-    def get_osVersion(self, session):  # noqa: N802
+    def get_osVersion(self, session) -> str | None:  # noqa: N802
         return session.os_version or None
 
-    def get_protocol(self, session):
+    def get_protocol(self, session) -> str | None:
         return session.protocol.upper() or None
 
-    def get_sessionDurationSeconds(self, session):  # noqa: N802
+    def get_sessionDurationSeconds(self, session) -> int:  # noqa: N802
         end = session.ended_at or self.context["now"]
         return max(0, int((end - session.started_at).total_seconds()))
 
-    def get_sessionStartTime(self, session):  # noqa: N802
+    def get_sessionStartTime(self, session) -> str | None:  # noqa: N802
         return _instant(session.started_at)
 
-    def get_sessionEndTime(self, session):  # noqa: N802
+    def get_sessionEndTime(self, session) -> str | None:  # noqa: N802
         return _instant(session.ended_at)
 
 

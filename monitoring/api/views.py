@@ -56,6 +56,7 @@ class AnalyticsView(MonitorView):
 class ClientStatsView(MonitorView):
     @extend_schema(
         summary="Client statistics (detail + history)",
+        operation_id="api_v1_stats_client_retrieve",
         description="resolution=auto follows the dynamic-aggregation table: 1h → 30 s, 3h → 1 min, 6h → 2 min, "
         "12h → 5 min, 24h → 15 min (usage_history, zero-filled), 7d → 1 h (stats_hourly), 30d → 6 h "
         "(stats_6h), 1y → 1 day (stats_daily). Rates are averages over each point's period, in Mbit/s. "

@@ -1,13 +1,20 @@
 """manage.py collect_flows: receive NetFlow v5/v9 and IPFIX over UDP and store the flows as flow reports."""
 
+import logging
+import os
 import signal
+import socket
 import threading
 import time
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
+from django.utils import timezone
 
 from flowreports.collector import Collector
-from flowreports.services import FlowSink
+from flowreports.services import FlowSink, record_collector_status
+
+logger = logging.getLogger(__name__)
 
 
 def parse_listen(value):
@@ -37,14 +44,19 @@ class Command(BaseCommand):
                             help="seconds before a partial batch is stored (default 1)")
         parser.add_argument("--stats-interval", type=float, default=60.0,
                             help="seconds between count lines (default 60; 0 prints only at exit)")
+        parser.add_argument("--status-interval", type=float, default=5.0,
+                            help="seconds between saves of the counters that /metrics reports (default 5)")
         parser.add_argument("--run-seconds", type=float, default=None,
                             help="stop after this many seconds (for smoke tests and timed captures)")
 
-    def handle(self, *args, listen, batch_size, flush_interval, stats_interval, run_seconds, **options):
+    def handle(self, *args, listen, batch_size, flush_interval, stats_interval, status_interval, run_seconds,
+               **options):
         if batch_size < 1:
             raise CommandError("--batch-size must be at least 1")
         if flush_interval <= 0:
             raise CommandError("--flush-interval must be positive")
+        if status_interval <= 0:
+            raise CommandError("--status-interval must be positive")
         host, port = parse_listen(listen)
         stop = threading.Event()
         self._install_signal_handlers(stop)
@@ -55,25 +67,43 @@ class Command(BaseCommand):
         except OSError as exc:
             raise CommandError(f"cannot listen on {listen}: {exc}") from None
         bound = collector.address
+        bound_text = f"[{bound[0]}]:{bound[1]}" if ":" in bound[0] else f"{bound[0]}:{bound[1]}"
+        self._status = {"hostname": socket.gethostname(), "listen": bound_text, "pid": os.getpid(),
+                        "started_at": timezone.now()}
         self.stdout.write(f"Collecting flows on {bound[0]}:{bound[1]} (batch size {batch_size})")
         self.stdout.flush()
-        deadline = None if run_seconds is None else time.monotonic() + run_seconds
+        started = time.monotonic()
+        deadline = None if run_seconds is None else started + run_seconds
+        next_status = started + status_interval
+        next_stats = started + stats_interval if stats_interval > 0 else None
         try:
+            self.save_status(collector)
             while not stop.is_set():
-                wait = stats_interval if stats_interval > 0 else 3600.0
-                if deadline is not None:
-                    wait = min(wait, max(0.0, deadline - time.monotonic()))
-                if stop.wait(wait):
+                wake = min(t for t in (next_status, next_stats, deadline) if t is not None)
+                if stop.wait(max(0.0, wake - time.monotonic())):
                     break
-                if deadline is not None and time.monotonic() >= deadline:
-                    break
-                if stats_interval > 0:
+                now = time.monotonic()
+                if now >= next_status:
+                    self.save_status(collector)
+                    next_status = now + status_interval
+                if next_stats is not None and now >= next_stats:
                     self.stdout.write(self.counts(collector, sink))
                     self.stdout.flush()
+                    next_stats = now + stats_interval
+                if deadline is not None and now >= deadline:
+                    break
         finally:
             collector.stop()
             sink.close()
+            self.save_status(collector, stopped=True)
             self.stdout.write("Stopped; " + self.counts(collector, sink))
+
+    def save_status(self, collector, stopped=False):
+        try:
+            record_collector_status(**self._status, stats=collector.stats(), stopped=stopped)
+        except DatabaseError as exc:
+            # Losing one status write must not stop the collection; the next one catches up.
+            logger.warning("could not save the collector status: %s", exc)
 
     def counts(self, collector, sink):
         stats = collector.stats()
