@@ -278,3 +278,17 @@ def test_retention_prunes_buckets_and_rollups_older_than_90_days_by_default(inge
     assert retention.prune("proxy_traffic_domain_days", now=now) == 1
     assert list(TrafficBucket.objects.values_list("bucket__month", flat=True)) == [6]
     assert list(TrafficTotal.objects.values_list("count", flat=True)) == [12]
+
+
+def test_accepted_batches_are_counted_for_the_metrics(key_client, viewer_client):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    ingest = key_client("ingest")
+    assert ingest.post(URL, {"logs": [record(), record(domain="b.example")]}, format="json").status_code == 204
+    assert ingest.post(URL, {"logs": [record()]}, format="json").status_code == 204
+    assert ingest.post(URL, {"logs": [record(count=-1)]}, format="json").status_code == 400
+    text = viewer_client.get("/metrics").content.decode()
+    samples = {(s.name, s.labels.get("dataset")): s.value
+               for family in text_string_to_metric_families(text) for s in family.samples}
+    assert samples[("vpnmonitor_ingest_records_total", "proxy_traffic")] == 3
+    assert samples[("vpnmonitor_ingest_batches_total", "proxy_traffic")] == 2

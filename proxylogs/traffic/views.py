@@ -19,6 +19,7 @@ from vpnmonitor.api.pagination import PageLimitPagination
 from vpnmonitor.api.params import QueryParams
 from vpnmonitor.api.permissions import CanIngest
 from vpnmonitor.api.principals import tenant_of
+from vpnmonitor.models import IngestCounter
 from vpnmonitor.timeseries import window_between
 
 # 10,000 records of the spec's example take about 4.5 MB; leave room for long domains and errors.
@@ -144,7 +145,9 @@ class IngestView(AnalyticsView):
             raise PayloadTooLarge(
                 f"A batch may hold at most {serializers.MAX_RECORDS:,} records (got {len(logs):,}); split it."
             )
-        services.ingest_records(serializers.check_batch(body, tenant=tenant_of(request)))
+        records = serializers.check_batch(body, tenant=tenant_of(request))
+        services.ingest_records(records)
+        IngestCounter.add("proxy_traffic", len(records))  # after the commit, so batches don't queue on it
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
