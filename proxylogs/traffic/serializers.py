@@ -6,6 +6,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from vpnmonitor.api.params import parse_datetime_value
@@ -236,6 +237,7 @@ class IngestSerializer(serializers.Serializer):
     logs = TrafficRecordSerializer(many=True, max_length=MAX_RECORDS)
 
 
+@extend_schema_field({"type": "string", "example": "2026-03-15 10:15:00", "description": "UTC"})
 class TimestampField(serializers.Field):
     """A datetime as "YYYY-MM-DD HH:MM:SS" (UTC)."""
 

@@ -22,7 +22,8 @@ def test_every_admin_changelist_and_first_change_form_renders(admin_client_with_
         info = f"{model._meta.app_label}_{model._meta.model_name}"
         response = client.get(reverse(f"admin:{info}_changelist"))
         assert response.status_code == 200, info
-        first = model._default_manager.order_by("pk").first()
+        # A page without a table (ingestion health) has a changelist and nothing else.
+        first = model._default_manager.order_by("pk").first() if model._meta.managed else None
         if first is not None:
             response = client.get(reverse(f"admin:{info}_change", args=[first.pk]))
             assert response.status_code == 200, info
