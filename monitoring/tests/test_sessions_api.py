@@ -216,7 +216,7 @@ def test_failed_sessions_come_from_a_real_openvpn_log_and_peer_info_fills_os(vie
     alice = VpnSession.objects.get(common_name="user-alice")
     assert (alice.os_type, alice.os_version) == ("linux", "2.6.14")
 
-    with time_machine.travel(connected + dt.timedelta(hours=1), tick=False):
-        body = viewer_client.get("/api/beta/sessions?size=10&status=FAILED&returnOnlyNew=false").json()
+    # Listed by when it was observed (now), whatever the log's own times were.
+    body = viewer_client.get("/api/beta/sessions?size=10&status=FAILED&returnOnlyNew=false").json()
     assert [(s["status"], s["disconnectReason"], s["userName"]) for s in body["sessions"]] == [
         ("FAILED", "certificate rejected: certificate signature failure", "intruder")]
