@@ -15,6 +15,7 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Count
 from django.db.models.functions import Trunc
 
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 HOUR = dt.timedelta(hours=1)
 DAY = dt.timedelta(days=1)
 # The fields of a flow that decide which rollup rows it counts in.
@@ -49,21 +50,28 @@ def model_rows(objs):
     ]
 
 
-def aggregate(rows, *, hour_of=None):
-    """(hourly Counter, daily destination Counter) of (start_time, protocol, direction, action, destination) rows.
-
-    hour_of: an optional cache-backed function from a start time to its hour.
-    """
-    hourly, daily = Counter(), Counter()
-    hours = {}
+def aggregate(rows):
+    """(hourly Counter, daily destination Counter) of (start_time, protocol, direction, action, destination) rows."""
+    epoch_hours = Counter()
+    uplink = Counter()
     for start, protocol, direction, action, destination in rows:
-        try:
-            hour = hours[start]
-        except KeyError:
-            hour = hours[start] = floor_hour(start)
-        hourly[hour, protocol, direction, action] += 1
+        if start.tzinfo is None:
+            start = start.replace(tzinfo=dt.UTC)
+        # Whole hours since the epoch (exact integer arithmetic): cheaper than a datetime per flow.
+        hour = (start - EPOCH) // HOUR
+        epoch_hours[hour, protocol, direction, action] += 1
         if direction == "uplink" and destination is not None and destination != "":
-            daily[hour.replace(hour=0), destination, protocol, action] += 1
+            uplink[hour // 24, destination, protocol, action] += 1
+    hours, days = {}, {}
+    hourly, daily = Counter(), Counter()
+    for (hour, protocol, direction, action), n in epoch_hours.items():
+        if hour not in hours:
+            hours[hour] = EPOCH + dt.timedelta(hours=hour)
+        hourly[hours[hour], protocol, direction, action] += n
+    for (day, destination, protocol, action), n in uplink.items():
+        if day not in days:
+            days[day] = EPOCH + dt.timedelta(days=day)
+        daily[days[day], destination, protocol, action] += n
     return hourly, daily
 
 
