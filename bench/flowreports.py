@@ -141,6 +141,8 @@ def run(argv):
     parser.add_argument("--collector-rate", type=int, default=0,
                         help="measure the UDP collector end to end at this offered rate (flows/s) instead")
     parser.add_argument("--collector-seconds", type=int, default=30)
+    parser.add_argument("--raw", action="store_true",
+                        help="answer total_count and stats from the raw table only, as before the rollups")
     args = parser.parse_args(argv)
 
     from django.contrib.auth import get_user_model
@@ -173,6 +175,11 @@ def run(argv):
         analyze()
     rows.insert(0, ("dataset", f"{args.flows:,} flows over {args.days} days, {args.subscribers} subscribers"))
 
+    if args.raw:
+        from flowreports.filtersets import FlowReportFilterSet
+
+        FlowReportFilterSet.rollup_dimensions = lambda self: None
+        rows.insert(1, ("answered from", "the raw table only (--raw: no rollups)"))
     PrincipalRateThrottle.allow_request = lambda self, request, view: True
     user, _ = get_user_model().objects.get_or_create(username="bench", defaults={"is_superuser": True})
     client = APIClient(SERVER_NAME="localhost")
