@@ -4,7 +4,7 @@ import ipaddress
 from collections import Counter
 
 from django.core.exceptions import ValidationError
-from django.db import connections, models, transaction
+from django.db import connections, models, router, transaction
 from django.utils import timezone
 
 
@@ -14,6 +14,9 @@ class FlowReportQuerySet(models.QuerySet):
     def bulk_create(self, objs, *args, **kwargs):
         from flowreports import rollups
 
+        if len(args) > 1 or kwargs.get("ignore_conflicts") or kwargs.get("update_conflicts"):
+            # Skipped or updated rows would be counted as inserted.
+            raise NotImplementedError("FlowReport.bulk_create keeps the rollups only for plain inserts")
         with transaction.atomic(using=self.db, savepoint=False):
             created = super().bulk_create(objs, *args, **kwargs)
             rollups.add(rollups.model_rows(created), using=self.db)
@@ -128,7 +131,7 @@ class FlowReport(models.Model):
     def save(self, *args, **kwargs):
         from flowreports import rollups
 
-        using = kwargs.get("using") or "default"
+        using = kwargs.get("using") or router.db_for_write(FlowReport, instance=self)
         with transaction.atomic(using=using, savepoint=False):
             if self.pk is not None:
                 rollups.subtract_pks(FlowReport, [self.pk], using=using)
@@ -136,7 +139,7 @@ class FlowReport(models.Model):
             rollups.add(rollups.model_rows([self]), using=using)
 
     def delete(self, *args, **kwargs):
-        using = kwargs.get("using") or "default"
+        using = kwargs.get("using") or router.db_for_write(FlowReport, instance=self)
         return FlowReport._base_manager.using(using).filter(pk=self.pk).delete()
 
 
