@@ -7,12 +7,22 @@ Generates N flows over the last D days (COPY through store_flows on PostgreSQL),
 then times requests through Django's test client (auth, filters, serializers and envelope
 included): p50/p95 of the listing with filters, of stats over 7 days, and of group_by.
 --reuse keeps an existing dataset of the same size instead of generating it again.
+
+    python -m bench flowreports --collector-rate 50000 [--collector-seconds 30]
+
+measures the collector end to end instead: a separate process offers NetFlow v5 (30 flows per
+packet) over UDP at that fixed rate to a Collector whose sink is FlowSink (decode, attribution,
+COPY and rollups), then reports what was received, stored and lost. Use its own database: the
+flows it stores carry a fixed 2023 timestamp.
 """
 
 import argparse
 import datetime as dt
 import ipaddress
 import itertools
+import multiprocessing
+import socket
+import time
 
 from bench.datasets import analyze, latency_ms, rng, stopwatch, utcnow
 
@@ -69,6 +79,58 @@ def generate(count, days, subscribers, seed=42):
     return stored, seconds
 
 
+def _offer(address, rate, seconds):
+    """Child process: send v5 packets of 30 flows to address at `rate` flows/s for `seconds`."""
+    from flowreports.collector.bench_decode import v5_packets
+
+    per_second = max(1, rate // 30)
+    packets, _ = v5_packets(per_second)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sent, start = 0, time.perf_counter()
+    total = per_second * seconds
+    while sent < total:
+        # Paced in slices of 1 ms, so the offered rate is steady rather than one burst per second.
+        due = int((time.perf_counter() - start) * per_second) + 1
+        while sent < min(due, total):
+            sock.sendto(packets[sent % per_second], address)
+            sent += 1
+        time.sleep(0.001)
+    sock.close()
+
+
+def collector_run(rate, seconds):
+    from django.db import connection
+
+    from flowreports.collector.server import Collector
+    from flowreports.models import FlowReport
+    from flowreports.services import FlowSink
+
+    FlowReport.objects.all().delete()
+    sink = FlowSink()
+    collector = Collector(sink, listen=("127.0.0.1", 0)).start()
+    sender = multiprocessing.Process(target=_offer, args=(collector.address, rate, seconds))
+    started = time.perf_counter()
+    sender.start()
+    sender.join()
+    offered_seconds = time.perf_counter() - started
+    collector.stop(timeout=300)
+    drained_seconds = time.perf_counter() - started
+    sink.close()
+    stats = collector.stats()
+    offered = max(1, rate // 30) * 30 * seconds
+    in_table = FlowReport.objects.count()
+    lost = offered - in_table
+    return [
+        ("collector, offered", f"{offered:,} flows at {rate:,} flows/s for {seconds} s (NetFlow v5, 30 per packet)"),
+        ("collector, received / stored / dropped",
+         f"{stats['flows_received']:,} / {stats['flows_stored']:,} / {stats['flows_dropped']:,}"),
+        ("collector, in the table", f"{in_table:,} ({lost:,} lost, {lost / offered:.2%})"),
+        ("collector, sustained store rate",
+         f"{in_table / drained_seconds:,.0f} flows/s (offered over {offered_seconds:.1f} s, "
+         f"all stored after {drained_seconds:.1f} s; {connection.vendor})"),
+    ]
+
+
 def run(argv):
     parser = argparse.ArgumentParser(prog="python -m bench flowreports")
     parser.add_argument("--flows", type=int, default=1_000_000)
@@ -76,6 +138,11 @@ def run(argv):
     parser.add_argument("--subscribers", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--reuse", action="store_true", help="keep an existing dataset of the same size")
+    parser.add_argument("--collector-rate", type=int, default=0,
+                        help="measure the UDP collector end to end at this offered rate (flows/s) instead")
+    parser.add_argument("--collector-seconds", type=int, default=30)
+    parser.add_argument("--raw", action="store_true",
+                        help="answer total_count and stats from the raw table only, as before the rollups")
     args = parser.parse_args(argv)
 
     from django.contrib.auth import get_user_model
@@ -87,6 +154,11 @@ def run(argv):
     from vpnmonitor.api.throttling import PrincipalRateThrottle
 
     call_command("migrate", verbosity=0)
+    if args.collector_rate:
+        rows = collector_run(args.collector_rate, args.collector_seconds)
+        for name, value in rows:
+            print(f"{name}: {value}")
+        return rows
     rows = []
     existing = FlowReport.objects.count() if args.reuse else -1
     if existing == args.flows:
@@ -103,6 +175,11 @@ def run(argv):
         analyze()
     rows.insert(0, ("dataset", f"{args.flows:,} flows over {args.days} days, {args.subscribers} subscribers"))
 
+    if args.raw:
+        from flowreports.filtersets import FlowReportFilterSet
+
+        FlowReportFilterSet.rollup_dimensions = lambda self: None
+        rows.insert(1, ("answered from", "the raw table only (--raw: no rollups)"))
     PrincipalRateThrottle.allow_request = lambda self, request, view: True
     user, _ = get_user_model().objects.get_or_create(username="bench", defaults={"is_superuser": True})
     client = APIClient(SERVER_NAME="localhost")

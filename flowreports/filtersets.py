@@ -150,8 +150,25 @@ class FlowReportFilterSet(django_filters.FilterSet):
         fields = []
 
     def filter_queryset(self, queryset):
-        start, end = time_window(self.data)
+        start, end = self.window = time_window(self.data)
         return super().filter_queryset(queryset.filter(start_time__range=(start, end)))
+
+    def rollup_dimensions(self):
+        """{protocol, direction, action} given, when those are the only filters (besides the window).
+
+        None when a subscriber, source or destination filter applies: the rollups do not keep them.
+        Call after the queryset was filtered (so every value was checked).
+        """
+        data = self.form.cleaned_data
+        if any(data.get(name) for name in ("subscriber_id", "source", "destination")):
+            return None
+        dimensions = {}
+        if data.get("protocol"):
+            dimensions["protocol"] = int(data["protocol"], 10)
+        for name in ("direction", "action"):
+            if data.get(name):
+                dimensions[name] = data[name]
+        return dimensions
 
     def filter_window_applied(self, queryset, name, value):
         return queryset

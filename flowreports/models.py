@@ -1,10 +1,74 @@
 """Flow reports: one row per unidirectional flow, and the prefixes that name a flow's subscriber."""
 
 import ipaddress
+from collections import Counter
 
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import connections, models, router, transaction
 from django.utils import timezone
+
+
+class FlowReportQuerySet(models.QuerySet):
+    """Keeps the rollups exact through every ORM write: bulk_create adds, delete and update subtract first."""
+
+    def bulk_create(self, objs, *args, **kwargs):
+        from flowreports import rollups
+
+        if len(args) > 1 or kwargs.get("ignore_conflicts") or kwargs.get("update_conflicts"):
+            # Skipped or updated rows would be counted as inserted.
+            raise NotImplementedError("FlowReport.bulk_create keeps the rollups only for plain inserts")
+        with transaction.atomic(using=self.db, savepoint=False):
+            created = super().bulk_create(objs, *args, **kwargs)
+            rollups.add(rollups.model_rows(created), using=self.db)
+        return created
+
+    def delete(self):
+        from flowreports import rollups
+
+        if self.query.is_sliced:
+            return super().delete()  # Django's own error
+        with transaction.atomic(using=self.db, savepoint=False):
+            if not self.query.where:
+                # Everything: wait for the inserts under way, then empty the rollups with the table.
+                connection = connections[self.db]
+                if connection.vendor == "postgresql":
+                    with connection.cursor() as cursor:
+                        cursor.execute(f"LOCK TABLE {connection.ops.quote_name(self.model._meta.db_table)} "
+                                       "IN SHARE ROW EXCLUSIVE MODE")
+                rollups.clear(using=self.db)
+                return super().delete()
+            # Lock the rows first, so that two deletes of the same rows never both subtract them.
+            pks = list(self.order_by().select_for_update().values_list("pk", flat=True))
+            total, per_model = 0, Counter()
+            for first in range(0, len(pks), rollups.CHUNK):
+                chunk = pks[first:first + rollups.CHUNK]
+                rollups.subtract_pks(self.model, chunk, using=self.db)
+                deleted, counts = models.QuerySet.delete(self.model._base_manager.using(self.db).filter(pk__in=chunk))
+                total += deleted
+                per_model.update(counts)
+            return total, dict(per_model)
+
+    delete.alters_data = True
+    delete.queryset_only = True
+
+    def update(self, **kwargs):
+        from flowreports import rollups
+
+        if not set(kwargs) & rollups.DIMENSIONS:
+            return super().update(**kwargs)
+        with transaction.atomic(using=self.db, savepoint=False):
+            pks = list(self.order_by().select_for_update().values_list("pk", flat=True))
+            base = self.model._base_manager.using(self.db)
+            rollups.subtract_pks(self.model, pks, using=self.db)
+            updated = models.QuerySet.update(base.filter(pk__in=pks), **kwargs)
+            rollups.add(rollups.model_rows(base.filter(pk__in=pks)), using=self.db)
+        return updated
+
+    update.alters_data = True
+    update.queryset_only = False
+
+
+FlowReportManager = models.Manager.from_queryset(FlowReportQuerySet)
 
 
 class FlowReport(models.Model):
@@ -44,15 +108,18 @@ class FlowReport(models.Model):
     )
     created_at = models.DateTimeField(default=timezone.now)
 
+    objects = FlowReportManager()
+
     class Meta:
         ordering = ["-start_time", "-id"]
+        # Retention deletes through the base manager: it must keep the rollups exact too.
+        base_manager_name = "objects"
         indexes = [
-            # Listing (newest first), time windows, retention, and group_by=day.
+            # Listing (newest first), time windows, retention, group_by=day, and the partial hours
+            # at the edges of a window that the hourly rollup does not cover.
             models.Index(fields=["start_time", "id"], name="flowreport_start_id"),
             # subscriber_id filter and group_by=subscriber.
             models.Index(fields=["subscriber_id", "start_time"], name="flowreport_subscriber_start"),
-            # Stats' top uplink destinations, and the direction filter.
-            models.Index(fields=["direction", "start_time"], name="flowreport_direction_start"),
             # source= and destination= filters with an address.
             models.Index(fields=["source_ip", "start_time"], name="flowreport_source_start"),
             models.Index(fields=["destination_ip", "start_time"], name="flowreport_destination_start"),
@@ -60,6 +127,63 @@ class FlowReport(models.Model):
 
     def __str__(self):
         return f"{self.source_ip}:{self.source_port} -> {self.destination_ip}:{self.destination_port} ({self.protocol})"
+
+    def save(self, *args, **kwargs):
+        from flowreports import rollups
+
+        using = kwargs.get("using") or router.db_for_write(FlowReport, instance=self)
+        with transaction.atomic(using=using, savepoint=False):
+            if self.pk is not None:
+                rollups.subtract_pks(FlowReport, [self.pk], using=using)
+            super().save(*args, **kwargs)
+            rollups.add(rollups.model_rows([self]), using=using)
+
+    def delete(self, *args, **kwargs):
+        using = kwargs.get("using") or router.db_for_write(FlowReport, instance=self)
+        return FlowReport._base_manager.using(using).filter(pk=self.pk).delete()
+
+
+class FlowReportHourly(models.Model):
+    """How many flows began in one UTC hour, per protocol, direction and action (kept at write time).
+
+    total_count and the protocol breakdown read this instead of counting raw flows whenever the
+    filters are only a window, protocol, direction and action; FlowReportQuerySet and store_flows
+    keep it equal to the raw table in the same transaction as every insert and delete.
+    """
+
+    hour = models.DateTimeField()
+    protocol = models.PositiveSmallIntegerField()
+    direction = models.CharField(max_length=8, blank=True, default="")
+    action = models.CharField(max_length=5)
+    flows = models.BigIntegerField()
+
+    class Meta:
+        ordering = ["hour", "protocol", "direction", "action"]
+        constraints = [models.UniqueConstraint(
+            fields=["hour", "protocol", "direction", "action"], name="flowreport_hourly_key",
+        )]
+
+    def __str__(self):
+        return f"{self.hour:%Y-%m-%d %H}h {self.protocol} {self.direction or '-'} {self.action}: {self.flows}"
+
+
+class FlowReportDestinationDaily(models.Model):
+    """Uplink flows per UTC day, destination address, protocol and action: stats' top destinations."""
+
+    day = models.DateTimeField(help_text="00:00 UTC of the day.")
+    destination_ip = models.GenericIPAddressField()
+    protocol = models.PositiveSmallIntegerField()
+    action = models.CharField(max_length=5)
+    flows = models.BigIntegerField()
+
+    class Meta:
+        ordering = ["day", "destination_ip"]
+        constraints = [models.UniqueConstraint(
+            fields=["day", "destination_ip", "protocol", "action"], name="flowreport_destination_daily_key",
+        )]
+
+    def __str__(self):
+        return f"{self.day:%Y-%m-%d} {self.destination_ip} {self.protocol} {self.action}: {self.flows}"
 
 
 def validate_cidr(value):

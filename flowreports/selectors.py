@@ -1,9 +1,12 @@
 """Reads of the flow reports app: grouped listings and stats, aggregated in the database."""
 
 import datetime as dt
+from collections import Counter
 
-from django.db.models import CharField, Count, Func
+from django.db import connection
+from django.db.models import CharField, Count, Func, Sum
 
+from flowreports import rollups
 from vpnmonitor.privacy import mask_ip
 from vpnmonitor.timeseries import floor_time
 
@@ -124,4 +127,107 @@ def flow_stats(queryset, *, mask=False):
     return {
         "protocols": [{"protocol": row["protocol"], "count": row["count"]} for row in protocols],
         "top_destinations_uplink": [{"ip": str(row["ip"]), "count": row["count"]} for row in top],
+    }
+
+
+# Rollup reads: the whole hours (or days) of a window from the rollups, its partial edges from the raw table.
+
+def _spans(start, end, floor, step):
+    """(first, stop, edges): the whole steps [first, stop) inside the inclusive window, and the raw edges.
+
+    edges are (low, high) pairs, both inclusive, of the window's partial steps. None when the
+    window holds no whole step (it is then counted from the raw table alone).
+    """
+    try:
+        first = floor(start)
+        if first < start:
+            first += step
+        stop = floor(end)
+        if stop + step - dt.timedelta(microseconds=1) <= end:
+            stop += step
+    except OverflowError:
+        return None
+    if first >= stop:
+        return None
+    edges = []
+    if start < first:
+        edges.append((start, first - dt.timedelta(microseconds=1)))
+    if stop <= end:
+        edges.append((stop, end))
+    return first, stop, edges
+
+
+def window_count(queryset, window, dimensions):
+    """queryset.count() of a window filtered only by protocol/direction/action, from the hourly rollup."""
+    from flowreports.models import FlowReportHourly
+
+    spans = _spans(*window, rollups.floor_hour, rollups.HOUR)
+    if spans is None:
+        return queryset.count()
+    first, stop, edges = spans
+    total = FlowReportHourly.objects.filter(hour__gte=first, hour__lt=stop, **dimensions).aggregate(
+        n=Sum("flows"))["n"] or 0
+    for low, high in edges:
+        total += queryset.filter(start_time__range=(low, high)).count()
+    return int(total)
+
+
+def _union_top(parts, limit):
+    """[(ip, count)]: the parts' (ip, n) rows summed per ip, most first, ties by ip."""
+    sql, params = [], []
+    for part in parts:
+        part_sql, part_params = part.query.sql_with_params()
+        sql.append(part_sql)
+        params.extend(part_params)
+    union = " UNION ALL ".join(sql)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f'SELECT u.ip, SUM(u.n) AS n FROM ({union}) u GROUP BY u.ip ORDER BY n DESC, u.ip LIMIT {int(limit)}',
+            params,
+        )
+        return [(ip, int(n)) for ip, n in cursor.fetchall()]
+
+
+def rollup_stats(queryset, window, dimensions, *, mask=False):
+    """flow_stats(queryset) for a window filtered only by protocol/direction/action, from the rollups."""
+    from flowreports.models import FlowReportDestinationDaily, FlowReportHourly
+
+    hours = _spans(*window, rollups.floor_hour, rollups.HOUR)
+    if hours is None:
+        return flow_stats(queryset, mask=mask)
+    first, stop, edges = hours
+    counts = Counter()
+    for row in (FlowReportHourly.objects.filter(hour__gte=first, hour__lt=stop, **dimensions)
+                .order_by().values("protocol").annotate(n=Sum("flows"))):
+        counts[row["protocol"]] += int(row["n"])
+    for low, high in edges:
+        for row in (queryset.filter(start_time__range=(low, high)).order_by()
+                    .values("protocol").annotate(n=Count("id"))):
+            counts[row["protocol"]] += row["n"]
+    protocols = sorted(((protocol, n) for protocol, n in counts.items() if n), key=lambda item: (-item[1], item[0]))
+
+    destination = MaskedIP if mask else IPText
+    days = _spans(*window, rollups.floor_day, rollups.DAY)
+    if dimensions.get("direction", "uplink") != "uplink":
+        top = []
+    elif days is None:
+        top = flow_stats(queryset, mask=mask)["top_destinations_uplink"]
+        top = [(row["ip"], row["count"]) for row in top]
+    else:
+        first, stop, edges = days
+        kept = {name: value for name, value in dimensions.items() if name != "direction"}
+        parts = [
+            FlowReportDestinationDaily.objects.filter(day__gte=first, day__lt=stop, **kept).order_by()
+            .annotate(ip=destination("destination_ip")).values("ip").annotate(n=Sum("flows"))
+        ]
+        uplink = queryset.filter(direction="uplink", destination_ip__isnull=False).order_by()
+        parts += [
+            uplink.filter(start_time__range=(low, high)).annotate(ip=destination("destination_ip"))
+            .values("ip").annotate(n=Count("id"))
+            for low, high in edges
+        ]
+        top = _union_top(parts, TOP_DESTINATIONS)
+    return {
+        "protocols": [{"protocol": protocol, "count": n} for protocol, n in protocols],
+        "top_destinations_uplink": [{"ip": str(ip), "count": n} for ip, n in top],
     }

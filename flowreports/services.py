@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from django.db import DEFAULT_DB_ALIAS, close_old_connections, connections, transaction
 from django.utils import timezone
 
+from flowreports import rollups
 from flowreports.models import CollectorStatus, FlowReport
 from flowreports.subscribers import SubscriberTable
 from vpnmonitor import retention
@@ -123,12 +124,16 @@ def store_flows(records, *, exporter="", table=None, now=None):
     table = table if table is not None else SubscriberTable.load()
     rows, unattributed = _rows(records, table, exporter, now or timezone.now())
     connection = connections[DEFAULT_DB_ALIAS]
-    if connection.vendor == "postgresql":
-        _copy(connection, rows)
-    else:
-        FlowReport.objects.bulk_create(
-            [FlowReport(**dict(zip(COLUMNS, row, strict=True))) for row in rows], batch_size=BULK_CREATE_BATCH
-        )
+    # The flows and their rollup counts commit together or not at all.
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            _copy(connection, rows)
+            rollups.add([(row[8], row[5], row[10], row[11], row[2]) for row in rows])
+        else:
+            # FlowReportQuerySet.bulk_create adds them to the rollups.
+            FlowReport.objects.bulk_create(
+                [FlowReport(**dict(zip(COLUMNS, row, strict=True))) for row in rows], batch_size=BULK_CREATE_BATCH
+            )
     if unattributed:
         logger.debug("flowreports: %d of %d flows matched no subscriber", unattributed, len(rows))
     return StoreResult(len(rows), unattributed)

@@ -1,6 +1,9 @@
 """HTTP for flow reports: list (or group_by), ingest, clear, stats and retention at /api/v1/flow-reports."""
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
+from django_filters.rest_framework import DjangoFilterBackend
+from django_filters.utils import translate_validation
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import generics, serializers, status
 from rest_framework.response import Response
@@ -48,6 +51,29 @@ def _message(name, **fields):
 _ERROR = inline_serializer("FlowReportsError", {"error": serializers.CharField()})
 
 
+def filtered(view):
+    """(filterset, filtered queryset) of a request, like DjangoFilterBackend; every bad value a 400."""
+    filterset = DjangoFilterBackend().get_filterset(view.request, view.get_queryset(), view)
+    if not filterset.is_valid():
+        raise translate_validation(filterset.errors)
+    return filterset, filterset.qs
+
+
+class RollupCountPagination(PagePerPagePagination):
+    """page/per_page whose total_count the view may supply (from the rollup) instead of COUNT(*)."""
+
+    def paginate_queryset(self, queryset, request, view=None):
+        if not queryset.ordered:
+            raise ImproperlyConfigured(f"Paginating an unordered queryset of {queryset.model.__name__}")
+        params = QueryParams(request)
+        self.page = params.int("page", 1, minimum=1, maximum=10**7)
+        self.per_page = params.int("per_page", self.default_size, minimum=1, maximum=self.max_size)
+        counter = getattr(view, "count_queryset", None)
+        self.total = queryset.count() if counter is None else counter(queryset)
+        start = (self.page - 1) * self.per_page
+        return list(queryset[start:start + self.per_page])
+
+
 class FlowReportsView(generics.GenericAPIView):
     """GET lists (or groups) flow reports, POST stores a batch, DELETE clears them all."""
 
@@ -55,7 +81,8 @@ class FlowReportsView(generics.GenericAPIView):
     queryset = FlowReport.objects.order_by("-start_time", "-id")
     serializer_class = FlowReportSerializer
     filterset_class = FlowReportFilterSet
-    pagination_class = PagePerPagePagination
+    pagination_class = RollupCountPagination
+    count_queryset = None
 
     def get_permissions(self):
         if self.request.method == "POST":
@@ -102,7 +129,10 @@ class FlowReportsView(generics.GenericAPIView):
     def get(self, request):
         params = QueryParams(request)
         group_by = params.choice("group_by", ["day", "subscriber"])
-        queryset = self.filter_queryset(self.get_queryset())
+        filterset, queryset = filtered(self)
+        dimensions = filterset.rollup_dimensions()
+        if dimensions is not None:
+            self.count_queryset = lambda queryset: selectors.window_count(queryset, filterset.window, dimensions)
         if group_by is None:
             page = self.paginate_queryset(queryset)
             return self.get_paginated_response(self.get_serializer(page, many=True).data)
@@ -184,8 +214,13 @@ class FlowReportStatsView(generics.GenericAPIView):
         })}), 400: _ERROR},
     )
     def get(self, request):
-        queryset = self.filter_queryset(self.get_queryset())
-        return Response(FAMILY.ok(selectors.flow_stats(queryset, mask=should_mask(request))))
+        filterset, queryset = filtered(self)
+        dimensions = filterset.rollup_dimensions()
+        if dimensions is None:
+            return Response(FAMILY.ok(selectors.flow_stats(queryset, mask=should_mask(request))))
+        return Response(FAMILY.ok(selectors.rollup_stats(
+            queryset, filterset.window, dimensions, mask=should_mask(request)
+        )))
 
 
 class FlowReportRetentionView(APIView):
