@@ -29,6 +29,9 @@ class OAuth2Authentication(_OAuth2Authentication):
     """django-oauth-toolkit bearer tokens; client-credentials tokens act as their application."""
 
     def authenticate(self, request):
+        # oauthlib reads the whole body; only do that when there is a bearer token to check.
+        if not request.META.get("HTTP_AUTHORIZATION", "").lower().startswith("bearer "):
+            return None
         result = super().authenticate(request)
         if result is None:
             return None
