@@ -122,6 +122,82 @@ def _upsert(cursor, model, key_fields, rows):
         raise NotImplementedError(f"No traffic upsert for {connection.vendor}")
 
 
+# ---- PostgreSQL: COPY the batch into a staging table, then one grouped upsert per table ----
+
+STAGE_TABLE = "proxylogs_traffic_stage"
+# Record fields in staging order: the key fields but bucket (the database floors ts), then the values.
+STAGE_COLUMNS = (
+    ("ts", "timestamptz"), ("user_id", "int8"), ("order_id", "int8"), ("domain", "text"), ("error", "text"),
+    ("worker", "text"), ("peer_id", "text"), ("port", "int4"), ("protocol", "text"), ("ip_out", "text"),
+    ("ip_from", "text"), ("count", "int8"), ("bytes_sent", "int8"), ("bytes_received", "int8"),
+    ("error_count", "int8"), ("duration_ms", "int8"), ("max_concurrency", "int8"),
+)
+EPOCH_SQL = "TIMESTAMPTZ '1970-01-01 00:00:00+00'"
+# Epoch-aligned like floor_time(); date_bin works on absolute time, whatever the session time zone.
+BUCKET_SQL = f"date_bin('{BUCKET_SECONDS} seconds', ts, {EPOCH_SQL})"
+DAY_SQL = f"date_bin('{DAY_SECONDS} seconds', ts, {EPOCH_SQL})"
+
+
+def _staged_values_sql():
+    """Aggregates of staged records: SUM of bigints is numeric in PostgreSQL, so a batch that sums
+    past the bigint maximum saturates exactly as the Python merge does."""
+    return [f"LEAST(SUM({name}), {BIGINT_MAX})::bigint" for name in SUMMED_FIELDS] + [
+        "MAX(max_concurrency)", "MIN(ts)", "MAX(ts)",
+    ]
+
+
+def _staged_upsert_sql(model, keys):
+    """INSERT ... SELECT grouped staged records ... ON CONFLICT: keys are (column, expression) pairs.
+
+    Rows go in key order, so concurrent batches lock rows in the same order and never deadlock;
+    grouping also keeps PostgreSQL from seeing one row twice in the same upsert.
+    """
+    table = connection.ops.quote_name(model._meta.db_table)
+    key_columns = [column for column, _ in keys]
+    positions = ", ".join(str(index + 1) for index in range(len(keys)))
+    return (
+        f"INSERT INTO {table} AS t ({', '.join(key_columns + list(VALUE_FIELDS))}) "
+        f"SELECT {', '.join([expression for _, expression in keys] + _staged_values_sql())} "
+        f"FROM {STAGE_TABLE} GROUP BY {positions} ORDER BY {positions} "
+        f"ON CONFLICT ({', '.join(key_columns)}) DO UPDATE SET "
+        + _update_clause("t", "EXCLUDED", "LEAST", "GREATEST",
+                         lambda a, b: f"LEAST({a}::numeric + {b}, {BIGINT_MAX})::bigint")
+    )
+
+
+BUCKET_KEYS = (("bucket", BUCKET_SQL),) + tuple((name, name) for name in TRAFFIC_KEY_FIELDS[1:])
+DOMAIN_DAY_KEYS = (("day", DAY_SQL), ("domain", "domain"), ("error", "error"))
+TOTAL_KEYS = (("bucket", BUCKET_SQL),)
+
+
+def _postgresql_ingest(cursor, records):
+    """The batch COPYed (binary) into a temporary table, then summed into each table by the database.
+
+    The temporary table lives as long as the connection and is emptied at every commit; creating it
+    inside the batch's transaction means a rolled-back first batch leaves nothing half made.
+    """
+    cursor.execute(
+        f"CREATE TEMPORARY TABLE IF NOT EXISTS {STAGE_TABLE} "
+        f"({', '.join(f'{name} {kind}' for name, kind in STAGE_COLUMNS)}) ON COMMIT DELETE ROWS"
+    )
+    # Empty unless an earlier batch ran in the same outer transaction (nested atomic blocks).
+    cursor.execute(f"DELETE FROM {STAGE_TABLE}")
+    columns = ", ".join(name for name, _ in STAGE_COLUMNS)
+    with cursor.cursor.copy(f"COPY {STAGE_TABLE} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types([kind for _, kind in STAGE_COLUMNS])
+        write = copy.write_row
+        for r in records:
+            write((r.ts, r.user_id, r.order_id, r.domain, r.error, r.worker, r.peer_id, r.port, r.protocol,
+                   r.ip_out, r.ip_from, r.count, r.bytes_sent, r.bytes_received, r.error_count, r.duration_ms,
+                   r.max_concurrency))
+    cursor.execute(_staged_upsert_sql(TrafficBucket, BUCKET_KEYS))
+    touched = cursor.rowcount
+    cursor.execute(_staged_upsert_sql(TrafficDomainDay, DOMAIN_DAY_KEYS))
+    # Last, so the few hot total rows stay locked for as short a time as possible.
+    cursor.execute(_staged_upsert_sql(TrafficTotal, TOTAL_KEYS))
+    return touched
+
+
 def ingest_records(records):
     """Add checked TrafficRecords to their buckets and to the all-tenant rollups, all or nothing.
 
@@ -129,10 +205,12 @@ def ingest_records(records):
     """
     if not records:
         return 0
+    if connection.vendor == "postgresql":
+        with transaction.atomic(), connection.cursor() as cursor:
+            return _postgresql_ingest(cursor, records)
     rows = sum_batch(records)
     with transaction.atomic(), connection.cursor() as cursor:
         _upsert(cursor, TrafficBucket, TRAFFIC_KEY_FIELDS, rows)
         _upsert(cursor, TrafficDomainDay, ("day", "domain", "error"), domain_days_of(rows))
-        # Last, so the few hot total rows stay locked for as short a time as possible.
         _upsert(cursor, TrafficTotal, ("bucket",), totals_of(rows))
     return len(rows)
