@@ -3,6 +3,7 @@
 from django.db import connection, transaction
 
 from proxylogs.models import TRAFFIC_KEY_FIELDS, TrafficBucket, TrafficDomainDay, TrafficTotal
+from proxylogs.traffic.serializers import TrafficRecord
 from vpnmonitor.timeseries import floor_time
 
 BUCKET_SECONDS = 900
@@ -125,12 +126,10 @@ def _upsert(cursor, model, key_fields, rows):
 # ---- PostgreSQL: COPY the batch into a staging table, then one grouped upsert per table ----
 
 STAGE_TABLE = "proxylogs_traffic_stage"
-# Record fields in staging order: the key fields but bucket (the database floors ts), then the values.
-STAGE_COLUMNS = (
-    ("ts", "timestamptz"), ("user_id", "int8"), ("order_id", "int8"), ("domain", "text"), ("error", "text"),
-    ("worker", "text"), ("peer_id", "text"), ("port", "int4"), ("protocol", "text"), ("ip_out", "text"),
-    ("ip_from", "text"), ("count", "int8"), ("bytes_sent", "int8"), ("bytes_received", "int8"),
-    ("error_count", "int8"), ("duration_ms", "int8"), ("max_concurrency", "int8"),
+# TrafficRecord's fields, in its order, as staged (bucket and day are the database's floor of ts).
+STAGE_COLUMNS = tuple(
+    (name, {"ts": "timestamptz", "port": "int4"}.get(name, "text" if kind is str else "int8"))
+    for name, kind in TrafficRecord.__annotations__.items()
 )
 EPOCH_SQL = "TIMESTAMPTZ '1970-01-01 00:00:00+00'"
 # Epoch-aligned like floor_time(); date_bin works on absolute time, whatever the session time zone.
@@ -186,10 +185,8 @@ def _postgresql_ingest(cursor, records):
     with cursor.cursor.copy(f"COPY {STAGE_TABLE} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
         copy.set_types([kind for _, kind in STAGE_COLUMNS])
         write = copy.write_row
-        for r in records:
-            write((r.ts, r.user_id, r.order_id, r.domain, r.error, r.worker, r.peer_id, r.port, r.protocol,
-                   r.ip_out, r.ip_from, r.count, r.bytes_sent, r.bytes_received, r.error_count, r.duration_ms,
-                   r.max_concurrency))
+        for record in records:  # a TrafficRecord is a tuple in STAGE_COLUMNS order
+            write(record)
     cursor.execute(_staged_upsert_sql(TrafficBucket, BUCKET_KEYS))
     touched = cursor.rowcount
     cursor.execute(_staged_upsert_sql(TrafficDomainDay, DOMAIN_DAY_KEYS))
