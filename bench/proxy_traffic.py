@@ -18,7 +18,7 @@ from django.db import connection
 from django.test import Client
 
 from bench.datasets import analyze, latency_ms, rng, stopwatch
-from proxylogs.models import TrafficBucket, TrafficTotal
+from proxylogs.models import TrafficBucket, TrafficDomainDay, TrafficTotal
 from proxylogs.traffic import serializers, services
 from vpnmonitor.models import ApiKey
 
@@ -164,7 +164,8 @@ def run(argv):
 
 
 def _empty():
-    for model in (TrafficBucket, TrafficTotal):
+    # Every table the ingest writes, or the summaries of earlier runs would add up.
+    for model in (TrafficBucket, TrafficDomainDay, TrafficTotal):
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute(f"TRUNCATE {connection.ops.quote_name(model._meta.db_table)}")
