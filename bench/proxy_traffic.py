@@ -12,6 +12,7 @@ import argparse
 import datetime as dt
 import itertools
 import json
+import uuid
 
 from django.core.management import call_command
 from django.db import connection
@@ -123,7 +124,7 @@ def run(argv):
                      f"{replayed_count / replayed['seconds']:,.0f}"))
 
     client = Client(HTTP_HOST="localhost")
-    _, ingest_key = ApiKey.issue(f"bench-ingest-{random.random()}", ApiKey.Role.INGEST)
+    _, ingest_key = ApiKey.issue(f"bench-ingest-{uuid.uuid4().hex}", ApiKey.Role.INGEST)
     bodies = [json.dumps({"logs": batch}) for batch in batches(
         records(random, count=args.http_batches * args.batch, orders=args.orders, domains=args.domains,
                 start=start, days=args.days), args.batch)]
@@ -139,8 +140,8 @@ def run(argv):
     total_rows = TrafficBucket.objects.count()
     rows.append(("dataset", f"{total_rows:,} bucket rows, {args.orders:,} orders, {args.days} days"))
 
-    _, viewer_key = ApiKey.issue(f"bench-viewer-{random.random()}", ApiKey.Role.VIEWER)
-    _, tenant_key = ApiKey.issue(f"bench-tenant-{random.random()}", ApiKey.Role.VIEWER, tenant_user_id=42)
+    _, viewer_key = ApiKey.issue(f"bench-viewer-{uuid.uuid4().hex}", ApiKey.Role.VIEWER)
+    _, tenant_key = ApiKey.issue(f"bench-tenant-{uuid.uuid4().hex}", ApiKey.Role.VIEWER, tenant_user_id=42)
     window = f"from={start:%Y-%m-%d}&to={end - dt.timedelta(days=1):%Y-%m-%d}"
     cases = [
         ("all tenants", viewer_key, ""),
