@@ -1,4 +1,7 @@
-"""Proxy traffic writes: sum checked records into 15-minute buckets with one upsert per batch."""
+"""Proxy traffic writes: sum checked records into 15-minute buckets with one upsert per table and batch.
+
+PostgreSQL: the batch is COPYed into a temporary table and summed there; SQLite: summed in Python.
+"""
 
 from django.db import connection, transaction
 
@@ -11,11 +14,6 @@ DAY_SECONDS = 86400
 BIGINT_MAX = 2**63 - 1
 SUMMED_FIELDS = ("count", "bytes_sent", "bytes_received", "error_count", "duration_ms")
 VALUE_FIELDS = SUMMED_FIELDS + ("max_concurrency", "first_seen", "last_seen")
-VALUE_PG_TYPES = ("bigint",) * 6 + ("timestamptz", "timestamptz")
-# PostgreSQL array types of the key columns, for the unnest() form of the upsert.
-KEY_PG_TYPES = {
-    "bucket": "timestamptz", "day": "timestamptz", "user_id": "bigint", "order_id": "bigint", "port": "integer",
-}
 
 
 def bucket_key(record):
@@ -56,7 +54,7 @@ def _sortable(key):
 def sum_batch(records):
     """The batch summed per bucket row: [(key fields..., counters..., max_concurrency, first_seen, last_seen)].
 
-    Summing first also matters because PostgreSQL refuses an upsert that touches a row twice.
+    The SQLite path; on PostgreSQL the database does the same grouping (_staged_upsert_sql).
     """
     return _merge(
         ((*bucket_key(r), r.count, r.bytes_sent, r.bytes_received, r.error_count, r.duration_ms,
@@ -85,20 +83,6 @@ def _update_clause(current, new, least, greatest, saturated_sum):
     ])
 
 
-def _postgresql_upsert(cursor, model, key_fields, rows):
-    table = connection.ops.quote_name(model._meta.db_table)
-    columns = key_fields + VALUE_FIELDS
-    types = [KEY_PG_TYPES.get(name, "varchar") for name in key_fields] + list(VALUE_PG_TYPES)
-    sql = (
-        f"INSERT INTO {table} AS t ({', '.join(columns)}) "
-        f"SELECT * FROM unnest({', '.join(f'%s::{kind}[]' for kind in types)}) "
-        f"ON CONFLICT ({', '.join(key_fields)}) DO UPDATE SET "
-        + _update_clause("t", "EXCLUDED", "LEAST", "GREATEST",
-                         lambda a, b: f"LEAST({a}::numeric + {b}, {BIGINT_MAX})::bigint")
-    )
-    cursor.execute(sql, [list(column) for column in zip(*rows, strict=True)])
-
-
 def _sqlite_upsert(cursor, model, key_fields, rows):
     table = connection.ops.quote_name(model._meta.db_table)
     columns = key_fields + VALUE_FIELDS
@@ -114,18 +98,10 @@ def _sqlite_upsert(cursor, model, key_fields, rows):
     cursor.executemany(sql, stored)
 
 
-def _upsert(cursor, model, key_fields, rows):
-    if connection.vendor == "postgresql":
-        _postgresql_upsert(cursor, model, key_fields, rows)
-    elif connection.vendor == "sqlite":
-        _sqlite_upsert(cursor, model, key_fields, rows)
-    else:
-        raise NotImplementedError(f"No traffic upsert for {connection.vendor}")
-
-
 # ---- PostgreSQL: COPY the batch into a staging table, then one grouped upsert per table ----
 
-STAGE_TABLE = "proxylogs_traffic_stage"
+# Qualified with pg_temp so that no table of the same name elsewhere on the search path is ever meant.
+STAGE_TABLE = "pg_temp.proxylogs_traffic_stage"
 # TrafficRecord's fields, in its order, as staged (bucket and day are the database's floor of ts).
 STAGE_COLUMNS = tuple(
     (name, {"ts": "timestamptz", "port": "int4"}.get(name, "text" if kind is str else "int8"))
@@ -205,9 +181,12 @@ def ingest_records(records):
     if connection.vendor == "postgresql":
         with transaction.atomic(), connection.cursor() as cursor:
             return _postgresql_ingest(cursor, records)
+    if connection.vendor != "sqlite":
+        raise NotImplementedError(f"No traffic upsert for {connection.vendor}")
+    # SQLite: summed in Python, one executemany() upsert per table.
     rows = sum_batch(records)
     with transaction.atomic(), connection.cursor() as cursor:
-        _upsert(cursor, TrafficBucket, TRAFFIC_KEY_FIELDS, rows)
-        _upsert(cursor, TrafficDomainDay, ("day", "domain", "error"), domain_days_of(rows))
-        _upsert(cursor, TrafficTotal, ("bucket",), totals_of(rows))
+        _sqlite_upsert(cursor, TrafficBucket, TRAFFIC_KEY_FIELDS, rows)
+        _sqlite_upsert(cursor, TrafficDomainDay, ("day", "domain", "error"), domain_days_of(rows))
+        _sqlite_upsert(cursor, TrafficTotal, ("bucket",), totals_of(rows))
     return len(rows)
