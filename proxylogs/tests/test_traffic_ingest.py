@@ -292,3 +292,49 @@ def test_accepted_batches_are_counted_for_the_metrics(key_client, viewer_client)
                for family in text_string_to_metric_families(text) for s in family.samples}
     assert samples[("vpnmonitor_ingest_records_total", "proxy_traffic")] == 3
     assert samples[("vpnmonitor_ingest_batches_total", "proxy_traffic")] == 2
+
+
+FAST_PATH_CASES = [
+    {},
+    {"domain": "  Example.COM "},
+    {"domain": "a b.com"},
+    {"domain": "   "},
+    {"domain": "caf\u00e9.example"},
+    {"domain": "x\ud800.com"},
+    {"error": "line\nbreak"},
+    {"worker": "w" * 101},
+    {"protocol": "p" * 16},
+    {"ip_out": "::FFFF:1.2.3.4"},
+    {"ip_from": "1.2.3"},
+    {"ip_from": ""},
+    {"port": True},
+    {"port": 65536},
+    {"count": 5, "error_count": 6},
+    {"count": 5, "error_count": 5},
+    {"bytes_sent": serializers.MAX_COUNTER + 1},
+    {"max_concurrency": -1},
+    {"user_id": "7"},
+    {"ts": "2026-03-01"},
+    {"ts": "2026-03-01T10:00:00+02:00"},
+    {"ts": 1700000000},
+    {"ts": "2026-03-18 00:00:00"},
+    {"surplus": 1},
+    {"port": ..., "protocol": ..., "ip_out": ..., "error": ..., "max_concurrency": ...},
+    {"domain": ...},
+    {"ts": ...},
+]
+
+
+@pytest.mark.parametrize("changes", FAST_PATH_CASES)
+@pytest.mark.parametrize("tenant", [None, 1, 2])
+def test_the_fast_check_agrees_with_the_full_check(changes, tenant, monkeypatch):
+    raw = record(**changes)
+    now = dt.datetime(2026, 3, 16, tzinfo=dt.UTC)
+    fast = serializers.check_record(raw, now, tenant)
+    monkeypatch.setattr(serializers, "_quick_record", lambda *args: None)
+    assert fast == serializers.check_record(raw, now, tenant)
+
+
+def test_the_fast_check_accepts_valid_records():
+    now = dt.datetime(2026, 3, 16, tzinfo=dt.UTC)
+    assert serializers._quick_record(record(domain=" Google.COM"), now, None).domain == "google.com"

@@ -3,7 +3,7 @@
 import datetime as dt
 import functools
 import ipaddress
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
@@ -24,9 +24,8 @@ FUTURE_TOLERANCE = dt.timedelta(days=1)
 MAX_REPORTED_RECORDS = 100
 
 
-@dataclass(frozen=True, slots=True)
-class TrafficRecord:
-    """One checked record of a batch."""
+class TrafficRecord(NamedTuple):
+    """One checked record of a batch (a named tuple: cheap to build 10,000 of, and immutable)."""
 
     ts: dt.datetime
     user_id: int
@@ -142,8 +141,60 @@ RECORD_FIELDS = {
 }
 
 
+# (field, default, max length) of the optional text fields, in TrafficRecord order.
+_TEXTS = (("protocol", 16), ("ip_out", 45), ("ip_from", 45), ("peer_id", 100), ("worker", 100))
+_COUNTERS = ("bytes_sent", "bytes_received", "error_count", "duration_ms", "max_concurrency")
+_FIELD_NAMES = frozenset(RECORD_FIELDS)
+
+
+def _quick_record(raw, now, tenant):
+    """The TrafficRecord of a record that passes every check, or None (check_record() then names the
+    problems). The same rules as RECORD_FIELDS, inlined: most batches are entirely valid."""
+    if not (type(raw) is dict and raw.keys() <= _FIELD_NAMES):
+        return None
+    get = raw.get
+    user_id, order_id, port, count = get("user_id"), get("order_id"), get("port", 0), get("count")
+    if not (type(user_id) is int and type(order_id) is int and type(port) is int and type(count) is int
+            and 0 <= user_id <= MAX_ID and 0 <= order_id <= MAX_ID and 0 <= port <= 65535
+            and 0 <= count <= MAX_COUNTER and (tenant is None or user_id == tenant)):
+        return None
+    counters = []
+    for name in _COUNTERS:
+        value = get(name, 0)
+        if type(value) is not int or not 0 <= value <= MAX_COUNTER:
+            return None
+        counters.append(value)
+    if counters[2] > count:
+        return None
+    texts = []
+    for name, max_length in _TEXTS:
+        value = get(name, "")
+        # isprintable() is False for lone surrogates too, so printable text always encodes as UTF-8.
+        if type(value) is not str or len(value) > max_length or not value.isprintable():
+            return None
+        texts.append(value)
+    error, domain = get("error", ""), get("domain")
+    if not (type(error) is str and len(error) <= 200 and error.isprintable()
+            and type(domain) is str and len(domain) <= 255 and domain.isprintable()):
+        return None
+    domain = domain.strip().lower()
+    if not domain or " " in domain:
+        return None
+    try:
+        ts = _ts(get("ts"), now)
+        ip_out = texts[1] and _canonical_ip(texts[1])
+        ip_from = texts[2] and _canonical_ip(texts[2])
+    except (FieldError, ValueError):
+        return None
+    return TrafficRecord(ts, user_id, order_id, port, texts[0], ip_out, ip_from, texts[3], texts[4], domain,
+                         error, count, *counters)
+
+
 def check_record(raw, now, tenant=None):
     """A TrafficRecord from one JSON object, or {field: [problem]} naming every bad field."""
+    record = _quick_record(raw, now, tenant)
+    if record is not None:
+        return record, None
     if not isinstance(raw, dict):
         return None, {"non_field_errors": ["must be an object"]}
     errors = {}

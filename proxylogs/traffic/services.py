@@ -1,8 +1,12 @@
-"""Proxy traffic writes: sum checked records into 15-minute buckets with one upsert per batch."""
+"""Proxy traffic writes: sum checked records into 15-minute buckets with one upsert per table and batch.
+
+PostgreSQL: the batch is COPYed into a temporary table and summed there; SQLite: summed in Python.
+"""
 
 from django.db import connection, transaction
 
 from proxylogs.models import TRAFFIC_KEY_FIELDS, TrafficBucket, TrafficDomainDay, TrafficTotal
+from proxylogs.traffic.serializers import TrafficRecord
 from vpnmonitor.timeseries import floor_time
 
 BUCKET_SECONDS = 900
@@ -10,11 +14,6 @@ DAY_SECONDS = 86400
 BIGINT_MAX = 2**63 - 1
 SUMMED_FIELDS = ("count", "bytes_sent", "bytes_received", "error_count", "duration_ms")
 VALUE_FIELDS = SUMMED_FIELDS + ("max_concurrency", "first_seen", "last_seen")
-VALUE_PG_TYPES = ("bigint",) * 6 + ("timestamptz", "timestamptz")
-# PostgreSQL array types of the key columns, for the unnest() form of the upsert.
-KEY_PG_TYPES = {
-    "bucket": "timestamptz", "day": "timestamptz", "user_id": "bigint", "order_id": "bigint", "port": "integer",
-}
 
 
 def bucket_key(record):
@@ -55,7 +54,7 @@ def _sortable(key):
 def sum_batch(records):
     """The batch summed per bucket row: [(key fields..., counters..., max_concurrency, first_seen, last_seen)].
 
-    Summing first also matters because PostgreSQL refuses an upsert that touches a row twice.
+    The SQLite path; on PostgreSQL the database does the same grouping (_staged_upsert_sql).
     """
     return _merge(
         ((*bucket_key(r), r.count, r.bytes_sent, r.bytes_received, r.error_count, r.duration_ms,
@@ -84,20 +83,6 @@ def _update_clause(current, new, least, greatest, saturated_sum):
     ])
 
 
-def _postgresql_upsert(cursor, model, key_fields, rows):
-    table = connection.ops.quote_name(model._meta.db_table)
-    columns = key_fields + VALUE_FIELDS
-    types = [KEY_PG_TYPES.get(name, "varchar") for name in key_fields] + list(VALUE_PG_TYPES)
-    sql = (
-        f"INSERT INTO {table} AS t ({', '.join(columns)}) "
-        f"SELECT * FROM unnest({', '.join(f'%s::{kind}[]' for kind in types)}) "
-        f"ON CONFLICT ({', '.join(key_fields)}) DO UPDATE SET "
-        + _update_clause("t", "EXCLUDED", "LEAST", "GREATEST",
-                         lambda a, b: f"LEAST({a}::numeric + {b}, {BIGINT_MAX})::bigint")
-    )
-    cursor.execute(sql, [list(column) for column in zip(*rows, strict=True)])
-
-
 def _sqlite_upsert(cursor, model, key_fields, rows):
     table = connection.ops.quote_name(model._meta.db_table)
     columns = key_fields + VALUE_FIELDS
@@ -113,13 +98,77 @@ def _sqlite_upsert(cursor, model, key_fields, rows):
     cursor.executemany(sql, stored)
 
 
-def _upsert(cursor, model, key_fields, rows):
-    if connection.vendor == "postgresql":
-        _postgresql_upsert(cursor, model, key_fields, rows)
-    elif connection.vendor == "sqlite":
-        _sqlite_upsert(cursor, model, key_fields, rows)
-    else:
-        raise NotImplementedError(f"No traffic upsert for {connection.vendor}")
+# ---- PostgreSQL: COPY the batch into a staging table, then one grouped upsert per table ----
+
+# Qualified with pg_temp so that no table of the same name elsewhere on the search path is ever meant.
+STAGE_TABLE = "pg_temp.proxylogs_traffic_stage"
+# TrafficRecord's fields, in its order, as staged (bucket and day are the database's floor of ts).
+STAGE_COLUMNS = tuple(
+    (name, {"ts": "timestamptz", "port": "int4"}.get(name, "text" if kind is str else "int8"))
+    for name, kind in TrafficRecord.__annotations__.items()
+)
+EPOCH_SQL = "TIMESTAMPTZ '1970-01-01 00:00:00+00'"
+# Epoch-aligned like floor_time(); date_bin works on absolute time, whatever the session time zone.
+BUCKET_SQL = f"date_bin('{BUCKET_SECONDS} seconds', ts, {EPOCH_SQL})"
+DAY_SQL = f"date_bin('{DAY_SECONDS} seconds', ts, {EPOCH_SQL})"
+
+
+def _staged_values_sql():
+    """Aggregates of staged records: SUM of bigints is numeric in PostgreSQL, so a batch that sums
+    past the bigint maximum saturates exactly as the Python merge does."""
+    return [f"LEAST(SUM({name}), {BIGINT_MAX})::bigint" for name in SUMMED_FIELDS] + [
+        "MAX(max_concurrency)", "MIN(ts)", "MAX(ts)",
+    ]
+
+
+def _staged_upsert_sql(model, keys):
+    """INSERT ... SELECT grouped staged records ... ON CONFLICT: keys are (column, expression) pairs.
+
+    Rows go in key order, so concurrent batches lock rows in the same order and never deadlock;
+    grouping also keeps PostgreSQL from seeing one row twice in the same upsert.
+    """
+    table = connection.ops.quote_name(model._meta.db_table)
+    key_columns = [column for column, _ in keys]
+    positions = ", ".join(str(index + 1) for index in range(len(keys)))
+    return (
+        f"INSERT INTO {table} AS t ({', '.join(key_columns + list(VALUE_FIELDS))}) "
+        f"SELECT {', '.join([expression for _, expression in keys] + _staged_values_sql())} "
+        f"FROM {STAGE_TABLE} GROUP BY {positions} ORDER BY {positions} "
+        f"ON CONFLICT ({', '.join(key_columns)}) DO UPDATE SET "
+        + _update_clause("t", "EXCLUDED", "LEAST", "GREATEST",
+                         lambda a, b: f"LEAST({a}::numeric + {b}, {BIGINT_MAX})::bigint")
+    )
+
+
+BUCKET_KEYS = (("bucket", BUCKET_SQL),) + tuple((name, name) for name in TRAFFIC_KEY_FIELDS[1:])
+DOMAIN_DAY_KEYS = (("day", DAY_SQL), ("domain", "domain"), ("error", "error"))
+TOTAL_KEYS = (("bucket", BUCKET_SQL),)
+
+
+def _postgresql_ingest(cursor, records):
+    """The batch COPYed (binary) into a temporary table, then summed into each table by the database.
+
+    The temporary table lives as long as the connection and is emptied at every commit; creating it
+    inside the batch's transaction means a rolled-back first batch leaves nothing half made.
+    """
+    cursor.execute(
+        f"CREATE TEMPORARY TABLE IF NOT EXISTS {STAGE_TABLE} "
+        f"({', '.join(f'{name} {kind}' for name, kind in STAGE_COLUMNS)}) ON COMMIT DELETE ROWS"
+    )
+    # Empty unless an earlier batch ran in the same outer transaction (nested atomic blocks).
+    cursor.execute(f"DELETE FROM {STAGE_TABLE}")
+    columns = ", ".join(name for name, _ in STAGE_COLUMNS)
+    with cursor.cursor.copy(f"COPY {STAGE_TABLE} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types([kind for _, kind in STAGE_COLUMNS])
+        write = copy.write_row
+        for record in records:  # a TrafficRecord is a tuple in STAGE_COLUMNS order
+            write(record)
+    cursor.execute(_staged_upsert_sql(TrafficBucket, BUCKET_KEYS))
+    touched = cursor.rowcount
+    cursor.execute(_staged_upsert_sql(TrafficDomainDay, DOMAIN_DAY_KEYS))
+    # Last, so the few hot total rows stay locked for as short a time as possible.
+    cursor.execute(_staged_upsert_sql(TrafficTotal, TOTAL_KEYS))
+    return touched
 
 
 def ingest_records(records):
@@ -129,10 +178,15 @@ def ingest_records(records):
     """
     if not records:
         return 0
+    if connection.vendor == "postgresql":
+        with transaction.atomic(), connection.cursor() as cursor:
+            return _postgresql_ingest(cursor, records)
+    if connection.vendor != "sqlite":
+        raise NotImplementedError(f"No traffic upsert for {connection.vendor}")
+    # SQLite: summed in Python, one executemany() upsert per table.
     rows = sum_batch(records)
     with transaction.atomic(), connection.cursor() as cursor:
-        _upsert(cursor, TrafficBucket, TRAFFIC_KEY_FIELDS, rows)
-        _upsert(cursor, TrafficDomainDay, ("day", "domain", "error"), domain_days_of(rows))
-        # Last, so the few hot total rows stay locked for as short a time as possible.
-        _upsert(cursor, TrafficTotal, ("bucket",), totals_of(rows))
+        _sqlite_upsert(cursor, TrafficBucket, TRAFFIC_KEY_FIELDS, rows)
+        _sqlite_upsert(cursor, TrafficDomainDay, ("day", "domain", "error"), domain_days_of(rows))
+        _sqlite_upsert(cursor, TrafficTotal, ("bucket",), totals_of(rows))
     return len(rows)
