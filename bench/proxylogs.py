@@ -1,6 +1,6 @@
 """Proxy access logs: import rate end to end (beside GoAccess), import memory, and API latency on a big table.
 
-    DATABASE_URL=postgres://... python -m bench proxylogs [--lines N] [--rows N] [--skip-import]
+    DATABASE_URL=postgres://... python -m bench proxylogs [--lines N] [--rows N] [--skip-import] [--big-gib G]
 
 Targets (issue 6, PostgreSQL): import >= 100k lines/s end to end; a 2 GB file in < 200 MB RSS (the import is
 streamed in 2 MiB batches, so RSS does not grow with the file: compare peak RSS for two file sizes);
@@ -13,6 +13,7 @@ import os
 import resource
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -78,6 +79,38 @@ def goaccess_rate(path, lines):
     return f"{lines / seconds:,.0f} lines/s ({seconds:.1f} s, JSON report)"
 
 
+# Run in a child process so that its peak RSS is the import's alone (manage.py import_proxy_log, as an operator would).
+_IMPORT_CHILD = """
+import os, resource, sys, time
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vpnmonitor.settings")
+import django
+django.setup()
+from django.core.management import call_command
+started = time.perf_counter()
+call_command("import_proxy_log", sys.argv[1], "--no-progress", stdout=open(os.devnull, "w"))
+print(time.perf_counter() - started, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+
+
+def big_import(gib):
+    """Generate a log of about `gib` GiB (streamed to disk), import it in a child process: rate and peak RSS."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with tempfile.TemporaryDirectory() as work:
+        path = os.path.join(work, "big-access.log")
+        write_log(path, 20000)
+        lines = int(gib * 2**30 / (os.path.getsize(path) / 20000))
+        write_log(path, lines, seed=8)
+        size = os.path.getsize(path)
+        child = subprocess.run([sys.executable, "-c", _IMPORT_CHILD, path], cwd=root, check=True,
+                               capture_output=True, text=True)
+        seconds, rss = (float(value) for value in child.stdout.split()[-2:])
+    return [
+        ("big import file", f"{lines:,} lines, {size / 2**30:.2f} GiB"),
+        ("big import end to end (manage.py import_proxy_log)", f"{lines / seconds:,.0f} lines/s ({seconds:.0f} s)"),
+        ("big import peak RSS (whole process)", f"{rss:,.0f} MiB"),
+    ]
+
+
 def top_up(rows):
     """Add synthetic entries by COPY until the table holds `rows` (no parsing: this only sizes the table)."""
     from django.db import transaction
@@ -135,6 +168,8 @@ def run(argv):
     parser.add_argument("--lines", type=int, default=1_000_000, help="lines in the imported file")
     parser.add_argument("--rows", type=int, default=10_000_000, help="table size for the API latencies")
     parser.add_argument("--skip-import", action="store_true")
+    parser.add_argument("--big-gib", type=float, default=0,
+                        help="also import a generated file of this many GiB in a child process (peak RSS)")
     args = parser.parse_args(argv)
     if connection.vendor != "postgresql":
         print("warning: the targets are for PostgreSQL; this is", connection.vendor)
@@ -152,6 +187,8 @@ def run(argv):
                 ("peak RSS before / after import", f"{before:,.0f} / {rss_mib():,.0f} MiB"),
                 ("GoAccess 1.7 on the same file", goaccess_rate(path, args.lines)),
             ]
+    if args.big_gib:
+        rows += big_import(args.big_gib)
     started = time.perf_counter()
     total = top_up(args.rows)
     rows.append(("table filled to", f"{total:,} rows ({time.perf_counter() - started:.0f} s)"))

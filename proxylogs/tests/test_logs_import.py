@@ -9,6 +9,7 @@ from django.core.management import call_command
 from django.db.models import Count, Q, Sum
 
 from proxylogs import services
+from proxylogs.ingest.parse import parse_squid
 from proxylogs.models import LogImport, LogSource, ProxyLogEntry, ProxyLogHour
 from proxylogs.tests import logs_dataset
 
@@ -206,3 +207,95 @@ def test_the_beat_schedule_tails_every_30_seconds():
     entry = SCHEDULE["tail-proxy-logs"]
     assert (entry["task"], entry["every_seconds"]) == ("proxylogs.tasks.tail_proxy_logs", 30)
     assert entry["expires"] <= 30
+
+
+def _parse_threads():
+    import threading
+
+    return [thread for thread in threading.enumerate() if thread.name == "proxylogs-parse"]
+
+
+def test_small_batches_keep_line_numbers_counts_and_the_checkpoint_across_batches(tmp_path):
+    log = tmp_path / "access.log"
+    lines = [*LINES, "garbage", *LINES, "", "more garbage", *LINES]
+    write(log, lines)
+    source = services.source_for_path(log)
+    result = services.import_source(source, batch_bytes=150)  # about one line per batch
+    assert (result.imported, result.rejected, result.blank) == (15, 2, 1)
+    assert [number for number, _ in result.rejected_samples] == [6, 13]
+    source.refresh_from_db()
+    assert (source.lines_imported, source.lines_rejected, source.checkpoint["line"]) == (15, 2, len(lines))
+    assert source.checkpoint["offset"] == os.path.getsize(log)
+    assert ProxyLogEntry.objects.count() == 15
+    rollup_matches_entries()
+    assert not _parse_threads()
+
+
+def test_a_failed_batch_keeps_the_batches_before_it_and_a_rerun_imports_the_rest_once(tmp_path, monkeypatch):
+    log = tmp_path / "access.log"
+    write(log, LINES)
+    source = services.source_for_path(log)
+    real_store_rows = services.store_rows
+    calls = []
+
+    def failing_store_rows(rows):
+        calls.append(len(rows))
+        if len(calls) == 3:
+            raise RuntimeError("database went away")
+        return real_store_rows(rows)
+
+    monkeypatch.setattr(services, "store_rows", failing_store_rows)
+    with pytest.raises(RuntimeError, match="database went away"):
+        services.import_source(source, batch_bytes=150)
+    assert not _parse_threads()
+    stored = ProxyLogEntry.objects.count()
+    assert stored == sum(calls[:2])
+    assert LogImport.objects.get().status == "failed"
+    monkeypatch.setattr(services, "store_rows", real_store_rows)
+    source.refresh_from_db()
+    result = services.import_source(source, batch_bytes=150)
+    assert result.imported == len(LINES) - stored
+    assert ProxyLogEntry.objects.count() == len(LINES)
+    assert sorted(ProxyLogEntry.objects.values_list("timestamp", flat=True)) == sorted(
+        parse_squid(line).timestamp for line in LINES)
+
+
+def test_an_error_while_parsing_fails_the_import_and_stores_nothing_after_it(tmp_path, monkeypatch):
+    log = tmp_path / "access.log"
+    write(log, LINES)
+    source = services.source_for_path(log)
+    real_entry_row = services.entry_row
+
+    def failing_entry_row(record, **kwargs):
+        if record.http_status == 407:
+            raise LookupError("broken derivation")
+        return real_entry_row(record, **kwargs)
+
+    monkeypatch.setattr(services, "entry_row", failing_entry_row)
+    with pytest.raises(LookupError, match="broken derivation"):
+        services.import_source(source, batch_bytes=150)
+    assert not _parse_threads()
+    assert ProxyLogEntry.objects.count() == 4
+    source.refresh_from_db()
+    assert source.checkpoint["line"] == 4 and "LookupError" in source.last_error
+
+
+def test_an_ipv4_mapped_client_and_a_long_user_are_stored_as_given(tmp_path):
+    log = tmp_path / "access.log"
+    write(log, [LINES[0].replace("127.0.0.1 TCP", "::ffff:10.0.0.7 TCP").replace(" - HIER", f" {'u' * 300} HIER")])
+    services.import_source(services.source_for_path(log))
+    entry = ProxyLogEntry.objects.get()
+    assert (entry.client_ip, entry.client_network, entry.user) == ("::ffff:10.0.0.7", "::ffff:10.0.0.0", "u" * 255)
+
+
+def test_the_waf_tagger_remembers_short_urls_only_and_answers_as_the_pattern_does():
+    from proxylogs.models import WafCategory
+
+    tagger = services.WafTagger([WafCategory(name="xss", label="XSS", pattern="<script"),
+                                 WafCategory(name="trav", label="Traversal", pattern=r"\.\./")])
+    long_url = "http://a.example/" + "x" * 300 + "<SCRIPT>"
+    urls = ["http://a.example/?q=<ScRiPt>", "http://a.example/../etc", "http://a.example/ok", long_url]
+    first = [tagger.tag(url) for url in urls]
+    assert first == ["xss", "trav", None, "xss"]
+    assert [tagger.tag(url) for url in urls] == first
+    assert long_url not in tagger._memo and len(tagger._memo) == 3
