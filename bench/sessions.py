@@ -50,7 +50,7 @@ def run(argv):
                 SELECT %s, 'user' || (i %% 5000), 'bench|' || i,
                        CASE WHEN i %% 10 = 0 THEN 'ACTIVE' WHEN i %% 97 = 0 THEN 'FAILED' ELSE 'COMPLETED' END,
                        t, t, t, t + interval '1 minute', (random() * 1e9)::bigint, (random() * 1e9)::bigint,
-                       '198.51.100.' || (i %% 250), 40000 + (i %% 20000), 'udp',
+                       ('198.51.100.' || (i %% 250))::inet, 40000 + (i %% 20000), 'udp',
                        ('10.8.' || ((i / 250) %% 250) || '.' || (i %% 250))::inet, '', '', '', '', '', '', ''
                 FROM (SELECT i, %s::timestamptz - interval '23 hours' + (i * interval '82 milliseconds') AS t
                       FROM generate_series(1, %s) AS i) AS g

@@ -28,6 +28,7 @@ from monitoring.sources.rates import client_rates
 from monitoring.sources.status import ClientRecord, IncompleteStatus, StatusParseError, StatusSnapshot
 from monitoring.sources.statusfile import read_status_file
 from vpnmonitor import timeseries
+from vpnmonitor.db import update_fields
 
 logger = logging.getLogger(__name__)
 
@@ -112,14 +113,16 @@ def record_poll(server, snapshot: StatusSnapshot, *, now=None) -> PollResult:
         totals["record"] = record
 
     VpnSession.objects.bulk_create(new_sessions)
-    VpnSession.objects.bulk_update(seen_sessions, _SESSION_FIELDS)
+    # A continuing connection keeps its addresses (they are part of what identifies it); only its
+    # counters and times move.
+    update_fields(seen_sessions, _SESSION_COUNTERS)
     gone = list(open_sessions.values())
     for session in gone:
         session.status = VpnSession.Status.COMPLETED
         session.ended_at = snapshot.time
         session.disconnect_reason = session.disconnect_reason or "connection closed"
         session.updated_at = now
-    VpnSession.objects.bulk_update(gone, ["status", "ended_at", "disconnect_reason", "updated_at"])
+    update_fields(gone, ["status", "ended_at", "disconnect_reason", "updated_at"])
 
     samples = []
     for totals in per_client.values():
@@ -138,7 +141,7 @@ def record_poll(server, snapshot: StatusSnapshot, *, now=None) -> PollResult:
             server=server, client=client, timestamp=snapshot.time, bytes_received=totals["rx"],
             bytes_sent=totals["tx"], interval_seconds=interval if interval is not None else totals["seconds"],
         ))
-    VpnClient.objects.bulk_update(
+    update_fields(
         [t["client"] for t in per_client.values()],
         ["status", "connections", "real_address", "virtual_address", "virtual_ipv6", "recv_rate_bps",
          "sent_rate_bps", "total_bytes_received", "total_bytes_sent", "last_seen"],
@@ -176,11 +179,7 @@ def _add_to_quarter(server, moment, received, sent, clients, connections):
                                    max_clients=clients, max_connections=connections, polls=1)
 
 
-_SESSION_FIELDS = [
-    "client", "common_name", "openvpn_client_id", "peer_id", "real_address", "real_ip", "real_port", "protocol",
-    "virtual_address", "virtual_ipv6", "username", "cipher", "bytes_received", "bytes_sent",
-    "last_status_time", "updated_at",
-]
+_SESSION_COUNTERS = ["bytes_received", "bytes_sent", "last_status_time", "updated_at"]
 
 
 def _copy_record(session, record, client, status_time, now):
