@@ -173,7 +173,11 @@ class SignedKeysetPagination(BasePagination):
         token = params.string(self.cursor_param, max_length=1000)
         if token:
             after_time, after_id = self.decode(token, field)
-            queryset = queryset.filter(Q(**{f"{field}__gt": after_time}) | Q(**{field: after_time, "pk__gt": after_id}))
+            # "field >= t" is implied by the OR, but only it lets the index seek straight to the cursor,
+            # so a deep page costs what the first does.
+            queryset = queryset.filter(**{f"{field}__gte": after_time}).filter(
+                Q(**{f"{field}__gt": after_time}) | Q(pk__gt=after_id)
+            )
         rows = list(queryset.order_by(field, "pk")[: self.size + 1])
         self.next_cursor = None
         if len(rows) > self.size:
