@@ -230,7 +230,23 @@ TRAFFIC_KEY_FIELDS = (
 )
 
 
-class TrafficBucket(models.Model):
+class TrafficSums(models.Model):
+    """What every traffic table sums per row: the buckets and the all-tenant summaries derived from them."""
+
+    count = models.BigIntegerField(default=0, help_text="Requests")
+    bytes_sent = models.BigIntegerField(default=0)
+    bytes_received = models.BigIntegerField(default=0)
+    error_count = models.BigIntegerField(default=0)
+    duration_ms = models.BigIntegerField(default=0)
+    max_concurrency = models.BigIntegerField(default=0, help_text="Highest concurrency any record reported")
+    first_seen = models.DateTimeField(help_text="Earliest record timestamp in this row")
+    last_seen = models.DateTimeField(help_text="Latest record timestamp in this row")
+
+    class Meta:
+        abstract = True
+
+
+class TrafficBucket(TrafficSums):
     """The records proxy workers push, summed per 15 minutes and per key (POST /analytics/ingest).
 
     One row per (15-minute bucket, user, order, domain, error, worker, peer, port, protocol,
@@ -250,14 +266,6 @@ class TrafficBucket(models.Model):
     protocol = models.CharField(max_length=16, blank=True, default="")
     ip_out = models.CharField(max_length=45, blank=True, default="", help_text="Outgoing address of the proxy")
     ip_from = models.CharField(max_length=45, blank=True, default="", help_text="Client address")
-    count = models.BigIntegerField(default=0, help_text="Requests")
-    bytes_sent = models.BigIntegerField(default=0)
-    bytes_received = models.BigIntegerField(default=0)
-    error_count = models.BigIntegerField(default=0)
-    duration_ms = models.BigIntegerField(default=0)
-    max_concurrency = models.BigIntegerField(default=0, help_text="Highest concurrency any record reported")
-    first_seen = models.DateTimeField(help_text="Earliest record timestamp in this row")
-    last_seen = models.DateTimeField(help_text="Latest record timestamp in this row")
 
     class Meta:
         verbose_name = "proxy traffic bucket"
@@ -276,7 +284,7 @@ class TrafficBucket(models.Model):
         return f"{self.bucket:%Y-%m-%d %H:%M} user {self.user_id} order {self.order_id} {self.domain}"
 
 
-class TrafficTotal(models.Model):
+class TrafficTotal(TrafficSums):
     """All tenants' traffic per 15-minute bucket, kept with TrafficBucket in the same transaction.
 
     The charts read it when no tenant, order or domain narrows them, so an operator's two-month
@@ -284,14 +292,6 @@ class TrafficTotal(models.Model):
     """
 
     bucket = models.DateTimeField(unique=True)
-    count = models.BigIntegerField(default=0)
-    bytes_sent = models.BigIntegerField(default=0)
-    bytes_received = models.BigIntegerField(default=0)
-    error_count = models.BigIntegerField(default=0)
-    duration_ms = models.BigIntegerField(default=0)
-    max_concurrency = models.BigIntegerField(default=0)
-    first_seen = models.DateTimeField()
-    last_seen = models.DateTimeField()
 
     class Meta:
         verbose_name = "proxy traffic total"
@@ -300,7 +300,7 @@ class TrafficTotal(models.Model):
         return f"{self.bucket:%Y-%m-%d %H:%M} {self.count} requests"
 
 
-class TrafficDomainDay(models.Model):
+class TrafficDomainDay(TrafficSums):
     """All tenants' traffic per UTC day, domain and error type, kept with TrafficBucket in the same transaction.
 
     The breakdowns (domains, errors, websites) read it when no tenant or order narrows them and
@@ -310,14 +310,6 @@ class TrafficDomainDay(models.Model):
     day = models.DateTimeField(help_text="Midnight UTC")
     domain = models.CharField(max_length=255)
     error = models.CharField(max_length=200, blank=True, default="")
-    count = models.BigIntegerField(default=0)
-    bytes_sent = models.BigIntegerField(default=0)
-    bytes_received = models.BigIntegerField(default=0)
-    error_count = models.BigIntegerField(default=0)
-    duration_ms = models.BigIntegerField(default=0)
-    max_concurrency = models.BigIntegerField(default=0)
-    first_seen = models.DateTimeField()
-    last_seen = models.DateTimeField()
 
     class Meta:
         verbose_name = "proxy traffic per domain and day"
