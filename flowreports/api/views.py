@@ -4,7 +4,12 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django_filters.rest_framework import DjangoFilterBackend
 from django_filters.utils import translate_validation
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    PolymorphicProxySerializer,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -24,22 +29,16 @@ MAX_INGEST_ITEMS = 10_000
 MAX_RETENTION_DAYS = 36500
 FAMILY = families.FLOW_REPORTS
 
-_ITEM_SCHEMA = {"$ref": "#/components/schemas/FlowReport"}
-_GROUPED_SCHEMA = {
-    "type": "object",
-    "properties": {"result": {
-        "type": "array",
-        "description": "One single-key object per group, in ascending order of the key.",
-        "items": {"type": "object", "additionalProperties": {"type": "array", "items": _ITEM_SCHEMA}},
-    }},
-}
-_PAGED_SCHEMA = {
-    "type": "object",
-    "properties": {"result": {"type": "object", "properties": {
-        "items": {"type": "array", "items": _ITEM_SCHEMA},
-        "page": {"type": "integer"}, "per_page": {"type": "integer"}, "total_count": {"type": "integer"},
-    }}},
-}
+_PAGED = inline_serializer("FlowReportPage", {"result": inline_serializer("FlowReportPageResult", {
+    "items": FlowReportSerializer(many=True),
+    "page": serializers.IntegerField(), "per_page": serializers.IntegerField(),
+    "total_count": serializers.IntegerField(),
+})})
+_GROUPED = inline_serializer("FlowReportGroups", {"result": serializers.ListField(
+    child=serializers.DictField(child=FlowReportSerializer(many=True)),
+    help_text="One single-key object per group, in ascending order of the key.",
+)})
+_LIST = PolymorphicProxySerializer("FlowReportList", serializers=[_PAGED, _GROUPED], resource_type_field_name=None)
 
 
 def _message(name, **fields):
@@ -124,7 +123,7 @@ class FlowReportsView(generics.GenericAPIView):
             "group_by", str, enum=["day", "subscriber"], required=False,
             description="Return flows grouped by UTC day or by subscriber instead of a paginated list.",
         )],
-        responses={200: OpenApiResponse({"oneOf": [_PAGED_SCHEMA, _GROUPED_SCHEMA]}), 400: _ERROR},
+        responses={200: _LIST, 400: _ERROR},
     )
     def get(self, request):
         params = QueryParams(request)

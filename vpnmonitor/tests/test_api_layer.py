@@ -152,3 +152,24 @@ def test_a_date_time_beyond_the_calendar_is_400_not_500(value):
     with pytest.raises(BadParameter) as raised:
         QueryParams(request).datetime("from")
     assert raised.value.message.startswith("Invalid value for 'from': must be an ISO 8601 date or date-time")
+
+
+def _refs(node):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str):
+                yield value
+            else:
+                yield from _refs(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _refs(item)
+
+
+def test_every_reference_in_the_openapi_schema_resolves(viewer_client):
+    schema = viewer_client.get("/api/schema/?format=json").json()
+    components = schema["components"]["schemas"]
+    refs = set(_refs(schema))
+    assert "#/components/schemas/FlowReport" in refs
+    dangling = sorted(ref for ref in refs if ref.removeprefix("#/components/schemas/") not in components)
+    assert dangling == []
