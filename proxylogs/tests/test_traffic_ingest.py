@@ -5,6 +5,7 @@ import json
 
 import pytest
 from django.test import override_settings
+from rest_framework.exceptions import ValidationError
 
 from proxylogs.models import TrafficBucket
 from proxylogs.traffic import serializers, services
@@ -338,3 +339,45 @@ def test_the_fast_check_agrees_with_the_full_check(changes, tenant, monkeypatch)
 def test_the_fast_check_accepts_valid_records():
     now = dt.datetime(2026, 3, 16, tzinfo=dt.UTC)
     assert serializers._quick_record(record(domain=" Google.COM"), now, None).domain == "google.com"
+
+
+BATCH_CASES = FAST_PATH_CASES + [
+    {"ts": "1999-12-31 23:59:59"},
+    {"ts": "2026-03-17 00:00:00Z"},
+    {"ts": "2026-03-15T10:00:00.250Z"},
+    {"ts": " 2026-03-15 10:00:00"},
+    {"ts": "2026-02-30 10:00:00"},
+    {"ts": "9999-12-31T23:00:00-05:00"},
+    {"order_id": 2**63},
+    {"count": 10**30},
+    {"order_id": 3.0},
+    {"order_id": None},
+    {"peer_id": "p" * 101},
+    {"domain": "d" * 256},
+    {"error": "\U0001f600 emoji"},
+]
+
+
+@pytest.mark.parametrize("changes", BATCH_CASES)
+@pytest.mark.parametrize("tenant", [None, 1, 2])
+def test_the_one_pass_batch_decoder_agrees_with_the_full_check(changes, tenant):
+    """decode_batch() accepts only what check_batch() accepts, and yields the same records."""
+    body = {"logs": [record(), record(**changes), record(domain="Other.example", ip_out="")]}
+    now = dt.datetime(2026, 3, 16, tzinfo=dt.UTC)
+    try:
+        expected = serializers.check_batch(body, tenant=tenant, now=now)
+    except ValidationError:
+        expected = None
+    decoded = serializers.decode_batch(json.dumps(body).encode(), tenant=tenant, now=now)
+    if decoded is None and expected is not None:
+        # Declining a valid batch only costs speed (check_batch takes it); this is the one case.
+        assert changes == {"ts": " 2026-03-15 10:00:00"}
+    else:
+        assert decoded == expected
+
+
+@pytest.mark.parametrize("raw", [b"", b"[]", b"{}", b'{"logs": {}}', b'{"logs": [], "x": 1}', b"{\"logs\": [NaN]}"])
+def test_the_one_pass_batch_decoder_declines_what_is_not_a_batch(raw):
+    assert serializers.decode_batch(raw) is None
+    assert serializers.decode_batch(b'{"logs": []}') == []
+    assert serializers.decode_batch(json.dumps({"logs": [record()] * (serializers.MAX_RECORDS + 1)}).encode()) is None
