@@ -53,6 +53,17 @@ def env_list(name, default=(), environ=os.environ):
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def env_log_level(name, default="INFO", environ=os.environ):
+    """A logging level name in any case ('warning', 'INFO'); gunicorn reads the same variable."""
+    value = environ.get(name, default).strip().upper()
+    if value not in LOG_LEVELS:
+        raise ImproperlyConfigured(f"{name} must be one of {', '.join(LOG_LEVELS)} (any case), got {value!r}")
+    return value
+
+
 def env_timezone(name, default="UTC", environ=os.environ):
     value = environ.get(name, default).strip()
     try:

@@ -11,6 +11,7 @@ from vpnmonitor.env import (
     env_database,
     env_int,
     env_list,
+    env_log_level,
     env_redis_url,
     env_str,
     env_timezone,
@@ -269,6 +270,6 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": env_log_level("LOG_LEVEL")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

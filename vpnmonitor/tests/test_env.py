@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
         (lambda e: env.env_int("X_PORT", 1, environ=e), "eighty", "X_PORT must be an integer"),
         (lambda e: env.env_int("X_PORT", 1, minimum=1, environ=e), "0", "X_PORT must be at least 1"),
         (lambda e: env.env_timezone("TIME_ZONE", environ=e), "Mars/Olympus", "TIME_ZONE must be an IANA time zone"),
+        (lambda e: env.env_log_level("LOG_LEVEL", environ=e), "verbose", "LOG_LEVEL must be one of DEBUG, INFO"),
         (lambda e: env.env_database("DATABASE_URL", "sqlite:///x", environ=e), "mysql://db/x",
          "DATABASE_URL must be a postgres:// or sqlite:// URL"),
         (lambda e: env.env_database("DATABASE_URL", "sqlite:///x", environ=e), "postgres://host:notaport/db",
@@ -34,6 +35,7 @@ def test_readers_reject_bad_values_naming_the_variable(reader, value, message):
 def test_readers_accept_good_values():
     assert env.env_bool("DEBUG", environ={"DEBUG": "Yes"}) is True
     assert env.env_int("N", 5, environ={}) == 5
+    assert env.env_log_level("LOG_LEVEL", environ={"LOG_LEVEL": "warning"}) == "WARNING"
     hosts = env.env_list("ALLOWED_HOSTS", environ={"ALLOWED_HOSTS": "a.example, b.example,"})
     assert hosts == ["a.example", "b.example"]
     config = env.env_database("DATABASE_URL", "", environ={"DATABASE_URL": "postgres://u:p@db.example:5433/vpn"})
