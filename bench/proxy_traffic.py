@@ -4,14 +4,22 @@
 
 Targets (issue 7): ingest >= 50,000 records/s in batches of 1,000; 2 months x 10k orders: each
 chart and breakdown p95 < 100 ms. Ingest is timed through the service (checks + upsert) and
-through POST /analytics/ingest (auth, JSON, checks, upsert); reads through the full HTTP stack.
+through POST /analytics/ingest (auth, JSON, checks, upsert), in this process and from --clients
+concurrent pushers to a real gunicorn server (deploy/gunicorn.conf.py); reads through the full HTTP stack.
 The dataset is loaded with the same upsert. The table is emptied first unless --keep is given.
 """
 
 import argparse
 import datetime as dt
+import http.client
 import itertools
 import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
 import uuid
 
 from django.core.management import call_command
@@ -75,6 +83,9 @@ def run(argv):
     parser.add_argument("--days", type=int, default=60)
     parser.add_argument("--batch", type=int, default=1_000)
     parser.add_argument("--http-batches", type=int, default=50)
+    parser.add_argument("--clients", type=int, default=4,
+                        help="concurrent workers pushing to a gunicorn server (deploy/gunicorn.conf.py); 0 skips it")
+    parser.add_argument("--server-workers", type=int, default=3)
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--keep", action="store_true", help="keep the table (skip loading)")
     parser.add_argument("--vacuum", action="store_true",
@@ -138,6 +149,14 @@ def run(argv):
     rows.append((f"ingest via POST /analytics/ingest, records/s (batches of {args.batch})",
                  f"{len(bodies) * args.batch / posted['seconds']:,.0f}"))
 
+    if args.clients:
+        concurrent = [json.dumps({"logs": batch}).encode() for batch in batches(
+            records(random, count=args.http_batches * args.batch * 4, orders=args.orders, domains=args.domains,
+                    start=start, days=args.days), args.batch)]
+        rate = _concurrent_ingest(concurrent, ingest_key, clients=args.clients, workers=args.server_workers)
+        rows.append((f"ingest via gunicorn ({args.server_workers} workers), {args.clients} clients pushing "
+                     f"{len(concurrent)} batches of {args.batch}, records/s", f"{rate:,.0f}"))
+
     if args.vacuum and connection.vendor == "postgresql":
         # The summaries are updated by every batch; without autovacuum their dead rows pile up
         # and every all-tenant breakdown scans them.
@@ -171,6 +190,67 @@ def run(argv):
             rows.append((f"GET /analytics/{endpoint} {args.days} days, {label}: p50 / p95 ms",
                          f"{p50:.1f} / {p95:.1f}"))
     return rows
+
+
+def _concurrent_ingest(bodies, key, *, clients, workers):
+    """records/s of `clients` threads POSTing the bodies to a real gunicorn, keep-alive connections."""
+    port = _free_port()
+    env = {**os.environ, "GUNICORN_BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": str(workers),
+           "LOG_LEVEL": "warning", "ALLOWED_HOSTS": "127.0.0.1", "INGEST_THROTTLE_RATE": "1000000/min",
+           "DEBUG": "false", "SECURE_HTTPS": "false",
+           "SECRET_KEY": os.environ.get("SECRET_KEY") or uuid.uuid4().hex * 2}
+    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "vpnmonitor.wsgi",
+                               "--access-logfile", "/dev/null"], env=env)
+    try:
+        _wait_for(port)
+        queue = iter(bodies)
+        lock = threading.Lock()
+        failures = []
+
+        def push():
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+            headers = {"Content-Type": "application/json", "X-API-Key": key}
+            while True:
+                with lock:
+                    body = next(queue, None)
+                if body is None:
+                    return
+                conn.request("POST", "/analytics/ingest", body, headers)
+                response = conn.getresponse()
+                response.read()
+                if response.status != 204:
+                    failures.append(response.status)
+
+        threads = [threading.Thread(target=push) for _ in range(clients)]
+        with stopwatch() as pushed:
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        assert not failures, failures[:5]
+        records_pushed = sum(body.count(b'"ts"') for body in bodies)
+        print(f"  {records_pushed:,} records from {clients} clients in {pushed['seconds']:.1f} s")
+        return records_pushed / pushed["seconds"]
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+def _free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_for(port, seconds=60):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"gunicorn did not listen on port {port}")
 
 
 def _empty():
