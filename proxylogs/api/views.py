@@ -14,8 +14,14 @@ from vpnmonitor.api.params import QueryParams
 from vpnmonitor.privacy import should_mask
 
 TAG = ["proxy logs"]
-HOURS = OpenApiParameter("hours", int, description="Window: the last N hours (1..720, default 24).")
-LIMIT = OpenApiParameter("limit", int, description="How many rows (1..100, default 10).")
+def _int_parameter(name, minimum, maximum, default, description):
+    """A query parameter documented with the bounds QueryParams.int() enforces (outside them: 400)."""
+    schema = {"type": "integer", "minimum": minimum, "maximum": maximum, "default": default}
+    return OpenApiParameter(name, schema, description=f"{description} ({minimum}..{maximum}, default {default}).")
+
+
+HOURS = _int_parameter("hours", 1, 720, 24, "Window: the last N hours")
+LIMIT = _int_parameter("limit", 1, 100, 10, "How many rows")
 
 
 class ProxyLogsView(APIView):
@@ -54,7 +60,7 @@ class LogStatsView(ProxyLogsView):
 
 class LogTimelineView(ProxyLogsView):
     @extend_schema(tags=TAG, summary="Hourly requests and blocks (zero-filled)",
-                   parameters=[OpenApiParameter("hours", int, description="1..720, default 24")],
+                   parameters=[HOURS],
                    responses=s.envelope("TimelineResponse", s.TimelinePointSerializer(many=True)))
     def get(self, request):
         return self.ok(s.TimelinePointSerializer, selectors.timeline(self.hours()), many=True)
@@ -133,7 +139,7 @@ class UserAgentsView(ProxyLogsView):
 
 class FileExtensionsView(ProxyLogsView):
     @extend_schema(tags=TAG, summary="File-extension distribution",
-                   parameters=[HOURS, OpenApiParameter("limit", int, description="1..100, default 20")],
+                   parameters=[HOURS, _int_parameter("limit", 1, 100, 20, "How many extensions")],
                    responses=s.envelope("FileExtensionsResponse", s.FileExtensionSerializer(many=True)))
     def get(self, request):
         return self.ok(s.FileExtensionSerializer, selectors.file_extensions(self.hours(), limit=self.limit(20)),
@@ -142,7 +148,7 @@ class FileExtensionsView(ProxyLogsView):
 
 class TopDomainsView(ProxyLogsView):
     @extend_schema(tags=TAG, summary="Top registrable domains (word cloud)",
-                   parameters=[HOURS, OpenApiParameter("limit", int, description="1..200, default 50")],
+                   parameters=[HOURS, _int_parameter("limit", 1, 200, 50, "How many domains")],
                    responses=s.envelope("TopDomainsResponse", s.TopDomainSerializer(many=True)))
     def get(self, request):
         return self.ok(s.TopDomainSerializer, selectors.top_domains(self.hours(), limit=self.limit(50, 200)),

@@ -173,3 +173,30 @@ def test_every_reference_in_the_openapi_schema_resolves(viewer_client):
     assert "#/components/schemas/FlowReport" in refs
     dangling = sorted(ref for ref in refs if ref.removeprefix("#/components/schemas/") not in components)
     assert dangling == []
+
+
+def _bounded_integer_parameters(schema):
+    """(path, name, minimum, maximum) of each GET's bounded integer query parameter, for operations
+    that need no path parameter and no other required parameter."""
+    for path, operations in schema["paths"].items():
+        operation = operations.get("get")
+        if operation is None or "{" in path:
+            continue
+        parameters = [p for p in operation.get("parameters", []) if p["in"] == "query"]
+        if any(p.get("required") for p in parameters):
+            continue
+        for parameter in parameters:
+            bounds = parameter.get("schema", {})
+            if bounds.get("type") == "integer" and "minimum" in bounds and "maximum" in bounds:
+                yield path, parameter["name"], bounds["minimum"], bounds["maximum"]
+
+
+def test_documented_integer_bounds_are_the_enforced_ones(operator_client):
+    """Every bounded integer a GET documents answers 400 just outside its bounds and 200 at them."""
+    schema = operator_client.get("/api/schema/?format=json").json()
+    checked = list(_bounded_integer_parameters(schema))
+    assert ("/api/logs/timeline", "hours", 1, 720) in checked and len(checked) >= 20
+    for path, name, minimum, maximum in checked:
+        for value, status in ((minimum - 1, 400), (maximum + 1, 400), (minimum, 200), (maximum, 200)):
+            response = operator_client.get(path, {name: value})
+            assert response.status_code == status, (path, name, value, response.content[:200])
