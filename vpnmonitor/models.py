@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from django.core.cache import cache
 from django.core.validators import MinValueValidator
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -221,8 +221,15 @@ class IngestCounter(models.Model):
         """Count one accepted batch of `records` records; a single UPDATE, so concurrent callers add up."""
         now = timezone.now()
         changes = {"records": F("records") + records, "batches": F("batches") + 1, "updated_at": now}
-        if cls.objects.filter(dataset=dataset).update(**changes):
-            return
+        # A counter, not data: on its own, its commit need not wait for a WAL flush (a crash may lose
+        # the last increments). Inside a caller's transaction, that transaction's durability rules.
+        asynchronous = connection.vendor == "postgresql" and not connection.in_atomic_block
+        with transaction.atomic():
+            if asynchronous:
+                with connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL synchronous_commit TO OFF")
+            if cls.objects.filter(dataset=dataset).update(**changes):
+                return
         try:
             with transaction.atomic():
                 cls.objects.create(dataset=dataset, records=records, batches=1, updated_at=now)

@@ -5,12 +5,14 @@ import datetime as dt
 import os
 
 import pytest
+from django.db import connection, transaction
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from flowreports.models import CollectorStatus
 from monitoring.models import Certificate, VpnClient, VpnServer
 from proxylogs.models import LogSource
+from vpnmonitor.models import IngestCounter
 
 pytestmark = pytest.mark.django_db
 URL = "/metrics"
@@ -255,3 +257,24 @@ def test_metrics_public_serves_anyone(api_client, settings):
     settings.METRICS_PUBLIC = True
 
     assert api_client.get(URL).status_code == 200
+
+
+def _synchronous_commit():
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_ingest_counter_adds_up_and_never_changes_a_callers_durability():
+    IngestCounter.add("proxy_traffic", 1000)
+    IngestCounter.add("proxy_traffic", 250)
+    with transaction.atomic():
+        IngestCounter.add("proxy_traffic", 5)
+        if connection.vendor == "postgresql":
+            # The caller's transaction keeps its own setting: its data is still flushed at commit.
+            assert _synchronous_commit() == "on"
+    counter = IngestCounter.objects.get(dataset="proxy_traffic")
+    assert (counter.records, counter.batches) == (1255, 3)
+    if connection.vendor == "postgresql":
+        assert _synchronous_commit() == "on"  # SET LOCAL ended with the counter's own transaction
