@@ -1,6 +1,7 @@
-"""Database helpers shared by the apps' write paths."""
+"""Database helpers shared by the apps."""
 
 from django.db import connection
+from django.db.models import Window
 
 
 def update_fields(objects, fields):
@@ -26,3 +27,15 @@ def update_fields(objects, fields):
     with connection.cursor() as cursor:
         cursor.executemany(sql, params)
     return len(params)
+
+
+class GroupedWindow(Window):
+    """A window over the groups of an aggregate (values().annotate()) query: a rank by a SUM, or
+    COUNT(*) OVER () for the number of groups.
+
+    Django would add the window's expressions, which hold aggregates, to GROUP BY; the window is
+    computed after grouping and adds nothing to it.
+    """
+
+    def get_group_by_cols(self):
+        return []

@@ -174,6 +174,8 @@ def test_websites_are_paged_most_visited_first(viewer_client, dataset):
     assert (page["total"], page["totalPages"]) == (3, 2)
     assert page["data"] == [{"domain": "github.com", "total_count": "5", "bytes_total": "4042",
                              "first_visit": "2026-03-15 10:50:00", "last_visit": "2026-03-15 11:40:00"}]
+    beyond = get(viewer_client, "websites", page=3, limit=2, **WHOLE)
+    assert (beyond["data"], beyond["total"], beyond["totalPages"]) == ([], 3, 2)
 
 
 def test_an_empty_range_is_all_zeros_and_empty_lists(viewer_client, dataset):

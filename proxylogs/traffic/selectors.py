@@ -3,10 +3,11 @@
 import datetime as dt
 from dataclasses import dataclass
 
-from django.db.models import F, Max, Min, Sum, Window
+from django.db.models import F, Max, Min, Sum
 from django.db.models.functions import RowNumber
 
 from proxylogs.models import TrafficBucket, TrafficDomainDay, TrafficTotal
+from vpnmonitor.db import GroupedWindow
 from vpnmonitor.timeseries import EpochBucket, bucket_starts, floor_time, zero_fill
 
 STORED_BUCKET = dt.timedelta(minutes=15)
@@ -134,17 +135,6 @@ def errors(query, *, limit=50, source=None):
     for row in top:
         row["sample_domains"] = samples.get(row["error"], [])
     return top
-
-
-class GroupedWindow(Window):
-    """A window over the groups of an aggregate query (ranking by a SUM).
-
-    Django would add the window's ORDER BY, which holds an aggregate, to GROUP BY; the
-    window is computed after grouping and adds nothing to it.
-    """
-
-    def get_group_by_cols(self):
-        return []
 
 
 def _sample_domains(failed):

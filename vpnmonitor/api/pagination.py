@@ -4,13 +4,14 @@ import datetime as dt
 
 from django.core import signing
 from django.core.exceptions import ImproperlyConfigured
-from django.db.models import Q
+from django.db.models import Count, Q
 from rest_framework.pagination import BasePagination
 from rest_framework.response import Response
 
 from vpnmonitor.api import families
 from vpnmonitor.api.exceptions import BadParameter
 from vpnmonitor.api.params import QueryParams
+from vpnmonitor.db import GroupedWindow
 
 
 def _require_ordering(queryset):
@@ -110,9 +111,16 @@ class PageLimitPagination(BasePagination):
         params = QueryParams(request)
         self.page = params.int("page", 1, minimum=1, maximum=10**7)
         self.limit = params.int("limit", self.default_limit, minimum=1, maximum=self.max_limit)
-        self.total = queryset.count()
         start = (self.page - 1) * self.limit
-        return list(queryset[start:start + self.limit])
+        if queryset.query.group_by is None or not queryset.query.values_select:
+            self.total = queryset.count()
+            return list(queryset[start:start + self.limit])
+        # An aggregate: the page and the number of groups from one pass over the rows, not two.
+        rows = list(queryset.annotate(_groups=GroupedWindow(Count("*")))[start:start + self.limit])
+        self.total = rows[0]["_groups"] if rows else (queryset.count() if start else 0)
+        for row in rows:
+            del row["_groups"]
+        return rows
 
     @property
     def total_pages(self):
