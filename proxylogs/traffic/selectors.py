@@ -3,11 +3,11 @@
 import datetime as dt
 from dataclasses import dataclass
 
-from django.db.models import F, Max, Min, Sum
-from django.db.models.functions import RowNumber
+from django.db import connection
+from django.db.models import Max, Min, Sum
+from django.utils.dateparse import parse_datetime
 
 from proxylogs.models import TrafficBucket, TrafficDomainDay, TrafficTotal
-from vpnmonitor.db import GroupedWindow
 from vpnmonitor.timeseries import EpochBucket, bucket_starts, floor_time, zero_fill
 
 STORED_BUCKET = dt.timedelta(minutes=15)
@@ -123,36 +123,48 @@ def domains(query, *, sort_by="bytes", limit=30, source=None):
 def errors(query, *, limit=50, source=None):
     """Error types by failed requests, with when each was first and last seen and its top domains.
 
-    Rows without an error type ("") are not an error type and are left out.
+    Rows without an error type ("") are not an error type and are left out. One pass over the
+    rows: they are summed per (error, domain) once, and both the error totals and each error's
+    most failing domains are read from those sums.
     """
     failed = (breakdown_source(query) if source is None else source).exclude(error="")
-    top = list(
-        failed.values("error").annotate(
-            total_errors=Sum("error_count"), first_seen=Min("first_seen"), last_seen=Max("last_seen"),
-        ).order_by("-total_errors", "error")[:limit]
-    )
-    samples = _sample_domains(failed.filter(error__in=[row["error"] for row in top]))
-    for row in top:
-        row["sample_domains"] = samples.get(row["error"], [])
-    return top
-
-
-def _sample_domains(failed):
-    """{error: [up to 3 domains with the most failed requests of that error]} ranked in the database."""
-    ranked = (
-        failed.values("error", "domain")
-        .annotate(
-            failed_requests=Sum("error_count"),
-            rank=GroupedWindow(RowNumber(), partition_by=[F("error")],
-                               order_by=[Sum("error_count").desc(), F("domain").asc()]),
+    per_domain = failed.values("error", "domain").annotate(
+        failed_requests=Sum("error_count"), first_at=Min("first_seen"), last_at=Max("last_seen"),
+    ).order_by()
+    inner, params = per_domain.query.sql_with_params()
+    sql = f"""
+        WITH per_domain AS ({inner}),
+        top AS (
+            SELECT error, SUM(failed_requests) AS total_errors, MIN(first_at) AS first_seen, MAX(last_at) AS last_seen
+            FROM per_domain GROUP BY error ORDER BY total_errors DESC, error LIMIT %s
+        ),
+        ranked AS (
+            SELECT p.error, p.domain,
+                   ROW_NUMBER() OVER (PARTITION BY p.error ORDER BY p.failed_requests DESC, p.domain) AS rank
+            FROM per_domain p JOIN top ON top.error = p.error
         )
-        .filter(rank__lte=SAMPLE_DOMAINS)
-        .order_by("error", "rank")
-    )
-    out = {}
-    for row in ranked:
-        out.setdefault(row["error"], []).append(row["domain"])
-    return out
+        SELECT top.error, top.total_errors, top.first_seen, top.last_seen, ranked.domain
+        FROM top LEFT JOIN ranked ON ranked.error = top.error AND ranked.rank <= {SAMPLE_DOMAINS}
+        ORDER BY top.total_errors DESC, top.error, ranked.rank
+    """
+    rows = {}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, (*params, limit))
+        for error, total, first_seen, last_seen, domain in cursor.fetchall():
+            row = rows.setdefault(error, {
+                "error": error, "total_errors": int(total), "first_seen": _moment(first_seen),
+                "last_seen": _moment(last_seen), "sample_domains": [],
+            })
+            if domain is not None:
+                row["sample_domains"].append(domain)
+    return list(rows.values())
+
+
+def _moment(value):
+    """A timestamp as the database returned it (SQLite: text) as an aware UTC datetime."""
+    if isinstance(value, str):
+        value = parse_datetime(value)
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
 
 
 def websites(query, *, source=None):
