@@ -33,7 +33,7 @@ class Collector:
         self,
         sink: Sink,
         listen: tuple[str, int] = ("127.0.0.1", 2055),
-        batch_size: int = 5000,
+        batch_size: int = 20000,
         flush_interval: float = 1.0,
         max_pending_batches: int = 64,
         receive_buffer: int | None = None,
