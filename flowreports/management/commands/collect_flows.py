@@ -117,7 +117,8 @@ class Command(BaseCommand):
         return (
             f"received {stats['flows_received']} flows in {stats['packets_received']} packets, "
             f"stored {totals['stored']} ({totals['unattributed']} without subscriber), "
-            f"dropped {stats['flows_dropped']}, malformed packets {stats['malformed_packets']}, "
+            f"dropped {stats['flows_dropped']}, packets lost in the receive buffer {stats['packets_lost']}, "
+            f"malformed packets {stats['malformed_packets']}, "
             f"data sets without template {stats['sets_dropped_no_template']}"
         )
 
