@@ -61,6 +61,25 @@ def register_sqlite_functions(sender, connection, **kwargs):
         connection.connection.create_function("flowreports_mask_ip", 1, mask_ip, deterministic=True)
 
 
+# From this offset on, a page's keys are found first and its rows fetched by key (see page_of).
+DEFERRED_OFFSET = 1000
+
+
+def page_of(queryset, start, stop):
+    """The rows [start:stop] of an ordered queryset, as a list.
+
+    Deep pages find their primary keys first, in a query that reads the (start_time, id) index alone when
+    only the window filters (and the visibility map is current), and then fetch just those rows: skipping
+    20,000 rows costs index entries instead of 20,000 random reads of the table.
+    """
+    if start < DEFERRED_OFFSET:
+        return list(queryset[start:stop])
+    keys = list(queryset.values_list("pk", flat=True)[start:stop])
+    if not keys:
+        return []
+    return list(queryset.filter(pk__in=keys))
+
+
 def _chronological(queryset):
     return queryset.order_by("start_time", "id")
 
