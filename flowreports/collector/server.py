@@ -20,6 +20,8 @@ Sink = Callable[[Sequence[FlowRecord]], object]
 _MAX_DATAGRAM = 65535
 _RECEIVE_BUFFER_SIZES = (32 * 1024 * 1024, 16 * 1024 * 1024, 8 * 1024 * 1024)
 _STOP = object()
+# How long stop() keeps reading datagrams that arrived before it (under a steady stream it would never finish).
+_DRAIN_SECONDS = 5.0
 # Linux: with this socket option each datagram carries the count of datagrams the kernel dropped so far because
 # the receive buffer was full (Python's socket module has no name for it).
 _SO_RXQ_OVFL = getattr(socket, "SO_RXQ_OVFL", 40) if sys.platform.startswith("linux") else None
@@ -98,7 +100,7 @@ class Collector:
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop receiving, flush the pending batch and wait for the sink to finish."""
+        """Stop receiving (after reading what the kernel has queued), flush the pending batch, wait for the sink."""
         if self._socket is None:
             return
         self._stopping.set()
@@ -185,11 +187,14 @@ class Collector:
         deadline = time.monotonic() + self.flush_interval
         stopping = self._stopping
         batch_size = self.batch_size
+        drain_until = None
         while True:
             try:
                 packet, address = recvfrom(_MAX_DATAGRAM)
             except TimeoutError:
                 packet = None
+            except BlockingIOError:
+                break  # stopping, and the kernel's buffer is empty
             except OSError:
                 if stopping.is_set():
                     break
@@ -213,7 +218,12 @@ class Collector:
                         batch = []
                         deadline = now + self.flush_interval
             if stopping.is_set():
-                break
+                if drain_until is None:
+                    # Read what is already queued in the kernel's buffer first: closing the socket discards it.
+                    sock.setblocking(False)
+                    drain_until = now + _DRAIN_SECONDS
+                elif now >= drain_until:
+                    break
             if now >= deadline:
                 if batch:
                     self._enqueue(batch)

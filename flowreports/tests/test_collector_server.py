@@ -239,3 +239,32 @@ def test_datagrams_the_kernel_drops_while_the_receiver_is_busy_are_counted(sende
     assert stats["packets_lost"] >= 150
     assert stats["flows_received"] == stats["flows_stored"] == 2 * (stats["packets_received"] - 1)
     assert len(sink.records) == stats["flows_stored"]
+
+
+def test_stop_reads_the_datagrams_already_queued_before_closing(sender):
+    from flowreports.collector.decode import FlowDecoder
+
+    busy, release = threading.Event(), threading.Event()
+
+    class StalledDecoder(FlowDecoder):
+        def decode(self, packet, exporter, now=None):
+            if not busy.is_set():
+                busy.set()
+                release.wait(5)
+            return super().decode(packet, exporter, now)
+
+    sink = ListSink()
+    collector = Collector(sink, listen=("127.0.0.1", 0), flush_interval=60, decoder=StalledDecoder())
+    collector.start()
+    sender.sendto(TEMPLATE_PACKET, collector.address)
+    assert busy.wait(5)
+    for _ in range(50):
+        sender.sendto(DATA_PACKET, collector.address)
+    stopper = threading.Thread(target=collector.stop)
+    stopper.start()
+    time.sleep(0.1)  # stop() is waiting for the receiving thread, which still holds 50 datagrams in the kernel
+    release.set()
+    stopper.join(10)
+    stats = collector.stats()
+    assert stats["packets_received"] == 51
+    assert stats["flows_received"] == stats["flows_stored"] == len(sink.records) == 100
