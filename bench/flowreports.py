@@ -3,9 +3,11 @@
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/flowbench python -m bench flowreports \\
         [--flows 1000000] [--days 7] [--subscribers 1000] [--repeat 30] [--reuse]
 
-Generates N flows over the last D days (COPY through store_flows on PostgreSQL), VACUUM ANALYZEs,
-then times requests through Django's test client (auth, filters, serializers and envelope
-included): p50/p95 of the listing with filters, of stats over 7 days, and of group_by.
+Generates N flows over the last D days (on PostgreSQL in SQL: INSERT ... SELECT from generate_series with
+the indexes dropped and rebuilt, then the rollups rebuilt, a few minutes for 10M; --store-flows, and other
+databases, go through store_flows and time it), VACUUM ANALYZEs, then times requests through Django's
+test client (auth, filters, serializers and envelope included): p50/p95 of the listing with filters,
+of stats over 7 days, and of group_by.
 --reuse keeps an existing dataset of the same size instead of generating it again.
 
     python -m bench flowreports --collector-rate 50000 [--collector-seconds 30]
@@ -13,7 +15,9 @@ included): p50/p95 of the listing with filters, of stats over 7 days, and of gro
 measures the collector end to end instead: a separate process offers NetFlow v5 (30 flows per
 packet) over UDP at that fixed rate to a Collector whose sink is FlowSink (decode, attribution,
 COPY and rollups), then reports what was received, stored and lost. Use its own database: the
-flows it stores carry a fixed 2023 timestamp.
+flows it stores carry a fixed 2023 timestamp (the run starts by emptying the flow table and its rollups).
+Like collect_flows it sets a 0.5 ms thread switch interval; it reports the kernel's count of datagrams lost
+in the receive buffer next to the collector's own counts.
 """
 
 import argparse
