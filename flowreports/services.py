@@ -169,7 +169,7 @@ _DAY_US = 24 * _HOUR_US
 # Field count, then source_port .. end_time of COLUMNS (each value after its length).
 _FIXED = struct.Struct("!iiiiihiqiqiqiq")
 _CHUNK_ROWS = 2000
-_CACHE_LIMIT = 200_000
+_CACHE_LIMIT = 100_000
 
 
 def _text_field(value):
