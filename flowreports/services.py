@@ -3,7 +3,6 @@
 import datetime as dt
 import ipaddress
 import logging
-import math
 import struct
 import threading
 from collections import Counter
@@ -163,7 +162,7 @@ _COPY_TRAILER = struct.pack("!h", -1)
 _NULL = struct.pack("!i", -1)
 # timestamptz: microseconds since 2000-01-01 UTC.
 _PG_EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
-_PG_EPOCH_US = int(_PG_EPOCH.timestamp()) * 1_000_000
+_MICROSECOND = dt.timedelta(microseconds=1)
 _HOUR_US = 3_600_000_000
 _DAY_US = 24 * _HOUR_US
 # Field count, then source_port .. end_time of COLUMNS (each value after its length).
@@ -188,8 +187,8 @@ def _inet_field(text):
 
 
 def _timestamp_us(moment):
-    """A UTC-aware datetime as microseconds since PostgreSQL's epoch, exactly."""
-    return math.floor(moment.timestamp()) * 1_000_000 + moment.microsecond - _PG_EPOCH_US
+    """An aware datetime as microseconds since PostgreSQL's epoch, exactly."""
+    return (moment - _PG_EPOCH) // _MICROSECOND
 
 
 class CollectorRows:
@@ -216,7 +215,7 @@ class CollectorRows:
         tails = {}
         created = struct.pack("!iq", 8, _timestamp_us(_aware(now)))
         fixed = _FIXED.pack
-        floor, hour_us, day_us, epoch_us = math.floor, _HOUR_US, _DAY_US, _PG_EPOCH_US
+        pg_epoch, microsecond, hour_us, day_us = _PG_EPOCH, _MICROSECOND, _HOUR_US, _DAY_US
         out = [_COPY_SIGNATURE]
         append = out.append
         unattributed = 0
@@ -235,8 +234,8 @@ class CollectorRows:
                     _text_field(direction) + _text_field(action)
                     + _text_field(collector_exporter(record)) + created
                 )
-            start_us = floor(start.timestamp()) * 1_000_000 + start.microsecond - epoch_us
-            end_us = floor(end.timestamp()) * 1_000_000 + end.microsecond - epoch_us
+            start_us = (start - pg_epoch) // microsecond
+            end_us = (end - pg_epoch) // microsecond
             append(head)
             append(fixed(4, source_port, 4, destination_port, 2, protocol, 8, packets, 8, octets,
                          8, start_us, 8, end_us))
