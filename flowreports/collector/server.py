@@ -33,7 +33,8 @@ class Collector:
 
     The sink is called from a single writer thread, one batch at a time, with a list of FlowRecord. A sink that
     raises loses that batch (counted in flows_dropped); it is not retried. Receiving and decoding run in a second
-    thread so a slow sink only fills the batch queue; when that queue is full, new batches are dropped and counted.
+    thread so a slow sink only fills the batch queue (16 batches: 320,000 flows at the default batch size, as many
+    as the 64 batches of 5,000 it held before); when that queue is full, new batches are dropped and counted.
     Datagrams the kernel discarded because the socket's receive buffer was full are counted in packets_lost
     (Linux; they are seen when the next datagram arrives).
     """
@@ -44,7 +45,7 @@ class Collector:
         listen: tuple[str, int] = ("127.0.0.1", 2055),
         batch_size: int = 20000,
         flush_interval: float = 1.0,
-        max_pending_batches: int = 64,
+        max_pending_batches: int = 16,
         receive_buffer: int | None = None,
         decoder: FlowDecoder | None = None,
     ) -> None:
