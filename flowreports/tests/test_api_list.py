@@ -32,6 +32,19 @@ def test_list_is_newest_first_and_pages_with_a_total(viewer_client, flows):
     assert (second["page"], second["per_page"]) == (2, 2)
 
 
+def test_deep_pages_fetched_by_key_list_the_same_flows_in_the_same_order(viewer_client, flows, monkeypatch):
+    shallow = [viewer_client.get(f"{URL}?{WINDOW}&per_page=2&page={page}").json()["result"] for page in (2, 3, 4)]
+    monkeypatch.setattr(selectors, "DEFERRED_OFFSET", 1)
+    deep = [viewer_client.get(f"{URL}?{WINDOW}&per_page=2&page={page}").json()["result"] for page in (2, 3, 4)]
+    assert deep == shallow
+    assert [[item["id"] for item in page["items"]] for page in deep] == [
+        [flows["f4"].pk, flows["f3"].pk], [flows["f1"].pk], []]
+    same_time = [flow(start="2025-02-22T06:00:00", protocol=6) for _ in range(3)]
+    items = viewer_client.get(f"{URL}?{WINDOW}&protocol=6&per_page=2&page=3").json()["result"]["items"]
+    # Ties on start_time are ordered by id, newest first, as on a shallow page.
+    assert [item["id"] for item in items] == [same_time[2].pk, same_time[1].pk]
+
+
 def test_milliseconds_are_kept_in_output_times(viewer_client, flows):
     items = viewer_client.get(f"{URL}?{WINDOW}&action=drop").json()["result"]["items"]
     assert items[0]["start_time"] == "2025-02-22T23:59:59.999Z"

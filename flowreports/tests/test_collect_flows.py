@@ -108,8 +108,8 @@ def test_collect_flows_stores_ipfix_and_netflow_v5_flows_attributed_and_served_b
             b"\x00\x0a garbage",
         )
     output = command.out.getvalue()
-    assert "Stopped; received 4 flows in 3 packets, stored 4 (1 without subscriber), dropped 0, malformed packets 1" \
-        in output
+    assert ("Stopped; received 4 flows in 3 packets, stored 4 (1 without subscriber), dropped 0, "
+            "packets lost in the receive buffer 0, malformed packets 1") in output
 
     rows = {
         (r.source_ip, r.destination_ip): r for r in FlowReport.objects.all()

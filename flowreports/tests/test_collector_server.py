@@ -1,6 +1,7 @@
 """UDP collector tests: real datagrams over loopback into a Collector with an in-memory sink."""
 
 import socket
+import sys
 import threading
 import time
 
@@ -201,3 +202,69 @@ def test_dual_stack_listener_reports_plain_ipv4_exporter(sender):
         assert sink.records[0].exporter == "127.0.0.1"
     finally:
         collector.stop()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the kernel's drop count is a Linux socket option")
+def test_datagrams_the_kernel_drops_while_the_receiver_is_busy_are_counted(sender):
+    from flowreports.collector.decode import FlowDecoder
+
+    busy, release = threading.Event(), threading.Event()
+
+    class StalledDecoder(FlowDecoder):
+        def decode(self, packet, exporter, now=None):
+            if not busy.is_set():
+                busy.set()
+                release.wait(5)
+            return super().decode(packet, exporter, now)
+
+    sink = ListSink()
+    collector = Collector(sink, listen=("127.0.0.1", 0), flush_interval=0.05, receive_buffer=4096,
+                          decoder=StalledDecoder())
+    collector.start()
+    try:
+        sender.sendto(TEMPLATE_PACKET, collector.address)
+        assert busy.wait(5)
+        # Far more than a 4 KiB receive buffer holds while the receiving thread is stalled.
+        for _ in range(200):
+            sender.sendto(DATA_PACKET, collector.address)
+        release.set()
+        assert wait_for(lambda: collector.stats()["batches_pending"] == 0 and len(sink.records) >= 2)
+        time.sleep(0.2)
+        # The count rides on the datagrams queued after the drops: it is current once a later one is read.
+        sender.sendto(DATA_PACKET, collector.address)
+        assert wait_for(lambda: (stats := collector.stats())["packets_received"] + stats["packets_lost"] == 202)
+    finally:
+        collector.stop()
+    stats = collector.stats()
+    assert stats["packets_lost"] >= 150
+    assert stats["flows_received"] == stats["flows_stored"] == 2 * (stats["packets_received"] - 1)
+    assert len(sink.records) == stats["flows_stored"]
+
+
+def test_stop_reads_the_datagrams_already_queued_before_closing(sender):
+    from flowreports.collector.decode import FlowDecoder
+
+    busy, release = threading.Event(), threading.Event()
+
+    class StalledDecoder(FlowDecoder):
+        def decode(self, packet, exporter, now=None):
+            if not busy.is_set():
+                busy.set()
+                release.wait(5)
+            return super().decode(packet, exporter, now)
+
+    sink = ListSink()
+    collector = Collector(sink, listen=("127.0.0.1", 0), flush_interval=60, decoder=StalledDecoder())
+    collector.start()
+    sender.sendto(TEMPLATE_PACKET, collector.address)
+    assert busy.wait(5)
+    for _ in range(50):
+        sender.sendto(DATA_PACKET, collector.address)
+    stopper = threading.Thread(target=collector.stop)
+    stopper.start()
+    time.sleep(0.1)  # stop() is waiting for the receiving thread, which still holds 50 datagrams in the kernel
+    release.set()
+    stopper.join(10)
+    stats = collector.stats()
+    assert stats["packets_received"] == 51
+    assert stats["flows_received"] == stats["flows_stored"] == len(sink.records) == 100

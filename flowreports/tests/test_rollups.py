@@ -150,8 +150,14 @@ def test_windows_shorter_than_an_hour_and_partial_edges():
     from flowreports import selectors
 
     queryset = FlowReport.objects.all()
-    for minutes in (1, 59, 61, 125):
+    for minutes in (1, 20, 45, 59, 61, 95, 125, 170):
         start = now - dt.timedelta(minutes=minutes)
         window = (start, now)
         expected = queryset.filter(start_time__range=window).count()
         assert selectors.window_count(queryset.filter(start_time__range=window), window, {}) == expected
+    # Windows that end mid-hour in the past: the rest of the last hour holds flows that must not count.
+    for first, last in ((170, 50), (130, 10), (100, 80), (140, 75)):
+        window = (now - dt.timedelta(minutes=first), now - dt.timedelta(minutes=last))
+        for dimensions in ({}, {"protocol": 6}, {"direction": "uplink", "action": "allow"}):
+            filtered = queryset.filter(start_time__range=window, **dimensions)
+            assert selectors.window_count(filtered, window, dimensions) == filtered.count(), (first, last)

@@ -4,6 +4,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 
@@ -15,6 +16,7 @@ from flowreports.collector import Collector
 from flowreports.services import FlowSink, record_collector_status
 
 logger = logging.getLogger(__name__)
+SWITCH_INTERVAL = 0.0005
 
 
 def parse_listen(value):
@@ -39,7 +41,8 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--listen", default="0.0.0.0:2055", help="HOST:PORT or [IPv6]:PORT (default 0.0.0.0:2055)")
-        parser.add_argument("--batch-size", type=int, default=5000, help="flows per database insert (default 5000)")
+        parser.add_argument("--batch-size", type=int, default=20000,
+                            help="flows per database transaction (default 20000)")
         parser.add_argument("--flush-interval", type=float, default=1.0,
                             help="seconds before a partial batch is stored (default 1)")
         parser.add_argument("--stats-interval", type=float, default=60.0,
@@ -60,6 +63,9 @@ class Command(BaseCommand):
         host, port = parse_listen(listen)
         stop = threading.Event()
         self._install_signal_handlers(stop)
+        # The receiving thread gets the interpreter back within 0.5 ms instead of 5 ms while the storing
+        # thread encodes a batch, so it drains the socket before the kernel's buffer fills.
+        sys.setswitchinterval(SWITCH_INTERVAL)
         sink = FlowSink()
         collector = Collector(sink, listen=(host, port), batch_size=batch_size, flush_interval=flush_interval)
         try:
@@ -111,7 +117,8 @@ class Command(BaseCommand):
         return (
             f"received {stats['flows_received']} flows in {stats['packets_received']} packets, "
             f"stored {totals['stored']} ({totals['unattributed']} without subscriber), "
-            f"dropped {stats['flows_dropped']}, malformed packets {stats['malformed_packets']}, "
+            f"dropped {stats['flows_dropped']}, packets lost in the receive buffer {stats['packets_lost']}, "
+            f"malformed packets {stats['malformed_packets']}, "
             f"data sets without template {stats['sets_dropped_no_template']}"
         )
 
