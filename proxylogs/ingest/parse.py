@@ -281,7 +281,7 @@ def _epoch_base(seconds_text: str) -> tuple[int, int, int, int, int, int]:
     minute, second = divmod(int(seconds_text), 60)
     head = _MINUTES.get(minute)
     if head is None:
-        if len(_MINUTES) >= _MEMO_LIMIT:
+        if len(_MINUTES) >= 4096:  # lines come in time order: old minutes do not come back
             _MINUTES.clear()
         moment = _EPOCH + timedelta(minutes=minute)
         head = _MINUTES[minute] = (moment.year, moment.month, moment.day, moment.hour, moment.minute)
