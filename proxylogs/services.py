@@ -15,7 +15,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from proxylogs.ingest.domains import file_extension, registrable_domain, user_agent_category
-from proxylogs.ingest.parse import Summary, is_blocked, parse_lines
+from proxylogs.ingest.parse import Summary, parse_lines
 from proxylogs.models import LogImport, LogSource, ProxyLogEntry, WafCategory
 from vpnmonitor import retention
 from vpnmonitor.models import audit
@@ -109,18 +109,33 @@ def _cut(value, length):
 
 def entry_row(record, *, source_id=None, waf=None):
     """The COLUMNS tuple of one parsed LogRecord, with the derived columns; None when it cannot be stored."""
-    if record.http_status > 999 or record.bytes > _INT64 or (record.elapsed_ms or 0) > _INT32:
+    (timestamp, elapsed_ms, client_ip, result_code, http_status, size, method, url, destination, host, port, is_ip,
+     user, hierarchy, peer, mime_type, user_agent, referer) = record
+    if http_status > 999 or size > _INT64 or (elapsed_ms or 0) > _INT32:
         return None
-    url = record.url
-    user_agent = record.user_agent
+    # Values longer than their column are cut (inline rather than through a helper: this runs for every line).
+    blocked = http_status != 407 and (http_status == 403 or "DENIED" in result_code or "BLOCKED" in result_code)
+    domain = registrable_domain(host)
+    # The host is never longer than the destination, nor its registrable domain than the host.
+    if destination is not None and len(destination) > 255:
+        destination, host, domain = _cut(destination, 300), _cut(host, 255), _cut(domain, 255)
+    if user is not None and len(user) > 255:
+        user = user[:255]
+    if len(method) > 32:
+        method = method[:32]
+    if len(result_code) > 64:
+        result_code = result_code[:64]
+    if len(hierarchy) > 64:
+        hierarchy = hierarchy[:64]
+    if peer is not None and len(peer) > 255:
+        peer = peer[:255]
+    if mime_type is not None and len(mime_type) > 255:
+        mime_type = mime_type[:255]
     return (
-        record.timestamp, record.elapsed_ms, record.client_ip, _network(record.client_ip),
-        _cut(record.user, 255), _cut(record.method, 32), url, _cut(record.destination, 300),
-        _cut(record.destination_host, 255), record.destination_port, record.destination_is_ip,
-        _cut(registrable_domain(record.destination_host), 255), file_extension(url), record.http_status,
-        _cut(record.result_code, 64), record.bytes, _cut(record.hierarchy, 64), _cut(record.peer, 255),
-        _cut(record.mime_type, 255), user_agent, user_agent_category(user_agent) if user_agent else None,
-        record.referer, is_blocked(record), waf.tag(url) if waf is not None else None, source_id,
+        timestamp, elapsed_ms, client_ip, _network(client_ip), user, method, url, destination, host, port, is_ip,
+        domain, file_extension(url), http_status, result_code, size, hierarchy, peer, mime_type, user_agent,
+        user_agent_category(user_agent) if user_agent else None, referer, blocked,
+        waf.tag(url) if waf is not None else None, source_id,
     )
 
 

@@ -268,13 +268,24 @@ _IPS: dict[str, str] = {}
 _MEMO_LIMIT = 65536
 
 
+_MINUTES: dict[int, tuple[int, int, int, int, int]] = {}
+
+
 def _epoch_base(seconds_text: str) -> tuple[int, int, int, int, int, int]:
     if not (seconds_text.isascii() and seconds_text.isdigit()):
         raise ValueError(seconds_text)
     if len(_SECONDS) >= _MEMO_LIMIT:
         _SECONDS.clear()
-    moment = _EPOCH + timedelta(seconds=int(seconds_text))
-    base = _SECONDS[seconds_text] = (moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second)
+    # A busy log repeats each second; a sparse one (or a file spanning months) still repeats each minute, and
+    # date arithmetic costs several times a dictionary lookup and a tuple.
+    minute, second = divmod(int(seconds_text), 60)
+    head = _MINUTES.get(minute)
+    if head is None:
+        if len(_MINUTES) >= 4096:  # lines come in time order: old minutes do not come back
+            _MINUTES.clear()
+        moment = _EPOCH + timedelta(minutes=minute)
+        head = _MINUTES[minute] = (moment.year, moment.month, moment.day, moment.hour, moment.minute)
+    base = _SECONDS[seconds_text] = (*head, second)
     return base
 
 

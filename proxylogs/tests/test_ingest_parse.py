@@ -416,3 +416,12 @@ def test_auth_capture_407_and_user(fmt: str) -> None:
     assert ipv6.destination == "[2001:db8::dead]:443" and ipv6.destination_host == "2001:db8::dead"
     assert ipv6.destination_is_ip and ipv6.blocked
     assert [r.blocked for r in records] == [False, False, True, False, True, True, True, False, False]
+
+
+def test_sparse_timestamps_across_minutes_days_and_years_match_the_epoch() -> None:
+    # Each line in its own second (a file spanning months): the per-minute memo must give what the epoch gives.
+    seconds = [0, 59, 60, 61, 3599, 3600, 86399, 86400, 951782399, 951782400, 1798761599, 1798761600, 1798761661]
+    for value in [*seconds, *reversed(seconds)]:
+        line = f"{value}.007      1 10.0.0.1 TCP_MISS/200 10 GET http://a.example/ - HIER_DIRECT/192.0.2.1 text/html"
+        expected = datetime.fromtimestamp(value, UTC).replace(microsecond=7000)
+        assert parse_squid(line).timestamp == expected

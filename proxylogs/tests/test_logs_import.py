@@ -299,3 +299,39 @@ def test_the_waf_tagger_remembers_short_urls_only_and_answers_as_the_pattern_doe
     assert first == ["xss", "trav", None, "xss"]
     assert [tagger.tag(url) for url in urls] == first
     assert long_url not in tagger._memo and len(tagger._memo) == 3
+
+
+def test_long_values_are_cut_to_their_columns(tmp_path):
+    host = "a" * 250 + ".example"
+    line = (f"1795335350.143 2 10.0.0.5 {'TCP_MISS' * 10}/200 626 {'M' * 40} http://{host}:8080/x.zip {'u' * 300} "
+            f"{'HIER_DIRECT' * 7}/{'p' * 300} {'t' * 300}")
+    log = tmp_path / "access.log"
+    write(log, [line])
+    assert services.import_source(services.source_for_path(log)).imported == 1
+    entry = ProxyLogEntry.objects.get()
+    assert (entry.destination, entry.destination_host, entry.domain) == (f"{host}:8080", host[:255], host[:255])
+    assert (len(entry.user), len(entry.method), len(entry.result_code), len(entry.hierarchy), len(entry.peer),
+            len(entry.mime_type)) == (255, 32, 64, 64, 255, 255)
+    assert entry.file_extension == "zip"
+
+
+def test_rollup_hours_are_utc_hours_whatever_the_sessions_time_zone(tmp_path):
+    from django.db import connection
+
+    def session_time_zone(name):
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(f"SET TimeZone TO '{name}'")
+
+    log = tmp_path / "access.log"
+    write(log, [LINES[0].replace("1795335350.143", stamp) for stamp in ("1795334399.999", "1795334400.000",
+                                                                        "1795337999.500", "-1.0", "0.5")])
+    session_time_zone("Asia/Kolkata")  # +05:30: a local hour is not a UTC hour
+    assert services.import_source(services.source_for_path(log)).imported == 4  # "-1.0" is a bad timestamp
+    ProxyLogEntry.objects.filter(timestamp__lt=dt.datetime(1971, 1, 1, tzinfo=dt.UTC)).delete()
+    session_time_zone("UTC")  # how Django reads timestamps
+    assert sorted(ProxyLogHour.objects.values_list("hour", "total")) == [
+        (dt.datetime(2026, 11, 22, 7, tzinfo=dt.UTC), 1),
+        (dt.datetime(2026, 11, 22, 8, tzinfo=dt.UTC), 2),
+    ]
+    rollup_matches_entries()

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('proxylogs', '0004_traffic_sums_help_text'),
+        ('proxylogs', '0006_entry_source_unindexed'),
     ]
 
     operations = [
