@@ -51,8 +51,8 @@ class FlowReportAdmin(admin.ModelAdmin):
 class CollectorStatusAdmin(admin.ModelAdmin):
     """Written by `collect_flows`; admins only look, or delete the row of a collector that was retired."""
 
-    list_display = ["hostname", "listen", "pid", "started_at", "updated_at", "stopped_at", "flows_received",
-                    "flows_stored", "flows_dropped", "malformed_packets"]
+    list_display = ["hostname", "listen", "pid", "started_at", "updated_at", "stopped_at", "packets_lost",
+                    "flows_received", "flows_stored", "flows_dropped", "malformed_packets"]
 
     def has_add_permission(self, request):
         return False

@@ -241,6 +241,8 @@ class CollectorStatus(models.Model):
     flows_received = models.BigIntegerField(default=0)
     flows_stored = models.BigIntegerField(default=0)
     flows_dropped = models.BigIntegerField(default=0)
+    packets_lost = models.BigIntegerField(
+        default=0, help_text="Datagrams the kernel discarded because the receive buffer was full (Linux).")
     malformed_packets = models.BigIntegerField(default=0)
     sets_dropped_no_template = models.BigIntegerField(default=0)
     sink_failures = models.BigIntegerField(default=0)

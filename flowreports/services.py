@@ -350,7 +350,7 @@ class FlowSink:
 
 
 COLLECTOR_COUNTERS = (
-    "packets_received", "flows_received", "flows_stored", "flows_dropped", "malformed_packets",
+    "packets_received", "packets_lost", "flows_received", "flows_stored", "flows_dropped", "malformed_packets",
     "sets_dropped_no_template", "sink_failures",
 )
 

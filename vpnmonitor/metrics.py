@@ -21,6 +21,7 @@ CLIENT = ["status_path", "common_name"]
 CERTIFICATE = ["status_path", "common_name", "file"]
 COLLECTOR_COUNTER_HELP = {
     "packets_received": "Export packets received by the flow collector.",
+    "packets_lost": "Export packets the kernel discarded before the flow collector read them (receive buffer full).",
     "flows_received": "Flow records decoded by the flow collector.",
     "flows_stored": "Flow records the flow collector stored.",
     "flows_dropped": "Flow records the flow collector dropped (database behind or failing).",

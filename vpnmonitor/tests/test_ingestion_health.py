@@ -175,7 +175,7 @@ def test_collect_flows_saves_its_counters_while_running_and_when_stopped():
     assert row.listen == f"127.0.0.1:{command.port}"
     assert row.pid == os.getpid()
     assert (row.packets_received, row.flows_received, row.flows_stored, row.flows_dropped) == (2, 2, 2, 0)
-    assert row.malformed_packets == 1
+    assert (row.malformed_packets, row.packets_lost) == (1, 0)
     assert row.stopped_at is not None  # saved once more on the way out
     assert not ingestion_health().collectors[0].stale
 
@@ -250,3 +250,12 @@ def test_the_admin_page_is_for_staff_only(client, django_user_model):
 
     assert response.status_code == 302
     assert response["Location"].startswith("/admin/login/")
+
+
+def test_a_collectors_kernel_drops_are_saved_and_shown(db):
+    from flowreports.services import COLLECTOR_COUNTERS, record_collector_status
+
+    stats = dict.fromkeys(COLLECTOR_COUNTERS, 0) | {"packets_received": 900, "packets_lost": 123}
+    record_collector_status(hostname="c1", listen="0.0.0.0:2055", pid=1, started_at=timezone.now(), stats=stats)
+    assert CollectorStatus.objects.get().packets_lost == 123
+    assert ingestion_health().collectors[0].counters["packets_lost"] == 123

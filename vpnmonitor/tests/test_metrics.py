@@ -68,7 +68,7 @@ def seeded(tmp_path):
     CollectorStatus.objects.create(
         hostname="collector-1", listen="0.0.0.0:2055", pid=4242, started_at=now - dt.timedelta(hours=1),
         updated_at=now - dt.timedelta(seconds=3), packets_received=120, flows_received=3000, flows_stored=2990,
-        flows_dropped=10, malformed_packets=1, sets_dropped_no_template=4,
+        flows_dropped=10, malformed_packets=1, sets_dropped_no_template=4, packets_lost=7,
     )
     return now
 
@@ -126,6 +126,7 @@ def test_the_output_parses_and_carries_the_seeded_series(seeded, viewer_client, 
         ("vpnmonitor_flow_collector_flows_received_total", (("collector", "collector-1/0.0.0.0:2055"),)): 3000,
         ("vpnmonitor_flow_collector_flows_stored_total", (("collector", "collector-1/0.0.0.0:2055"),)): 2990,
         ("vpnmonitor_flow_collector_flows_dropped_total", (("collector", "collector-1/0.0.0.0:2055"),)): 10,
+        ("vpnmonitor_flow_collector_packets_lost_total", (("collector", "collector-1/0.0.0.0:2055"),)): 7,
         ("vpnmonitor_flow_collector_malformed_packets_total", (("collector", "collector-1/0.0.0.0:2055"),)): 1,
         ("vpnmonitor_flow_collector_sets_dropped_no_template_total",
          (("collector", "collector-1/0.0.0.0:2055"),)): 4,
