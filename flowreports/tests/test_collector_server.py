@@ -204,8 +204,9 @@ def test_dual_stack_listener_reports_plain_ipv4_exporter(sender):
         collector.stop()
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the kernel's drop count is a Linux socket option")
-def test_datagrams_the_kernel_drops_while_the_receiver_is_busy_are_counted(sender):
+def stalled_decoder():
+    """(busy, release, decoder): the decoder holds the receiving thread at its first packet, with busy
+    set, until release is set (5 s at most), so that datagrams pile up in the kernel meanwhile."""
     from flowreports.collector.decode import FlowDecoder
 
     busy, release = threading.Event(), threading.Event()
@@ -217,9 +218,15 @@ def test_datagrams_the_kernel_drops_while_the_receiver_is_busy_are_counted(sende
                 release.wait(5)
             return super().decode(packet, exporter, now)
 
+    return busy, release, StalledDecoder()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the kernel's drop count is a Linux socket option")
+def test_datagrams_the_kernel_drops_while_the_receiver_is_busy_are_counted(sender):
+    busy, release, decoder = stalled_decoder()
     sink = ListSink()
     collector = Collector(sink, listen=("127.0.0.1", 0), flush_interval=0.05, receive_buffer=4096,
-                          decoder=StalledDecoder())
+                          decoder=decoder)
     collector.start()
     try:
         sender.sendto(TEMPLATE_PACKET, collector.address)
@@ -242,19 +249,9 @@ def test_datagrams_the_kernel_drops_while_the_receiver_is_busy_are_counted(sende
 
 
 def test_stop_reads_the_datagrams_already_queued_before_closing(sender):
-    from flowreports.collector.decode import FlowDecoder
-
-    busy, release = threading.Event(), threading.Event()
-
-    class StalledDecoder(FlowDecoder):
-        def decode(self, packet, exporter, now=None):
-            if not busy.is_set():
-                busy.set()
-                release.wait(5)
-            return super().decode(packet, exporter, now)
-
+    busy, release, decoder = stalled_decoder()
     sink = ListSink()
-    collector = Collector(sink, listen=("127.0.0.1", 0), flush_interval=60, decoder=StalledDecoder())
+    collector = Collector(sink, listen=("127.0.0.1", 0), flush_interval=60, decoder=decoder)
     collector.start()
     sender.sendto(TEMPLATE_PACKET, collector.address)
     assert busy.wait(5)
