@@ -2,7 +2,7 @@
 
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -62,6 +62,9 @@ class ClientStatsView(MonitorView):
         "(stats_6h), 1y → 1 day (stats_daily). Rates are averages over each point's period, in Mbit/s. "
         "Forced resolutions cover at most: raw 24h, 5min 7d, hourly 30d, 6h and daily 1y.",
         parameters=[
+            OpenApiParameter("common_name", OpenApiTypes.STR, OpenApiParameter.PATH,
+                             description="The client's certificate common name.",
+                             examples=[OpenApiExample("a client of the demo data", value="user-alice")]),
             OpenApiParameter("range", OpenApiTypes.STR, enum=list(selectors.STATS_RANGES), default="24h"),
             OpenApiParameter("resolution", OpenApiTypes.STR, enum=list(selectors.RESOLUTIONS), default="auto"),
             SERVER_PARAM,

@@ -5,7 +5,7 @@ import json
 
 from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import generics, status
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import BaseParser
@@ -38,9 +38,11 @@ CHART_DOC = (
 )
 
 FROM = OpenApiParameter("from", OpenApiTypes.STR, required=True,
-                        description="Start, ISO 8601 date or date-time (UTC when no offset), e.g. 2026-03-01")
+                        description="Start, ISO 8601 date or date-time (UTC when no offset), e.g. 2026-03-01",
+                        examples=[OpenApiExample("a day", value="2026-03-01")])
 TO = OpenApiParameter("to", OpenApiTypes.STR, required=True,
-                      description="End (exclusive), ISO 8601 date or date-time; after `from`, at most 62 days later")
+                      description="End (exclusive), ISO 8601 date or date-time; after `from`, at most 62 days later",
+                      examples=[OpenApiExample("the next day", value="2026-03-02")])
 DOMAIN = OpenApiParameter("domain", OpenApiTypes.STR, description="Only this domain (exact, case-insensitive)")
 ORDER = OpenApiParameter("orderId", OpenApiTypes.INT64, description="Only this order (its numeric id)")
 LIMIT_SCHEMA = {"type": "integer", "minimum": 1, "maximum": 100}
