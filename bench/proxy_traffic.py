@@ -26,7 +26,7 @@ from django.core.management import call_command
 from django.db import connection
 from django.test import Client
 
-from bench.datasets import analyze, latency_ms, rng, stopwatch
+from bench.datasets import analyze, batched, latency_ms, rng, stopwatch
 from proxylogs.models import TrafficBucket, TrafficDomainDay, TrafficTotal
 from proxylogs.traffic import serializers, services
 from vpnmonitor.models import ApiKey
@@ -64,17 +64,6 @@ def records(random, *, count, orders, domains, start, days, in_time_order=True):
         }
 
 
-def batches(iterable, size):
-    batch = []
-    for item in iterable:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 def run(argv):
     parser = argparse.ArgumentParser(prog="python -m bench proxy_traffic")
     parser.add_argument("--records", type=int, default=2_000_000, help="records in the 2-month dataset")
@@ -106,7 +95,7 @@ def run(argv):
         loaded = 0
         generated = records(random, count=args.records, orders=args.orders, domains=args.domains,
                             start=start, days=args.days, in_time_order=not args.random_times)
-        for batch in batches(generated, args.batch):
+        for batch in batched(generated, args.batch):
             with stopwatch() as checked:
                 clean = serializers.check_batch({"logs": batch})
             with stopwatch() as written:
@@ -130,7 +119,7 @@ def run(argv):
                                   50 * args.batch)
         with stopwatch() as replayed:
             replayed_count = 0
-            for batch in batches(replay, args.batch):
+            for batch in batched(replay, args.batch):
                 services.ingest_records(serializers.check_batch({"logs": batch}))
                 replayed_count += len(batch)
         rows.append(("ingest via service onto existing rows, records/s",
@@ -138,7 +127,7 @@ def run(argv):
 
     client = Client(HTTP_HOST="localhost")
     _, ingest_key = ApiKey.issue(f"bench-ingest-{uuid.uuid4().hex}", ApiKey.Role.INGEST)
-    bodies = [json.dumps({"logs": batch}) for batch in batches(
+    bodies = [json.dumps({"logs": batch}) for batch in batched(
         records(random, count=args.http_batches * args.batch, orders=args.orders, domains=args.domains,
                 start=start, days=args.days), args.batch)]
     with stopwatch() as posted:
@@ -150,7 +139,7 @@ def run(argv):
                  f"{len(bodies) * args.batch / posted['seconds']:,.0f}"))
 
     if args.clients:
-        concurrent = [json.dumps({"logs": batch}).encode() for batch in batches(
+        concurrent = [json.dumps({"logs": batch}).encode() for batch in batched(
             records(random, count=args.http_batches * args.batch * 4, orders=args.orders, domains=args.domains,
                     start=start, days=args.days), args.batch)]
         rate = _concurrent_ingest(concurrent, ingest_key, clients=args.clients, workers=args.server_workers)
