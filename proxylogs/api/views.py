@@ -1,6 +1,6 @@
 """Views of the proxy-logs API: read parameters, call a selector or service, wrap the envelope."""
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import generics
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -10,18 +10,12 @@ from proxylogs.api import serializers as s
 from proxylogs.filtersets import LogEntryFilterSet
 from proxylogs.security import security_score
 from vpnmonitor.api import families, pagination, permissions
-from vpnmonitor.api.params import QueryParams
+from vpnmonitor.api.params import QueryParams, int_parameter
 from vpnmonitor.privacy import should_mask
 
 TAG = ["proxy logs"]
-def _int_parameter(name, minimum, maximum, default, description):
-    """A query parameter documented with the bounds QueryParams.int() enforces (outside them: 400)."""
-    schema = {"type": "integer", "minimum": minimum, "maximum": maximum, "default": default}
-    return OpenApiParameter(name, schema, description=f"{description} ({minimum}..{maximum}, default {default}).")
-
-
-HOURS = _int_parameter("hours", 1, 720, 24, "Window: the last N hours")
-LIMIT = _int_parameter("limit", 1, 100, 10, "How many rows")
+HOURS = int_parameter("hours", 1, 720, 24, "Window: the last N hours")
+LIMIT = int_parameter("limit", 1, 100, 10, "How many rows")
 
 
 class ProxyLogsView(APIView):
@@ -139,7 +133,7 @@ class UserAgentsView(ProxyLogsView):
 
 class FileExtensionsView(ProxyLogsView):
     @extend_schema(tags=TAG, summary="File-extension distribution",
-                   parameters=[HOURS, _int_parameter("limit", 1, 100, 20, "How many extensions")],
+                   parameters=[HOURS, int_parameter("limit", 1, 100, 20, "How many extensions")],
                    responses=s.envelope("FileExtensionsResponse", s.FileExtensionSerializer(many=True)))
     def get(self, request):
         return self.ok(s.FileExtensionSerializer, selectors.file_extensions(self.hours(), limit=self.limit(20)),
@@ -148,7 +142,7 @@ class FileExtensionsView(ProxyLogsView):
 
 class TopDomainsView(ProxyLogsView):
     @extend_schema(tags=TAG, summary="Top registrable domains (word cloud)",
-                   parameters=[HOURS, _int_parameter("limit", 1, 200, 50, "How many domains")],
+                   parameters=[HOURS, int_parameter("limit", 1, 200, 50, "How many domains")],
                    responses=s.envelope("TopDomainsResponse", s.TopDomainSerializer(many=True)))
     def get(self, request):
         return self.ok(s.TopDomainSerializer, selectors.top_domains(self.hours(), limit=self.limit(50, 200)),

@@ -16,7 +16,7 @@ from proxylogs.traffic import selectors, serializers, services
 from vpnmonitor.api import families
 from vpnmonitor.api.exceptions import BadParameter, PayloadTooLarge
 from vpnmonitor.api.pagination import PageLimitPagination
-from vpnmonitor.api.params import QueryParams
+from vpnmonitor.api.params import QueryParams, int_parameter
 from vpnmonitor.api.permissions import CanIngest
 from vpnmonitor.api.principals import tenant_of
 from vpnmonitor.models import IngestCounter
@@ -45,7 +45,6 @@ TO = OpenApiParameter("to", OpenApiTypes.STR, required=True,
                       examples=[OpenApiExample("the next day", value="2026-03-02")])
 DOMAIN = OpenApiParameter("domain", OpenApiTypes.STR, description="Only this domain (exact, case-insensitive)")
 ORDER = OpenApiParameter("orderId", OpenApiTypes.INT64, description="Only this order (its numeric id)")
-LIMIT_SCHEMA = {"type": "integer", "minimum": 1, "maximum": 100}
 
 
 def _error_responses(*codes):
@@ -201,7 +200,7 @@ class DomainsView(AnalyticsView):
             FROM, TO, DOMAIN, ORDER,
             OpenApiParameter("sortBy", OpenApiTypes.STR, enum=["bytes", "count"],
                              description="bytes (sent + received, default) or count (requests)"),
-            OpenApiParameter("limit", LIMIT_SCHEMA | {"default": 30}, description="Max results (1–100)"),
+            int_parameter("limit", 1, 100, 30, "Max results"),
         ],
         responses={200: _envelope("DomainBreakdown", serializers.DomainSerializer),
                    **_error_responses(400, 401, 403, 429)},
@@ -226,7 +225,7 @@ class ErrorsView(AnalyticsView):
             'that type. Records without an error type ("") are not listed.'
         ),
         parameters=[FROM, TO, DOMAIN, ORDER,
-                    OpenApiParameter("limit", LIMIT_SCHEMA | {"default": 50}, description="Max results (1–100)")],
+                    int_parameter("limit", 1, 100, 50, "Max results")],
         responses={200: _envelope("ErrorBreakdown", serializers.ErrorTypeSerializer),
                    **_error_responses(400, 401, 403, 429)},
         tags=["proxy analytics"],

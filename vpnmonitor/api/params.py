@@ -4,6 +4,7 @@ import datetime as dt
 import ipaddress
 
 from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter
 
 from vpnmonitor.api.exceptions import BadParameter
 
@@ -24,6 +25,13 @@ def parse_datetime_value(value, *, instant_only=False):
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=dt.UTC)
     return parsed.astimezone(dt.UTC)
+
+
+def int_parameter(name, minimum, maximum, default, description):
+    """The OpenAPI query parameter of QueryParams.int(name, default, minimum=..., maximum=...): the
+    bounds it documents are the ones that give a 400 outside them."""
+    schema = {"type": "integer", "minimum": minimum, "maximum": maximum, "default": default}
+    return OpenApiParameter(name, schema, description=f"{description} ({minimum}..{maximum}, default {default}).")
 
 
 class QueryParams:
