@@ -156,12 +156,25 @@ class FlowReportFilterSet(django_filters.FilterSet):
     def rollup_dimensions(self):
         """{protocol, direction, action} given, when those are the only filters (besides the window).
 
-        None when a subscriber, source or destination filter applies: the rollups do not keep them.
+        None when a subscriber, source or destination filter applies: the hourly rollup does not keep them.
         Call after the queryset was filtered (so every value was checked).
         """
         data = self.form.cleaned_data
         if any(data.get(name) for name in ("subscriber_id", "source", "destination")):
             return None
+        return self._dimensions()
+
+    def destination_rollup(self):
+        """(dimensions, address or None, port or None) when a destination filter applies and otherwise only
+        protocol, direction, action and the window do: the daily destination rollup can count those flows.
+        """
+        data = self.form.cleaned_data
+        if not data.get("destination") or any(data.get(name) for name in ("subscriber_id", "source")):
+            return None
+        return (self._dimensions(), *parse_endpoint("destination", data["destination"]))
+
+    def _dimensions(self):
+        data = self.form.cleaned_data
         dimensions = {}
         if data.get("protocol"):
             dimensions["protocol"] = int(data["protocol"], 10)

@@ -169,22 +169,34 @@ class FlowReportHourly(models.Model):
 
 
 class FlowReportDestinationDaily(models.Model):
-    """Uplink flows per UTC day, destination address, protocol and action: stats' top destinations."""
+    """Flows per UTC day, destination address and port, protocol, direction and action (kept at write time).
+
+    Stats' top uplink destinations read it, and so does total_count when a destination filter is
+    the only one besides a window, protocol, direction and action. destination_port is the port,
+    except OTHER_PORT (-1) for a downlink flow's port from 1024 up (a subscriber's ephemeral port,
+    not kept one by one) and NO_PORT (-2) for flows without one; see flowreports.rollups.
+    """
 
     day = models.DateTimeField(help_text="00:00 UTC of the day.")
     destination_ip = models.GenericIPAddressField()
+    destination_port = models.IntegerField(
+        help_text="The port; -1 for a downlink flow's port from 1024 up (counted together), -2 for none."
+    )
     protocol = models.PositiveSmallIntegerField()
+    direction = models.CharField(max_length=8, blank=True, default="")
     action = models.CharField(max_length=5)
     flows = models.BigIntegerField()
 
     class Meta:
-        ordering = ["day", "destination_ip"]
+        ordering = ["day", "destination_ip", "destination_port"]
         constraints = [models.UniqueConstraint(
-            fields=["day", "destination_ip", "protocol", "action"], name="flowreport_destination_daily_key",
+            fields=["day", "destination_ip", "destination_port", "protocol", "direction", "action"],
+            name="flowreport_destination_daily_key",
         )]
 
     def __str__(self):
-        return f"{self.day:%Y-%m-%d} {self.destination_ip} {self.protocol} {self.action}: {self.flows}"
+        return (f"{self.day:%Y-%m-%d} {self.destination_ip} port {self.destination_port} {self.protocol} "
+                f"{self.direction or '-'} {self.action}: {self.flows}")
 
 
 def validate_cidr(value):

@@ -177,32 +177,67 @@ def _spans(start, end, floor, step):
 
 
 def window_count(queryset, window, dimensions):
-    """queryset.count() of a window filtered only by protocol/direction/action, from the hourly rollup.
-
-    A partial hour at an edge of the window is counted from the raw table, or, when it is more than half
-    of its hour, as that hour's rollup less the rest of the hour (fewer flows to count: the edge at "now"
-    then costs nothing). One statement, so the rollup and the raw table are read from one snapshot.
-    """
+    """queryset.count() of a window filtered only by protocol/direction/action, from the hourly rollup."""
     from flowreports.models import FlowReport, FlowReportHourly
 
-    spans = _spans(*window, rollups.floor_hour, rollups.HOUR)
+    return _rollup_count(
+        queryset, window, FlowReport.objects.filter(**dimensions), FlowReportHourly.objects.filter(**dimensions),
+        field="hour", floor=rollups.floor_hour, step=rollups.HOUR,
+    )
+
+
+def destination_count(queryset, window, dimensions, address, port):
+    """queryset.count() of a window filtered by a destination (address, port or both) and otherwise only by
+    protocol/direction/action, from the daily destination rollup.
+
+    A port from 1024 up is not kept per port for downlink flows (rollups.OTHER_PORT): when the window has
+    such flows to the address, they could be on that port, and the raw flows are counted instead.
+    """
+    from flowreports.models import FlowReport, FlowReportDestinationDaily
+
+    endpoint = {}
+    if address is not None:
+        endpoint["destination_ip"] = address
+    rollup = FlowReportDestinationDaily.objects.filter(**dimensions, **endpoint)
+    if port is not None:
+        if port >= rollups.FIRST_EPHEMERAL_PORT:
+            first, last = rollups.floor_day(window[0]), rollups.floor_day(window[1])
+            if rollup.filter(day__range=(first, last), destination_port=rollups.OTHER_PORT).exists():
+                return queryset.count()
+        endpoint["destination_port"] = port
+        rollup = rollup.filter(destination_port=port)
+    return _rollup_count(
+        queryset, window, FlowReport.objects.filter(**dimensions, **endpoint), rollup,
+        field="day", floor=rollups.floor_day, step=rollups.DAY,
+    )
+
+
+def _rollup_count(queryset, window, raw, rollup, *, field, floor, step):
+    """queryset.count() (its flows in the window) as the rollup's whole steps (hours or days) in the window,
+    plus its partial steps at the edges.
+
+    raw is every flow the rollup rows count (queryset without the window). A partial step at an edge is
+    counted from the raw table, or, when it is more than half of its step, as that step's rollup less the
+    rest of the step (fewer flows to count: the edge at "now" then costs nothing). One statement, so the
+    rollup and the raw table are read from one snapshot.
+    """
+    spans = _spans(*window, floor, step)
     if spans is None:
         return queryset.count()
     first, stop, edges = spans
-    raw = FlowReport.objects.filter(**dimensions)
     added, subtracted = [], []
     for low, high in edges:
-        hour = rollups.floor_hour(low)
-        if high - low <= rollups.HOUR / 2:
+        start = floor(low)
+        if high - low <= step / 2:
             added.append(queryset.filter(start_time__range=(low, high)))
             continue
-        first, stop = min(first, hour), max(stop, hour + rollups.HOUR)
-        if hour < low:
-            subtracted.append(raw.filter(start_time__gte=hour, start_time__lt=low))
-        if high < hour + rollups.HOUR:
-            subtracted.append(raw.filter(start_time__gt=high, start_time__lt=hour + rollups.HOUR))
-    hourly = FlowReportHourly.objects.filter(hour__gte=first, hour__lt=stop, **dimensions).order_by()
-    sql, params = hourly.values("flows").query.sql_with_params()
+        first, stop = min(first, start), max(stop, start + step)
+        if start < low:
+            subtracted.append(raw.filter(start_time__gte=start, start_time__lt=low))
+        if high < start + step:
+            subtracted.append(raw.filter(start_time__gt=high, start_time__lt=start + step))
+    whole = rollup.filter(**{f"{field}__gte": first, f"{field}__lt": stop}).order_by()
+    sql, params = whole.values("flows").query.sql_with_params()
     parts, all_params = [f"(SELECT COALESCE(SUM(r.flows), 0) FROM ({sql}) r)"], list(params)
     for sign, querysets in (("+", added), ("-", subtracted)):
         for part in querysets:
@@ -257,7 +292,7 @@ def rollup_stats(queryset, window, dimensions, *, mask=False):
         top = [(row["ip"], row["count"]) for row in top]
     else:
         first, stop, edges = days
-        kept = {name: value for name, value in dimensions.items() if name != "direction"}
+        kept = {**dimensions, "direction": "uplink"}
         parts = [
             FlowReportDestinationDaily.objects.filter(day__gte=first, day__lt=stop, **kept).order_by()
             .annotate(ip=destination("destination_ip")).values("ip").annotate(n=Sum("flows"))

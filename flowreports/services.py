@@ -130,7 +130,7 @@ def store_flows(records, *, exporter="", table=None, now=None):
     with transaction.atomic():
         if connection.vendor == "postgresql":
             _copy(connection, rows)
-            rollups.add([(row[8], row[5], row[10], row[11], row[2]) for row in rows])
+            rollups.add([(row[8], row[5], row[10], row[11], row[2], row[4]) for row in rows])
         else:
             # FlowReportQuerySet.bulk_create adds them to the rollups.
             FlowReport.objects.bulk_create(
@@ -216,6 +216,7 @@ class CollectorRows:
         created = struct.pack("!iq", 8, _timestamp_us(_aware(now)))
         fixed = _FIXED.pack
         pg_epoch, microsecond, hour_us, day_us = _PG_EPOCH, _MICROSECOND, _HOUR_US, _DAY_US
+        other_port, first_ephemeral = rollups.OTHER_PORT, rollups.FIRST_EPHEMERAL_PORT
         out = [_COPY_SIGNATURE]
         append = out.append
         unattributed = 0
@@ -242,8 +243,13 @@ class CollectorRows:
             append(tail)
             key = (start_us // hour_us, protocol, direction, action)
             hourly[key] = hourly.get(key, 0) + 1
-            if direction == "uplink" and destination_ip:
-                key = (start_us // day_us, destination_ip, protocol, action)
+            if destination_ip:
+                # rollups.port_key, inline (collector flows always carry ports): this loop runs for every flow.
+                if destination_port >= first_ephemeral and direction == "downlink":
+                    port = other_port
+                else:
+                    port = destination_port
+                key = (start_us // day_us, destination_ip, port, protocol, direction, action)
                 daily[key] = daily.get(key, 0) + 1
             if count % _CHUNK_ROWS == 0:
                 yield b"".join(out)
@@ -265,8 +271,8 @@ class CollectorRows:
             for (hour, protocol, direction, action), n in self._hourly.items()
         })
         daily = Counter({
-            (_PG_EPOCH + dt.timedelta(microseconds=day * _DAY_US), destination, protocol, action): n
-            for (day, destination, protocol, action), n in self._daily.items()
+            (_PG_EPOCH + dt.timedelta(microseconds=day * _DAY_US), *rest): n
+            for (day, *rest), n in self._daily.items()
         })
         return hourly, daily
 

@@ -58,6 +58,17 @@ def filtered(view):
     return filterset, filterset.qs
 
 
+def rollup_counter(filterset):
+    """A function counting the filtered flows from a rollup, or None when no rollup keeps the filters."""
+    dimensions = filterset.rollup_dimensions()
+    if dimensions is not None:
+        return lambda queryset: selectors.window_count(queryset, filterset.window, dimensions)
+    destination = filterset.destination_rollup()
+    if destination is not None:
+        return lambda queryset: selectors.destination_count(queryset, filterset.window, *destination)
+    return None
+
+
 class RollupCountPagination(PagePerPagePagination):
     """page/per_page whose total_count the view may supply (from the rollup) instead of COUNT(*)."""
 
@@ -129,9 +140,7 @@ class FlowReportsView(generics.GenericAPIView):
         params = QueryParams(request)
         group_by = params.choice("group_by", ["day", "subscriber"])
         filterset, queryset = filtered(self)
-        dimensions = filterset.rollup_dimensions()
-        if dimensions is not None:
-            self.count_queryset = lambda queryset: selectors.window_count(queryset, filterset.window, dimensions)
+        self.count_queryset = rollup_counter(filterset)
         if group_by is None:
             page = self.paginate_queryset(queryset)
             return self.get_paginated_response(self.get_serializer(page, many=True).data)

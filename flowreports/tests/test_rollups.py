@@ -20,13 +20,17 @@ URL = "/api/v1/flow-reports"
 def raw_rollups():
     """Both rollups recomputed in Python from every raw flow."""
     hourly, daily = Counter(), Counter()
-    for start, protocol, direction, action, destination in FlowReport.objects.values_list(
-        "start_time", "protocol", "direction", "action", "destination_ip"
+    for start, protocol, direction, action, destination, port in FlowReport.objects.values_list(
+        "start_time", "protocol", "direction", "action", "destination_ip", "destination_port"
     ):
         hour = rollups.floor_hour(start)
         hourly[hour, protocol, direction, action] += 1
-        if direction == "uplink" and destination:
-            daily[hour.replace(hour=0), destination, protocol, action] += 1
+        if destination:
+            if port is None:
+                port = -2
+            elif direction == "downlink" and port >= 1024:
+                port = -1
+            daily[hour.replace(hour=0), destination, port, protocol, direction, action] += 1
     return dict(hourly), dict(daily)
 
 
@@ -36,7 +40,8 @@ def stored_rollups():
         for row in FlowReportHourly.objects.all()
     }
     daily = {
-        (rollups.floor_day(row.day), row.destination_ip, row.protocol, row.action): row.flows
+        (rollups.floor_day(row.day), row.destination_ip, row.destination_port, row.protocol, row.direction,
+         row.action): row.flows
         for row in FlowReportDestinationDaily.objects.all()
     }
     return hourly, daily
@@ -54,9 +59,12 @@ def batch(count, *, now, days=9, seed=1):
         start = now - dt.timedelta(seconds=rng.random() * days * 86400)
         uplink = rng.random() < 0.6
         inside, remote = f"10.8.0.{rng.randint(1, 20)}", rng.choice(remotes)
+        # Downlink flows mostly go to a subscriber's ephemeral port, some to a service it runs (port 22).
+        client_port = rng.choice([22, 40000, 40001, 51515])
         out.append({
             "source_ip": inside if uplink else remote, "destination_ip": remote if uplink else inside,
-            "source_port": 40000, "destination_port": 443, "protocol": rng.choice([6, 6, 17, 1, 58]),
+            "source_port": client_port if uplink else 443, "destination_port": 443 if uplink else client_port,
+            "protocol": rng.choice([6, 6, 17, 1, 58]),
             "packets": 1, "bytes": 60, "start_time": start, "end_time": start,
             "action": "drop" if rng.random() < 0.2 else "allow",
             "subscriber_id": f"s{rng.randint(1, 5)}" if rng.random() < 0.9 else "",
@@ -125,7 +133,11 @@ def _queries(now):
     ]
     filters = ["", "protocol=6", "direction=uplink", "direction=downlink", "action=drop",
                "protocol=17&direction=uplink&action=allow", "subscriber_id=s1", "destination=8.8.8.8",
-               "source=:40000&protocol=6"]
+               "source=:40000&protocol=6", "destination=8.8.8.8:443", "destination=[2001:4860::8888]:443",
+               "destination=:443&protocol=6", "destination=10.8.0.3", "destination=10.8.0.3:22",
+               "destination=10.8.0.3:40000", "destination=:51515&direction=downlink",
+               "destination=9.9.9.9:443&direction=uplink&action=allow", "destination=8.8.8.8:8443",
+               "destination=8.8.8.8&subscriber_id=s2"]
     return [f"{window}&{extra}".strip("&") for window in windows for extra in filters]
 
 
@@ -137,6 +149,7 @@ def test_api_answers_equal_the_raw_table(stored, viewer_client, monkeypatch, gdp
     with_rollups = {q: (viewer_client.get(f"{URL}?{q}").json(), viewer_client.get(f"{URL}/stats?{q}").json())
                     for q in queries}
     monkeypatch.setattr(FlowReportFilterSet, "rollup_dimensions", lambda self: None)
+    monkeypatch.setattr(FlowReportFilterSet, "destination_rollup", lambda self: None)
     for q in queries:
         raw = (viewer_client.get(f"{URL}?{q}").json(), viewer_client.get(f"{URL}/stats?{q}").json())
         assert with_rollups[q] == raw, q
@@ -161,3 +174,55 @@ def test_windows_shorter_than_an_hour_and_partial_edges():
         for dimensions in ({}, {"protocol": 6}, {"direction": "uplink", "action": "allow"}):
             filtered = queryset.filter(start_time__range=window, **dimensions)
             assert selectors.window_count(filtered, window, dimensions) == filtered.count(), (first, last)
+
+
+def test_destination_counts_over_partial_days_equal_the_raw_table():
+    now = timezone.now()
+    services.store_flows(batch(400, now=now, days=3, seed=4), exporter="test")
+    from flowreports import selectors
+
+    queryset = FlowReport.objects.all()
+    endpoints = [("8.8.8.8", None), ("8.8.8.8", 443), (None, 443), ("10.8.0.3", 22), ("10.8.0.3", 40000),
+                 (None, 51515), ("2001:4860::8888", 443), ("9.9.9.9", 8443)]
+    # Windows from minutes to days, ending now or mid-day in the past: partial days at one edge or both.
+    for first, last in ((0.01, 0), (0.3, 0), (0.7, 0), (1.5, 0), (2.9, 0), (2.6, 1.2), (1.9, 0.4), (3, 2.1)):
+        window = (now - dt.timedelta(days=first), now - dt.timedelta(days=last))
+        for dimensions in ({}, {"protocol": 6}, {"direction": "downlink"}, {"direction": "uplink", "action": "allow"}):
+            for address, port in endpoints:
+                endpoint = {"destination_ip": address} if address else {}
+                if port is not None:
+                    endpoint["destination_port"] = port
+                filtered = queryset.filter(start_time__range=window, **dimensions, **endpoint)
+                counted = selectors.destination_count(filtered, window, dimensions, address, port)
+                assert counted == filtered.count(), (first, last, dimensions, address, port)
+
+
+def test_destination_total_count_is_read_from_the_rollup_unless_a_folded_port_could_match(stored, viewer_client):
+    """Adding to the rollup behind the raw table's back shows which totals come from it."""
+    today = stored.date()
+    window = f"start={(today - dt.timedelta(days=12)).isoformat()}&end={today.isoformat()}"
+
+    def totals():
+        return {q: viewer_client.get(f"{URL}?{window}&{q}").json()["result"]["total_count"]
+                for q in ("destination=8.8.8.8:443", "destination=8.8.8.8", "destination=:443",
+                          "destination=10.8.0.3:22", "destination=10.8.0.3:40000", "destination=8.8.8.8:8443")}
+
+    before = totals()
+    assert before["destination=8.8.8.8:443"] == FlowReport.objects.filter(
+        destination_ip="8.8.8.8", destination_port=443).count() > 0
+    assert before["destination=10.8.0.3:40000"] == FlowReport.objects.filter(
+        destination_ip="10.8.0.3", destination_port=40000).count() > 0
+    day = rollups.floor_day(stored - dt.timedelta(days=1))  # GRE (47): no stored flow has that protocol
+    for address, port, direction in (("8.8.8.8", 443, "uplink"), ("10.8.0.3", 22, "downlink"),
+                                     ("10.8.0.3", rollups.OTHER_PORT, "downlink")):
+        FlowReportDestinationDaily.objects.create(day=day, destination_ip=address, destination_port=port,
+                                                  protocol=47, direction=direction, action="allow", flows=1000)
+    after = totals()
+    assert after["destination=8.8.8.8:443"] == before["destination=8.8.8.8:443"] + 1000
+    assert after["destination=8.8.8.8"] == before["destination=8.8.8.8"] + 1000
+    assert after["destination=:443"] == before["destination=:443"] + 1000
+    assert after["destination=10.8.0.3:22"] == before["destination=10.8.0.3:22"] + 1000
+    # Port 40000 of a subscriber's address may hide among its folded downlink ports: counted raw.
+    assert after["destination=10.8.0.3:40000"] == before["destination=10.8.0.3:40000"]
+    # 8.8.8.8 has no folded ports (never a downlink destination here), so port 8443 is known to be 0.
+    assert after["destination=8.8.8.8:8443"] == before["destination=8.8.8.8:8443"] == 0

@@ -213,8 +213,7 @@ def test_the_collector_sink_stores_what_store_flows_stores_and_keeps_the_rollups
 
     def rollup_rows():
         return (sorted(FlowReportHourly.objects.values_list("hour", "protocol", "direction", "action", "flows")),
-                sorted(FlowReportDestinationDaily.objects.values_list("day", "destination_ip", "protocol", "action",
-                                                                       "flows")))
+                sorted(FlowReportDestinationDaily.objects.values_list(*rollups.DAILY_KEY, "flows")))
 
     kept = rollup_rows()
     rollups.rebuild()
