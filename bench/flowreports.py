@@ -124,7 +124,7 @@ def generate_sql(count, days, subscribers, seed=0.42):
 
     with connection.cursor() as cursor:
         cursor.execute("TRUNCATE flowreports_flowreport, flowreports_flowreporthourly, "
-                       "flowreports_flowreportdestinationdaily")
+                       "flowreports_flowreportdestinationdaily, flowreports_flowreportsourcedaily")
     _prefixes(subscribers)
     indexes = FlowReport._meta.indexes
     with connection.schema_editor() as editor:
@@ -178,7 +178,7 @@ def collector_run(rate, seconds):
         # Every run starts from the same empty table (a DELETE would leave the last run's rows as dead tuples).
         with connection.cursor() as cursor:
             cursor.execute("TRUNCATE flowreports_flowreport, flowreports_flowreporthourly, "
-                           "flowreports_flowreportdestinationdaily")
+                           "flowreports_flowreportdestinationdaily, flowreports_flowreportsourcedaily")
     else:
         FlowReport.objects.all().delete()
     sys.setswitchinterval(SWITCH_INTERVAL)  # as collect_flows does
@@ -279,6 +279,14 @@ def run(argv):
         ("list, protocol=17&direction=uplink&action=allow, 7 d",
          f"/api/v1/flow-reports?protocol=17&direction=uplink&action=allow&{week}"),
         ("list, destination=8.8.0.0:443, 7 d", f"/api/v1/flow-reports?destination=8.8.0.0:443&{week}"),
+        ("list, destination=8.8.0.0:443, default window (partial days)",
+         "/api/v1/flow-reports?destination=8.8.0.0:443"),
+        ("list, destination=8.8.0.0, 7 d", f"/api/v1/flow-reports?destination=8.8.0.0&{week}"),
+        ("list, destination=:443&protocol=6, 7 d", f"/api/v1/flow-reports?destination=:443&protocol=6&{week}"),
+        # A subscriber's address and one of its ephemeral ports: counted from the raw table.
+        ("list, destination=100.64.0.43:40000, 7 d", f"/api/v1/flow-reports?destination=100.64.0.43:40000&{week}"),
+        # Sources are not rolled up: the heavy remote as a source is an exact count of its raw flows.
+        ("list, source=8.8.0.0:443, 7 d", f"/api/v1/flow-reports?source=8.8.0.0:443&{week}"),
         # The 101st remote: about one flow in 20,000 (8.8.0.0 is in 28% of them).
         ("list, destination=8.20.21.92 (rare), 7 d", f"/api/v1/flow-reports?destination=8.20.21.92&{week}"),
         ("list, one day, page 200", f"/api/v1/flow-reports?start={today.isoformat()}&end={today.isoformat()}"

@@ -81,6 +81,9 @@ def run(argv):
                         help="VACUUM the traffic tables before the reads (for servers running with autovacuum off)")
     parser.add_argument("--random-times", action="store_true",
                         help="scatter each batch over the whole period instead of pushing in time order")
+    parser.add_argument("--database-ceiling", type=int, default=0, metavar="RECORDS",
+                        help="only time the database's share of ingest: RECORDS new records staged in a table "
+                             "first, then each batch's statements replayed from one and from two connections")
     args = parser.parse_args(argv)
 
     call_command("migrate", verbosity=0)
@@ -88,6 +91,8 @@ def run(argv):
     start = end - dt.timedelta(days=args.days)
     random = rng(7)
     rows = []
+    if args.database_ceiling:
+        return database_ceiling(args, end)
 
     if not args.keep:
         _empty()
@@ -178,6 +183,79 @@ def run(argv):
             print(f"  {endpoint:12} {label:12} p50 {p50:7.1f} ms  p95 {p95:7.1f} ms")
             rows.append((f"GET /analytics/{endpoint} {args.days} days, {label}: p50 / p95 ms",
                          f"{p50:.1f} / {p95:.1f}"))
+    return rows
+
+
+CEILING_SOURCE = "bench_traffic_ceiling"
+
+
+def database_ceiling(args, end):
+    """records/s of the database alone: what _postgresql_ingest runs per batch, minus the Python around it.
+
+    The records (new keys: the period after the loaded one) are checked and staged once in an ordinary
+    table with their batch number. Each batch then runs, in its own transaction, the statements the
+    service runs: fill the temporary staging table (INSERT ... SELECT in place of COPY) and the three
+    grouped upserts. No decoding, checking, COPY encoding or HTTP: the rate the 2-core machine's
+    database reaches with both cores to itself is an upper bound for ingest end to end.
+    """
+    import psycopg
+
+    if connection.vendor != "postgresql":
+        raise SystemExit("--database-ceiling needs PostgreSQL")
+    bucket_rows = TrafficBucket.objects.count()
+    columns = ", ".join(name for name, _ in services.STAGE_COLUMNS)
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {CEILING_SOURCE}")
+        cursor.execute(f"CREATE TABLE {CEILING_SOURCE} (batch_no int, "
+                       + ", ".join(f"{name} {kind}" for name, kind in services.STAGE_COLUMNS) + ")")
+        generated = records(rng(11), count=args.database_ceiling, orders=args.orders, domains=args.domains,
+                            start=end, days=args.days)
+        with cursor.cursor.copy(f"COPY {CEILING_SOURCE} (batch_no, {columns}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(["int4"] + [kind for _, kind in services.STAGE_COLUMNS])
+            for number, batch in enumerate(batched(generated, args.batch)):
+                for record in serializers.check_batch({"logs": batch}):
+                    copy.write_row((number, *record))
+        cursor.execute(f"CREATE INDEX ON {CEILING_SOURCE} (batch_no)")
+        cursor.execute(f"ANALYZE {CEILING_SOURCE}")
+        cursor.execute(f"SELECT max(batch_no) + 1 FROM {CEILING_SOURCE}")
+        batches = cursor.fetchone()[0]
+    upserts = [services._staged_upsert_sql(model, keys) for model, keys in (
+        (TrafficBucket, services.BUCKET_KEYS), (TrafficDomainDay, services.DOMAIN_DAY_KEYS),
+        (TrafficTotal, services.TOTAL_KEYS))]
+    create = (f"CREATE TEMPORARY TABLE IF NOT EXISTS {services.STAGE_TABLE} "
+              f"({', '.join(f'{name} {kind}' for name, kind in services.STAGE_COLUMNS)}) ON COMMIT DELETE ROWS")
+    settings = connection.settings_dict
+    dsn = {"host": settings["HOST"], "port": settings["PORT"] or 5432, "user": settings["USER"],
+           "dbname": settings["NAME"], "password": settings["PASSWORD"] or None}
+    rows = [("dataset before", f"{bucket_rows:,} bucket rows"),
+            ("staged", f"{args.database_ceiling:,} checked records in {batches:,} batches of {args.batch:,} "
+                       "(new keys: the days after the loaded period)")]
+    half = batches // 2
+    for label, parts in (("1 connection", [range(0, half)]),
+                         ("2 connections", [range(half, half + half // 2), range(half + half // 2, batches)])):
+        def replay(numbers):
+            with psycopg.connect(**dsn, autocommit=False) as conn, conn.cursor() as cursor:
+                for number in numbers:
+                    cursor.execute(create)
+                    cursor.execute(f"INSERT INTO {services.STAGE_TABLE} ({columns}) "
+                                   f"SELECT {columns} FROM {CEILING_SOURCE} WHERE batch_no = %s", [number])
+                    for statement in upserts:
+                        cursor.execute(statement)
+                    conn.commit()
+
+        threads = [threading.Thread(target=replay, args=(numbers,)) for numbers in parts]
+        with stopwatch() as timing:
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        replayed = sum(len(numbers) for numbers in parts) * args.batch
+        rate = replayed / timing["seconds"]
+        print(f"  database only, {label}: {rate:,.0f} records/s")
+        rows.append((f"database only (staging + 3 grouped upserts per batch), {label}, records/s",
+                     f"{rate:,.0f} ({replayed:,} records in {timing['seconds']:.1f} s)"))
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE {CEILING_SOURCE}")
     return rows
 
 

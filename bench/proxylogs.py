@@ -214,6 +214,91 @@ def api_latency():
         "/api/logs/stats", "/api/logs/timeline?hours=720")}
 
 
+def database_ceiling(lines):
+    """lines/s of the database alone: the import's COPYs without the Python that reads, parses and sends them.
+
+    The rows of `lines` generated lines are prepared once by the import's own code (_prepare_batches) and
+    written, one file per import batch, in PostgreSQL's binary COPY format by the server itself. Each file is
+    then loaded with a server-side COPY into the log table (all its indexes and rollup triggers) and committed,
+    as the import commits each batch: first from one connection, then from two at once. With the file
+    reading, parsing, deriving and encoding gone, the rate with both cores given to the server is an upper
+    bound for the import end to end on this machine. The rows added are deleted again.
+    """
+    import threading
+
+    import psycopg
+    from django.db import connection
+
+    from proxylogs import services
+    from proxylogs.models import LogSource, ProxyLogEntry
+
+    quote = connection.ops.quote_name
+    table = quote(ProxyLogEntry._meta.db_table)
+    columns = ", ".join(quote(column) for column in services.COLUMNS)
+    staging = "bench_proxylogs_ceiling"
+    before = ProxyLogEntry.objects.count()
+    directory = tempfile.mkdtemp(prefix="vpnmonitor-ceiling-")
+    os.chmod(directory, 0o777)
+    rows, files = [], []
+    try:
+        with tempfile.TemporaryDirectory() as work:
+            path = os.path.join(work, "access.log")
+            write_log(path, lines)
+            source = LogSource(path=path, format=LogSource.Format.SQUID, pk=0)
+            waf = services.WafTagger.enabled()
+            with connection.cursor() as cursor:
+                cursor.execute(f"DROP TABLE IF EXISTS {staging}")
+                cursor.execute(f"CREATE TABLE {staging} (LIKE {table} INCLUDING DEFAULTS)")
+            batches = services._prepare_batches(source, {}, waf, services.BATCH_BYTES)
+            for number, batch in enumerate(batches):
+                with connection.cursor() as cursor:
+                    cursor.execute(f"TRUNCATE {staging}")
+                with connection.connection.cursor() as cursor:
+                    cursor.adapters.register_dumper(None, services._inet_dumper())
+                    with cursor.copy(f"COPY {staging} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
+                        copy.set_types(services.COPY_TYPES)
+                        for row in batch.rows:
+                            copy.write_row(row)
+                name = os.path.join(directory, f"batch-{number:05d}.copy")
+                with connection.cursor() as cursor:
+                    cursor.execute(f"COPY {staging} ({columns}) TO %s (FORMAT BINARY)", [name])
+                files.append((name, len(batch.rows)))
+            with connection.cursor() as cursor:
+                cursor.execute(f"DROP TABLE {staging}")
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT max(id) FROM {table}")
+            last_id = cursor.fetchone()[0] or 0
+        settings = connection.settings_dict
+        dsn = {"host": settings["HOST"], "port": settings["PORT"] or 5432, "user": settings["USER"],
+               "dbname": settings["NAME"], "password": settings["PASSWORD"] or None}
+        rows.append(("database ceiling input", f"{lines:,} lines in {len(files)} batch files; table holds "
+                                               f"{before:,} rows"))
+
+        def load(chunk):
+            with psycopg.connect(**dsn) as conn, conn.cursor() as cursor:
+                for name, _ in chunk:
+                    cursor.execute(f"COPY {table} ({columns}) FROM %s (FORMAT BINARY)", [name])
+                    conn.commit()
+
+        for label, parts in (("1 connection", [files]), ("2 connections", [files[0::2], files[1::2]])):
+            threads = [threading.Thread(target=load, args=(part,)) for part in parts]
+            started = time.perf_counter()
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            seconds = time.perf_counter() - started
+            loaded = sum(count for _, count in files)
+            print(f"  database only, {label}: {loaded / seconds:,.0f} lines/s")
+            rows.append((f"database only (server-side COPY of the import's rows, commit per batch), {label}",
+                         f"{loaded / seconds:,.0f} lines/s ({loaded:,} rows in {seconds:.1f} s)"))
+        with connection.cursor() as cursor:
+            cursor.execute(f"DELETE FROM {table} WHERE id > %s", [last_id])
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    return rows
+
+
 def run(argv):
     from django.db import connection
 
@@ -223,9 +308,14 @@ def run(argv):
     parser.add_argument("--skip-import", action="store_true")
     parser.add_argument("--big-gib", type=float, default=0,
                         help="also import a generated file of this many GiB in a child process (peak RSS)")
+    parser.add_argument("--database-ceiling", type=int, default=0, metavar="LINES",
+                        help="only time the database's share of an import of LINES lines: their rows COPYed "
+                             "from server-side files, batch by batch, from one and from two connections")
     args = parser.parse_args(argv)
     if connection.vendor != "postgresql":
         print("warning: the targets are for PostgreSQL; this is", connection.vendor)
+    if args.database_ceiling:
+        return database_ceiling(args.database_ceiling)
     rows = []
     if not args.skip_import:
         with tempfile.TemporaryDirectory() as work:

@@ -9,6 +9,7 @@ from django.db.models import Q
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 
+from flowreports import rollups
 from flowreports.models import FlowReport
 from vpnmonitor.api.exceptions import BadParameter
 
@@ -164,14 +165,17 @@ class FlowReportFilterSet(django_filters.FilterSet):
             return None
         return self._dimensions()
 
-    def destination_rollup(self):
-        """(dimensions, address or None, port or None) when a destination filter applies and otherwise only
-        protocol, direction, action and the window do: the daily destination rollup can count those flows.
+    def endpoint_rollup(self):
+        """(dimensions, endpoint, address or None, port or None) when one source or destination filter applies
+        and otherwise only protocol, direction, action and the window do: that endpoint's daily rollup can
+        count those flows. endpoint is rollups.SOURCE or rollups.DESTINATION.
         """
         data = self.form.cleaned_data
-        if not data.get("destination") or any(data.get(name) for name in ("subscriber_id", "source")):
+        given = [name for name in ("source", "destination") if data.get(name)]
+        if len(given) != 1 or data.get("subscriber_id"):
             return None
-        return (self._dimensions(), *parse_endpoint("destination", data["destination"]))
+        endpoint = rollups.SOURCE if given[0] == "source" else rollups.DESTINATION
+        return (self._dimensions(), endpoint, *parse_endpoint(given[0], data[given[0]]))
 
     def _dimensions(self):
         data = self.form.cleaned_data

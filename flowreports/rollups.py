@@ -1,23 +1,25 @@
-"""The flow rollups: hourly counts and daily destinations, kept exact at write time.
+"""The flow rollups: hourly counts and daily endpoints, kept exact at write time.
 
-Every insert adds its flows to FlowReportHourly (hour, protocol, direction, action) and, for
-flows with a destination address, to FlowReportDestinationDaily (day, destination address,
-destination port, protocol, direction, action), in the same transaction as the flows
-themselves; every delete subtracts what it deletes first. Reads answer total_count and /stats
-from them whenever the filters are only a window, protocol, direction, action and (for the
-daily rollup) destination, and count the partial hours (or days) at the window's edges from the
-raw table.
+Every insert adds its flows to FlowReportHourly (hour, protocol, direction, action) and, per
+endpoint, to FlowReportDestinationDaily and FlowReportSourceDaily (day, address, port, protocol,
+direction, action), in the same transaction as the flows themselves; every delete subtracts what
+it deletes first. Reads answer total_count and /stats from them whenever the filters are only a
+window, protocol, direction, action and (for the daily rollups) one source or destination, and
+count the partial hours (or days) at the window's edges from the raw table.
 
-The daily rollup keeps every destination port except one kind: a downlink flow's port from 1024
-up is the subscriber's ephemeral client port, one per connection, and keeping each would add a
-row per flow. Those are counted together under OTHER_PORT; a destination=IP:port filter for such
-a port falls back to counting raw flows when the window has any of them (see
-selectors.destination_count). Flows without a port count under NO_PORT.
+The daily rollups keep every port except one kind: the subscriber's own port of a connection it
+opened (the destination port of a downlink flow, the source port of an uplink flow) from 1024 up
+is ephemeral, one per connection, and keeping each would add a row per flow. Those are counted
+together under OTHER_PORT; an IP:port filter for such a port falls back to counting raw flows
+when the window has any of them (see selectors.endpoint_count). Flows without a port count under
+NO_PORT.
 """
 
 import datetime as dt
 from collections import Counter
+from typing import NamedTuple
 
+from django.apps import apps
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Count
 from django.db.models.functions import Trunc
@@ -26,33 +28,62 @@ EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 HOUR = dt.timedelta(hours=1)
 DAY = dt.timedelta(days=1)
 # The fields of a flow that decide which rollup rows it counts in.
-DIMENSIONS = frozenset({"start_time", "protocol", "direction", "action", "destination_ip", "destination_port"})
+DIMENSIONS = frozenset({"start_time", "protocol", "direction", "action", "destination_ip", "destination_port",
+                        "source_ip", "source_port"})
 CHUNK = 5000
-# FlowReportDestinationDaily.destination_port for what it does not keep per port (see above).
+# The port a daily endpoint row holds for what it does not keep per port (see above).
 OTHER_PORT = -1
 NO_PORT = -2
 FIRST_EPHEMERAL_PORT = 1024
-DAILY_KEY = ("day", "destination_ip", "destination_port", "protocol", "direction", "action")
 
 
-def port_key(direction, port):
-    """The destination port under which a flow counts in FlowReportDestinationDaily."""
-    if port is None:
-        return NO_PORT
-    if port >= FIRST_EPHEMERAL_PORT and direction == "downlink":
-        return OTHER_PORT
-    return port
+class Endpoint(NamedTuple):
+    """One end of a flow and its daily rollup."""
+
+    side: str  # "source" or "destination"
+    model_name: str
+    # The direction in which this end is the subscriber's, so its ports from 1024 up are ephemeral.
+    subscriber_direction: str
+
+    @property
+    def ip(self):
+        return f"{self.side}_ip"
+
+    @property
+    def port(self):
+        return f"{self.side}_port"
+
+    @property
+    def key(self):
+        return ("day", self.ip, self.port, "protocol", "direction", "action")
+
+    @property
+    def model(self):
+        return apps.get_model("flowreports", self.model_name)
+
+    def port_key(self, direction, port):
+        """The port under which a flow counts in this rollup."""
+        if port is None:
+            return NO_PORT
+        if port >= FIRST_EPHEMERAL_PORT and direction == self.subscriber_direction:
+            return OTHER_PORT
+        return port
+
+    def port_key_expression(self):
+        """port_key() in SQL, for grouping stored flows."""
+        from django.db.models import Case, F, IntegerField, Value, When
+
+        return Case(
+            When(**{f"{self.port}__isnull": True}, then=Value(NO_PORT)),
+            When(direction=self.subscriber_direction, **{f"{self.port}__gte": FIRST_EPHEMERAL_PORT},
+                 then=Value(OTHER_PORT)),
+            default=F(self.port), output_field=IntegerField(),
+        )
 
 
-def port_key_expression():
-    """port_key() in SQL, for grouping stored flows."""
-    from django.db.models import Case, F, IntegerField, Value, When
-
-    return Case(
-        When(destination_port__isnull=True, then=Value(NO_PORT)),
-        When(direction="downlink", destination_port__gte=FIRST_EPHEMERAL_PORT, then=Value(OTHER_PORT)),
-        default=F("destination_port"), output_field=IntegerField(),
-    )
+DESTINATION = Endpoint("destination", "FlowReportDestinationDaily", "downlink")
+SOURCE = Endpoint("source", "FlowReportSourceDaily", "uplink")
+ENDPOINTS = (DESTINATION, SOURCE)
 
 
 def _utc(moment):
@@ -70,42 +101,53 @@ def floor_day(moment):
 
 
 def model_rows(objs):
-    """(start_time, protocol, direction, action, destination_ip, destination_port) of FlowReport instances."""
+    """ROW tuples of FlowReport instances."""
     from flowreports.models import FlowReport
 
     field = FlowReport._meta.get_field
-    start, protocol, address = field("start_time").to_python, field("protocol").to_python, field("destination_ip")
-    port = field("destination_port").to_python
+    start, protocol, address = field("start_time").to_python, field("protocol").to_python, field("source_ip")
+    port = field("source_port").to_python
     return [
         (start(obj.start_time), protocol(obj.protocol), obj.direction or "", obj.action,
+         address.to_python(obj.source_ip) or None, port(obj.source_port),
          address.to_python(obj.destination_ip) or None, port(obj.destination_port))
         for obj in objs
     ]
 
 
+# What aggregate() reads of a flow.
+ROW = ("start_time", "protocol", "direction", "action", "source_ip", "source_port", "destination_ip",
+       "destination_port")
+
+
 def aggregate(rows):
-    """(hourly Counter, daily destination Counter) of
-    (start_time, protocol, direction, action, destination_ip, destination_port) rows."""
+    """(hourly Counter, {endpoint: daily Counter}) of ROW tuples."""
     epoch_hours = Counter()
-    destinations = Counter()
-    for start, protocol, direction, action, destination, port in rows:
+    epoch_days = {endpoint: Counter() for endpoint in ENDPOINTS}
+    sources, destinations = epoch_days[SOURCE], epoch_days[DESTINATION]
+    for start, protocol, direction, action, source, source_port, destination, destination_port in rows:
         if start.tzinfo is None:
             start = start.replace(tzinfo=dt.UTC)
         # Whole hours since the epoch (exact integer arithmetic): cheaper than a datetime per flow.
         hour = (start - EPOCH) // HOUR
         epoch_hours[hour, protocol, direction, action] += 1
+        if source is not None and source != "":
+            sources[hour // 24, source, SOURCE.port_key(direction, source_port), protocol, direction, action] += 1
         if destination is not None and destination != "":
-            destinations[hour // 24, destination, port_key(direction, port), protocol, direction, action] += 1
+            destinations[hour // 24, destination, DESTINATION.port_key(direction, destination_port), protocol,
+                         direction, action] += 1
     hours, days = {}, {}
-    hourly, daily = Counter(), Counter()
+    hourly = Counter()
     for (hour, protocol, direction, action), n in epoch_hours.items():
         if hour not in hours:
             hours[hour] = EPOCH + dt.timedelta(hours=hour)
         hourly[hours[hour], protocol, direction, action] += n
-    for (day, *rest), n in destinations.items():
-        if day not in days:
-            days[day] = EPOCH + dt.timedelta(days=day)
-        daily[days[day], *rest] += n
+    daily = {endpoint: Counter() for endpoint in ENDPOINTS}
+    for endpoint, counts in epoch_days.items():
+        for (day, *rest), n in counts.items():
+            if day not in days:
+                days[day] = EPOCH + dt.timedelta(days=day)
+            daily[endpoint][days[day], *rest] += n
     return hourly, daily
 
 
@@ -115,20 +157,25 @@ def add(rows, *, using=DEFAULT_DB_ALIAS):
 
 
 def apply(hourly, daily, *, using=DEFAULT_DB_ALIAS):
-    """Add the counts (negative to subtract) to the rollups; rows that reach zero are removed."""
-    from flowreports.models import FlowReportDestinationDaily, FlowReportHourly
+    """Add the counts (negative to subtract) to the rollups; rows that reach zero are removed.
+
+    hourly: Counter of (hour, protocol, direction, action); daily: {endpoint: Counter of endpoint.key}.
+    """
+    from flowreports.models import FlowReportHourly
 
     connection = connections[using]
     _upsert(connection, FlowReportHourly, ("hour", "protocol", "direction", "action"), hourly)
-    _upsert(connection, FlowReportDestinationDaily, DAILY_KEY, daily)
+    for endpoint, counts in daily.items():
+        _upsert(connection, endpoint.model, endpoint.key, counts)
     if any(count < 0 for count in hourly.values()):
         FlowReportHourly.objects.using(using).filter(
             flows__lte=0, hour__in=sorted({key[0] for key in hourly})
         ).delete()
-    if any(count < 0 for count in daily.values()):
-        FlowReportDestinationDaily.objects.using(using).filter(
-            flows__lte=0, day__in=sorted({key[0] for key in daily})
-        ).delete()
+    for endpoint, counts in daily.items():
+        if any(count < 0 for count in counts.values()):
+            endpoint.model.objects.using(using).filter(
+                flows__lte=0, day__in=sorted({key[0] for key in counts})
+            ).delete()
 
 
 def _upsert(connection, model, key_fields, counts):
@@ -175,43 +222,47 @@ def subtract_pks(model, pks, *, using=DEFAULT_DB_ALIAS):
     """Subtract the flows with these primary keys (not yet deleted) from the rollups."""
     for first in range(0, len(pks), CHUNK):
         rows = model._base_manager.using(using).filter(pk__in=pks[first:first + CHUNK]).order_by()
-        hourly, daily = Counter(), Counter()
-        for hour, protocol, direction, action, n in (
-            rows.annotate(h=Trunc("start_time", "hour", tzinfo=dt.UTC))
-            .values_list("h", "protocol", "direction", "action").annotate(n=Count("pk"))
-        ):
+        hourly = Counter()
+        for hour, protocol, direction, action, n in _hourly_counts(rows):
             hourly[_utc(hour), protocol, direction, action] -= n
-        for day, *rest, n in _destination_counts(rows):
-            daily[_utc(day), *rest] -= n
+        daily = {endpoint: Counter() for endpoint in ENDPOINTS}
+        for endpoint, counts in daily.items():
+            for day, *rest, n in _endpoint_counts(rows, endpoint):
+                counts[_utc(day), *rest] -= n
         apply(hourly, daily, using=using)
 
 
-def _destination_counts(flows):
-    """(day, destination_ip, port key, protocol, direction, action, flows) of a FlowReport queryset, in SQL."""
+def _hourly_counts(flows):
+    return (flows.annotate(h=Trunc("start_time", "hour", tzinfo=dt.UTC))
+            .values_list("h", "protocol", "direction", "action").annotate(n=Count("pk")))
+
+
+def _endpoint_counts(flows, endpoint):
+    """(day, address, port key, protocol, direction, action, flows) of a FlowReport queryset, in SQL."""
     return (
-        flows.filter(destination_ip__isnull=False).annotate(d=Trunc("start_time", "day", tzinfo=dt.UTC),
-                                                            port_key=port_key_expression())
-        .values_list("d", "destination_ip", "port_key", "protocol", "direction", "action").annotate(n=Count("pk"))
+        flows.filter(**{f"{endpoint.ip}__isnull": False})
+        .annotate(d=Trunc("start_time", "day", tzinfo=dt.UTC), port_key=endpoint.port_key_expression())
+        .values_list("d", endpoint.ip, "port_key", "protocol", "direction", "action").annotate(n=Count("pk"))
     )
 
 
 def clear(*, using=DEFAULT_DB_ALIAS):
-    from flowreports.models import FlowReportDestinationDaily, FlowReportHourly
+    from flowreports.models import FlowReportHourly
 
     FlowReportHourly.objects.using(using).all().delete()
-    FlowReportDestinationDaily.objects.using(using).all().delete()
+    for endpoint in ENDPOINTS:
+        endpoint.model.objects.using(using).all().delete()
 
 
 def rebuild(*, using=DEFAULT_DB_ALIAS):
-    """Recompute both rollups from the raw table (after a restore, or to check them)."""
+    """Recompute every rollup from the raw table (after a restore, or to check them)."""
     from flowreports.models import FlowReport
 
     clear(using=using)
     raw = FlowReport._base_manager.using(using).order_by()
-    hourly = Counter({
-        (_utc(hour), protocol, direction, action): n
-        for hour, protocol, direction, action, n in raw.annotate(h=Trunc("start_time", "hour", tzinfo=dt.UTC))
-        .values_list("h", "protocol", "direction", "action").annotate(n=Count("pk"))
-    })
-    daily = Counter({(_utc(day), *rest): n for day, *rest, n in _destination_counts(raw)})
+    hourly = Counter({(_utc(hour), *rest): n for hour, *rest, n in _hourly_counts(raw)})
+    daily = {
+        endpoint: Counter({(_utc(day), *rest): n for day, *rest, n in _endpoint_counts(raw, endpoint)})
+        for endpoint in ENDPOINTS
+    }
     apply(hourly, daily, using=using)

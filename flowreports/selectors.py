@@ -5,6 +5,7 @@ from collections import Counter
 
 from django.db import connection
 from django.db.models import CharField, Count, Func, Sum
+from django.utils import timezone
 
 from flowreports import rollups
 from vpnmonitor.privacy import mask_ip
@@ -186,28 +187,27 @@ def window_count(queryset, window, dimensions):
     )
 
 
-def destination_count(queryset, window, dimensions, address, port):
-    """queryset.count() of a window filtered by a destination (address, port or both) and otherwise only by
-    protocol/direction/action, from the daily destination rollup.
+def endpoint_count(queryset, window, dimensions, endpoint, address, port):
+    """queryset.count() of a window filtered by one endpoint (address, port or both: endpoint is
+    rollups.SOURCE or rollups.DESTINATION) and otherwise only by protocol/direction/action, from that
+    endpoint's daily rollup.
 
-    A port from 1024 up is not kept per port for downlink flows (rollups.OTHER_PORT): when the window has
-    such flows to the address, they could be on that port, and the raw flows are counted instead.
+    The subscriber's own ports from 1024 up are not kept per port (rollups.OTHER_PORT): when the window has
+    such flows at the address, they could be on the port asked for, and the raw flows are counted instead.
     """
-    from flowreports.models import FlowReport, FlowReportDestinationDaily
+    from flowreports.models import FlowReport
 
-    endpoint = {}
-    if address is not None:
-        endpoint["destination_ip"] = address
-    rollup = FlowReportDestinationDaily.objects.filter(**dimensions, **endpoint)
+    where = {endpoint.ip: address} if address is not None else {}
+    rollup = endpoint.model.objects.filter(**dimensions, **where)
     if port is not None:
         if port >= rollups.FIRST_EPHEMERAL_PORT:
             first, last = rollups.floor_day(window[0]), rollups.floor_day(window[1])
-            if rollup.filter(day__range=(first, last), destination_port=rollups.OTHER_PORT).exists():
+            if rollup.filter(day__range=(first, last), **{endpoint.port: rollups.OTHER_PORT}).exists():
                 return queryset.count()
-        endpoint["destination_port"] = port
-        rollup = rollup.filter(destination_port=port)
+        where[endpoint.port] = port
+        rollup = rollup.filter(**{endpoint.port: port})
     return _rollup_count(
-        queryset, window, FlowReport.objects.filter(**dimensions, **endpoint), rollup,
+        queryset, window, FlowReport.objects.filter(**dimensions, **where), rollup,
         field="day", floor=rollups.floor_day, step=rollups.DAY,
     )
 
@@ -217,25 +217,28 @@ def _rollup_count(queryset, window, raw, rollup, *, field, floor, step):
     plus its partial steps at the edges.
 
     raw is every flow the rollup rows count (queryset without the window). A partial step at an edge is
-    counted from the raw table, or, when it is more than half of its step, as that step's rollup less the
-    rest of the step (fewer flows to count: the edge at "now" then costs nothing). One statement, so the
+    counted from the raw table, or as that step's rollup less the rest of the step when the rest is the
+    shorter time (no flow starts after now, so the edge at "now" then costs nothing). One statement, so the
     rollup and the raw table are read from one snapshot.
     """
     spans = _spans(*window, floor, step)
     if spans is None:
         return queryset.count()
     first, stop, edges = spans
+    now = timezone.now()
     added, subtracted = [], []
     for low, high in edges:
         start = floor(low)
-        if high - low <= step / 2:
+        end = start + step
+        rest = (low - start) + max(dt.timedelta(0), min(end, now) - high)
+        if high - low <= rest:
             added.append(queryset.filter(start_time__range=(low, high)))
             continue
-        first, stop = min(first, start), max(stop, start + step)
+        first, stop = min(first, start), max(stop, end)
         if start < low:
             subtracted.append(raw.filter(start_time__gte=start, start_time__lt=low))
-        if high < start + step:
-            subtracted.append(raw.filter(start_time__gt=high, start_time__lt=start + step))
+        if high < end:
+            subtracted.append(raw.filter(start_time__gt=high, start_time__lt=end))
     whole = rollup.filter(**{f"{field}__gte": first, f"{field}__lt": stop}).order_by()
     sql, params = whole.values("flows").query.sql_with_params()
     parts, all_params = [f"(SELECT COALESCE(SUM(r.flows), 0) FROM ({sql}) r)"], list(params)

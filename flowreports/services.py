@@ -130,7 +130,7 @@ def store_flows(records, *, exporter="", table=None, now=None):
     with transaction.atomic():
         if connection.vendor == "postgresql":
             _copy(connection, rows)
-            rollups.add([(row[8], row[5], row[10], row[11], row[2], row[4]) for row in rows])
+            rollups.add([(row[8], row[5], row[10], row[11], row[1], row[3], row[2], row[4]) for row in rows])
         else:
             # FlowReportQuerySet.bulk_create adds them to the rollups.
             FlowReport.objects.bulk_create(
@@ -203,12 +203,13 @@ class CollectorRows:
         self.unattributed = 0
         self._pairs = {}
         self._hourly = {}
-        self._daily = {}
+        self._sources = {}
+        self._destinations = {}
 
     def encode(self, records, now):
         """Yield the COPY data for records in chunks (signature first, trailer last); then read rollups()."""
         self.unattributed = 0
-        self._hourly, self._daily = hourly, daily = {}, {}
+        self._hourly, self._sources, self._destinations = hourly, sources, destinations = {}, {}, {}
         pairs = self._pairs
         if len(pairs) > _CACHE_LIMIT:
             pairs.clear()
@@ -243,14 +244,17 @@ class CollectorRows:
             append(tail)
             key = (start_us // hour_us, protocol, direction, action)
             hourly[key] = hourly.get(key, 0) + 1
+            # Endpoint.port_key, inline (collector flows always carry ports): this loop runs for every flow.
+            day = start_us // day_us
+            if source_ip:
+                port = other_port if source_port >= first_ephemeral and direction == "uplink" else source_port
+                key = (day, source_ip, port, protocol, direction, action)
+                sources[key] = sources.get(key, 0) + 1
             if destination_ip:
-                # rollups.port_key, inline (collector flows always carry ports): this loop runs for every flow.
-                if destination_port >= first_ephemeral and direction == "downlink":
-                    port = other_port
-                else:
-                    port = destination_port
-                key = (start_us // day_us, destination_ip, port, protocol, direction, action)
-                daily[key] = daily.get(key, 0) + 1
+                port = (other_port if destination_port >= first_ephemeral and direction == "downlink"
+                        else destination_port)
+                key = (day, destination_ip, port, protocol, direction, action)
+                destinations[key] = destinations.get(key, 0) + 1
             if count % _CHUNK_ROWS == 0:
                 yield b"".join(out)
                 out.clear()
@@ -265,15 +269,16 @@ class CollectorRows:
         return head, direction
 
     def rollups(self):
-        """(hourly, daily) Counters of the last encoded batch, in the shape rollups.apply takes."""
+        """(hourly Counter, {endpoint: daily Counter}) of the last encoded batch, as rollups.apply takes them."""
         hourly = Counter({
             (_PG_EPOCH + dt.timedelta(microseconds=hour * _HOUR_US), protocol, direction, action): n
             for (hour, protocol, direction, action), n in self._hourly.items()
         })
-        daily = Counter({
-            (_PG_EPOCH + dt.timedelta(microseconds=day * _DAY_US), *rest): n
-            for (day, *rest), n in self._daily.items()
-        })
+        daily = {
+            endpoint: Counter({(_PG_EPOCH + dt.timedelta(microseconds=day * _DAY_US), *rest): n
+                               for (day, *rest), n in counts.items()})
+            for endpoint, counts in ((rollups.SOURCE, self._sources), (rollups.DESTINATION, self._destinations))
+        }
         return hourly, daily
 
 

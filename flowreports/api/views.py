@@ -63,9 +63,9 @@ def rollup_counter(filterset):
     dimensions = filterset.rollup_dimensions()
     if dimensions is not None:
         return lambda queryset: selectors.window_count(queryset, filterset.window, dimensions)
-    destination = filterset.destination_rollup()
-    if destination is not None:
-        return lambda queryset: selectors.destination_count(queryset, filterset.window, *destination)
+    endpoint = filterset.endpoint_rollup()
+    if endpoint is not None:
+        return lambda queryset: selectors.endpoint_count(queryset, filterset.window, *endpoint)
     return None
 
 

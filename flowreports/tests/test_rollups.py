@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from flowreports import rollups, services
 from flowreports.filtersets import FlowReportFilterSet
-from flowreports.models import FlowReport, FlowReportDestinationDaily, FlowReportHourly
+from flowreports.models import FlowReport, FlowReportDestinationDaily, FlowReportHourly, FlowReportSourceDaily
 from flowreports.tests.conftest import flow
 from vpnmonitor import retention
 
@@ -18,20 +18,22 @@ URL = "/api/v1/flow-reports"
 
 
 def raw_rollups():
-    """Both rollups recomputed in Python from every raw flow."""
-    hourly, daily = Counter(), Counter()
-    for start, protocol, direction, action, destination, port in FlowReport.objects.values_list(
-        "start_time", "protocol", "direction", "action", "destination_ip", "destination_port"
-    ):
-        hour = rollups.floor_hour(start)
-        hourly[hour, protocol, direction, action] += 1
-        if destination:
+    """Every rollup recomputed in Python from every raw row."""
+    hourly, daily = Counter(), {endpoint: Counter() for endpoint in rollups.ENDPOINTS}
+    for row in FlowReport.objects.all():
+        hour = rollups.floor_hour(row.start_time)
+        hourly[hour, row.protocol, row.direction, row.action] += 1
+        for endpoint in rollups.ENDPOINTS:
+            address, port = getattr(row, endpoint.ip), getattr(row, endpoint.port)
+            if not address:
+                continue
+            # The subscriber's own end: its destination when downlink, its source when uplink.
             if port is None:
                 port = -2
-            elif direction == "downlink" and port >= 1024:
+            elif port >= 1024 and row.direction == ("downlink" if endpoint.side == "destination" else "uplink"):
                 port = -1
-            daily[hour.replace(hour=0), destination, port, protocol, direction, action] += 1
-    return dict(hourly), dict(daily)
+            daily[endpoint][hour.replace(hour=0), address, port, row.protocol, row.direction, row.action] += 1
+    return dict(hourly), {endpoint.side: dict(counts) for endpoint, counts in daily.items()}
 
 
 def stored_rollups():
@@ -40,9 +42,12 @@ def stored_rollups():
         for row in FlowReportHourly.objects.all()
     }
     daily = {
-        (rollups.floor_day(row.day), row.destination_ip, row.destination_port, row.protocol, row.direction,
-         row.action): row.flows
-        for row in FlowReportDestinationDaily.objects.all()
+        endpoint.side: {
+            (rollups.floor_day(row.day), getattr(row, endpoint.ip), getattr(row, endpoint.port), row.protocol,
+             row.direction, row.action): row.flows
+            for row in endpoint.model.objects.all()
+        }
+        for endpoint in rollups.ENDPOINTS
     }
     return hourly, daily
 
@@ -106,7 +111,7 @@ def test_orm_writes_keep_the_rollups_exact(stored):
 def test_clearing_empties_the_rollups(stored, operator_client):
     assert operator_client.delete(URL).status_code == 200
     assert not FlowReport.objects.exists()
-    assert stored_rollups() == ({}, {}) == raw_rollups()
+    assert stored_rollups() == ({}, {"destination": {}, "source": {}}) == raw_rollups()
 
 
 @pytest.mark.parametrize("days", [1, 3, 5, 8])
@@ -137,7 +142,9 @@ def _queries(now):
                "destination=:443&protocol=6", "destination=10.8.0.3", "destination=10.8.0.3:22",
                "destination=10.8.0.3:40000", "destination=:51515&direction=downlink",
                "destination=9.9.9.9:443&direction=uplink&action=allow", "destination=8.8.8.8:8443",
-               "destination=8.8.8.8&subscriber_id=s2"]
+               "destination=8.8.8.8&subscriber_id=s2", "source=8.8.8.8:443", "source=10.8.0.3",
+               "source=10.8.0.3:22&direction=uplink", "source=10.8.0.3:40000", "source=:443&action=drop",
+               "source=[2001:4860::8888]:443&direction=downlink", "source=8.8.8.8&destination=10.8.0.3"]
     return [f"{window}&{extra}".strip("&") for window in windows for extra in filters]
 
 
@@ -149,7 +156,7 @@ def test_api_answers_equal_the_raw_table(stored, viewer_client, monkeypatch, gdp
     with_rollups = {q: (viewer_client.get(f"{URL}?{q}").json(), viewer_client.get(f"{URL}/stats?{q}").json())
                     for q in queries}
     monkeypatch.setattr(FlowReportFilterSet, "rollup_dimensions", lambda self: None)
-    monkeypatch.setattr(FlowReportFilterSet, "destination_rollup", lambda self: None)
+    monkeypatch.setattr(FlowReportFilterSet, "endpoint_rollup", lambda self: None)
     for q in queries:
         raw = (viewer_client.get(f"{URL}?{q}").json(), viewer_client.get(f"{URL}/stats?{q}").json())
         assert with_rollups[q] == raw, q
@@ -176,7 +183,8 @@ def test_windows_shorter_than_an_hour_and_partial_edges():
             assert selectors.window_count(filtered, window, dimensions) == filtered.count(), (first, last)
 
 
-def test_destination_counts_over_partial_days_equal_the_raw_table():
+@pytest.mark.parametrize("endpoint", rollups.ENDPOINTS, ids=lambda endpoint: endpoint.side)
+def test_endpoint_counts_over_partial_days_equal_the_raw_table(endpoint):
     now = timezone.now()
     services.store_flows(batch(400, now=now, days=3, seed=4), exporter="test")
     from flowreports import selectors
@@ -184,16 +192,18 @@ def test_destination_counts_over_partial_days_equal_the_raw_table():
     queryset = FlowReport.objects.all()
     endpoints = [("8.8.8.8", None), ("8.8.8.8", 443), (None, 443), ("10.8.0.3", 22), ("10.8.0.3", 40000),
                  (None, 51515), ("2001:4860::8888", 443), ("9.9.9.9", 8443)]
-    # Windows from minutes to days, ending now or mid-day in the past: partial days at one edge or both.
-    for first, last in ((0.01, 0), (0.3, 0), (0.7, 0), (1.5, 0), (2.9, 0), (2.6, 1.2), (1.9, 0.4), (3, 2.1)):
+    # Windows from minutes to days, ending now, in the future or mid-day in the past: partial days at one
+    # edge or both, shorter or longer than half a day.
+    for first, last in ((0.01, 0), (0.3, 0), (0.7, 0), (1.5, 0), (2.9, 0), (2.6, 1.2), (1.9, 0.4), (3, 2.1),
+                        (0.2, -0.3), (1.1, -0.9)):
         window = (now - dt.timedelta(days=first), now - dt.timedelta(days=last))
         for dimensions in ({}, {"protocol": 6}, {"direction": "downlink"}, {"direction": "uplink", "action": "allow"}):
             for address, port in endpoints:
-                endpoint = {"destination_ip": address} if address else {}
+                where = {endpoint.ip: address} if address else {}
                 if port is not None:
-                    endpoint["destination_port"] = port
-                filtered = queryset.filter(start_time__range=window, **dimensions, **endpoint)
-                counted = selectors.destination_count(filtered, window, dimensions, address, port)
+                    where[endpoint.port] = port
+                filtered = queryset.filter(start_time__range=window, **dimensions, **where)
+                counted = selectors.endpoint_count(filtered, window, dimensions, endpoint, address, port)
                 assert counted == filtered.count(), (first, last, dimensions, address, port)
 
 
@@ -226,3 +236,24 @@ def test_destination_total_count_is_read_from_the_rollup_unless_a_folded_port_co
     assert after["destination=10.8.0.3:40000"] == before["destination=10.8.0.3:40000"]
     # 8.8.8.8 has no folded ports (never a downlink destination here), so port 8443 is known to be 0.
     assert after["destination=8.8.8.8:8443"] == before["destination=8.8.8.8:8443"] == 0
+
+
+def test_source_total_count_is_read_from_the_rollup_unless_a_folded_port_could_match(stored, viewer_client):
+    today = stored.date()
+    window = f"start={(today - dt.timedelta(days=12)).isoformat()}&end={today.isoformat()}"
+
+    def totals():
+        return {q: viewer_client.get(f"{URL}?{window}&{q}").json()["result"]["total_count"]
+                for q in ("source=8.8.8.8:443", "source=10.8.0.3:22", "source=10.8.0.3:40000")}
+
+    before = totals()
+    assert before["source=8.8.8.8:443"] == FlowReport.objects.filter(source_ip="8.8.8.8", source_port=443).count() > 0
+    day = rollups.floor_day(stored - dt.timedelta(days=1))  # GRE (47): no stored flow has that protocol
+    for address, port, direction in (("8.8.8.8", 443, "downlink"), ("10.8.0.3", 22, "uplink"),
+                                     ("10.8.0.3", rollups.OTHER_PORT, "uplink")):
+        FlowReportSourceDaily.objects.create(day=day, source_ip=address, source_port=port, protocol=47,
+                                             direction=direction, action="allow", flows=1000)
+    after = totals()
+    assert after["source=8.8.8.8:443"] == before["source=8.8.8.8:443"] + 1000
+    assert after["source=10.8.0.3:22"] == before["source=10.8.0.3:22"] + 1000
+    assert after["source=10.8.0.3:40000"] == before["source=10.8.0.3:40000"] > 0

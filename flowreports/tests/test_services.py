@@ -141,11 +141,11 @@ def test_store_flows_loads_the_prefix_table_once_per_batch(django_assert_num_que
     SubscriberPrefix.objects.create(cidr="10.0.0.0/8", subscriber_id="ten")
     batch = [record(f"10.0.{i // 250}.{i % 250}", "8.8.8.8") for i in range(3000)]
     # One read of the prefixes and one of the VPN tunnel addresses; then one COPY on PostgreSQL
-    # (Django does not log it) or two bulk INSERTs; one upsert per rollup, and the savepoint
-    # (and its release) of the transaction they share.
+    # (Django does not log it) or two bulk INSERTs; one upsert per rollup (hourly, sources, destinations),
+    # and the savepoint (and its release) of the transaction they share.
     from django.db import connection
 
-    expected = (2 if connection.vendor == "postgresql" else 2 + 2) + 2 + 2
+    expected = (2 if connection.vendor == "postgresql" else 2 + 2) + 3 + 2
     with django_assert_num_queries(expected):
         assert services.store_flows(batch, exporter="x") == services.StoreResult(3000, 0)
     assert FlowReport.objects.filter(subscriber_id="ten", direction="uplink").count() == 3000
@@ -190,7 +190,7 @@ COMPARED = ("subscriber_id", "direction", "action", "exporter", "source_ip", "de
 @pytest.mark.django_db(transaction=True)
 def test_the_collector_sink_stores_what_store_flows_stores_and_keeps_the_rollups_exact():
     from flowreports import rollups
-    from flowreports.models import FlowReportDestinationDaily, FlowReportHourly
+    from flowreports.models import FlowReportHourly
 
     SubscriberPrefix.objects.create(cidr="100.64.0.0/10", subscriber_id="cgnat")
     SubscriberPrefix.objects.create(cidr="2001:db8:a::/48", subscriber_id="v6")
@@ -213,7 +213,7 @@ def test_the_collector_sink_stores_what_store_flows_stores_and_keeps_the_rollups
 
     def rollup_rows():
         return (sorted(FlowReportHourly.objects.values_list("hour", "protocol", "direction", "action", "flows")),
-                sorted(FlowReportDestinationDaily.objects.values_list(*rollups.DAILY_KEY, "flows")))
+                [sorted(endpoint.model.objects.values_list(*endpoint.key, "flows")) for endpoint in rollups.ENDPOINTS])
 
     kept = rollup_rows()
     rollups.rebuild()
