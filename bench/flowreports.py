@@ -26,6 +26,7 @@ import ipaddress
 import itertools
 import multiprocessing
 import socket
+import struct
 import sys
 import time
 
@@ -147,12 +148,50 @@ def generate_sql(count, days, subscribers, seed=0.42):
     return done
 
 
-def _offer(address, rate, seconds):
+def subscriber_traffic_packets(count, subscribers, seed=5):
+    """count NetFlow v5 packets of 30 flows each, as subscribers' traffic looks to a collector.
+
+    Half the flows are uplink (a subscriber's address and ephemeral port to a remote's port 443), half
+    downlink (back); subscribers are drawn uniformly, remotes from 5,000 with the Pareto skew of _flows.
+    So attribution, the per-pair cache and the endpoint rollups see many distinct addresses and ports.
+    """
+    from flowreports.collector.bench_decode import EXPORT_SECS
+
+    random = rng(seed)
+    remotes = [ipaddress.IPv4Address(0x08080000 + i * 7919).packed for i in range(5000)]
+    header = struct.Struct("!HHIIIIBBH")
+    record = struct.Struct("!4s4s4sHHIIIIHHBBBBHHBBH")
+    packets = []
+    for packet_index in range(count):
+        body = []
+        for _ in range(30):
+            s = random.randrange(subscribers)
+            inside = ipaddress.IPv4Address(f"100.64.{s // 250}.{s % 250 + 1}").packed
+            remote = remotes[min(int(random.paretovariate(1.2)) - 1, len(remotes) - 1)]
+            ephemeral = random.randint(1024, 65535)
+            if random.random() < 0.5:
+                source, destination, source_port, destination_port = inside, remote, ephemeral, 443
+            else:
+                source, destination, source_port, destination_port = remote, inside, 443, ephemeral
+            packets_count = random.randint(1, 5000)
+            body.append(record.pack(
+                source, destination, b"\0" * 4, 1, 2, packets_count, packets_count * random.randint(60, 1500),
+                3_500_000, 3_590_000, source_port, destination_port, 0, 0x1B, 6 if random.random() < 0.7 else 17,
+                0, 0, 0, 24, 24, 0,
+            ))
+        packets.append(header.pack(5, 30, 3_600_000, EXPORT_SECS, 0, packet_index * 30, 0, 0, 0) + b"".join(body))
+    return packets
+
+
+def _offer(address, rate, seconds, subscribers):
     """Child process: send v5 packets of 30 flows to address at `rate` flows/s for `seconds`."""
     from flowreports.collector.bench_decode import v5_packets
 
     per_second = max(1, rate // 30)
-    packets, _ = v5_packets(per_second)
+    if subscribers:
+        packets = subscriber_traffic_packets(per_second, subscribers)
+    else:
+        packets, _ = v5_packets(per_second)
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sent, start = 0, time.perf_counter()
     total = per_second * seconds
@@ -166,7 +205,7 @@ def _offer(address, rate, seconds):
     sock.close()
 
 
-def collector_run(rate, seconds):
+def collector_run(rate, seconds, subscribers):
     from django.db import connection
 
     from flowreports.collector.server import Collector
@@ -181,10 +220,12 @@ def collector_run(rate, seconds):
                            "flowreports_flowreportdestinationdaily, flowreports_flowreportsourcedaily")
     else:
         FlowReport.objects.all().delete()
+    if subscribers:
+        _prefixes(subscribers)
     sys.setswitchinterval(SWITCH_INTERVAL)  # as collect_flows does
     sink = FlowSink()
     collector = Collector(sink, listen=("127.0.0.1", 0)).start()
-    sender = multiprocessing.Process(target=_offer, args=(collector.address, rate, seconds))
+    sender = multiprocessing.Process(target=_offer, args=(collector.address, rate, seconds, subscribers))
     started = time.perf_counter()
     sender.start()
     sender.join()
@@ -196,8 +237,12 @@ def collector_run(rate, seconds):
     offered = max(1, rate // 30) * 30 * seconds
     in_table = FlowReport.objects.count()
     lost = offered - in_table
+    traffic = (f"{subscribers:,} subscribers' traffic with 5,000 remotes" if subscribers
+               else "30 fixed flows repeated")
     return [
-        ("collector, offered", f"{offered:,} flows at {rate:,} flows/s for {seconds} s (NetFlow v5, 30 per packet)"),
+        ("collector, offered", f"{offered:,} flows at {rate:,} flows/s for {seconds} s (NetFlow v5, 30 per packet; "
+                               f"{traffic})"),
+        ("collector, attributed to a subscriber", f"{stats['flows_stored'] - sink.unattributed:,}"),
         ("collector, received / stored / dropped",
          f"{stats['flows_received']:,} / {stats['flows_stored']:,} / {stats['flows_dropped']:,}"),
         ("collector, packets lost in the receive buffer (kernel count)",
@@ -221,6 +266,8 @@ def run(argv):
     parser.add_argument("--collector-rate", type=int, default=0,
                         help="measure the UDP collector end to end at this offered rate (flows/s) instead")
     parser.add_argument("--collector-seconds", type=int, default=30)
+    parser.add_argument("--collector-fixed-flows", action="store_true",
+                        help="offer the same 30 unattributed flows over and over instead of --subscribers' traffic")
     parser.add_argument("--raw", action="store_true",
                         help="answer total_count and stats from the raw table only, as before the rollups")
     args = parser.parse_args(argv)
@@ -235,7 +282,8 @@ def run(argv):
 
     call_command("migrate", verbosity=0)
     if args.collector_rate:
-        rows = collector_run(args.collector_rate, args.collector_seconds)
+        rows = collector_run(args.collector_rate, args.collector_seconds,
+                             0 if args.collector_fixed_flows else args.subscribers)
         for name, value in rows:
             print(f"{name}: {value}")
         return rows

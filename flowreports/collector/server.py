@@ -35,6 +35,7 @@ class Collector:
     raises loses that batch (counted in flows_dropped); it is not retried. Receiving and decoding run in a second
     thread so a slow sink only fills the batch queue (16 batches: 320,000 flows at the default batch size, as many
     as the 64 batches of 5,000 it held before); when that queue is full, new batches are dropped and counted.
+    Batches waiting in the queue when the sink is free again go to it together, up to max_write flows per call.
     Datagrams the kernel discarded because the socket's receive buffer was full are counted in packets_lost
     (Linux; they are seen when the next datagram arrives).
     """
@@ -46,12 +47,15 @@ class Collector:
         batch_size: int = 20000,
         flush_interval: float = 1.0,
         max_pending_batches: int = 16,
+        max_write: int = 100_000,
         receive_buffer: int | None = None,
         decoder: FlowDecoder | None = None,
     ) -> None:
         self.sink = sink
         self.listen = listen
         self.batch_size = batch_size
+        # The most flows one sink call takes when queued batches are stored together.
+        self.max_write = max(batch_size, max_write)
         self.flush_interval = flush_interval
         self.receive_buffer_request = receive_buffer
         self.decoder = decoder or FlowDecoder()
@@ -242,10 +246,22 @@ class Collector:
             logger.warning("flow sink is behind; dropped a batch of %d flows", len(batch))
 
     def _write_loop(self) -> None:
-        while True:
+        stopping = False
+        while not stopping:
             batch = self._batches.get()
             if batch is _STOP:
                 break
+            # Batches that queued up while the sink was busy are stored together (group commit): one
+            # transaction and one rollup update for all of them, so a sink that falls behind catches up.
+            while len(batch) < self.max_write:
+                try:
+                    more = self._batches.get_nowait()
+                except queue.Empty:
+                    break
+                if more is _STOP:
+                    stopping = True
+                    break
+                batch = batch + more
             try:
                 self.sink(batch)
             except Exception:

@@ -159,6 +159,37 @@ def test_slow_sink_overflow_is_counted(sender):
     assert stats["flows_stored"] + stats["flows_dropped"] == stats["flows_received"] == 10
 
 
+def test_batches_queued_behind_a_busy_sink_are_stored_together(sender):
+    """Group commit: what waited while the sink was busy reaches it in one call, never more than max_write."""
+    release = threading.Event()
+    sink = ListSink()
+
+    def blocking_sink(records):
+        if not sink.batches:
+            release.wait(5)
+        sink(records)
+
+    # Data packets carry 2 flows: batches of 2, and at most 6 flows (3 batches) per sink call.
+    collector = Collector(blocking_sink, listen=("127.0.0.1", 0), batch_size=2, max_pending_batches=16,
+                          max_write=6)
+    collector.start()
+    try:
+        sender.sendto(TEMPLATE_PACKET, collector.address)
+        sender.sendto(DATA_PACKET, collector.address)
+        assert wait_for(lambda: collector.stats()["batches_pending"] == 0 and
+                        collector.stats()["flows_received"] == 2)
+        for _ in range(5):  # 5 more batches queue up while the first call blocks
+            sender.sendto(DATA_PACKET, collector.address)
+        assert wait_for(lambda: collector.stats()["batches_pending"] == 5)
+        release.set()
+        assert wait_for(lambda: collector.stats()["flows_stored"] == 12)
+    finally:
+        release.set()
+        collector.stop()
+    assert [len(batch) for batch in sink.batches] == [2, 6, 4]
+    assert collector.stats()["flows_dropped"] == 0
+
+
 def test_stop_is_idempotent_and_releases_port():
     collector = Collector(ListSink(), listen=("127.0.0.1", 0))
     collector.start()

@@ -257,3 +257,11 @@ def test_source_total_count_is_read_from_the_rollup_unless_a_folded_port_could_m
     assert after["source=8.8.8.8:443"] == before["source=8.8.8.8:443"] + 1000
     assert after["source=10.8.0.3:22"] == before["source=10.8.0.3:22"] + 1000
     assert after["source=10.8.0.3:40000"] == before["source=10.8.0.3:40000"] > 0
+
+
+def test_array_literals_quote_text_and_leave_numbers_addresses_and_times_bare():
+    assert rollups._array_literal(['a"b', "c\\d", "", "uplink"], "text") == '{"a\\"b","c\\\\d","","uplink"}'
+    assert rollups._array_literal([6, -1, 443], "integer") == "{6,-1,443}"
+    assert rollups._array_literal(["8.8.8.8", "2001:db8::1"], "inet") == "{8.8.8.8,2001:db8::1}"
+    day = dt.datetime(2026, 11, 23, tzinfo=dt.UTC)
+    assert rollups._array_literal([day], "timestamptz") == '{"2026-11-23 00:00:00+00:00"}'
