@@ -75,3 +75,33 @@ def analyze():
 
 def utcnow():
     return dt.datetime.now(dt.UTC)
+
+
+def cpu_seconds():
+    """(this process, every PostgreSQL process on this host) CPU seconds so far, user + system.
+
+    The server's share counts its background writers too: they work for the writes being measured. Read from
+    /proc; the second value is None where there is none.
+    """
+    import os
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    own = usage.ru_utime + usage.ru_stime
+    ticks, server, found = os.sysconf("SC_CLK_TCK"), 0, False
+    try:
+        pids = [name for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return own, None
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                text = stat.read()
+        except OSError:
+            continue
+        name, _, rest = text.partition(" (")[2].rpartition(") ")
+        if name == "postgres":
+            fields = rest.split()
+            server += int(fields[11]) + int(fields[12])
+            found = True
+    return own, server / ticks if found else None

@@ -30,7 +30,7 @@ import struct
 import sys
 import time
 
-from bench.datasets import analyze, latency_ms, rng, stopwatch, utcnow
+from bench.datasets import analyze, cpu_seconds, latency_ms, rng, stopwatch, utcnow
 
 BATCH = 50_000
 
@@ -226,12 +226,14 @@ def collector_run(rate, seconds, subscribers):
     sink = FlowSink()
     collector = Collector(sink, listen=("127.0.0.1", 0)).start()
     sender = multiprocessing.Process(target=_offer, args=(collector.address, rate, seconds, subscribers))
+    own_cpu, server_cpu = cpu_seconds()
     started = time.perf_counter()
     sender.start()
     sender.join()
     offered_seconds = time.perf_counter() - started
     collector.stop(timeout=300)
     drained_seconds = time.perf_counter() - started
+    own_cpu_after, server_cpu_after = cpu_seconds()
     sink.close()
     stats = collector.stats()
     offered = max(1, rate // 30) * 30 * seconds
@@ -248,10 +250,17 @@ def collector_run(rate, seconds, subscribers):
         ("collector, packets lost in the receive buffer (kernel count)",
          f"{stats['packets_lost']:,} of {offered // 30:,} ({stats['receive_buffer'] // 2**20} MiB buffer)"),
         ("collector, in the table", f"{in_table:,} ({lost:,} lost, {lost / offered:.2%})"),
+        ("collector, CPU per stored flow: collector process / PostgreSQL (all its processes)",
+         _per_flow(own_cpu_after - own_cpu, stats["flows_stored"]) + " / "
+         + (_per_flow(server_cpu_after - server_cpu, stats["flows_stored"]) if server_cpu is not None else "n/a")),
         ("collector, sustained store rate",
          f"{in_table / drained_seconds:,.0f} flows/s (offered over {offered_seconds:.1f} s, "
          f"all stored after {drained_seconds:.1f} s; {connection.vendor})"),
     ]
+
+
+def _per_flow(seconds, flows):
+    return f"{seconds / max(flows, 1) * 1e6:.1f} us"
 
 
 def run(argv):
