@@ -80,8 +80,9 @@ def utcnow():
 def cpu_seconds():
     """(this process, every PostgreSQL process on this host) CPU seconds so far, user + system.
 
-    The server's share counts its background writers too: they work for the writes being measured. Read from
-    /proc; the second value is None where there is none.
+    The server's share counts its background writers too: they work for the writes being measured, and the
+    backends that ended meanwhile (in the postmaster's reaped-children times). Read from /proc; the second
+    value is None where there is none.
     """
     import os
     import resource
@@ -102,6 +103,6 @@ def cpu_seconds():
         name, _, rest = text.partition(" (")[2].rpartition(") ")
         if name == "postgres":
             fields = rest.split()
-            server += int(fields[11]) + int(fields[12])
+            server += sum(int(field) for field in fields[11:15])  # utime, stime, cutime, cstime
             found = True
     return own, server / ticks if found else None
