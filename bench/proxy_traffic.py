@@ -192,11 +192,11 @@ CEILING_SOURCE = "bench_traffic_ceiling"
 def database_ceiling(args, end):
     """records/s of the database alone: what _postgresql_ingest runs per batch, minus the Python around it.
 
-    The records (new keys: the period after the loaded one) are checked and staged once in an ordinary
-    table with their batch number. Each batch then runs, in its own transaction, the statements the
-    service runs: fill the temporary staging table (INSERT ... SELECT in place of COPY) and the three
-    grouped upserts. No decoding, checking, COPY encoding or HTTP: the rate the 2-core machine's
-    database reaches with both cores to itself is an upper bound for ingest end to end.
+    The records (in time order over today so far, after the loaded period: new keys) are checked
+    and staged once in an ordinary table with their batch number. Each batch then runs, in its own
+    transaction, the statements the service runs: fill the temporary staging table (INSERT ... SELECT in
+    place of COPY) and the three grouped upserts. No decoding, checking, COPY encoding or HTTP: the rate
+    the database reaches with both cores to itself is an upper bound for ingest end to end.
     """
     import psycopg
 
@@ -208,8 +208,10 @@ def database_ceiling(args, end):
         cursor.execute(f"DROP TABLE IF EXISTS {CEILING_SOURCE}")
         cursor.execute(f"CREATE TABLE {CEILING_SOURCE} (batch_no int, "
                        + ", ".join(f"{name} {kind}" for name, kind in services.STAGE_COLUMNS) + ")")
+        # Pushed as workers push: in time order, after the loaded period (today so far), so new rows.
+        today = (dt.datetime.now(dt.UTC) - end).total_seconds() / 86400
         generated = records(rng(11), count=args.database_ceiling, orders=args.orders, domains=args.domains,
-                            start=end, days=args.days)
+                            start=end, days=today)
         with cursor.cursor.copy(f"COPY {CEILING_SOURCE} (batch_no, {columns}) FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types(["int4"] + [kind for _, kind in services.STAGE_COLUMNS])
             for number, batch in enumerate(batched(generated, args.batch)):
@@ -229,7 +231,7 @@ def database_ceiling(args, end):
            "dbname": settings["NAME"], "password": settings["PASSWORD"] or None}
     rows = [("dataset before", f"{bucket_rows:,} bucket rows"),
             ("staged", f"{args.database_ceiling:,} checked records in {batches:,} batches of {args.batch:,} "
-                       "(new keys: the days after the loaded period)")]
+                       "(today so far, after the loaded period: new keys)")]
     half = batches // 2
     for label, parts in (("1 connection", [range(0, half)]),
                          ("2 connections", [range(half, half + half // 2), range(half + half // 2, batches)])):
