@@ -106,3 +106,26 @@ def cpu_seconds():
             server += sum(int(field) for field in fields[11:15])  # utime, stime, cutime, cstime
             found = True
     return own, server / ticks if found else None
+
+
+def timed_threads(function, parts):
+    """Seconds for function(part) to run for every part at once, one thread each; a failure in any is raised."""
+    import threading
+
+    failures = []
+
+    def run(part):
+        try:
+            function(part)
+        except Exception as exc:  # noqa: BLE001 - raised below: a failed run must not time as a fast one
+            failures.append(exc)
+
+    threads = [threading.Thread(target=run, args=(part,)) for part in parts]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise failures[0]
+    return time.perf_counter() - started

@@ -26,8 +26,8 @@ from django.core.management import call_command
 from django.db import connection
 from django.test import Client
 
-from bench.datasets import analyze, batched, latency_ms, rng, stopwatch
-from proxylogs.models import TrafficBucket, TrafficDomainDay, TrafficTotal
+from bench.datasets import analyze, batched, latency_ms, rng, stopwatch, timed_threads
+from proxylogs.models import TrafficBucket, TrafficDomainDay, TrafficErrorDay, TrafficTotal
 from proxylogs.traffic import serializers, services
 from vpnmonitor.models import ApiKey
 
@@ -155,7 +155,7 @@ def run(argv):
         # The summaries are updated by every batch; without autovacuum their dead rows pile up
         # and every all-tenant breakdown scans them.
         with connection.cursor() as cursor:
-            for model in (TrafficBucket, TrafficDomainDay, TrafficTotal):
+            for model in (TrafficBucket, TrafficDomainDay, TrafficErrorDay, TrafficTotal):
                 cursor.execute(f"VACUUM {connection.ops.quote_name(model._meta.db_table)}")
         rows.append(("tables vacuumed before the reads", "yes"))
     analyze()
@@ -195,7 +195,7 @@ def database_ceiling(args, end):
     The records (in time order over today so far, after the loaded period: new keys) are checked
     and staged once in an ordinary table with their batch number. Each batch then runs, in its own
     transaction, the statements the service runs: fill the temporary staging table (INSERT ... SELECT in
-    place of COPY) and the three grouped upserts. No decoding, checking, COPY encoding or HTTP: the rate
+    place of COPY) and the grouped upserts. No decoding, checking, COPY encoding or HTTP: the rate
     the database reaches with both cores to itself is an upper bound for ingest end to end.
     """
     import psycopg
@@ -221,9 +221,7 @@ def database_ceiling(args, end):
         cursor.execute(f"ANALYZE {CEILING_SOURCE}")
         cursor.execute(f"SELECT max(batch_no) + 1 FROM {CEILING_SOURCE}")
         batches = cursor.fetchone()[0]
-    upserts = [services._staged_upsert_sql(model, keys) for model, keys in (
-        (TrafficBucket, services.BUCKET_KEYS), (TrafficDomainDay, services.DOMAIN_DAY_KEYS),
-        (TrafficTotal, services.TOTAL_KEYS))]
+    upserts = [services._staged_upsert_sql(model, keys, where) for model, keys, where in services.UPSERTS]
     create = (f"CREATE TEMPORARY TABLE IF NOT EXISTS {services.STAGE_TABLE} "
               f"({', '.join(f'{name} {kind}' for name, kind in services.STAGE_COLUMNS)}) ON COMMIT DELETE ROWS")
     settings = connection.settings_dict
@@ -245,17 +243,12 @@ def database_ceiling(args, end):
                         cursor.execute(statement)
                     conn.commit()
 
-        threads = [threading.Thread(target=replay, args=(numbers,)) for numbers in parts]
-        with stopwatch() as timing:
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
+        seconds = timed_threads(replay, parts)
         replayed = sum(len(numbers) for numbers in parts) * args.batch
-        rate = replayed / timing["seconds"]
+        rate = replayed / seconds
         print(f"  database only, {label}: {rate:,.0f} records/s")
-        rows.append((f"database only (staging + 3 grouped upserts per batch), {label}, records/s",
-                     f"{rate:,.0f} ({replayed:,} records in {timing['seconds']:.1f} s)"))
+        rows.append((f"database only (staging + 4 grouped upserts per batch), {label}, records/s",
+                     f"{rate:,.0f} ({replayed:,} records in {seconds:.1f} s)"))
     with connection.cursor() as cursor:
         cursor.execute(f"DROP TABLE {CEILING_SOURCE}")
     return rows
@@ -324,7 +317,7 @@ def _wait_for(port, seconds=60):
 
 def _empty():
     # Every table the ingest writes, or the summaries of earlier runs would add up.
-    for model in (TrafficBucket, TrafficDomainDay, TrafficTotal):
+    for model in (TrafficBucket, TrafficDomainDay, TrafficErrorDay, TrafficTotal):
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute(f"TRUNCATE {connection.ops.quote_name(model._meta.db_table)}")

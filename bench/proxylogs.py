@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 
-from bench.datasets import analyze, latency_ms, rng
+from bench.datasets import analyze, latency_ms, rng, timed_threads
 
 HOSTS = ["www.google.com", "github.com", "fonts.gstatic.com", "www.bbc.co.uk", "outlook.office365.com",
          "cdn.jsdelivr.net", "www.dropbox.com", "deb.debian.org", "pypi.org", "ads.tracker.example"]
@@ -224,14 +224,15 @@ def database_ceiling(lines):
     reading, parsing, deriving and encoding gone, the rate with both cores given to the server is an upper
     bound for the import end to end on this machine. The rows added are deleted again.
     """
-    import threading
-
     import psycopg
+    import psycopg.sql
+    from django.core.management import call_command
     from django.db import connection
 
     from proxylogs import services
     from proxylogs.models import LogSource, ProxyLogEntry
 
+    call_command("migrate", verbosity=0)
     quote = connection.ops.quote_name
     table = quote(ProxyLogEntry._meta.db_table)
     columns = ", ".join(quote(column) for column in services.COLUMNS)
@@ -248,7 +249,7 @@ def database_ceiling(lines):
             waf = services.WafTagger.enabled()
             with connection.cursor() as cursor:
                 cursor.execute(f"DROP TABLE IF EXISTS {staging}")
-                cursor.execute(f"CREATE TABLE {staging} (LIKE {table} INCLUDING DEFAULTS)")
+                cursor.execute(f"CREATE TABLE {staging} AS SELECT {columns} FROM {table} WITH NO DATA")
             batches = services._prepare_batches(source, {}, waf, services.BATCH_BYTES)
             for number, batch in enumerate(batches):
                 with connection.cursor() as cursor:
@@ -277,17 +278,12 @@ def database_ceiling(lines):
         def load(chunk):
             with psycopg.connect(**dsn) as conn, conn.cursor() as cursor:
                 for name, _ in chunk:
-                    cursor.execute(f"COPY {table} ({columns}) FROM %s (FORMAT BINARY)", [name])
+                    cursor.execute(psycopg.sql.SQL(f"COPY {table} ({columns}) FROM {{}} (FORMAT BINARY)")
+                                   .format(psycopg.sql.Literal(name)))
                     conn.commit()
 
         for label, parts in (("1 connection", [files]), ("2 connections", [files[0::2], files[1::2]])):
-            threads = [threading.Thread(target=load, args=(part,)) for part in parts]
-            started = time.perf_counter()
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            seconds = time.perf_counter() - started
+            seconds = timed_threads(load, parts)
             loaded = sum(count for _, count in files)
             print(f"  database only, {label}: {loaded / seconds:,.0f} lines/s")
             rows.append((f"database only (server-side COPY of the import's rows, commit per batch), {label}",

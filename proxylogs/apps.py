@@ -20,3 +20,6 @@ class ProxyLogsConfig(AppConfig):
                            "All-tenant proxy traffic per 15 minutes (charts)", policy="proxy_traffic")
         retention.register("proxy_traffic_domain_days", "proxylogs.TrafficDomainDay", "day", 90,
                            "All-tenant proxy traffic per day and domain (breakdowns)", policy="proxy_traffic")
+        retention.register("proxy_traffic_error_days", "proxylogs.TrafficErrorDay", "day", 90,
+                           "All-tenant failed proxy traffic per day, error type and domain (errors breakdown)",
+                           policy="proxy_traffic")

@@ -5,7 +5,7 @@ import datetime as dt
 import pytest
 from django.db.models import Max, Sum
 
-from proxylogs.models import TrafficBucket
+from proxylogs.models import TrafficBucket, TrafficErrorDay
 from proxylogs.traffic import selectors, serializers, services
 
 pytestmark = pytest.mark.django_db
@@ -328,9 +328,15 @@ def test_breakdowns_over_whole_days_read_the_daily_rollup_and_agree_with_the_buc
         for sort_by in ("bytes", "count"):
             assert selectors.domains(query, sort_by=sort_by, limit=100) == selectors.domains(
                 query, sort_by=sort_by, limit=100, source=rows)
-        assert selectors.errors(query, limit=100) == selectors.errors(query, limit=100, source=rows)
+        assert selectors.breakdown_source(query, TrafficErrorDay).model is TrafficErrorDay
+        for limit in (100, 2, 1):
+            assert selectors.errors(query, limit=limit) == selectors.errors(query, limit=limit, source=rows)
         assert list(selectors.websites(query)) == list(selectors.websites(query, source=rows))
     assert len(selectors.domains(query, limit=100)) == 1
+    week = selectors.TrafficQuery(start=today - dt.timedelta(days=6), end=today + dt.timedelta(days=1))
+    found = selectors.errors(week, limit=100)
+    assert len(found) >= 3 and all(1 <= len(row["sample_domains"]) <= 3 for row in found)
+    assert [row["error"] for row in selectors.errors(week, limit=2)] == [row["error"] for row in found[:2]]
 
 
 @pytest.mark.parametrize(

@@ -271,12 +271,14 @@ def test_retention_prunes_buckets_and_rollups_older_than_90_days_by_default(inge
     from proxylogs.models import TrafficTotal
     from vpnmonitor import retention
 
-    post(ingest, [record(ts="2026-03-15 10:15:00"), record(ts="2026-06-20 08:00:00")])
+    post(ingest, [record(ts="2026-03-15 10:15:00", error="ETIMEDOUT", error_count=1),
+                  record(ts="2026-06-20 08:00:00", error="ETIMEDOUT", error_count=1)])
     assert TrafficTotal.objects.count() == 2
     now = dt.datetime(2026, 6, 21, tzinfo=dt.UTC)
     assert retention.prune("proxy_traffic", now=now) == 1
     assert retention.prune("proxy_traffic_totals", now=now) == 1
     assert retention.prune("proxy_traffic_domain_days", now=now) == 1
+    assert retention.prune("proxy_traffic_error_days", now=now) == 1
     assert list(TrafficBucket.objects.values_list("bucket__month", flat=True)) == [6]
     assert list(TrafficTotal.objects.values_list("count", flat=True)) == [12]
 

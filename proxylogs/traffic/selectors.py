@@ -7,7 +7,7 @@ from django.db import connection
 from django.db.models import Max, Min, Sum
 from django.utils.dateparse import parse_datetime
 
-from proxylogs.models import TrafficBucket, TrafficDomainDay, TrafficTotal
+from proxylogs.models import TrafficBucket, TrafficDomainDay, TrafficErrorDay, TrafficTotal
 from vpnmonitor.timeseries import EpochBucket, bucket_starts, floor_time, zero_fill
 
 STORED_BUCKET = dt.timedelta(minutes=15)
@@ -66,12 +66,13 @@ def chart_source(query):
     return buckets(query)
 
 
-def breakdown_source(query):
-    """The rows a breakdown groups: per day and domain when the range is whole UTC days and no
-    tenant or order narrows it (the domain filter still applies), else the bucket rows."""
+def breakdown_source(query, summary=TrafficDomainDay):
+    """The rows a breakdown groups: the per-day summary (per domain, or per error type and domain) when
+    the range is whole UTC days and no tenant or order narrows it (the domain filter still applies),
+    else the bucket rows."""
     whole_days = query.start == floor_time(query.start, ONE_DAY) and query.end == floor_time(query.end, ONE_DAY)
     if whole_days and query.tenant is None and query.order_id is None:
-        days = TrafficDomainDay.objects.filter(day__gte=query.start, day__lt=query.end)
+        days = summary.objects.filter(day__gte=query.start, day__lt=query.end)
         return days if query.domain is None else days.filter(domain=query.domain.lower())
     return buckets(query)
 
@@ -124,28 +125,30 @@ def errors(query, *, limit=50, source=None):
     """Error types by failed requests, with when each was first and last seen and its top domains.
 
     Rows without an error type ("") are not an error type and are left out. One pass over the
-    rows: they are summed per (error, domain) once, and both the error totals and each error's
-    most failing domains are read from those sums.
+    rows: they are summed per (error, domain) once (in parallel where the database can), and both
+    the error totals and each error's most failing domains are window functions over those sums.
     """
-    failed = (breakdown_source(query) if source is None else source).exclude(error="")
+    failed = (breakdown_source(query, TrafficErrorDay) if source is None else source).exclude(error="")
     per_domain = failed.values("error", "domain").annotate(
         failed_requests=Sum("error_count"), first_at=Min("first_seen"), last_at=Max("last_seen"),
     ).order_by()
     inner, params = per_domain.query.sql_with_params()
     sql = f"""
-        WITH per_domain AS ({inner}),
-        top AS (
-            SELECT error, SUM(failed_requests) AS total_errors, MIN(first_at) AS first_seen, MAX(last_at) AS last_seen
-            FROM per_domain GROUP BY error ORDER BY total_errors DESC, error LIMIT %s
-        ),
-        ranked AS (
-            SELECT p.error, p.domain,
-                   ROW_NUMBER() OVER (PARTITION BY p.error ORDER BY p.failed_requests DESC, p.domain) AS rank
-            FROM per_domain p JOIN top ON top.error = p.error
-        )
-        SELECT top.error, top.total_errors, top.first_seen, top.last_seen, ranked.domain
-        FROM top LEFT JOIN ranked ON ranked.error = top.error AND ranked.rank <= {SAMPLE_DOMAINS}
-        ORDER BY top.total_errors DESC, top.error, ranked.rank
+        SELECT error, total_errors, first_seen, last_seen, domain FROM (
+            SELECT error, domain, total_errors, first_seen, last_seen, rank,
+                   DENSE_RANK() OVER (ORDER BY total_errors DESC, error) AS error_rank
+            FROM (
+                SELECT p.error, p.domain,
+                       SUM(p.failed_requests) OVER per_error AS total_errors,
+                       MIN(p.first_at) OVER per_error AS first_seen, MAX(p.last_at) OVER per_error AS last_seen,
+                       ROW_NUMBER() OVER (PARTITION BY p.error ORDER BY p.failed_requests DESC, p.domain) AS rank
+                FROM ({inner}) p
+                WINDOW per_error AS (PARTITION BY p.error)
+            ) ranked
+            WHERE rank <= {SAMPLE_DOMAINS}
+        ) top
+        WHERE error_rank <= %s
+        ORDER BY total_errors DESC, error, rank
     """
     rows = {}
     with connection.cursor() as cursor:

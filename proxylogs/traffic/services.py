@@ -5,7 +5,7 @@ PostgreSQL: the batch is COPYed into a temporary table and summed there; SQLite:
 
 from django.db import connection, transaction
 
-from proxylogs.models import TRAFFIC_KEY_FIELDS, TrafficBucket, TrafficDomainDay, TrafficTotal
+from proxylogs.models import TRAFFIC_KEY_FIELDS, TrafficBucket, TrafficDomainDay, TrafficErrorDay, TrafficTotal
 from proxylogs.traffic.serializers import TrafficRecord
 from vpnmonitor.timeseries import floor_time
 
@@ -69,8 +69,13 @@ def totals_of(bucket_rows):
 
 
 def domain_days_of(bucket_rows):
-    """Bucket rows rolled up to one row per (UTC day, domain, error) (TrafficDomainDay)."""
-    return _merge(bucket_rows, lambda row: (floor_time(row[0], DAY_SECONDS), row[3], row[4]))
+    """Bucket rows rolled up to one row per (UTC day, domain) (TrafficDomainDay)."""
+    return _merge(bucket_rows, lambda row: (floor_time(row[0], DAY_SECONDS), row[3]))
+
+
+def error_days_of(bucket_rows):
+    """Bucket rows with an error type rolled up to one row per (UTC day, error, domain) (TrafficErrorDay)."""
+    return _merge((row for row in bucket_rows if row[4]), lambda row: (floor_time(row[0], DAY_SECONDS), row[4], row[3]))
 
 
 def _update_clause(current, new, least, greatest, saturated_sum):
@@ -121,8 +126,9 @@ def _staged_values_sql():
     ]
 
 
-def _staged_upsert_sql(model, keys):
-    """INSERT ... SELECT grouped staged records ... ON CONFLICT: keys are (column, expression) pairs.
+def _staged_upsert_sql(model, keys, where=""):
+    """INSERT ... SELECT grouped staged records (those matching `where`, if given) ... ON CONFLICT:
+    keys are (column, expression) pairs.
 
     Rows go in key order, so concurrent batches lock rows in the same order and never deadlock;
     grouping also keeps PostgreSQL from seeing one row twice in the same upsert.
@@ -133,7 +139,7 @@ def _staged_upsert_sql(model, keys):
     return (
         f"INSERT INTO {table} AS t ({', '.join(key_columns + list(VALUE_FIELDS))}) "
         f"SELECT {', '.join([expression for _, expression in keys] + _staged_values_sql())} "
-        f"FROM {STAGE_TABLE} GROUP BY {positions} ORDER BY {positions} "
+        f"FROM {STAGE_TABLE} {f'WHERE {where} ' if where else ''}GROUP BY {positions} ORDER BY {positions} "
         f"ON CONFLICT ({', '.join(key_columns)}) DO UPDATE SET "
         + _update_clause("t", "EXCLUDED", "LEAST", "GREATEST",
                          lambda a, b: f"LEAST({a}::numeric + {b}, {BIGINT_MAX})::bigint")
@@ -141,8 +147,17 @@ def _staged_upsert_sql(model, keys):
 
 
 BUCKET_KEYS = (("bucket", BUCKET_SQL),) + tuple((name, name) for name in TRAFFIC_KEY_FIELDS[1:])
-DOMAIN_DAY_KEYS = (("day", DAY_SQL), ("domain", "domain"), ("error", "error"))
+DOMAIN_DAY_KEYS = (("day", DAY_SQL), ("domain", "domain"))
+ERROR_DAY_KEYS = (("day", DAY_SQL), ("error", "error"), ("domain", "domain"))
 TOTAL_KEYS = (("bucket", BUCKET_SQL),)
+# The per-batch statements after the staging COPY, in order; the few hot total rows last, so that they
+# stay locked for as short a time as possible.
+UPSERTS = (
+    (TrafficBucket, BUCKET_KEYS, ""),
+    (TrafficDomainDay, DOMAIN_DAY_KEYS, ""),
+    (TrafficErrorDay, ERROR_DAY_KEYS, "error <> ''"),
+    (TrafficTotal, TOTAL_KEYS, ""),
+)
 
 
 def _postgresql_ingest(cursor, records):
@@ -163,11 +178,11 @@ def _postgresql_ingest(cursor, records):
         write = copy.write_row
         for record in records:  # a TrafficRecord is a tuple in STAGE_COLUMNS order
             write(record)
-    cursor.execute(_staged_upsert_sql(TrafficBucket, BUCKET_KEYS))
-    touched = cursor.rowcount
-    cursor.execute(_staged_upsert_sql(TrafficDomainDay, DOMAIN_DAY_KEYS))
-    # Last, so the few hot total rows stay locked for as short a time as possible.
-    cursor.execute(_staged_upsert_sql(TrafficTotal, TOTAL_KEYS))
+    touched = 0
+    for model, keys, where in UPSERTS:
+        cursor.execute(_staged_upsert_sql(model, keys, where))
+        if model is TrafficBucket:
+            touched = cursor.rowcount
     return touched
 
 
@@ -187,6 +202,7 @@ def ingest_records(records):
     rows = sum_batch(records)
     with transaction.atomic(), connection.cursor() as cursor:
         _sqlite_upsert(cursor, TrafficBucket, TRAFFIC_KEY_FIELDS, rows)
-        _sqlite_upsert(cursor, TrafficDomainDay, ("day", "domain", "error"), domain_days_of(rows))
+        _sqlite_upsert(cursor, TrafficDomainDay, ("day", "domain"), domain_days_of(rows))
+        _sqlite_upsert(cursor, TrafficErrorDay, ("day", "error", "domain"), error_days_of(rows))
         _sqlite_upsert(cursor, TrafficTotal, ("bucket",), totals_of(rows))
     return len(rows)
