@@ -218,7 +218,9 @@ def _array_literal(values, kind):
             '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"' for value in values
         ) + "}"
     if kind == "timestamptz":
-        return "{" + ",".join(f'"{value}"' for value in values) + "}"
+        # A batch's rows share a few hours or days: format each once.
+        spelled = {value: f'"{value}"' for value in set(values)}
+        return "{" + ",".join(map(spelled.__getitem__, values)) + "}"
     return "{" + ",".join(map(str, values)) + "}"
 
 

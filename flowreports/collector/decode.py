@@ -6,16 +6,29 @@ import socket
 import struct
 import time
 from collections import deque
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from operator import itemgetter
 from typing import NamedTuple
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+# The microseconds (since the Unix epoch) that a datetime can hold: years 1 to 9999.
+MIN_MICROS = (datetime(1, 1, 1, tzinfo=UTC) - _EPOCH) // _MICROSECOND
+MAX_MICROS = (datetime(9999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC) - _EPOCH) // _MICROSECOND
+
+
+def micros(moment: datetime) -> int:
+    """An aware datetime as whole microseconds since the Unix epoch, exactly."""
+    return (moment - _EPOCH) // _MICROSECOND
+
 
 class FlowRecord(NamedTuple):
-    """One unidirectional flow. Times are UTC-aware; bytes are layer-3 octets as counted by the exporter.
+    """One unidirectional flow; bytes are layer-3 octets as counted by the exporter.
 
-    observation_domain is the v9 source id, the IPFIX observation domain id, or engine_type << 8 | engine_id
-    for v5. Addresses are None when the template carries none.
+    start_us and end_us are microseconds since the Unix epoch (UTC): integers, so that the collector's
+    writer turns them into rows and rollup keys with integer arithmetic; start and end give them as
+    UTC-aware datetimes. observation_domain is the v9 source id, the IPFIX observation domain id, or
+    engine_type << 8 | engine_id for v5. Addresses are None when the template carries none.
     """
 
     exporter: str
@@ -27,10 +40,18 @@ class FlowRecord(NamedTuple):
     protocol: int
     packets: int
     bytes: int
-    start: datetime
-    end: datetime
+    start_us: int
+    end_us: int
     action: str
     version: int
+
+    @property
+    def start(self) -> datetime:
+        return _EPOCH + timedelta(microseconds=self.start_us)
+
+    @property
+    def end(self) -> datetime:
+        return _EPOCH + timedelta(microseconds=self.end_us)
 
 
 class MalformedPacket(ValueError):
@@ -141,7 +162,6 @@ _U16_PAIR = struct.Struct("!HH")
 _U16_TRIPLE = struct.Struct("!HHH")
 _U32 = struct.Struct("!I")
 
-_fromtimestamp = datetime.fromtimestamp
 _inet_ntoa = socket.inet_ntoa
 _inet_ntop = socket.inet_ntop
 _AF_INET6 = socket.AF_INET6
@@ -366,7 +386,7 @@ class FlowDecoder:
             reason = str(error)
             self.errors[reason] = self.errors.get(reason, 0) + 1
         except (struct.error, ValueError, OverflowError, OSError) as error:
-            # Out-of-range timestamps make datetime.fromtimestamp raise; treat them like any other bad field.
+            # A field the struct layouts or address conversions reject, like any other bad field.
             self.malformed_packets += 1
             reason = f"{type(error).__name__}: {error}"
             self.errors[reason] = self.errors.get(reason, 0) + 1
@@ -437,8 +457,8 @@ class FlowDecoder:
                         protocol,
                         packets,
                         octets,
-                        _fromtimestamp(start_ms / 1000, UTC),
-                        _fromtimestamp(end_ms / 1000, UTC),
+                        start_ms * 1000,
+                        end_ms * 1000,
                         "allow",
                         5,
                     ),
@@ -627,6 +647,8 @@ class FlowDecoder:
                 row + defaults
             )
             start, end = times(first, last, sys_init, context)
+            if not (MIN_MICROS <= start <= MAX_MICROS and MIN_MICROS <= end <= MAX_MICROS):
+                raise MalformedPacket("flow time out of range")
             append(
                 _tuple_new(
                     FlowRecord,
@@ -658,35 +680,34 @@ class FlowDecoder:
                 self.system_init_ms[(context.version, context.exporter, context.domain)] = sys_init
 
 
-def _times_export(_first: int, _last: int, _sys_init: int, context: _PacketContext) -> tuple[datetime, datetime]:
-    moment = _fromtimestamp(context.export_ms / 1000, UTC)
+def _times_export(_first: int, _last: int, _sys_init: int, context: _PacketContext) -> tuple[int, int]:
+    moment = context.export_ms * 1000
     return moment, moment
 
 
-def _times_seconds(first: int, last: int, _sys_init: int, _context: _PacketContext) -> tuple[datetime, datetime]:
-    return _fromtimestamp(first, UTC), _fromtimestamp(last, UTC)
+def _times_seconds(first: int, last: int, _sys_init: int, _context: _PacketContext) -> tuple[int, int]:
+    return first * 1_000_000, last * 1_000_000
 
 
-def _times_milliseconds(first: int, last: int, _sys_init: int, _context: _PacketContext) -> tuple[datetime, datetime]:
-    return _fromtimestamp(first / 1000, UTC), _fromtimestamp(last / 1000, UTC)
+def _times_milliseconds(first: int, last: int, _sys_init: int, _context: _PacketContext) -> tuple[int, int]:
+    return first * 1000, last * 1000
 
 
-def _ntp_seconds(value: int) -> float:
-    return (value >> 32) - _NTP_EPOCH_OFFSET + (value & 0xFFFFFFFF) / 4294967296
+def _ntp_micros(value: int) -> int:
+    """An NTP timestamp (seconds since 1900 and a 32-bit fraction) as microseconds since 1970, rounded."""
+    return ((value >> 32) - _NTP_EPOCH_OFFSET) * 1_000_000 + (((value & 0xFFFFFFFF) * 1_000_000 + (1 << 31)) >> 32)
 
 
-def _times_ntp(first: int, last: int, _sys_init: int, _context: _PacketContext) -> tuple[datetime, datetime]:
-    return _fromtimestamp(_ntp_seconds(first), UTC), _fromtimestamp(_ntp_seconds(last), UTC)
+def _times_ntp(first: int, last: int, _sys_init: int, _context: _PacketContext) -> tuple[int, int]:
+    return _ntp_micros(first), _ntp_micros(last)
 
 
-def _times_delta_microseconds(
-    first: int, last: int, _sys_init: int, context: _PacketContext
-) -> tuple[datetime, datetime]:
+def _times_delta_microseconds(first: int, last: int, _sys_init: int, context: _PacketContext) -> tuple[int, int]:
     export_us = context.export_ms * 1000
-    return _fromtimestamp((export_us - first) / 1e6, UTC), _fromtimestamp((export_us - last) / 1e6, UTC)
+    return export_us - first, export_us - last
 
 
-def _times_sysuptime(first: int, last: int, sys_init: int, context: _PacketContext) -> tuple[datetime, datetime]:
+def _times_sysuptime(first: int, last: int, sys_init: int, context: _PacketContext) -> tuple[int, int]:
     if context.sys_uptime is not None:
         export_ms = context.export_ms
         sys_uptime = context.sys_uptime
@@ -699,7 +720,7 @@ def _times_sysuptime(first: int, last: int, sys_init: int, context: _PacketConte
             return _times_export(first, last, sys_init, context)
         start_ms = init_ms + first
         end_ms = init_ms + last
-    return _fromtimestamp(start_ms / 1000, UTC), _fromtimestamp(end_ms / 1000, UTC)
+    return start_ms * 1000, end_ms * 1000
 
 
 _TIME_FUNCTIONS = {

@@ -31,11 +31,13 @@ _ANCILLARY_SIZE = socket.CMSG_SPACE(4) if hasattr(socket, "CMSG_SPACE") else 0
 class Collector:
     """Listen for NetFlow v5/v9 and IPFIX on UDP and pass decoded records to sink in batches.
 
-    The sink is called from a single writer thread, one batch at a time, with a list of FlowRecord. A sink that
-    raises loses that batch (counted in flows_dropped); it is not retried. Receiving and decoding run in a second
-    thread so a slow sink only fills the batch queue (16 batches: 320,000 flows at the default batch size, as many
-    as the 64 batches of 5,000 it held before); when that queue is full, new batches are dropped and counted.
-    Batches waiting in the queue when the sink is free again go to it together, up to max_write flows per call.
+    The sink is called from `writers` threads (one by default, so a sink need not be thread-safe), each with one
+    batch at a time, a list of FlowRecord. With two writers a database sink stores one batch while the next is
+    encoded or stored over a second connection, so the database server's work is not serialized behind one
+    connection. A sink that raises loses that batch (counted in flows_dropped); it is not retried. Receiving and
+    decoding run in their own thread so a slow sink only fills the batch queue (16 batches: 320,000 flows at the
+    default batch size); when that queue is full, new batches are dropped and counted. Batches waiting in the
+    queue when a writer is free again go to the sink together, up to max_write flows per call.
     Datagrams the kernel discarded because the socket's receive buffer was full are counted in packets_lost
     (Linux; they are seen when the next datagram arrives).
     """
@@ -50,8 +52,12 @@ class Collector:
         max_write: int = 100_000,
         receive_buffer: int | None = None,
         decoder: FlowDecoder | None = None,
+        writers: int = 1,
     ) -> None:
+        if writers < 1:
+            raise ValueError("a collector needs at least one writer")
         self.sink = sink
+        self.writers = writers
         self.listen = listen
         self.batch_size = batch_size
         # The most flows one sink call takes when queued batches are stored together.
@@ -71,7 +77,7 @@ class Collector:
         self._socket: socket.socket | None = None
         self._stopping = threading.Event()
         self._receiver: threading.Thread | None = None
-        self._writer: threading.Thread | None = None
+        self._writer_threads: list[threading.Thread] = []
         self._lock = threading.Lock()
 
     @property
@@ -98,9 +104,13 @@ class Collector:
         sock.settimeout(0.05)
         self._socket = sock
         self._stopping.clear()
-        self._writer = threading.Thread(target=self._write_loop, name="flow-collector-writer", daemon=True)
+        self._writer_threads = [
+            threading.Thread(target=self._write_loop, name=f"flow-collector-writer-{index}", daemon=True)
+            for index in range(1, self.writers + 1)
+        ]
         self._receiver = threading.Thread(target=self._receive_loop, name="flow-collector-receiver", daemon=True)
-        self._writer.start()
+        for writer in self._writer_threads:
+            writer.start()
         self._receiver.start()
         return self
 
@@ -111,13 +121,16 @@ class Collector:
         self._stopping.set()
         if self._receiver is not None:
             self._receiver.join(timeout)
-        self._batches.put(_STOP)
-        if self._writer is not None:
-            self._writer.join(timeout)
+        # One stop mark per writer, queued behind every batch: each writer stores what is ahead of its mark.
+        deadline = time.monotonic() + timeout
+        for _ in self._writer_threads:
+            self._batches.put(_STOP)
+        for writer in self._writer_threads:
+            writer.join(max(0.0, deadline - time.monotonic()))
         self._socket.close()
         self._socket = None
         self._receiver = None
-        self._writer = None
+        self._writer_threads = []
 
     def __enter__(self) -> Self:
         return self.start()

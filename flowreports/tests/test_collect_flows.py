@@ -1,6 +1,7 @@
 """manage.py collect_flows end to end: real UDP export packets in, FlowReport rows and API numbers out."""
 
 import io
+import re
 import socket
 import struct
 import threading
@@ -8,7 +9,8 @@ import time
 from datetime import UTC, datetime
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
+from django.db import connection
 
 from flowreports.models import FlowReport, SubscriberPrefix
 
@@ -108,6 +110,8 @@ def test_collect_flows_stores_ipfix_and_netflow_v5_flows_attributed_and_served_b
             b"\x00\x0a garbage",
         )
     output = command.out.getvalue()
+    writers = "2 writers" if connection.vendor == "postgresql" else "1 writer"
+    assert f"Collecting flows on 127.0.0.1:{command.port} (batch size 20000, {writers})" in output
     assert ("Stopped; received 4 flows in 3 packets, stored 4 (1 without subscriber), dropped 0, "
             "packets lost in the receive buffer 0, malformed packets 1") in output
 
@@ -137,6 +141,21 @@ def test_collect_flows_stores_ipfix_and_netflow_v5_flows_attributed_and_served_b
     }
     dropped = viewer_client.get(f"{URL}?start=2025-02-22&end=2025-02-22&action=drop").json()["result"]
     assert [item["destination_ip"] for item in dropped["items"]] == ["203.0.113.5"]
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"batch_size": 0}, "--batch-size must be at least 1"),
+    ({"flush_interval": 0}, "--flush-interval must be positive"),
+    ({"status_interval": -1}, "--status-interval must be positive"),
+    ({"writers": 0}, "--writers must be at least 1"),
+    ({"listen": "127.0.0.1:65536"}, "expected HOST:PORT with a port from 0 to 65535"),
+    ({"listen": "::1:2055"}, "write an IPv6 address in brackets"),
+])
+def test_bad_options_are_refused_before_anything_listens(options, message):
+    out = io.StringIO()
+    with pytest.raises(CommandError, match=re.escape(message)):
+        call_command("collect_flows", stdout=out, run_seconds=0.1, **options)
+    assert "Collecting flows" not in out.getvalue()
 
 
 def test_softflowd_export_of_a_pcap_lands_in_flow_reports(viewer_client, tmp_path):

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from flowreports.collector.decode import FlowDecoder, FlowRecord
+from flowreports.collector.decode import FlowDecoder, FlowRecord, micros
 
 EXPORT_SECS = 1_700_000_000  # 2023-11-14T22:13:20Z
 EXPORTER = "192.0.2.10"
@@ -117,8 +117,8 @@ def test_v5_records_and_absolute_times():
             packets=10,
             bytes=1500,
             # export time 22:13:20.5 minus (100 s - 40 s) uptime difference
-            start=utc(2023, 11, 14, 22, 12, 20, 500_000),
-            end=utc(2023, 11, 14, 22, 13, 10, 500_000),
+            start_us=micros(utc(2023, 11, 14, 22, 12, 20, 500_000)),
+            end_us=micros(utc(2023, 11, 14, 22, 13, 10, 500_000)),
             action="allow",
             version=5,
         ),
@@ -132,8 +132,8 @@ def test_v5_records_and_absolute_times():
             17,
             1,
             76,
-            utc(2023, 11, 14, 22, 13, 19, 500_000),
-            utc(2023, 11, 14, 22, 13, 19, 500_000),
+            micros(utc(2023, 11, 14, 22, 13, 19, 500_000)),
+            micros(utc(2023, 11, 14, 22, 13, 19, 500_000)),
             "allow",
             5,
         ),
@@ -178,8 +178,8 @@ def test_v9_template_then_data_in_one_packet():
         3,
         210,
         # export 22:13:20 minus (3600 s - 3500 s) and minus (3600 s - 3590 s)
-        utc(2023, 11, 14, 22, 11, 40),
-        utc(2023, 11, 14, 22, 13, 10),
+        micros(utc(2023, 11, 14, 22, 11, 40)),
+        micros(utc(2023, 11, 14, 22, 13, 10)),
         "allow",
         9,
     )
@@ -332,8 +332,8 @@ def test_ipfix_milliseconds_and_forwarding_status():
         6,
         12,
         3456,
-        utc(2023, 11, 14, 22, 13, 20, 1000),
-        utc(2023, 11, 14, 22, 13, 22, 999_000),
+        micros(utc(2023, 11, 14, 22, 13, 20, 1000)),
+        micros(utc(2023, 11, 14, 22, 13, 22, 999_000)),
         "allow",
         10,
     )
@@ -517,6 +517,13 @@ def test_out_of_range_timestamp_is_counted_as_malformed():
     assert (
         decoder.decode(ipfix_packet(flowset(2, template_record(300, IPFIX_FIELDS)), flowset(300, row)), EXPORTER) == []
     )
+    assert decoder.malformed_packets == 1
+    assert decoder.errors == {"flow time out of range": 1}
+    # The last millisecond a datetime holds (9999-12-31 23:59:59.999 UTC) is still a flow.
+    last = 253_402_300_799_999
+    row = IPFIX_RECORD.pack(ip4("10.0.0.1"), ip4("10.0.0.2"), 1, 2, 6, 1, 40, last, last, 0)
+    [record] = decoder.decode(ipfix_packet(flowset(300, row)), EXPORTER)
+    assert record.end == datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC)
     assert decoder.malformed_packets == 1
 
 

@@ -190,6 +190,44 @@ def test_batches_queued_behind_a_busy_sink_are_stored_together(sender):
     assert collector.stats()["flows_dropped"] == 0
 
 
+def test_several_writers_store_batches_side_by_side_and_all_stop(sender):
+    """A second writer stores the next batch while the first is still busy; stop drains and joins both."""
+    both_busy = threading.Barrier(2, timeout=5)
+    sink = ListSink()
+    calls = []
+
+    def overlapping_sink(records):
+        with sink.lock:
+            calls.append(threading.current_thread().name)
+            first_two = len(calls) <= 2
+        if first_two:
+            both_busy.wait()  # BrokenBarrierError (the batch dropped) unless the two calls overlap
+        sink(records)
+
+    collector = Collector(overlapping_sink, listen=("127.0.0.1", 0), batch_size=2, flush_interval=60, writers=2)
+    collector.start()
+    try:
+        threads = list(collector._writer_threads)
+        assert sorted(thread.name for thread in threads) == ["flow-collector-writer-1", "flow-collector-writer-2"]
+        sender.sendto(TEMPLATE_PACKET, collector.address)
+        sender.sendto(DATA_PACKET, collector.address)
+        assert wait_for(lambda: both_busy.n_waiting == 1)  # one writer holds the first batch
+        for _ in range(5):  # the next reaches the other writer, which releases both
+            sender.sendto(DATA_PACKET, collector.address)
+        assert wait_for(lambda: collector.stats()["flows_stored"] == 12)
+    finally:
+        collector.stop()
+    assert set(calls[:2]) == {"flow-collector-writer-1", "flow-collector-writer-2"}
+    assert collector.stats()["flows_dropped"] == 0
+    assert len(sink.records) == 12
+    assert not any(thread.is_alive() for thread in threads)
+
+
+def test_a_collector_needs_a_writer():
+    with pytest.raises(ValueError, match="at least one writer"):
+        Collector(ListSink(), listen=("127.0.0.1", 0), writers=0)
+
+
 def test_stop_is_idempotent_and_releases_port():
     collector = Collector(ListSink(), listen=("127.0.0.1", 0))
     collector.start()

@@ -265,3 +265,16 @@ def test_array_literals_quote_text_and_leave_numbers_addresses_and_times_bare():
     assert rollups._array_literal(["8.8.8.8", "2001:db8::1"], "inet") == "{8.8.8.8,2001:db8::1}"
     day = dt.datetime(2026, 11, 23, tzinfo=dt.UTC)
     assert rollups._array_literal([day], "timestamptz") == '{"2026-11-23 00:00:00+00:00"}'
+
+
+def test_rollup_tables_leave_room_on_each_page_for_their_updates_on_postgresql():
+    """Every stored batch updates rollup rows; free space on the page lets PostgreSQL update them in place."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("fillfactor is a PostgreSQL storage parameter")
+    tables = [model._meta.db_table for model in (FlowReportHourly, FlowReportSourceDaily, FlowReportDestinationDaily)]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT relname, reloptions FROM pg_class WHERE relname = ANY(%s)", [tables])
+        options = dict(cursor.fetchall())
+    assert options == dict.fromkeys(tables, ["fillfactor=50"])

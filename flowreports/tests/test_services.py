@@ -1,21 +1,25 @@
 """Subscriber attribution and store_flows: longest prefix, IPv4/IPv6, VPN addresses, bulk insert, counts."""
 
 import datetime as dt
+from collections import Counter
 
 import pytest
+from django.db import connection
 
 from flowreports import services, subscribers
 from flowreports.collector import FlowRecord
+from flowreports.collector.decode import micros
 from flowreports.models import FlowReport, SubscriberPrefix
 from flowreports.subscribers import SubscriberTable
 
 T0 = dt.datetime(2025, 2, 22, 10, 30, tzinfo=dt.UTC)
 
 
-def record(source, destination, *, action="allow", exporter="192.0.2.1", domain=0, **extra):
+def record(source, destination, *, action="allow", exporter="192.0.2.1", domain=0, start=T0, end=None, **extra):
     values = dict(exporter=exporter, observation_domain=domain, source_ip=source, destination_ip=destination,
                   source_port=40000, destination_port=443, protocol=6, packets=10, bytes=1500,
-                  start=T0, end=T0 + dt.timedelta(seconds=2), action=action, version=10)
+                  start_us=micros(start), end_us=micros(end or start + dt.timedelta(seconds=2)), action=action,
+                  version=10)
     values.update(extra)
     return FlowRecord(**values)
 
@@ -206,9 +210,15 @@ def test_the_collector_sink_stores_what_store_flows_stores_and_keeps_the_rollups
     finally:
         sink.close()
     stored = list(FlowReport.objects.order_by("id").values_list(*COMPARED))
-    assert stored == expected + expected
-    assert stored[2][4:6] == ("2001:db8:a::1", "2001:4860::8888")
-    assert stored[3][11] == T0 + dt.timedelta(hours=1, microseconds=654321)
+    # The same rows, each twice; the sink inserts a batch in order of destination address (PostgreSQL's
+    # index pages), so only the order of the ids differs.
+    assert Counter(stored) == Counter(expected + expected)
+    if connection.vendor == "postgresql":
+        destinations = [row[5] for row in stored[:7]]
+        assert destinations == sorted(destinations, key=lambda address: address or "")
+    assert ("v6", "uplink", "allow", "udp:2001:db8::99/obs 0", "2001:db8:a::1", "2001:4860::8888") in [
+        row[:6] for row in stored]
+    assert [row[11] for row in stored].count(T0 + dt.timedelta(hours=1, microseconds=654321)) == 2
     assert sink.totals() == {"stored": 14, "unattributed": 4}
 
     def rollup_rows():
@@ -219,3 +229,59 @@ def test_the_collector_sink_stores_what_store_flows_stores_and_keeps_the_rollups
     rollups.rebuild()
     assert rollup_rows() == kept
     assert sum(row[-1] for row in kept[0]) == 14
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_writers_add_to_the_same_rollup_rows_at_once_without_deadlock_or_lost_counts():
+    """The collector's two writers on PostgreSQL: concurrent batches upsert the same rollup rows."""
+    import threading
+
+    from flowreports import rollups
+    from flowreports.models import FlowReportHourly
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite takes one writer at a time (FlowSink.writers is 1 there)")
+    SubscriberPrefix.objects.create(cidr="100.64.0.0/10", subscriber_id="cgnat")
+    sink = services.FlowSink()
+    assert sink.writers == 2
+    # The same subscribers, remotes, ports and hours in every batch, the second writer's in reverse order:
+    # both add to the same thousands of rollup rows at the same time, and no count may be lost.
+    flows = [
+        record(f"100.64.{s // 250}.{s % 250 + 1}", f"198.51.100.{r}", destination_port=443 + r % 3,
+               start=T0 + dt.timedelta(hours=h))
+        for s in range(500) for r in range(1, 4) for h in range(2)
+    ]
+    rounds = 6
+    start_together = threading.Barrier(2, timeout=30)
+    failures = []
+
+    def write(batch):
+        try:
+            for _ in range(rounds):
+                start_together.wait()
+                sink(batch)
+        except Exception as error:  # noqa: BLE001 - reported by the assertion below
+            failures.append(error)
+            start_together.abort()
+
+    threads = [threading.Thread(target=write, args=(batch,)) for batch in (flows, flows[::-1])]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+    finally:
+        sink.close()
+    assert failures == []
+    total = 2 * rounds * len(flows)
+    assert sink.totals() == {"stored": total, "unattributed": 0}
+    assert FlowReport.objects.count() == total
+
+    def rollup_rows():
+        return (sorted(FlowReportHourly.objects.values_list("hour", "protocol", "direction", "action", "flows")),
+                [sorted(endpoint.model.objects.values_list(*endpoint.key, "flows")) for endpoint in rollups.ENDPOINTS])
+
+    kept = rollup_rows()
+    assert [row[-1] for row in kept[0]] == [total // 2] * 2  # two hours, uplink TCP allowed
+    rollups.rebuild()
+    assert rollup_rows() == kept

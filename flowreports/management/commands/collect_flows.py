@@ -49,17 +49,22 @@ class Command(BaseCommand):
                             help="seconds between count lines (default 60; 0 prints only at exit)")
         parser.add_argument("--status-interval", type=float, default=5.0,
                             help="seconds between saves of the counters that /metrics reports (default 5)")
+        parser.add_argument("--writers", type=int, default=None,
+                            help="threads storing batches, each over its own database connection "
+                                 "(default 2 on PostgreSQL, 1 on SQLite)")
         parser.add_argument("--run-seconds", type=float, default=None,
                             help="stop after this many seconds (for smoke tests and timed captures)")
 
     def handle(self, *args, listen, batch_size, flush_interval, stats_interval, status_interval, run_seconds,
-               **options):
+               writers, **options):
         if batch_size < 1:
             raise CommandError("--batch-size must be at least 1")
         if flush_interval <= 0:
             raise CommandError("--flush-interval must be positive")
         if status_interval <= 0:
             raise CommandError("--status-interval must be positive")
+        if writers is not None and writers < 1:
+            raise CommandError("--writers must be at least 1")
         host, port = parse_listen(listen)
         stop = threading.Event()
         self._install_signal_handlers(stop)
@@ -67,7 +72,8 @@ class Command(BaseCommand):
         # thread encodes a batch, so it drains the socket before the kernel's buffer fills.
         sys.setswitchinterval(SWITCH_INTERVAL)
         sink = FlowSink()
-        collector = Collector(sink, listen=(host, port), batch_size=batch_size, flush_interval=flush_interval)
+        collector = Collector(sink, listen=(host, port), batch_size=batch_size, flush_interval=flush_interval,
+                              writers=writers or sink.writers)
         try:
             collector.start()
         except OSError as exc:
@@ -76,7 +82,9 @@ class Command(BaseCommand):
         bound_text = f"[{bound[0]}]:{bound[1]}" if ":" in bound[0] else f"{bound[0]}:{bound[1]}"
         self._status = {"hostname": socket.gethostname(), "listen": bound_text, "pid": os.getpid(),
                         "started_at": timezone.now()}
-        self.stdout.write(f"Collecting flows on {bound[0]}:{bound[1]} (batch size {batch_size})")
+        plural = "s" if collector.writers > 1 else ""
+        self.stdout.write(f"Collecting flows on {bound[0]}:{bound[1]} "
+                          f"(batch size {batch_size}, {collector.writers} writer{plural})")
         self.stdout.flush()
         started = time.monotonic()
         deadline = None if run_seconds is None else started + run_seconds
