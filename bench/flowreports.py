@@ -277,12 +277,19 @@ def collector_run(rate, seconds, subscribers):
 
 
 def _steady_rate(samples, since, until):
-    """Flows/s committed between the first and the last (time, stored) sample inside [since, until]."""
+    """Flows/s committed while [since, until]: the least-squares slope of the (time, stored) samples in it.
+
+    Flows are committed a batch at a time, so two single samples can be a batch apart; the fitted slope over
+    a hundred samples is not.
+    """
     inside = [sample for sample in samples if since <= sample[0] <= until]
-    if len(inside) < 2:
+    if len(inside) < 3:
         return "n/a (run too short)"
-    (t0, n0), (t1, n1) = inside[0], inside[-1]
-    return f"{(n1 - n0) / (t1 - t0):,.0f} flows/s ({n1 - n0:,} flows in {t1 - t0:.1f} s)"
+    mean_t = sum(t for t, _ in inside) / len(inside)
+    mean_n = sum(n for _, n in inside) / len(inside)
+    slope = (sum((t - mean_t) * (n - mean_n) for t, n in inside)
+             / sum((t - mean_t) ** 2 for t, _ in inside))
+    return f"{slope:,.0f} flows/s (fitted to {len(inside)} samples over {inside[-1][0] - inside[0][0]:.1f} s)"
 
 
 def _per_flow(seconds, flows):
