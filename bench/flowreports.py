@@ -215,7 +215,7 @@ def _offer(address, rate, seconds, subscribers, window):
     sock.close()
 
 
-def collector_run(rate, seconds, subscribers):
+def collector_run(rate, seconds, subscribers, batch_size=None):
     from django.db import connection
 
     from flowreports.collector.server import Collector
@@ -234,15 +234,28 @@ def collector_run(rate, seconds, subscribers):
         _prefixes(subscribers)
     sys.setswitchinterval(SWITCH_INTERVAL)  # as collect_flows does
     sink = FlowSink()
-    collector = Collector(sink, listen=("127.0.0.1", 0), writers=sink.writers).start()
+    commits = []  # (time, flows) of every committed batch
+
+    def timed_sink(batch):
+        result = sink(batch)
+        commits.append((time.perf_counter(), len(batch)))  # list.append is atomic across the writer threads
+        return result
+
+    options = {"batch_size": batch_size} if batch_size else {}
+    collector = Collector(timed_sink, listen=("127.0.0.1", 0), writers=sink.writers, **options).start()
     window = multiprocessing.Queue()
     sender = multiprocessing.Process(target=_offer, args=(collector.address, rate, seconds, subscribers, window))
     own_cpu, server_cpu = cpu_seconds()
     sender.start()
-    samples = []  # (time, flows stored so far), twice a second while the sender runs
+    # Sampled ten times a second: the most flows received and not yet committed, and the most bytes of
+    # datagrams waiting in the socket's kernel buffer (not yet received at all).
+    backlog = kernel_queue = 0
+    port = collector.address[1]
     while sender.is_alive():
-        samples.append((time.perf_counter(), collector.stats()["flows_stored"]))
-        sender.join(0.5)
+        stats = collector.stats()
+        backlog = max(backlog, stats["flows_received"] - stats["flows_stored"])
+        kernel_queue = max(kernel_queue, _udp_receive_queue(port) or 0)
+        sender.join(0.1)
     first_send, last_send = window.get()
     collector.stop(timeout=300)
     drained = time.perf_counter()
@@ -255,6 +268,7 @@ def collector_run(rate, seconds, subscribers):
     traffic = (f"{subscribers:,} subscribers' traffic with 5,000 remotes" if subscribers
                else "30 fixed flows repeated")
     return [
+        ("collector, batches", f"{collector.batch_size:,} flows, {collector.writers} writer(s)"),
         ("collector, offered", f"{offered:,} flows at {rate:,} flows/s for {seconds} s (NetFlow v5, 30 per packet; "
                                f"{traffic})"),
         ("collector, attributed to a subscriber", f"{stats['flows_stored'] - sink.unattributed:,}"),
@@ -269,27 +283,42 @@ def collector_run(rate, seconds, subscribers):
         ("collector, offered rate (first to last datagram)",
          f"{offered / (last_send - first_send):,.0f} flows/s over {last_send - first_send:.1f} s"),
         ("collector, sustained store rate (flows committed from 5 s in to the last datagram)",
-         _steady_rate(samples, first_send + 5, last_send)),
+         _steady_rate(sorted(commits), first_send + 5, last_send)),
+        ("collector, most flows waiting (received, not yet committed)",
+         f"{backlog:,} ({backlog / rate:.1f} s of traffic)"),
+        ("collector, most datagrams waiting in the kernel (receive queue)",
+         f"{kernel_queue / 2**20:.2f} MiB of the {stats['receive_buffer'] / 2**20:.0f} MiB buffer"),
         ("collector, overall store rate (first datagram to last flow committed)",
          f"{in_table / (drained - first_send):,.0f} flows/s, the last committed {drained - last_send:.1f} s "
          f"after the last datagram ({connection.vendor})"),
     ]
 
 
-def _steady_rate(samples, since, until):
-    """Flows/s committed while [since, until]: the least-squares slope of the (time, stored) samples in it.
+def _udp_receive_queue(port):
+    """Bytes queued on the 127.0.0.1 UDP socket bound to port, from /proc/net/udp (Linux), else None."""
+    try:
+        with open("/proc/net/udp") as table:
+            next(table)
+            for line in table:
+                fields = line.split()
+                if fields[1] == f"0100007F:{port:04X}":
+                    return int(fields[4].split(":")[1], 16)
+    except OSError:
+        return None
+    return None
 
-    Flows are committed a batch at a time, so two single samples can be a batch apart; the fitted slope over
-    a hundred samples is not.
+
+def _steady_rate(commits, since, until):
+    """Flows/s committed between the first and the last commit inside [since, until].
+
+    The flows counted are those of the commits after the first one: exactly what was stored in that time.
     """
-    inside = [sample for sample in samples if since <= sample[0] <= until]
-    if len(inside) < 3:
+    inside = [commit for commit in commits if since <= commit[0] <= until]
+    if len(inside) < 2:
         return "n/a (run too short)"
-    mean_t = sum(t for t, _ in inside) / len(inside)
-    mean_n = sum(n for _, n in inside) / len(inside)
-    slope = (sum((t - mean_t) * (n - mean_n) for t, n in inside)
-             / sum((t - mean_t) ** 2 for t, _ in inside))
-    return f"{slope:,.0f} flows/s (fitted to {len(inside)} samples over {inside[-1][0] - inside[0][0]:.1f} s)"
+    flows = sum(count for _, count in inside[1:])
+    seconds = inside[-1][0] - inside[0][0]
+    return f"{flows / seconds:,.0f} flows/s ({flows:,} flows in {len(inside) - 1} commits over {seconds:.1f} s)"
 
 
 def _per_flow(seconds, flows):
@@ -308,6 +337,8 @@ def run(argv):
     parser.add_argument("--collector-rate", type=int, default=0,
                         help="measure the UDP collector end to end at this offered rate (flows/s) instead")
     parser.add_argument("--collector-seconds", type=int, default=30)
+    parser.add_argument("--collector-batch-size", type=int, default=None,
+                        help="flows per batch (default: collect_flows' default)")
     parser.add_argument("--collector-fixed-flows", action="store_true",
                         help="offer the same 30 unattributed flows over and over instead of --subscribers' traffic")
     parser.add_argument("--raw", action="store_true",
@@ -325,7 +356,7 @@ def run(argv):
     call_command("migrate", verbosity=0)
     if args.collector_rate:
         rows = collector_run(args.collector_rate, args.collector_seconds,
-                             0 if args.collector_fixed_flows else args.subscribers)
+                             0 if args.collector_fixed_flows else args.subscribers, args.collector_batch_size)
         for name, value in rows:
             print(f"{name}: {value}")
         return rows

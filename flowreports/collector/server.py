@@ -20,6 +20,8 @@ Sink = Callable[[Sequence[FlowRecord]], object]
 _MAX_DATAGRAM = 65535
 _RECEIVE_BUFFER_SIZES = (32 * 1024 * 1024, 16 * 1024 * 1024, 8 * 1024 * 1024)
 _STOP = object()
+# Flows the batch queue holds by default while the sink catches up (about 450 bytes each in memory).
+PENDING_FLOWS = 320_000
 # How long stop() keeps reading datagrams that arrived before it (under a steady stream it would never finish).
 _DRAIN_SECONDS = 5.0
 # Linux: with this socket option each datagram carries the count of datagrams the kernel dropped so far because
@@ -35,8 +37,9 @@ class Collector:
     batch at a time, a list of FlowRecord. With two writers a database sink stores one batch while the next is
     encoded or stored over a second connection, so the database server's work is not serialized behind one
     connection. A sink that raises loses that batch (counted in flows_dropped); it is not retried. Receiving and
-    decoding run in their own thread so a slow sink only fills the batch queue (16 batches: 320,000 flows at the
-    default batch size); when that queue is full, new batches are dropped and counted. Batches waiting in the
+    decoding run in their own thread so a slow sink only fills the batch queue (by default as many batches as
+    hold 320,000 flows: 7 at the default 50,000, a few seconds of traffic at the rate one collector stores); when
+    that queue is full, new batches are dropped and counted. Batches waiting in the
     queue when a writer is free again go to the sink together, up to max_write flows per call.
     Datagrams the kernel discarded because the socket's receive buffer was full are counted in packets_lost
     (Linux; they are seen when the next datagram arrives).
@@ -46,9 +49,9 @@ class Collector:
         self,
         sink: Sink,
         listen: tuple[str, int] = ("127.0.0.1", 2055),
-        batch_size: int = 20000,
+        batch_size: int = 50_000,
         flush_interval: float = 1.0,
-        max_pending_batches: int = 16,
+        max_pending_batches: int | None = None,
         max_write: int = 100_000,
         receive_buffer: int | None = None,
         decoder: FlowDecoder | None = None,
@@ -73,6 +76,8 @@ class Collector:
         self.packets_lost = 0
         self._count_kernel_drops = False
         self.receive_buffer = 0
+        if max_pending_batches is None:
+            max_pending_batches = max(2, -(-PENDING_FLOWS // batch_size))
         self._batches: queue.Queue = queue.Queue(maxsize=max_pending_batches)
         self._socket: socket.socket | None = None
         self._stopping = threading.Event()

@@ -111,7 +111,7 @@ def test_collect_flows_stores_ipfix_and_netflow_v5_flows_attributed_and_served_b
         )
     output = command.out.getvalue()
     writers = "2 writers" if connection.vendor == "postgresql" else "1 writer"
-    assert f"Collecting flows on 127.0.0.1:{command.port} (batch size 20000, {writers})" in output
+    assert f"Collecting flows on 127.0.0.1:{command.port} (batch size 50000, {writers})" in output
     assert ("Stopped; received 4 flows in 3 packets, stored 4 (1 without subscriber), dropped 0, "
             "packets lost in the receive buffer 0, malformed packets 1") in output
 

@@ -223,6 +223,13 @@ def test_several_writers_store_batches_side_by_side_and_all_stop(sender):
     assert not any(thread.is_alive() for thread in threads)
 
 
+@pytest.mark.parametrize(("batch_size", "batches"), [(50_000, 7), (20_000, 16), (1_000_000, 2), (1, 320_000)])
+def test_the_batch_queue_holds_320_000_flows_by_default_whatever_the_batch_size(batch_size, batches):
+    collector = Collector(ListSink(), listen=("127.0.0.1", 0), batch_size=batch_size)
+    assert collector._batches.maxsize == batches
+    assert Collector(ListSink(), batch_size=batch_size, max_pending_batches=3)._batches.maxsize == 3
+
+
 def test_a_collector_needs_a_writer():
     with pytest.raises(ValueError, match="at least one writer"):
         Collector(ListSink(), listen=("127.0.0.1", 0), writers=0)

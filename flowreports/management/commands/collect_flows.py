@@ -41,8 +41,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--listen", default="0.0.0.0:2055", help="HOST:PORT or [IPv6]:PORT (default 0.0.0.0:2055)")
-        parser.add_argument("--batch-size", type=int, default=20000,
-                            help="flows per database transaction (default 20000)")
+        parser.add_argument("--batch-size", type=int, default=50_000,
+                            help="flows per database transaction (default 50000; a partial batch is stored "
+                                 "after --flush-interval)")
         parser.add_argument("--flush-interval", type=float, default=1.0,
                             help="seconds before a partial batch is stored (default 1)")
         parser.add_argument("--stats-interval", type=float, default=60.0,
