@@ -158,6 +158,17 @@ def test_bad_options_are_refused_before_anything_listens(options, message):
     assert "Collecting flows" not in out.getvalue()
 
 
+def test_several_writers_are_refused_on_sqlite_and_taken_on_postgresql():
+    if connection.vendor == "sqlite":
+        with pytest.raises(CommandError, match="SQLite takes one writer at a time"):
+            call_command("collect_flows", stdout=io.StringIO(), run_seconds=0.1, writers=2)
+        return
+    with RunningCommand(seconds=1.0, writers=3) as command:
+        command.send(v5_packet([("192.0.2.1", "192.0.2.2", 1234, 80, 6, 5, 500, 590_000, 599_000)] * 3))
+    assert "(batch size 50000, 3 writers)" in command.out.getvalue()
+    assert FlowReport.objects.count() == 3
+
+
 def test_softflowd_export_of_a_pcap_lands_in_flow_reports(viewer_client, tmp_path):
     import shutil
 

@@ -9,7 +9,7 @@ import threading
 import time
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import DatabaseError
+from django.db import DatabaseError, connection
 from django.utils import timezone
 
 from flowreports.collector import Collector
@@ -66,6 +66,8 @@ class Command(BaseCommand):
             raise CommandError("--status-interval must be positive")
         if writers is not None and writers < 1:
             raise CommandError("--writers must be at least 1")
+        if writers is not None and writers > 1 and connection.vendor == "sqlite":
+            raise CommandError("--writers: SQLite takes one writer at a time; use 1 (or PostgreSQL)")
         host, port = parse_listen(listen)
         stop = threading.Event()
         self._install_signal_handlers(stop)
