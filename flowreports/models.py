@@ -204,6 +204,8 @@ class FlowReportDestinationDaily(EndpointDaily):
             fields=["day", "destination_ip", "destination_port", "protocol", "direction", "action"],
             name="flowreport_destination_daily_key",
         )]
+        # A destination filter reads one address's days, not every row of the window's days.
+        indexes = [models.Index(fields=["destination_ip", "day"], name="flowreport_dest_daily_ip")]
 
     def __str__(self):
         return (f"{self.day:%Y-%m-%d} to {self.destination_ip} port {self.destination_port} {self.protocol} "
@@ -224,6 +226,7 @@ class FlowReportSourceDaily(EndpointDaily):
             fields=["day", "source_ip", "source_port", "protocol", "direction", "action"],
             name="flowreport_source_daily_key",
         )]
+        indexes = [models.Index(fields=["source_ip", "day"], name="flowreport_source_daily_ip")]
 
     def __str__(self):
         return (f"{self.day:%Y-%m-%d} from {self.source_ip} port {self.source_port} {self.protocol} "
