@@ -100,20 +100,39 @@ def _day_keys(queryset, *, offset, limit):
     return keys[offset:]
 
 
+# Up to this many subscriber groups (offset + limit) are found by index probes; deeper pages by one DISTINCT.
+PROBED_SUBSCRIBERS = 500
+
+
+def _subscriber_keys(queryset, *, offset, limit):
+    ids = queryset.order_by("subscriber_id").values_list("subscriber_id", flat=True)
+    if offset + limit > PROBED_SUBSCRIBERS:
+        return list(ids.distinct()[offset:offset + limit])
+    # A skip scan on (subscriber_id, start_time): each probe is the next subscriber after the last one
+    # found, so page 1 reads about 25 index entries instead of DISTINCT over every flow of the window.
+    keys, cursor = [], None
+    while len(keys) < offset + limit:
+        key = (ids if cursor is None else ids.filter(subscriber_id__gt=cursor)).first()
+        if key is None:
+            break
+        keys.append(key)
+        cursor = key
+    return keys[offset:]
+
+
 def group_keys(queryset, group_by, *, offset, limit):
     """The day starts (datetimes) or subscriber ids of one page of groups, ascending."""
     if group_by == "day":
         return _day_keys(queryset, offset=offset, limit=limit)
-    return list(
-        queryset.order_by("subscriber_id").values_list("subscriber_id", flat=True).distinct()[offset:offset + limit]
-    )
+    return _subscriber_keys(queryset, offset=offset, limit=limit)
 
 
 def grouped_flows(queryset, group_by, *, offset=0, limit=25, item_limit=None):
     """[(key, [FlowReport, ...]), ...]: one page of groups, each with its first item_limit flows.
 
-    Days are found by index probes (at most offset + limit of them), subscribers by one DISTINCT
-    query; then one indexed, limited query per group: no query returns more than item_limit rows.
+    Days are found by index probes (at most offset + limit of them), subscribers by probes too up to
+    PROBED_SUBSCRIBERS groups deep and by one DISTINCT query beyond; then one indexed, limited query per
+    group: no query returns more than item_limit rows.
     Keys are 'YYYY-MM-DD' (UTC) for group_by=day and the subscriber id for group_by=subscriber.
     """
     item_limit = item_limit or GROUP_ITEM_LIMIT

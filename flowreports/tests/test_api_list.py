@@ -149,6 +149,31 @@ def test_group_by_runs_a_bounded_number_of_queries(viewer_client, db, django_ass
     assert len(body["result"]) == 4
 
 
+@pytest.mark.parametrize("probed", [500, 0], ids=["index probes", "distinct"])
+def test_group_by_subscriber_pages_alike_by_probes_and_by_distinct(viewer_client, db, monkeypatch, probed):
+    monkeypatch.setattr(selectors, "PROBED_SUBSCRIBERS", probed)
+    for number, subscriber in enumerate(["b", "", "a", "c", "a", "d", "b"]):
+        flow(subscriber_id=subscriber, source_ip="10.0.0.1", destination_ip="10.0.0.2", protocol=6,
+             start=f"2025-01-0{number % 3 + 1}T12:00:00")
+    flow(subscriber_id="e", source_ip="10.0.0.1", destination_ip="10.0.0.2", protocol=6, start="2025-01-09T12:00:00")
+    query = f"{URL}?start=2025-01-01&end=2025-01-05&group_by=subscriber&per_page=2"
+    pages = [viewer_client.get(f"{query}&page={page}").json()["result"] for page in (1, 2, 3, 4)]
+    assert [[next(iter(group)) for group in page] for page in pages] == [["", "a"], ["b", "c"], ["d"], []]
+    assert [len(group) for group in (pages[0][1]["a"], pages[1][0]["b"])] == [2, 2]
+
+
+def test_group_by_subscriber_probes_a_bounded_number_of_queries(viewer_client, db, django_assert_max_num_queries):
+    for number in range(9):
+        flow(subscriber_id=f"s{number}", source_ip="10.0.0.1", destination_ip="10.0.0.2", protocol=6,
+             start="2025-01-02T12:00:00")
+    # Whatever auth and privacy need, then one probe and one item query per group of the page (and the
+    # groups before it): not per flow.
+    with django_assert_max_num_queries(4 + 6 + 3):
+        body = viewer_client.get(f"{URL}?start=2025-01-01&end=2025-01-09&group_by=subscriber&per_page=3"
+                                 "&page=2").json()
+    assert [next(iter(group)) for group in body["result"]] == ["s3", "s4", "s5"]
+
+
 def test_gdpr_mode_masks_both_flow_addresses_unless_permitted(viewer_client, flows, gdpr_on, django_user_model):
     from django.contrib.auth.models import Group
     from rest_framework.test import APIClient
