@@ -85,19 +85,24 @@ def _chronological(queryset):
     return queryset.order_by("start_time", "id")
 
 
+def _skip_scan(next_key, count):
+    """Up to count keys in ascending order, each found by next_key(previous key or None): one short
+    index read per key, instead of grouping every row of the window to find a page of groups."""
+    keys = []
+    while len(keys) < count and (key := next_key(keys[-1] if keys else None)) is not None:
+        keys.append(key)
+    return keys
+
+
 def _day_keys(queryset, *, offset, limit):
-    # A skip scan: each probe is the first flow at or after a day boundary, one short index read
-    # on (start_time, id), so days with data are found without grouping every row of the window.
-    keys, cursor = [], None
-    while len(keys) < offset + limit:
-        probe = queryset if cursor is None else queryset.filter(start_time__gte=cursor)
-        first = probe.order_by("start_time", "id").values_list("start_time", flat=True).first()
-        if first is None:
-            break
-        day = floor_time(first, DAY)
-        keys.append(day)
-        cursor = day + dt.timedelta(days=1)
-    return keys[offset:]
+    # Each probe is the first flow at or after a day boundary, read from (start_time, id).
+    times = queryset.order_by("start_time", "id").values_list("start_time", flat=True)
+
+    def next_day(previous):
+        first = (times if previous is None else times.filter(start_time__gte=previous + dt.timedelta(days=1))).first()
+        return None if first is None else floor_time(first, DAY)
+
+    return _skip_scan(next_day, offset + limit)[offset:]
 
 
 # Up to this many subscriber groups (offset + limit) are found by index probes; deeper pages by one DISTINCT.
@@ -108,16 +113,10 @@ def _subscriber_keys(queryset, *, offset, limit):
     ids = queryset.order_by("subscriber_id").values_list("subscriber_id", flat=True)
     if offset + limit > PROBED_SUBSCRIBERS:
         return list(ids.distinct()[offset:offset + limit])
-    # A skip scan on (subscriber_id, start_time): each probe is the next subscriber after the last one
-    # found, so page 1 reads about 25 index entries instead of DISTINCT over every flow of the window.
-    keys, cursor = [], None
-    while len(keys) < offset + limit:
-        key = (ids if cursor is None else ids.filter(subscriber_id__gt=cursor)).first()
-        if key is None:
-            break
-        keys.append(key)
-        cursor = key
-    return keys[offset:]
+    # Each probe is the next subscriber after the last one found, read from (subscriber_id, start_time).
+    return _skip_scan(
+        lambda previous: (ids if previous is None else ids.filter(subscriber_id__gt=previous)).first(), offset + limit,
+    )[offset:]
 
 
 def group_keys(queryset, group_by, *, offset, limit):
