@@ -39,8 +39,8 @@ class Collector:
     connection. A sink that raises loses that batch (counted in flows_dropped); it is not retried. Receiving and
     decoding run in their own thread so a slow sink only fills the batch queue (by default as many batches as
     hold 320,000 flows: 7 at the default 50,000, a few seconds of traffic at the rate one collector stores); when
-    that queue is full, new batches are dropped and counted. Batches waiting in the
-    queue when a writer is free again go to the sink together, up to max_write flows per call.
+    that queue is full, new batches are dropped and counted. Batches waiting in the queue when a writer is free
+    again go to the sink together, up to max_write flows per call.
     Datagrams the kernel discarded because the socket's receive buffer was full are counted in packets_lost
     (Linux; they are seen when the next datagram arrives).
     """
