@@ -1,7 +1,6 @@
 """Reads of the flow reports app: grouped listings and stats, aggregated in the database."""
 
 import datetime as dt
-from collections import Counter
 
 from django.db import connection
 from django.db.models import CharField, Count, Func, Sum
@@ -230,18 +229,18 @@ def endpoint_count(queryset, window, dimensions, endpoint, address, port):
     )
 
 
-def _rollup_count(queryset, window, raw, rollup, *, field, floor, step):
-    """queryset.count() (its flows in the window) as the rollup's whole steps (hours or days) in the window,
-    plus its partial steps at the edges.
+def _rollup_plan(window, floor, step):
+    """How to count a window from a rollup of steps (hours or days): (first, stop, added, subtracted), or None
+    when the window holds no whole step (it is then counted from the raw table alone).
 
-    raw is every flow the rollup rows count (queryset without the window). A partial step at an edge is
-    counted from the raw table, or as that step's rollup less the rest of the step when the rest is the
-    shorter time (no flow starts after now, so the edge at "now" then costs nothing). One statement, so the
-    rollup and the raw table are read from one snapshot.
+    The rollup's steps [first, stop) are counted, plus the raw flows in each `added` start_time range, less
+    the raw flows in each `subtracted` one (the ranges are filter() keyword dicts). A partial step at an
+    edge is added from the raw table, or counted as that step's rollup less the rest of the step when the
+    rest is the shorter time (no flow starts after now, so the edge at "now" then costs nothing).
     """
     spans = _spans(*window, floor, step)
     if spans is None:
-        return queryset.count()
+        return None
     first, stop, edges = spans
     now = timezone.now()
     added, subtracted = [], []
@@ -250,19 +249,32 @@ def _rollup_count(queryset, window, raw, rollup, *, field, floor, step):
         end = start + step
         rest = (low - start) + max(dt.timedelta(0), min(end, now) - high)
         if high - low <= rest:
-            added.append(queryset.filter(start_time__range=(low, high)))
+            added.append({"start_time__range": (low, high)})
             continue
         first, stop = min(first, start), max(stop, end)
         if start < low:
-            subtracted.append(raw.filter(start_time__gte=start, start_time__lt=low))
+            subtracted.append({"start_time__gte": start, "start_time__lt": low})
         if high < end:
-            subtracted.append(raw.filter(start_time__gt=high, start_time__lt=end))
+            subtracted.append({"start_time__gt": high, "start_time__lt": end})
+    return first, stop, added, subtracted
+
+
+def _rollup_count(queryset, window, raw, rollup, *, field, floor, step):
+    """queryset.count() (its flows in the window) from the rollup's steps and the raw edges (_rollup_plan).
+
+    raw is every flow the rollup rows count (queryset without the window). One statement, so the rollup
+    and the raw table are read from one snapshot.
+    """
+    plan = _rollup_plan(window, floor, step)
+    if plan is None:
+        return queryset.count()
+    first, stop, added, subtracted = plan
     whole = rollup.filter(**{f"{field}__gte": first, f"{field}__lt": stop}).order_by()
     sql, params = whole.values("flows").query.sql_with_params()
     parts, all_params = [f"(SELECT COALESCE(SUM(r.flows), 0) FROM ({sql}) r)"], list(params)
-    for sign, querysets in (("+", added), ("-", subtracted)):
-        for part in querysets:
-            sql, params = part.order_by().values("pk").query.sql_with_params()
+    for sign, source, ranges in (("+", queryset, added), ("-", raw, subtracted)):
+        for lookups in ranges:
+            sql, params = source.filter(**lookups).order_by().values("pk").query.sql_with_params()
             parts.append(f"{sign} (SELECT COUNT(*) FROM ({sql}) c)")
             all_params.extend(params)
     with connection.cursor() as cursor:
@@ -270,61 +282,72 @@ def _rollup_count(queryset, window, raw, rollup, *, field, floor, step):
         return int(cursor.fetchone()[0])
 
 
-def _union_top(parts, limit):
-    """[(ip, count)]: the parts' (ip, n) rows summed per ip, most first, ties by ip."""
+def _union_sum(parts, key, *, limit=None):
+    """[(key, n)]: the parts' (key, n) rows summed per key, most first, ties by key; keys left with no flows
+    are dropped. parts are (sign, queryset) pairs, sign 1 or -1."""
     sql, params = [], []
-    for part in parts:
+    for sign, part in parts:
         part_sql, part_params = part.query.sql_with_params()
-        sql.append(part_sql)
+        sql.append(f"SELECT p.{key} AS k, {'-' if sign < 0 else ''}p.n AS n FROM ({part_sql}) p")
         params.extend(part_params)
     union = " UNION ALL ".join(sql)
+    limit_sql = "" if limit is None else f" LIMIT {int(limit)}"
     with connection.cursor() as cursor:
         cursor.execute(
-            f'SELECT u.ip, SUM(u.n) AS n FROM ({union}) u GROUP BY u.ip ORDER BY n DESC, u.ip LIMIT {int(limit)}',
+            f"SELECT u.k, SUM(u.n) AS n FROM ({union}) u GROUP BY u.k HAVING SUM(u.n) > 0 "
+            f"ORDER BY n DESC, u.k{limit_sql}",
             params,
         )
-        return [(ip, int(n)) for ip, n in cursor.fetchall()]
+        return [(k, int(n)) for k, n in cursor.fetchall()]
 
 
 def rollup_stats(queryset, window, dimensions, *, mask=False):
-    """flow_stats(queryset) for a window filtered only by protocol/direction/action, from the rollups."""
-    from flowreports.models import FlowReportDestinationDaily, FlowReportHourly
+    """flow_stats(queryset) for a window filtered only by protocol/direction/action, from the rollups:
+    protocols from the hourly rollup, the top uplink destinations from the daily destination rollup, each
+    with its window's partial edges from the raw table (_rollup_plan)."""
+    from flowreports.models import FlowReport, FlowReportDestinationDaily, FlowReportHourly
 
-    hours = _spans(*window, rollups.floor_hour, rollups.HOUR)
+    hours = _rollup_plan(window, rollups.floor_hour, rollups.HOUR)
     if hours is None:
         return flow_stats(queryset, mask=mask)
-    first, stop, edges = hours
-    counts = Counter()
-    for row in (FlowReportHourly.objects.filter(hour__gte=first, hour__lt=stop, **dimensions)
-                .order_by().values("protocol").annotate(n=Sum("flows"))):
-        counts[row["protocol"]] += int(row["n"])
-    for low, high in edges:
-        for row in (queryset.filter(start_time__range=(low, high)).order_by()
-                    .values("protocol").annotate(n=Count("id"))):
-            counts[row["protocol"]] += row["n"]
-    protocols = sorted(((protocol, n) for protocol, n in counts.items() if n), key=lambda item: (-item[1], item[0]))
+    raw = FlowReport.objects.filter(**dimensions).order_by()
+
+    def signed(plan, rollup, count):
+        # The parts of a _union_sum: the rollup's steps, plus the added edges, less the subtracted ones.
+        first, stop, added, subtracted = plan
+        return ([(1, rollup(first, stop))] + [(1, count(queryset.filter(**lookups))) for lookups in added]
+                + [(-1, count(raw.filter(**lookups))) for lookups in subtracted])
+
+    def per_protocol(flows):
+        return flows.order_by().values("protocol").annotate(n=Count("id"))
+
+    protocols = _union_sum(signed(
+        hours,
+        lambda first, stop: FlowReportHourly.objects.filter(hour__gte=first, hour__lt=stop, **dimensions)
+        .order_by().values("protocol").annotate(n=Sum("flows")),
+        per_protocol,
+    ), "protocol")
 
     destination = MaskedIP if mask else IPText
-    days = _spans(*window, rollups.floor_day, rollups.DAY)
+    days = _rollup_plan(window, rollups.floor_day, rollups.DAY)
+
+    def per_destination(flows):
+        return (flows.filter(direction="uplink", destination_ip__isnull=False).order_by()
+                .annotate(ip=destination("destination_ip")).values("ip").annotate(n=Count("id")))
+
     if dimensions.get("direction", "uplink") != "uplink":
         top = []
     elif days is None:
         top = flow_stats(queryset, mask=mask)["top_destinations_uplink"]
         top = [(row["ip"], row["count"]) for row in top]
     else:
-        first, stop, edges = days
         kept = {**dimensions, "direction": "uplink"}
-        parts = [
-            FlowReportDestinationDaily.objects.filter(day__gte=first, day__lt=stop, **kept).order_by()
-            .annotate(ip=destination("destination_ip")).values("ip").annotate(n=Sum("flows"))
-        ]
-        uplink = queryset.filter(direction="uplink", destination_ip__isnull=False).order_by()
-        parts += [
-            uplink.filter(start_time__range=(low, high)).annotate(ip=destination("destination_ip"))
-            .values("ip").annotate(n=Count("id"))
-            for low, high in edges
-        ]
-        top = _union_top(parts, TOP_DESTINATIONS)
+        top = _union_sum(signed(
+            days,
+            lambda first, stop: FlowReportDestinationDaily.objects.filter(day__gte=first, day__lt=stop, **kept)
+            .order_by().annotate(ip=destination("destination_ip")).values("ip").annotate(n=Sum("flows")),
+            per_destination,
+        ), "ip", limit=TOP_DESTINATIONS)
     return {
         "protocols": [{"protocol": protocol, "count": n} for protocol, n in protocols],
         "top_destinations_uplink": [{"ip": str(ip), "count": n} for ip, n in top],

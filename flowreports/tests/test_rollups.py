@@ -207,6 +207,25 @@ def test_endpoint_counts_over_partial_days_equal_the_raw_table(endpoint):
                 assert counted == filtered.count(), (first, last, dimensions, address, port)
 
 
+@pytest.mark.parametrize("mask", [False, True], ids=["addresses", "masked"])
+def test_stats_over_partial_hours_and_days_equal_the_raw_table(mask):
+    now = timezone.now()
+    services.store_flows(batch(500, now=now, days=3, seed=5), exporter="test")
+    from flowreports import selectors
+
+    queryset = FlowReport.objects.all()
+    # Edges shorter and longer than the rest of their day, so both the raw edge and the day's rollup less
+    # the rest of the day are used; windows ending now, mid-day in the past and in the future.
+    for first, last in ((0.01, 0), (0.3, 0), (0.8, 0), (1.5, 0), (2.9, 0), (2.6, 1.2), (1.9, 0.4), (2.2, 1.9),
+                        (0.2, -0.3), (1.1, -0.9)):
+        window = (now - dt.timedelta(days=first), now - dt.timedelta(days=last))
+        for dimensions in ({}, {"protocol": 6}, {"direction": "uplink", "action": "allow"}, {"action": "drop"}):
+            filtered = queryset.filter(start_time__range=window, **dimensions)
+            stats = selectors.rollup_stats(filtered, window, dimensions, mask=mask)
+            assert stats == selectors.flow_stats(filtered, mask=mask), (first, last, dimensions)
+            assert sum(row["count"] for row in stats["protocols"]) == filtered.count()
+
+
 def test_destination_total_count_is_read_from_the_rollup_unless_a_folded_port_could_match(stored, viewer_client):
     """Adding to the rollup behind the raw table's back shows which totals come from it."""
     today = stored.date()
