@@ -204,27 +204,36 @@ def window_count(queryset, window, dimensions):
     )
 
 
-def endpoint_count(queryset, window, dimensions, endpoint, address, port):
-    """queryset.count() of a window filtered by one endpoint (address, port or both: endpoint is
-    rollups.SOURCE or rollups.DESTINATION) and otherwise only by protocol/direction/action, from that
-    endpoint's daily rollup.
-
-    The subscriber's own ports from 1024 up are not kept per port (rollups.OTHER_PORT): when the window has
-    such flows at the address, they could be on the port asked for, and the raw flows are counted instead.
+def _endpoint_where(window, dimensions, endpoint, address, port):
+    """The filter() keywords of one endpoint (address, port or both) for its daily rollup and the raw table,
+    or None when the rollup cannot tell: the subscriber's own ports from 1024 up are not kept per port
+    (rollups.OTHER_PORT), so when the window has such flows at the address they could be on the port asked for.
     """
-    from flowreports.models import FlowReport
-
     where = {endpoint.ip: address} if address is not None else {}
-    rollup = endpoint.model.objects.filter(**dimensions, **where)
     if port is not None:
         if port >= rollups.FIRST_EPHEMERAL_PORT:
             first, last = rollups.floor_day(window[0]), rollups.floor_day(window[1])
-            if rollup.filter(day__range=(first, last), **{endpoint.port: rollups.OTHER_PORT}).exists():
-                return queryset.count()
+            if endpoint.model.objects.filter(
+                day__range=(first, last), **dimensions, **where, **{endpoint.port: rollups.OTHER_PORT}
+            ).exists():
+                return None
         where[endpoint.port] = port
-        rollup = rollup.filter(**{endpoint.port: port})
+    return where
+
+
+def endpoint_count(queryset, window, dimensions, endpoint, address, port):
+    """queryset.count() of a window filtered by one endpoint (address, port or both: endpoint is
+    rollups.SOURCE or rollups.DESTINATION) and otherwise only by protocol/direction/action, from that
+    endpoint's daily rollup (or from the raw flows when a folded port could match: _endpoint_where).
+    """
+    from flowreports.models import FlowReport
+
+    where = _endpoint_where(window, dimensions, endpoint, address, port)
+    if where is None:
+        return queryset.count()
     return _rollup_count(
-        queryset, window, FlowReport.objects.filter(**dimensions, **where), rollup,
+        queryset, window, FlowReport.objects.filter(**dimensions, **where),
+        endpoint.model.objects.filter(**dimensions, **where),
         field="day", floor=rollups.floor_day, step=rollups.DAY,
     )
 
@@ -301,16 +310,27 @@ def _union_sum(parts, key, *, limit=None):
         return [(k, int(n)) for k, n in cursor.fetchall()]
 
 
-def rollup_stats(queryset, window, dimensions, *, mask=False):
-    """flow_stats(queryset) for a window filtered only by protocol/direction/action, from the rollups:
-    protocols from the hourly rollup, the top uplink destinations from the daily destination rollup, each
-    with its window's partial edges from the raw table (_rollup_plan)."""
+def rollup_stats(queryset, window, dimensions, *, destination=None, mask=False):
+    """flow_stats(queryset) for a window filtered only by protocol/direction/action and at most a destination
+    (address or None, port or None), from the rollups.
+
+    The top uplink destinations come from the daily destination rollup; the protocols from the hourly rollup,
+    or with a destination from the daily destination rollup too. Each has its window's partial edges from the
+    raw table (_rollup_plan). A destination port a folded port could hide (_endpoint_where) is counted raw.
+    """
     from flowreports.models import FlowReport, FlowReportDestinationDaily, FlowReportHourly
 
+    where = {}
+    if destination is not None:
+        where = _endpoint_where(window, dimensions, rollups.DESTINATION, *destination)
+        if where is None:
+            return flow_stats(queryset, mask=mask)
     hours = _rollup_plan(window, rollups.floor_hour, rollups.HOUR)
-    if hours is None:
+    days = _rollup_plan(window, rollups.floor_day, rollups.DAY)
+    if hours is None or (destination is not None and days is None):
         return flow_stats(queryset, mask=mask)
-    raw = FlowReport.objects.filter(**dimensions).order_by()
+    raw = FlowReport.objects.filter(**dimensions, **where).order_by()
+    daily = FlowReportDestinationDaily.objects.filter(**dimensions, **where).order_by()
 
     def signed(plan, rollup, count):
         # The parts of a _union_sum: the rollup's steps, plus the added edges, less the subtracted ones.
@@ -321,19 +341,25 @@ def rollup_stats(queryset, window, dimensions, *, mask=False):
     def per_protocol(flows):
         return flows.order_by().values("protocol").annotate(n=Count("id"))
 
-    protocols = _union_sum(signed(
-        hours,
-        lambda first, stop: FlowReportHourly.objects.filter(hour__gte=first, hour__lt=stop, **dimensions)
-        .order_by().values("protocol").annotate(n=Sum("flows")),
-        per_protocol,
-    ), "protocol")
+    if destination is None:
+        protocols = _union_sum(signed(
+            hours,
+            lambda first, stop: FlowReportHourly.objects.filter(hour__gte=first, hour__lt=stop, **dimensions)
+            .order_by().values("protocol").annotate(n=Sum("flows")),
+            per_protocol,
+        ), "protocol")
+    else:
+        protocols = _union_sum(signed(
+            days,
+            lambda first, stop: daily.filter(day__gte=first, day__lt=stop).values("protocol").annotate(n=Sum("flows")),
+            per_protocol,
+        ), "protocol")
 
-    destination = MaskedIP if mask else IPText
-    days = _rollup_plan(window, rollups.floor_day, rollups.DAY)
+    ip = MaskedIP if mask else IPText
 
     def per_destination(flows):
         return (flows.filter(direction="uplink", destination_ip__isnull=False).order_by()
-                .annotate(ip=destination("destination_ip")).values("ip").annotate(n=Count("id")))
+                .annotate(ip=ip("destination_ip")).values("ip").annotate(n=Count("id")))
 
     if dimensions.get("direction", "uplink") != "uplink":
         top = []
@@ -341,11 +367,10 @@ def rollup_stats(queryset, window, dimensions, *, mask=False):
         top = flow_stats(queryset, mask=mask)["top_destinations_uplink"]
         top = [(row["ip"], row["count"]) for row in top]
     else:
-        kept = {**dimensions, "direction": "uplink"}
         top = _union_sum(signed(
             days,
-            lambda first, stop: FlowReportDestinationDaily.objects.filter(day__gte=first, day__lt=stop, **kept)
-            .order_by().annotate(ip=destination("destination_ip")).values("ip").annotate(n=Sum("flows")),
+            lambda first, stop: daily.filter(day__gte=first, day__lt=stop, direction="uplink")
+            .annotate(ip=ip("destination_ip")).values("ip").annotate(n=Sum("flows")),
             per_destination,
         ), "ip", limit=TOP_DESTINATIONS)
     return {

@@ -220,10 +220,16 @@ def test_stats_over_partial_hours_and_days_equal_the_raw_table(mask):
                         (0.2, -0.3), (1.1, -0.9)):
         window = (now - dt.timedelta(days=first), now - dt.timedelta(days=last))
         for dimensions in ({}, {"protocol": 6}, {"direction": "uplink", "action": "allow"}, {"action": "drop"}):
-            filtered = queryset.filter(start_time__range=window, **dimensions)
-            stats = selectors.rollup_stats(filtered, window, dimensions, mask=mask)
-            assert stats == selectors.flow_stats(filtered, mask=mask), (first, last, dimensions)
-            assert sum(row["count"] for row in stats["protocols"]) == filtered.count()
+            for destination in (None, ("8.8.8.8", None), ("8.8.8.8", 443), (None, 443), ("10.8.0.3", 22),
+                                ("10.8.0.3", 40000), ("2001:4860::8888", 443)):
+                address, port = destination or (None, None)
+                where = {"destination_ip": address} if address else {}
+                if port is not None:
+                    where["destination_port"] = port
+                filtered = queryset.filter(start_time__range=window, **dimensions, **where)
+                stats = selectors.rollup_stats(filtered, window, dimensions, destination=destination, mask=mask)
+                assert stats == selectors.flow_stats(filtered, mask=mask), (first, last, dimensions, destination)
+                assert sum(row["count"] for row in stats["protocols"]) == filtered.count()
 
 
 def test_destination_total_count_is_read_from_the_rollup_unless_a_folded_port_could_match(stored, viewer_client):
@@ -255,6 +261,29 @@ def test_destination_total_count_is_read_from_the_rollup_unless_a_folded_port_co
     assert after["destination=10.8.0.3:40000"] == before["destination=10.8.0.3:40000"]
     # 8.8.8.8 has no folded ports (never a downlink destination here), so port 8443 is known to be 0.
     assert after["destination=8.8.8.8:8443"] == before["destination=8.8.8.8:8443"] == 0
+
+
+def test_stats_with_a_destination_are_read_from_the_rollup_unless_a_folded_port_could_match(stored, viewer_client):
+    """As above, for /stats: protocols and top destinations with a destination filter come from its rollup."""
+    today = stored.date()
+    window = f"start={(today - dt.timedelta(days=12)).isoformat()}&end={today.isoformat()}"
+
+    def stats(query):
+        return viewer_client.get(f"{URL}/stats?{window}&{query}").json()["result"]
+
+    before = {q: stats(q) for q in ("destination=8.8.8.8:443", "destination=10.8.0.3:40000")}
+    day = rollups.floor_day(stored - dt.timedelta(days=1))
+    for address, port, direction in (("8.8.8.8", 443, "uplink"), ("10.8.0.3", rollups.OTHER_PORT, "downlink")):
+        FlowReportDestinationDaily.objects.create(day=day, destination_ip=address, destination_port=port,
+                                                  protocol=47, direction=direction, action="allow", flows=1000)
+    after = stats("destination=8.8.8.8:443")
+    assert after["protocols"][0] == {"protocol": 47, "count": 1000}
+    assert after["protocols"][1:] == before["destination=8.8.8.8:443"]["protocols"]
+    uplink = before["destination=8.8.8.8:443"]["top_destinations_uplink"]
+    assert after["top_destinations_uplink"] == [{"ip": "8.8.8.8", "count": uplink[0]["count"] + 1000}]
+    # A subscriber's port from 1024 up may hide among its folded ports: counted raw (the rollup has none).
+    assert stats("destination=10.8.0.3:40000") == before["destination=10.8.0.3:40000"]
+    assert before["destination=10.8.0.3:40000"]["protocols"]
 
 
 def test_source_total_count_is_read_from_the_rollup_unless_a_folded_port_could_match(stored, viewer_client):
