@@ -419,7 +419,13 @@ def run(argv):
         ("list, one day, page 200", f"/api/v1/flow-reports?start={today.isoformat()}&end={today.isoformat()}"
                                     "&page=200&per_page=100"),
         ("stats, 7 d", f"/api/v1/flow-reports/stats?{week}"),
+        ("stats, default window (partial days)", "/api/v1/flow-reports/stats"),
+        ("stats, protocol=6, default window", "/api/v1/flow-reports/stats?protocol=6"),
+        ("stats, destination=8.8.0.0:443, default window", "/api/v1/flow-reports/stats?destination=8.8.0.0:443"),
+        ("stats, destination=:443, default window", "/api/v1/flow-reports/stats?destination=:443"),
         ("stats, subscriber_id, 7 d", f"/api/v1/flow-reports/stats?subscriber_id={subscriber}&{week}"),
+        # Sources have no rollup that keeps destinations: the heavy remote as a source is read raw.
+        ("stats, source=8.8.0.0, 7 d", f"/api/v1/flow-reports/stats?source=8.8.0.0&{week}"),
         ("group_by=day, 7 d", f"/api/v1/flow-reports?group_by=day&{week}"),
         ("group_by=subscriber, 7 d, page 1", f"/api/v1/flow-reports?group_by=subscriber&{week}"),
     ]

@@ -41,23 +41,24 @@ def test_readers_accept_good_values():
     config = env.env_database("DATABASE_URL", "", environ={"DATABASE_URL": "postgres://u:p@db.example:5433/vpn"})
     assert (config["ENGINE"], config["HOST"], config["PORT"], config["NAME"]) == (
         "django.db.backends.postgresql", "db.example", 5433, "vpn")
-    assert config["OPTIONS"]["options"] == "-c jit=off"
+    assert config["OPTIONS"]["options"] == "-c jit=off -c random_page_cost=1.1"
     tuned = env.env_database("DATABASE_URL", "", environ={
         "DATABASE_URL": "postgres://db.example/vpn?options=-c%20statement_timeout%3D5000"})
-    assert tuned["OPTIONS"]["options"] == "-c jit=off -c statement_timeout=5000"
+    assert tuned["OPTIONS"]["options"] == "-c jit=off -c random_page_cost=1.1 -c statement_timeout=5000"
     own = env.env_database("DATABASE_URL", "", environ={"DATABASE_URL": "postgres://db.example/vpn?options=-c%20jit%3Don"})
-    assert own["OPTIONS"]["options"] == "-c jit=on"
+    assert own["OPTIONS"]["options"] == "-c random_page_cost=1.1 -c jit=on"
 
 
 @pytest.mark.django_db
-def test_postgresql_sessions_run_without_jit():
+def test_postgresql_sessions_run_with_the_read_settings():
     from django.db import connection
 
     if connection.vendor != "postgresql":
         pytest.skip("PostgreSQL only")
     with connection.cursor() as cursor:
-        cursor.execute("SHOW jit")
-        assert cursor.fetchone()[0] == "off"
+        for name, value in env.POSTGRESQL_SESSION.items():
+            cursor.execute(f"SHOW {name}")
+            assert cursor.fetchone()[0] == value
 
 
 def _start_django(extra_env):
