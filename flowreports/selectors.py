@@ -4,6 +4,7 @@ import datetime as dt
 
 from django.db import connection
 from django.db.models import CharField, Count, Func, Sum
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from flowreports import rollups
@@ -291,20 +292,26 @@ def _rollup_count(queryset, window, raw, rollup, *, field, floor, step):
         return int(cursor.fetchone()[0])
 
 
-def _union_sum(parts, key, *, limit=None):
+def _union_sum(parts, key, *, limit=None, label=None):
     """[(key, n)]: the parts' (key, n) rows summed per key, most first, ties by key; keys left with no flows
-    are dropped. parts are (sign, queryset) pairs, sign 1 or -1."""
+    are dropped. parts are (sign, queryset) pairs, sign 1 or -1. label (IPText or MaskedIP) turns the summed
+    parts' keys into the keys returned: applied to a few thousand summed rows, not to every raw flow."""
     sql, params = [], []
     for sign, part in parts:
         part_sql, part_params = part.query.sql_with_params()
         sql.append(f"SELECT p.{key} AS k, {'-' if sign < 0 else ''}p.n AS n FROM ({part_sql}) p")
         params.extend(part_params)
     union = " UNION ALL ".join(sql)
+    outer = "u.k"
+    if label is not None:
+        compiler = parts[0][1].query.get_compiler(connection=connection)
+        outer, label_params = compiler.compile(label(RawSQL("u.k", ())))
+        params = [*label_params, *params, *label_params]
     limit_sql = "" if limit is None else f" LIMIT {int(limit)}"
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT u.k, SUM(u.n) AS n FROM ({union}) u GROUP BY u.k HAVING SUM(u.n) > 0 "
-            f"ORDER BY n DESC, u.k{limit_sql}",
+            f"SELECT {outer} AS g, SUM(u.n) AS n FROM ({union}) u GROUP BY {outer} HAVING SUM(u.n) > 0 "
+            f"ORDER BY n DESC, g{limit_sql}",
             params,
         )
         return [(k, int(n)) for k, n in cursor.fetchall()]
@@ -355,11 +362,9 @@ def rollup_stats(queryset, window, dimensions, *, destination=None, mask=False):
             per_protocol,
         ), "protocol")
 
-    ip = MaskedIP if mask else IPText
-
     def per_destination(flows):
         return (flows.filter(direction="uplink", destination_ip__isnull=False).order_by()
-                .annotate(ip=ip("destination_ip")).values("ip").annotate(n=Count("id")))
+                .values("destination_ip").annotate(n=Count("id")))
 
     if dimensions.get("direction", "uplink") != "uplink":
         top = []
@@ -370,9 +375,9 @@ def rollup_stats(queryset, window, dimensions, *, destination=None, mask=False):
         top = _union_sum(signed(
             days,
             lambda first, stop: daily.filter(day__gte=first, day__lt=stop, direction="uplink")
-            .annotate(ip=ip("destination_ip")).values("ip").annotate(n=Sum("flows")),
+            .values("destination_ip").annotate(n=Sum("flows")),
             per_destination,
-        ), "ip", limit=TOP_DESTINATIONS)
+        ), "destination_ip", limit=TOP_DESTINATIONS, label=MaskedIP if mask else IPText)
     return {
         "protocols": [{"protocol": protocol, "count": n} for protocol, n in protocols],
         "top_destinations_uplink": [{"ip": str(ip), "count": n} for ip, n in top],
