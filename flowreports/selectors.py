@@ -156,16 +156,21 @@ def flow_stats(queryset, *, mask=False):
     protocols = (
         queryset.order_by().values("protocol").annotate(count=Count("id")).order_by("-count", "protocol")
     )
+    return {
+        "protocols": [{"protocol": row["protocol"], "count": row["count"]} for row in protocols],
+        "top_destinations_uplink": [{"ip": str(ip), "count": n} for ip, n in _top_destinations(queryset, mask)],
+    }
+
+
+def _top_destinations(queryset, mask):
+    """[(ip, count)] of the TOP_DESTINATIONS uplink destinations of queryset, counted from its raw flows."""
     # Ties are ordered by the address as text, so both backends list them alike.
     destination = MaskedIP("destination_ip") if mask else IPText("destination_ip")
     top = (
         queryset.filter(direction="uplink", destination_ip__isnull=False).order_by()
         .annotate(ip=destination).values("ip").annotate(count=Count("id")).order_by("-count", "ip")
     )[:TOP_DESTINATIONS]
-    return {
-        "protocols": [{"protocol": row["protocol"], "count": row["count"]} for row in protocols],
-        "top_destinations_uplink": [{"ip": str(row["ip"]), "count": row["count"]} for row in top],
-    }
+    return [(row["ip"], row["count"]) for row in top]
 
 
 # Rollup reads: the whole hours (or days) of a window from the rollups, its partial edges from the raw table.
@@ -317,27 +322,29 @@ def _union_sum(parts, key, *, limit=None, label=None):
         return [(k, int(n)) for k, n in cursor.fetchall()]
 
 
-def rollup_stats(queryset, window, dimensions, *, destination=None, mask=False):
-    """flow_stats(queryset) for a window filtered only by protocol/direction/action and at most a destination
-    (address or None, port or None), from the rollups.
+def rollup_stats(queryset, window, dimensions, *, endpoint=None, mask=False):
+    """flow_stats(queryset) for a window filtered only by protocol/direction/action and at most one endpoint,
+    (rollups.SOURCE or rollups.DESTINATION, address or None, port or None), from the rollups.
 
-    The top uplink destinations come from the daily destination rollup; the protocols from the hourly rollup,
-    or with a destination from the daily destination rollup too. Each has its window's partial edges from the
-    raw table (_rollup_plan). A destination port a folded port could hide (_endpoint_where) is counted raw.
+    Protocols come from the hourly rollup, or with an endpoint from that endpoint's daily rollup. The top
+    uplink destinations come from the daily destination rollup. With a source they are counted from the raw
+    flows, unless its rollup shows that the source has no uplink flow in the window (a remote server, say):
+    then there is nothing to list. Each part has the window's partial edges from the raw table
+    (_rollup_plan). A port that a folded port could hide (_endpoint_where) is counted raw.
     """
     from flowreports.models import FlowReport, FlowReportDestinationDaily, FlowReportHourly
 
-    where = {}
-    if destination is not None:
-        where = _endpoint_where(window, dimensions, rollups.DESTINATION, *destination)
+    where, side = {}, None
+    if endpoint is not None:
+        side, address, port = endpoint
+        where = _endpoint_where(window, dimensions, side, address, port)
         if where is None:
             return flow_stats(queryset, mask=mask)
     hours = _rollup_plan(window, rollups.floor_hour, rollups.HOUR)
     days = _rollup_plan(window, rollups.floor_day, rollups.DAY)
-    if hours is None or (destination is not None and days is None):
+    if hours is None or (side is not None and days is None):
         return flow_stats(queryset, mask=mask)
     raw = FlowReport.objects.filter(**dimensions, **where).order_by()
-    daily = FlowReportDestinationDaily.objects.filter(**dimensions, **where).order_by()
 
     def signed(plan, rollup, count):
         # The parts of a _union_sum: the rollup's steps, plus the added edges, less the subtracted ones.
@@ -348,7 +355,7 @@ def rollup_stats(queryset, window, dimensions, *, destination=None, mask=False):
     def per_protocol(flows):
         return flows.order_by().values("protocol").annotate(n=Count("id"))
 
-    if destination is None:
+    if side is None:
         protocols = _union_sum(signed(
             hours,
             lambda first, stop: FlowReportHourly.objects.filter(hour__gte=first, hour__lt=stop, **dimensions)
@@ -356,9 +363,11 @@ def rollup_stats(queryset, window, dimensions, *, destination=None, mask=False):
             per_protocol,
         ), "protocol")
     else:
+        endpoint_daily = side.model.objects.filter(**dimensions, **where).order_by()
         protocols = _union_sum(signed(
             days,
-            lambda first, stop: daily.filter(day__gte=first, day__lt=stop).values("protocol").annotate(n=Sum("flows")),
+            lambda first, stop: endpoint_daily.filter(day__gte=first, day__lt=stop)
+            .values("protocol").annotate(n=Sum("flows")),
             per_protocol,
         ), "protocol")
 
@@ -368,13 +377,19 @@ def rollup_stats(queryset, window, dimensions, *, destination=None, mask=False):
 
     if dimensions.get("direction", "uplink") != "uplink":
         top = []
+    elif side is rollups.SOURCE:
+        uplink = _rollup_count(
+            queryset.filter(direction="uplink"), window, raw.filter(direction="uplink"),
+            endpoint_daily.filter(direction="uplink"), field="day", floor=rollups.floor_day, step=rollups.DAY,
+        )
+        top = _top_destinations(queryset, mask) if uplink else []
     elif days is None:
-        top = flow_stats(queryset, mask=mask)["top_destinations_uplink"]
-        top = [(row["ip"], row["count"]) for row in top]
+        top = _top_destinations(queryset, mask)
     else:
+        destinations = FlowReportDestinationDaily.objects.filter(**{**dimensions, "direction": "uplink"}, **where)
         top = _union_sum(signed(
             days,
-            lambda first, stop: daily.filter(day__gte=first, day__lt=stop, direction="uplink")
+            lambda first, stop: destinations.filter(day__gte=first, day__lt=stop).order_by()
             .values("destination_ip").annotate(n=Sum("flows")),
             per_destination,
         ), "destination_ip", limit=TOP_DESTINATIONS, label=MaskedIP if mask else IPText)

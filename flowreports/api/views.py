@@ -14,7 +14,7 @@ from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from flowreports import rollups, selectors, services
+from flowreports import selectors, services
 from flowreports.api.serializers import FlowReportItemSerializer, FlowReportSerializer, RetentionSerializer
 from flowreports.filtersets import FlowReportFilterSet
 from flowreports.models import FlowReport
@@ -227,10 +227,10 @@ class FlowReportStatsView(generics.GenericAPIView):
         dimensions, endpoint = filterset.rollup_dimensions(), filterset.endpoint_rollup()
         if dimensions is not None:
             return Response(FAMILY.ok(selectors.rollup_stats(queryset, filterset.window, dimensions, mask=mask)))
-        if endpoint is not None and endpoint[1] is rollups.DESTINATION:
-            dimensions, _, address, port = endpoint
+        if endpoint is not None:
+            dimensions, *endpoint = endpoint
             return Response(FAMILY.ok(selectors.rollup_stats(
-                queryset, filterset.window, dimensions, destination=(address, port), mask=mask,
+                queryset, filterset.window, dimensions, endpoint=tuple(endpoint), mask=mask,
             )))
         return Response(FAMILY.ok(selectors.flow_stats(queryset, mask=mask)))
 

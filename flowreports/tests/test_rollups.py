@@ -214,21 +214,23 @@ def test_stats_over_partial_hours_and_days_equal_the_raw_table(mask):
     from flowreports import selectors
 
     queryset = FlowReport.objects.all()
+    endpoints = [("8.8.8.8", None), ("8.8.8.8", 443), (None, 443), ("10.8.0.3", 22), ("10.8.0.3", 40000),
+                 ("2001:4860::8888", 443), ("10.8.0.3", None)]
     # Edges shorter and longer than the rest of their day, so both the raw edge and the day's rollup less
     # the rest of the day are used; windows ending now, mid-day in the past and in the future.
     for first, last in ((0.01, 0), (0.3, 0), (0.8, 0), (1.5, 0), (2.9, 0), (2.6, 1.2), (1.9, 0.4), (2.2, 1.9),
                         (0.2, -0.3), (1.1, -0.9)):
         window = (now - dt.timedelta(days=first), now - dt.timedelta(days=last))
         for dimensions in ({}, {"protocol": 6}, {"direction": "uplink", "action": "allow"}, {"action": "drop"}):
-            for destination in (None, ("8.8.8.8", None), ("8.8.8.8", 443), (None, 443), ("10.8.0.3", 22),
-                                ("10.8.0.3", 40000), ("2001:4860::8888", 443)):
-                address, port = destination or (None, None)
-                where = {"destination_ip": address} if address else {}
+            for endpoint in (None, *[(rollups.DESTINATION, *e) for e in endpoints], *[
+                    (rollups.SOURCE, *e) for e in endpoints]):
+                side, address, port = endpoint or (None, None, None)
+                where = {side.ip: address} if address else {}
                 if port is not None:
-                    where["destination_port"] = port
+                    where[side.port] = port
                 filtered = queryset.filter(start_time__range=window, **dimensions, **where)
-                stats = selectors.rollup_stats(filtered, window, dimensions, destination=destination, mask=mask)
-                assert stats == selectors.flow_stats(filtered, mask=mask), (first, last, dimensions, destination)
+                stats = selectors.rollup_stats(filtered, window, dimensions, endpoint=endpoint, mask=mask)
+                assert stats == selectors.flow_stats(filtered, mask=mask), (first, last, dimensions, endpoint)
                 assert sum(row["count"] for row in stats["protocols"]) == filtered.count()
 
 
@@ -284,6 +286,33 @@ def test_stats_with_a_destination_are_read_from_the_rollup_unless_a_folded_port_
     # A subscriber's port from 1024 up may hide among its folded ports: counted raw (the rollup has none).
     assert stats("destination=10.8.0.3:40000") == before["destination=10.8.0.3:40000"]
     assert before["destination=10.8.0.3:40000"]["protocols"]
+
+
+def test_stats_with_a_source_read_its_rollup_and_list_destinations_only_if_it_has_uplink_flows(
+        stored, viewer_client):
+    """As above: a remote server as the source has no uplink flows, so its raw flows are not read for them."""
+    today = stored.date()
+    window = f"start={(today - dt.timedelta(days=12)).isoformat()}&end={today.isoformat()}"
+    day = rollups.floor_day(stored - dt.timedelta(days=1))
+    for address, direction in (("9.9.9.7", "downlink"), ("10.8.0.99", "uplink")):
+        services.store_flows([{
+            "source_ip": address, "destination_ip": "9.9.9.9", "source_port": 443, "destination_port": 443,
+            "protocol": 6, "packets": 1, "bytes": 60, "start_time": day + dt.timedelta(hours=3),
+            "end_time": day + dt.timedelta(hours=3), "action": "allow", "subscriber_id": "s1", "direction": direction,
+        }], exporter="test")
+        FlowReportSourceDaily.objects.create(day=day, source_ip=address, source_port=443, protocol=47,
+                                             direction="uplink", action="allow", flows=1000)
+
+    def stats(address):
+        return viewer_client.get(f"{URL}/stats?{window}&source={address}").json()["result"]
+
+    # The remote's rollup now claims uplink flows, so its raw flows are read for destinations: none are uplink.
+    assert stats("9.9.9.7") == {"protocols": [{"protocol": 47, "count": 1000}, {"protocol": 6, "count": 1}],
+                                "top_destinations_uplink": []}
+    assert stats("10.8.0.99")["top_destinations_uplink"] == [{"ip": "9.9.9.9", "count": 1}]
+    # With no uplink flow in its rollup, a source's destinations are not looked for in the raw flows.
+    FlowReportSourceDaily.objects.filter(source_ip="10.8.0.99", direction="uplink").update(flows=0)
+    assert stats("10.8.0.99") == {"protocols": [], "top_destinations_uplink": []}
 
 
 def test_source_total_count_is_read_from_the_rollup_unless_a_folded_port_could_match(stored, viewer_client):
