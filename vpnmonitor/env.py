@@ -107,7 +107,7 @@ def env_database(name, default, environ=os.environ):
         #   (800 ms) instead of its start_time range (200 ms).
         options = config.setdefault("OPTIONS", {})
         given = options.get("options", "")
-        defaults = [f"-c {name}={value}" for name, value in POSTGRESQL_SESSION.items() if name not in given]
+        defaults = [f"-c {setting}={value}" for setting, value in POSTGRESQL_SESSION.items() if setting not in given]
         options["options"] = " ".join([*defaults, given]).strip()
     return config
 

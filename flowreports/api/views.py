@@ -224,15 +224,14 @@ class FlowReportStatsView(generics.GenericAPIView):
     def get(self, request):
         filterset, queryset = filtered(self)
         mask = should_mask(request)
-        dimensions, endpoint = filterset.rollup_dimensions(), filterset.endpoint_rollup()
-        if dimensions is not None:
-            return Response(FAMILY.ok(selectors.rollup_stats(queryset, filterset.window, dimensions, mask=mask)))
-        if endpoint is not None:
-            dimensions, *endpoint = endpoint
-            return Response(FAMILY.ok(selectors.rollup_stats(
-                queryset, filterset.window, dimensions, endpoint=tuple(endpoint), mask=mask,
-            )))
-        return Response(FAMILY.ok(selectors.flow_stats(queryset, mask=mask)))
+        dimensions, endpoint = filterset.rollup_dimensions(), None
+        if dimensions is None and (found := filterset.endpoint_rollup()) is not None:
+            dimensions, endpoint = found[0], found[1:]
+        if dimensions is None:
+            return Response(FAMILY.ok(selectors.flow_stats(queryset, mask=mask)))
+        return Response(FAMILY.ok(selectors.rollup_stats(
+            queryset, filterset.window, dimensions, endpoint=endpoint, mask=mask,
+        )))
 
 
 class FlowReportRetentionView(APIView):
