@@ -212,6 +212,51 @@ class FlowReportDestinationDaily(EndpointDaily):
                 f"{self.direction or '-'} {self.action}: {self.flows}")
 
 
+class FlowReportDestinationHourly(models.Model):
+    """Flows per UTC hour and destination, keyed like FlowReportDestinationDaily, for sealed hours only.
+
+    Stats count a window's partial first day (the default window starts at now - 7 d) from these hours
+    instead of up to 12 hours of raw flows. The collector does not write them: the seal_destination_hours
+    beat task counts each closed hour once (FlowReportSealedHour), and from then on every write keeps
+    that hour exact, like the other rollups (see flowreports.rollups). An hour without a seal is never read.
+    """
+
+    hour = models.DateTimeField()
+    destination_ip = models.GenericIPAddressField()
+    destination_port = models.IntegerField(
+        help_text="The port; -1 for a downlink flow's port from 1024 up (counted together), -2 for none."
+    )
+    protocol = models.PositiveSmallIntegerField()
+    direction = models.CharField(max_length=8, blank=True, default="")
+    action = models.CharField(max_length=5)
+    flows = models.BigIntegerField()
+
+    class Meta:
+        ordering = ["hour", "destination_ip", "destination_port"]
+        constraints = [models.UniqueConstraint(
+            fields=["hour", "destination_ip", "destination_port", "protocol", "direction", "action"],
+            name="flowreport_dest_hourly_key",
+        )]
+        indexes = [models.Index(fields=["destination_ip", "hour"], name="flowreport_dest_hourly_ip")]
+
+    def __str__(self):
+        return (f"{self.hour:%Y-%m-%d %H}h to {self.destination_ip} port {self.destination_port} {self.protocol} "
+                f"{self.direction or '-'} {self.action}: {self.flows}")
+
+
+class FlowReportSealedHour(models.Model):
+    """An hour whose FlowReportDestinationHourly rows are complete (and kept exact from then on)."""
+
+    hour = models.DateTimeField(unique=True)
+    sealed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["hour"]
+
+    def __str__(self):
+        return f"{self.hour:%Y-%m-%d %H}h"
+
+
 class FlowReportSourceDaily(EndpointDaily):
     """Flows per day and source (see EndpointDaily)."""
 

@@ -13,6 +13,16 @@ is ephemeral, one per connection, and keeping each would add a row per flow. Tho
 together under OTHER_PORT; an IP:port filter for such a port falls back to counting raw flows
 when the window has any of them (see selectors.endpoint_count). Flows without a port count under
 NO_PORT.
+
+One more rollup, FlowReportDestinationHourly, holds the destinations per hour, so that a window's partial
+first day (the default window starts at now - 7 d) is not up to 12 hours of raw flows. Keeping it on every
+insert would cost the collector as much again as the daily destinations, so it is filled off the write path:
+seal_hours (a beat task) counts each hour once it has ended SEAL_DELAY ago and records the hour in
+FlowReportSealedHour. From then on every write that touches a sealed hour adds to it or subtracts from it in
+the same transaction, as for the other rollups (a late flow, a delete, retention). Reads use the hourly rows
+only for sealed hours. On PostgreSQL the seal and the writes are ordered by table locks: a writer holds ROW
+EXCLUSIVE on the flow table before it reads which hours are sealed, and sealing takes SHARE ROW EXCLUSIVE,
+so it waits for the writers under way (and then sees their flows) and the writers after it see its seal.
 """
 
 import datetime as dt
@@ -20,9 +30,10 @@ from collections import Counter
 from typing import NamedTuple
 
 from django.apps import apps
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.models import Count
 from django.db.models.functions import Trunc
+from django.utils import timezone
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 HOUR = dt.timedelta(hours=1)
@@ -35,6 +46,12 @@ CHUNK = 5000
 OTHER_PORT = -1
 NO_PORT = -2
 FIRST_EPHEMERAL_PORT = 1024
+HOURLY_DESTINATION_KEY = ("hour", "destination_ip", "destination_port", "protocol", "direction", "action")
+# An hour is sealed once it ended this long ago: an exporter reports a long flow when it ends (or at its
+# active timeout), so flows of a closed hour keep arriving for a while, and each after the seal costs its write.
+SEAL_DELAY = HOUR
+# Hours sealed per run at most (one short transaction each), so that a long history is sealed over several runs.
+SEAL_LIMIT = 24 * 31
 
 
 class Endpoint(NamedTuple):
@@ -151,22 +168,44 @@ def aggregate(rows):
     return hourly, daily
 
 
+def hourly_destinations(rows, sealed):
+    """Counter of HOURLY_DESTINATION_KEY of the ROW tuples that began in one of the sealed hours."""
+    counts = Counter()
+    for start, protocol, direction, action, _source, _source_port, destination, destination_port in rows:
+        if destination is None or destination == "":
+            continue
+        hour = floor_hour(start)
+        if hour in sealed:
+            counts[hour, destination, DESTINATION.port_key(direction, destination_port), protocol, direction,
+                   action] += 1
+    return counts
+
+
 def add(rows, *, using=DEFAULT_DB_ALIAS):
+    rows = list(rows)
     hourly, daily = aggregate(rows)
-    apply(hourly, daily, using=using)
+    apply(hourly, daily, lambda sealed: hourly_destinations(rows, sealed), using=using)
 
 
-def apply(hourly, daily, *, using=DEFAULT_DB_ALIAS):
+def apply(hourly, daily, sealed_destinations, *, using=DEFAULT_DB_ALIAS):
     """Add the counts (negative to subtract) to the rollups; rows that reach zero are removed.
 
-    hourly: Counter of (hour, protocol, direction, action); daily: {endpoint: Counter of endpoint.key}.
+    hourly: Counter of (hour, protocol, direction, action); daily: {endpoint: Counter of endpoint.key};
+    sealed_destinations(sealed): Counter of HOURLY_DESTINATION_KEY of the same flows that began in the sealed
+    hours (a set of UTC datetimes among the hours of `hourly`), called only when some of them are sealed.
     """
-    from flowreports.models import FlowReportHourly
+    from flowreports.models import FlowReportDestinationHourly, FlowReportHourly
 
     connection = connections[using]
     _upsert(connection, FlowReportHourly, ("hour", "protocol", "direction", "action"), hourly)
     for endpoint, counts in daily.items():
         _upsert(connection, endpoint.model, endpoint.key, counts)
+    sealed = sealed_among({key[0] for key in hourly}, using=using)
+    if sealed:
+        destinations = sealed_destinations(sealed)
+        _upsert(connection, FlowReportDestinationHourly, HOURLY_DESTINATION_KEY, destinations)
+        if any(count < 0 for count in destinations.values()):
+            FlowReportDestinationHourly.objects.using(using).filter(flows__lte=0, hour__in=sorted(sealed)).delete()
     if any(count < 0 for count in hourly.values()):
         FlowReportHourly.objects.using(using).filter(
             flows__lte=0, hour__in=sorted({key[0] for key in hourly})
@@ -176,6 +215,29 @@ def apply(hourly, daily, *, using=DEFAULT_DB_ALIAS):
             endpoint.model.objects.using(using).filter(
                 flows__lte=0, day__in=sorted({key[0] for key in counts})
             ).delete()
+
+
+def _lock_flows(connection, mode):
+    if connection.vendor == "postgresql":
+        from flowreports.models import FlowReport
+
+        with connection.cursor() as cursor:
+            cursor.execute(f"LOCK TABLE {connection.ops.quote_name(FlowReport._meta.db_table)} IN {mode} MODE")
+
+
+def sealed_among(hours, *, using=DEFAULT_DB_ALIAS):
+    """The sealed hours among `hours`, read in a transaction that writes flows of those hours.
+
+    The lock is the one an INSERT, COPY or DELETE of flows takes anyway (taken here before the read, for the
+    deletes that subtract first): a seal_hours under way is waited for, and one not begun yet waits for us.
+    """
+    from flowreports.models import FlowReportSealedHour
+
+    if not hours:
+        return set()
+    _lock_flows(connections[using], "ROW EXCLUSIVE")
+    found = FlowReportSealedHour.objects.using(using).filter(hour__in=sorted(hours)).values_list("hour", flat=True)
+    return {_utc(hour) for hour in found}
 
 
 def _upsert(connection, model, key_fields, counts):
@@ -242,7 +304,18 @@ def subtract_pks(model, pks, *, using=DEFAULT_DB_ALIAS):
         for endpoint, counts in daily.items():
             for day, *rest, n in _endpoint_counts(rows, endpoint):
                 counts[_utc(day), *rest] -= n
-        apply(hourly, daily, using=using)
+        apply(hourly, daily, lambda sealed, rows=rows: Counter(
+            {key: -n for key, n in _destinations_in(rows, sealed).items()}), using=using)
+
+
+def _destinations_in(flows, sealed):
+    """Counter of HOURLY_DESTINATION_KEY of a FlowReport queryset's flows in the sealed hours, counted in SQL."""
+    flows = flows.filter(start_time__gte=min(sealed), start_time__lt=max(sealed) + HOUR)
+    counts = Counter()
+    for hour, *rest, n in _endpoint_counts(flows, DESTINATION, step="hour"):
+        if (hour := _utc(hour)) in sealed:
+            counts[hour, *rest] += n
+    return counts
 
 
 def _hourly_counts(flows):
@@ -250,19 +323,21 @@ def _hourly_counts(flows):
             .values_list("h", "protocol", "direction", "action").annotate(n=Count("pk")))
 
 
-def _endpoint_counts(flows, endpoint):
-    """(day, address, port key, protocol, direction, action, flows) of a FlowReport queryset, in SQL."""
+def _endpoint_counts(flows, endpoint, step="day"):
+    """(day or hour, address, port key, protocol, direction, action, flows) of a FlowReport queryset, in SQL."""
     return (
         flows.filter(**{f"{endpoint.ip}__isnull": False})
-        .annotate(d=Trunc("start_time", "day", tzinfo=dt.UTC), port_key=endpoint.port_key_expression())
+        .annotate(d=Trunc("start_time", step, tzinfo=dt.UTC), port_key=endpoint.port_key_expression())
         .values_list("d", endpoint.ip, "port_key", "protocol", "direction", "action").annotate(n=Count("pk"))
     )
 
 
 def clear(*, using=DEFAULT_DB_ALIAS):
-    from flowreports.models import FlowReportHourly
+    """Empty the rollups (the seals stay: a sealed hour with no flows has no rows)."""
+    from flowreports.models import FlowReportDestinationHourly, FlowReportHourly
 
     FlowReportHourly.objects.using(using).all().delete()
+    FlowReportDestinationHourly.objects.using(using).all().delete()
     for endpoint in ENDPOINTS:
         endpoint.model.objects.using(using).all().delete()
 
@@ -278,4 +353,49 @@ def rebuild(*, using=DEFAULT_DB_ALIAS):
         endpoint: Counter({(_utc(day), *rest): n for day, *rest, n in _endpoint_counts(raw, endpoint)})
         for endpoint in ENDPOINTS
     }
-    apply(hourly, daily, using=using)
+    apply(hourly, daily, lambda sealed: _destinations_in(raw, sealed), using=using)
+
+
+def seal_hours(*, now=None, limit=SEAL_LIMIT, using=DEFAULT_DB_ALIAS):
+    """Seal the hours from the oldest flow's to the last that ended SEAL_DELAY ago that have no seal yet,
+    newest first, at most `limit` of them: each is counted into FlowReportDestinationHourly and recorded
+    in FlowReportSealedHour in a transaction of its own. Seals of hours before the oldest flow, which have
+    nothing left to count, are removed. Returns how many hours were sealed."""
+    from flowreports.models import FlowReport, FlowReportDestinationHourly, FlowReportSealedHour
+
+    last = floor_hour((now or timezone.now()) - SEAL_DELAY) - HOUR
+    oldest = (FlowReport._base_manager.using(using).order_by("start_time")
+              .values_list("start_time", flat=True).first())
+    if oldest is None:
+        return 0
+    first = floor_hour(oldest)
+    with transaction.atomic(using=using):
+        _lock_flows(connections[using], "SHARE ROW EXCLUSIVE")
+        FlowReportSealedHour.objects.using(using).filter(hour__lt=first).delete()
+        FlowReportDestinationHourly.objects.using(using).filter(hour__lt=first).delete()
+    sealed = {_utc(hour) for hour in FlowReportSealedHour.objects.using(using)
+              .filter(hour__gte=first, hour__lte=last).values_list("hour", flat=True)}
+    done, hour = 0, last
+    while hour >= first and done < limit:
+        if hour not in sealed:
+            done += _seal(hour, using=using)
+        hour -= HOUR
+    return done
+
+
+def _seal(hour, *, using):
+    from flowreports.models import FlowReport, FlowReportDestinationHourly, FlowReportSealedHour
+
+    connection = connections[using]
+    with transaction.atomic(using=using):
+        # Waits for the writers under way; the writers after it wait, then find the seal (sealed_among).
+        _lock_flows(connection, "SHARE ROW EXCLUSIVE")
+        if FlowReportSealedHour.objects.using(using).filter(hour=hour).exists():
+            return 0  # sealed by another run meanwhile
+        # Rows of an hour without a seal were kept by nobody: count the hour afresh.
+        FlowReportDestinationHourly.objects.using(using).filter(hour=hour).delete()
+        flows = FlowReport._base_manager.using(using).filter(start_time__gte=hour, start_time__lt=hour + HOUR)
+        _upsert(connection, FlowReportDestinationHourly, HOURLY_DESTINATION_KEY,
+                _destinations_in(flows.order_by(), {hour}))
+        FlowReportSealedHour.objects.using(using).create(hour=hour)
+    return 1

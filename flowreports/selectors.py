@@ -204,10 +204,9 @@ def window_count(queryset, window, dimensions):
     """queryset.count() of a window filtered only by protocol/direction/action, from the hourly rollup."""
     from flowreports.models import FlowReport, FlowReportHourly
 
-    return _rollup_count(
-        queryset, window, FlowReport.objects.filter(**dimensions), FlowReportHourly.objects.filter(**dimensions),
-        field="hour", floor=rollups.floor_hour, step=rollups.HOUR,
-    )
+    plan = _rollup_plan(window, rollups.floor_hour, rollups.HOUR)
+    return _rollup_count(queryset, plan, FlowReport.objects.filter(**dimensions),
+                         FlowReportHourly.objects.filter(**dimensions), field="hour")
 
 
 def _endpoint_where(window, dimensions, endpoint, address, port):
@@ -232,66 +231,98 @@ def endpoint_count(queryset, window, dimensions, endpoint, address, port):
     rollups.SOURCE or rollups.DESTINATION) and otherwise only by protocol/direction/action, from that
     endpoint's daily rollup (or from the raw flows when a folded port could match: _endpoint_where).
     """
-    from flowreports.models import FlowReport
+    from flowreports.models import FlowReport, FlowReportDestinationHourly
 
     where = _endpoint_where(window, dimensions, endpoint, address, port)
     if where is None:
         return queryset.count()
+    destination = endpoint is rollups.DESTINATION
     return _rollup_count(
-        queryset, window, FlowReport.objects.filter(**dimensions, **where),
-        endpoint.model.objects.filter(**dimensions, **where),
-        field="day", floor=rollups.floor_day, step=rollups.DAY,
+        queryset, _day_plan(window, sealed_hours=destination), FlowReport.objects.filter(**dimensions, **where),
+        endpoint.model.objects.filter(**dimensions, **where), field="day",
+        hourly=FlowReportDestinationHourly.objects.filter(**dimensions, **where) if destination else None,
     )
 
 
-def _rollup_plan(window, floor, step):
-    """How to count a window from a rollup of steps (hours or days): (first, stop, added, subtracted), or None
-    when the window holds no whole step (it is then counted from the raw table alone).
+_US = dt.timedelta(microseconds=1)
 
-    The rollup's steps [first, stop) are counted, plus the raw flows in each `added` start_time range, less
-    the raw flows in each `subtracted` one (the ranges are filter() keyword dicts). A partial step at an
-    edge is added from the raw table, or counted as that step's rollup less the rest of the step when the
-    rest is the shorter time (no flow starts after now, so the edge at "now" then costs nothing).
+
+def _rollup_plan(window, floor, step):
+    """How to count a window from a rollup of steps (hours or days): (first, stop, [], ranges), or None when
+    the window holds no whole step (it is then counted from the raw table alone).
+
+    The rollup's steps [first, stop) are counted, plus or minus the raw flows of each range: ranges are
+    (sign, low, high) start_time ranges, both ends inclusive, sign 1 to add and -1 to subtract. A partial
+    step at an edge is added from the raw table, or counted as that step's rollup less the rest of the step
+    when the rest is the shorter time (no flow starts after now, so the edge at "now" then costs nothing).
+    The empty list is for the spans of sealed hours that _day_plan puts in place of raw ranges.
     """
     spans = _spans(*window, floor, step)
     if spans is None:
         return None
     first, stop, edges = spans
     now = timezone.now()
-    added, subtracted = [], []
+    ranges = []
     for low, high in edges:
         start = floor(low)
         end = start + step
         rest = (low - start) + max(dt.timedelta(0), min(end, now) - high)
         if high - low <= rest:
-            added.append({"start_time__range": (low, high)})
+            ranges.append((1, low, high))
             continue
         first, stop = min(first, start), max(stop, end)
         if start < low:
-            subtracted.append({"start_time__gte": start, "start_time__lt": low})
-        if high < end:
-            subtracted.append({"start_time__gt": high, "start_time__lt": end})
-    return first, stop, added, subtracted
+            ranges.append((-1, start, low - _US))
+        if high + _US < end:
+            ranges.append((-1, high + _US, end - _US))
+    return first, stop, [], ranges
 
 
-def _rollup_count(queryset, window, raw, rollup, *, field, floor, step):
-    """queryset.count() (its flows in the window) from the rollup's steps and the raw edges (_rollup_plan).
+def _day_plan(window, *, sealed_hours=False):
+    """_rollup_plan over days, as (first, stop, hours, ranges). With sealed_hours, each raw range whose whole
+    hours are all sealed is counted from those hours of the hourly destination rollup, (sign, first, stop)
+    in `hours`, plus or minus the raw flows of the partial hours at its ends (at most half an hour each)."""
+    from flowreports.models import FlowReportSealedHour
 
-    raw is every flow the rollup rows count (queryset without the window). One statement, so the rollup
-    and the raw table are read from one snapshot.
+    plan = _rollup_plan(window, rollups.floor_day, rollups.DAY)
+    if plan is None or not sealed_hours:
+        return plan
+    first, stop, hours, ranges = plan
+    raw = []
+    for sign, low, high in ranges:
+        inner = _rollup_plan((low, high), rollups.floor_hour, rollups.HOUR)
+        if inner is not None:
+            hour, end, _, inner_ranges = inner
+            sealed = FlowReportSealedHour.objects.filter(hour__gte=hour, hour__lt=end).count()
+            if sealed == (end - hour) // rollups.HOUR:
+                hours.append((sign, hour, end))
+                raw.extend((sign * inner_sign, a, b) for inner_sign, a, b in inner_ranges)
+                continue
+        raw.append((sign, low, high))
+    return first, stop, hours, raw
+
+
+def _rollup_count(queryset, plan, raw, rollup, *, field, hourly=None):
+    """queryset.count() (its flows in the window) from a plan (_rollup_plan or _day_plan): the rollup's steps,
+    the hourly destination rollup's sealed hours and the raw ranges, each with its sign.
+
+    raw is every flow the rollup rows count (queryset without the window), and hourly those rows of the hourly
+    destination rollup. One statement, so the rollups and the raw table are read from one snapshot.
     """
-    plan = _rollup_plan(window, floor, step)
     if plan is None:
         return queryset.count()
-    first, stop, added, subtracted = plan
+    first, stop, hours, ranges = plan
     whole = rollup.filter(**{f"{field}__gte": first, f"{field}__lt": stop}).order_by()
     sql, params = whole.values("flows").query.sql_with_params()
     parts, all_params = [f"(SELECT COALESCE(SUM(r.flows), 0) FROM ({sql}) r)"], list(params)
-    for sign, source, ranges in (("+", queryset, added), ("-", raw, subtracted)):
-        for lookups in ranges:
-            sql, params = source.filter(**lookups).order_by().values("pk").query.sql_with_params()
-            parts.append(f"{sign} (SELECT COUNT(*) FROM ({sql}) c)")
-            all_params.extend(params)
+    for sign, low, high in hours:
+        sql, params = hourly.filter(hour__gte=low, hour__lt=high).order_by().values("flows").query.sql_with_params()
+        parts.append(f"{'+' if sign > 0 else '-'} (SELECT COALESCE(SUM(h.flows), 0) FROM ({sql}) h)")
+        all_params.extend(params)
+    for sign, low, high in ranges:
+        sql, params = raw.filter(start_time__range=(low, high)).order_by().values("pk").query.sql_with_params()
+        parts.append(f"{'+' if sign > 0 else '-'} (SELECT COUNT(*) FROM ({sql}) c)")
+        all_params.extend(params)
     with connection.cursor() as cursor:
         cursor.execute("SELECT " + " ".join(parts), all_params)
         return int(cursor.fetchone()[0])
@@ -329,10 +360,11 @@ def rollup_stats(queryset, window, dimensions, *, endpoint=None, mask=False):
     Protocols come from the hourly rollup, or with an endpoint from that endpoint's daily rollup. The top
     uplink destinations come from the daily destination rollup. With a source they are counted from the raw
     flows, unless its rollup shows that the source has no uplink flow in the window (a remote server, say):
-    then there is nothing to list. Each part has the window's partial edges from the raw table
-    (_rollup_plan). A port that a folded port could hide (_endpoint_where) is counted raw.
+    then there is nothing to list. Each part has the window's partial edges from the raw table (_rollup_plan),
+    and the daily destination parts the whole hours of those edges from the hourly destination rollup where
+    they are sealed (_day_plan). A port that a folded port could hide (_endpoint_where) is counted raw.
     """
-    from flowreports.models import FlowReport, FlowReportDestinationDaily, FlowReportHourly
+    from flowreports.models import FlowReport, FlowReportDestinationDaily, FlowReportDestinationHourly, FlowReportHourly
 
     where, side = {}, None
     if endpoint is not None:
@@ -341,19 +373,23 @@ def rollup_stats(queryset, window, dimensions, *, endpoint=None, mask=False):
         if where is None:
             return flow_stats(queryset, mask=mask)
     hours = _rollup_plan(window, rollups.floor_hour, rollups.HOUR)
-    days = _rollup_plan(window, rollups.floor_day, rollups.DAY)
+    days = _day_plan(window, sealed_hours=side is not rollups.SOURCE)
     if hours is None or (side is not None and days is None):
         return flow_stats(queryset, mask=mask)
     raw = FlowReport.objects.filter(**dimensions, **where).order_by()
 
-    def signed(plan, rollup, count):
-        # The parts of a _union_sum: the rollup's steps, plus the added edges, less the subtracted ones.
-        first, stop, added, subtracted = plan
-        return ([(1, rollup(first, stop))] + [(1, count(queryset.filter(**lookups))) for lookups in added]
-                + [(-1, count(raw.filter(**lookups))) for lookups in subtracted])
+    def signed(plan, steps, count, hourly=None):
+        # The parts of a _union_sum: the rollup's steps, the sealed hours and the raw ranges, each with its sign.
+        first, stop, sealed, ranges = plan
+        return ([(1, steps(first, stop))] + [(sign, hourly(low, high)) for sign, low, high in sealed]
+                + [(sign, count(raw.filter(start_time__range=(low, high)))) for sign, low, high in ranges])
 
     def per_protocol(flows):
         return flows.order_by().values("protocol").annotate(n=Count("id"))
+
+    def hourly_destinations(low, high, **lookups):
+        return FlowReportDestinationHourly.objects.filter(
+            hour__gte=low, hour__lt=high, **{**dimensions, **lookups}, **where).order_by()
 
     if side is None:
         protocols = _union_sum(signed(
@@ -369,6 +405,7 @@ def rollup_stats(queryset, window, dimensions, *, endpoint=None, mask=False):
             lambda first, stop: endpoint_daily.filter(day__gte=first, day__lt=stop)
             .values("protocol").annotate(n=Sum("flows")),
             per_protocol,
+            lambda low, high: hourly_destinations(low, high).values("protocol").annotate(n=Sum("flows")),
         ), "protocol")
 
     def per_destination(flows):
@@ -378,10 +415,8 @@ def rollup_stats(queryset, window, dimensions, *, endpoint=None, mask=False):
     if dimensions.get("direction", "uplink") != "uplink":
         top = []
     elif side is rollups.SOURCE:
-        uplink = _rollup_count(
-            queryset.filter(direction="uplink"), window, raw.filter(direction="uplink"),
-            endpoint_daily.filter(direction="uplink"), field="day", floor=rollups.floor_day, step=rollups.DAY,
-        )
+        uplink = _rollup_count(queryset.filter(direction="uplink"), days, raw.filter(direction="uplink"),
+                               endpoint_daily.filter(direction="uplink"), field="day")
         top = _top_destinations(queryset, mask) if uplink else []
     elif days is None:
         top = _top_destinations(queryset, mask)
@@ -392,6 +427,8 @@ def rollup_stats(queryset, window, dimensions, *, endpoint=None, mask=False):
             lambda first, stop: destinations.filter(day__gte=first, day__lt=stop).order_by()
             .values("destination_ip").annotate(n=Sum("flows")),
             per_destination,
+            lambda low, high: hourly_destinations(low, high, direction="uplink")
+            .values("destination_ip").annotate(n=Sum("flows")),
         ), "destination_ip", limit=TOP_DESTINATIONS, label=MaskedIP if mask else IPText)
     return {
         "protocols": [{"protocol": protocol, "count": n} for protocol, n in protocols],

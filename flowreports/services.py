@@ -277,6 +277,23 @@ class CollectorRows:
         return (head, direction, direction == rollups.SOURCE.subscriber_direction,
                 direction == rollups.DESTINATION.subscriber_direction)
 
+    def hourly_destinations(self, records, sealed):
+        """Counter of rollups.HOURLY_DESTINATION_KEY of the records that began in one of the sealed hours (UTC
+        datetimes): flows that arrived after their hour was sealed, few or none, so they are looked for only then."""
+        wanted = {(hour - _PG_EPOCH) // rollups.HOUR: hour for hour in sealed}
+        counts = Counter()
+        for record in records:
+            hour = wanted.get((record.start_us - _PG_EPOCH_US) // _HOUR_US)
+            if hour is None or not record.destination_ip:
+                continue
+            addresses = (record.source_ip, record.destination_ip)
+            _head, direction, _source_folds, destination_folds = self._pairs.get(addresses) or self._pair(*addresses)
+            port = record.destination_port
+            if destination_folds and port >= rollups.FIRST_EPHEMERAL_PORT:
+                port = rollups.OTHER_PORT
+            counts[hour, record.destination_ip, port, record.protocol, direction, record.action] += 1
+        return counts
+
     def rollups(self):
         """(hourly Counter, {endpoint: daily Counter}) of the last encoded batch, as rollups.apply takes them."""
         moments = {}
@@ -368,7 +385,7 @@ class FlowSink:
                 for chunk in encoder.encode(batch, timezone.now()):
                     copy.write(chunk)
             hourly, daily = encoder.rollups()
-            rollups.apply(hourly, daily)
+            rollups.apply(hourly, daily, lambda sealed: encoder.hourly_destinations(batch, sealed))
         return StoreResult(len(batch), encoder.unattributed)
 
     def totals(self):

@@ -29,6 +29,12 @@ SCHEDULE = {
         "expires": 3000,
         "description": "Prune every dataset past its retention policy.",
     },
+    "seal-flow-destination-hours": {
+        "task": "flowreports.tasks.seal_destination_hours",
+        "every_seconds": 600,
+        "expires": 550,
+        "description": "Count each closed hour of flows into the hourly destination rollup that stats read.",
+    },
     "tail-proxy-logs": {
         "task": "proxylogs.tasks.tail_proxy_logs",
         "every_seconds": 30,
