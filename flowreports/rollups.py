@@ -343,17 +343,18 @@ def clear(*, using=DEFAULT_DB_ALIAS):
 
 
 def rebuild(*, using=DEFAULT_DB_ALIAS):
-    """Recompute every rollup from the raw table (after a restore, or to check them)."""
+    """Recompute every rollup from the raw table (after a restore, or to check them), in one transaction."""
     from flowreports.models import FlowReport
 
-    clear(using=using)
-    raw = FlowReport._base_manager.using(using).order_by()
-    hourly = Counter({(_utc(hour), *rest): n for hour, *rest, n in _hourly_counts(raw)})
-    daily = {
-        endpoint: Counter({(_utc(day), *rest): n for day, *rest, n in _endpoint_counts(raw, endpoint)})
-        for endpoint in ENDPOINTS
-    }
-    apply(hourly, daily, lambda sealed: _destinations_in(raw, sealed), using=using)
+    with transaction.atomic(using=using):
+        clear(using=using)
+        raw = FlowReport._base_manager.using(using).order_by()
+        hourly = Counter({(_utc(hour), *rest): n for hour, *rest, n in _hourly_counts(raw)})
+        daily = {
+            endpoint: Counter({(_utc(day), *rest): n for day, *rest, n in _endpoint_counts(raw, endpoint)})
+            for endpoint in ENDPOINTS
+        }
+        apply(hourly, daily, lambda sealed: _destinations_in(raw, sealed), using=using)
 
 
 def seal_hours(*, now=None, limit=SEAL_LIMIT, using=DEFAULT_DB_ALIAS):

@@ -9,7 +9,14 @@ from django.utils import timezone
 
 from flowreports import rollups, services
 from flowreports.filtersets import FlowReportFilterSet
-from flowreports.models import FlowReport, FlowReportDestinationDaily, FlowReportHourly, FlowReportSourceDaily
+from flowreports.models import (
+    FlowReport,
+    FlowReportDestinationDaily,
+    FlowReportDestinationHourly,
+    FlowReportHourly,
+    FlowReportSealedHour,
+    FlowReportSourceDaily,
+)
 from flowreports.tests.conftest import flow
 from vpnmonitor import retention
 
@@ -17,9 +24,14 @@ pytestmark = pytest.mark.django_db
 URL = "/api/v1/flow-reports"
 
 
+def sealed():
+    return {rollups.floor_hour(hour) for hour in FlowReportSealedHour.objects.values_list("hour", flat=True)}
+
+
 def raw_rollups():
-    """Every rollup recomputed in Python from every raw row."""
+    """Every rollup recomputed in Python from every raw row (the hourly destinations for the sealed hours)."""
     hourly, daily = Counter(), {endpoint: Counter() for endpoint in rollups.ENDPOINTS}
+    destinations, sealed_hours = Counter(), sealed()
     for row in FlowReport.objects.all():
         hour = rollups.floor_hour(row.start_time)
         hourly[hour, row.protocol, row.direction, row.action] += 1
@@ -33,7 +45,9 @@ def raw_rollups():
             elif port >= 1024 and row.direction == ("downlink" if endpoint.side == "destination" else "uplink"):
                 port = -1
             daily[endpoint][hour.replace(hour=0), address, port, row.protocol, row.direction, row.action] += 1
-    return dict(hourly), {endpoint.side: dict(counts) for endpoint, counts in daily.items()}
+            if endpoint is rollups.DESTINATION and hour in sealed_hours:
+                destinations[hour, address, port, row.protocol, row.direction, row.action] += 1
+    return dict(hourly), {endpoint.side: dict(counts) for endpoint, counts in daily.items()}, dict(destinations)
 
 
 def stored_rollups():
@@ -49,7 +63,12 @@ def stored_rollups():
         }
         for endpoint in rollups.ENDPOINTS
     }
-    return hourly, daily
+    destinations = {
+        (rollups.floor_hour(row.hour), row.destination_ip, row.destination_port, row.protocol, row.direction,
+         row.action): row.flows
+        for row in FlowReportDestinationHourly.objects.all()
+    }
+    return hourly, daily, destinations
 
 
 def assert_exact():
@@ -80,14 +99,25 @@ def batch(count, *, now, days=9, seed=1):
 
 @pytest.fixture
 def stored(db):
+    """900 flows over 9 days; the hours that closed before the second batch are sealed, so it adds late flows."""
     now = timezone.now()
     services.store_flows(batch(600, now=now), exporter="test")
-    services.store_flows(batch(300, now=now, seed=2), exporter="test")
+    rollups.seal_hours(now=now)
+    services.store_flows(batch(300, now=now, seed=2), exporter="late")
     return now
 
 
 def test_ingest_keeps_the_rollups_equal_to_the_raw_table(stored):
     assert FlowReport.objects.count() == 900
+    # Every hour from the oldest flow's to the last that ended an hour before `stored` (now) is sealed.
+    last = rollups.floor_hour(stored) - 2 * rollups.HOUR
+    first = rollups.floor_hour(FlowReport.objects.earliest("start_time").start_time)
+    assert sealed() == {first + n * rollups.HOUR for n in range((last - first) // rollups.HOUR + 1)}
+    # The second batch added to sealed hours: its flows there are in the hourly destination rows.
+    late = FlowReport.objects.filter(start_time__lt=last + rollups.HOUR, exporter="late", destination_ip__isnull=False)
+    assert late.count() > 250
+    assert sum(FlowReportDestinationHourly.objects.values_list("flows", flat=True)) == FlowReport.objects.filter(
+        start_time__lt=last + rollups.HOUR, destination_ip__isnull=False).count()
     assert_exact()
 
 
@@ -111,7 +141,8 @@ def test_orm_writes_keep_the_rollups_exact(stored):
 def test_clearing_empties_the_rollups(stored, operator_client):
     assert operator_client.delete(URL).status_code == 200
     assert not FlowReport.objects.exists()
-    assert stored_rollups() == ({}, {"destination": {}, "source": {}}) == raw_rollups()
+    assert stored_rollups() == ({}, {"destination": {}, "source": {}}, {}) == raw_rollups()
+    assert sealed()  # a sealed hour without flows has no rows: it stays sealed
 
 
 @pytest.mark.parametrize("days", [1, 3, 5, 8])
@@ -183,10 +214,23 @@ def test_windows_shorter_than_an_hour_and_partial_edges():
             assert selectors.window_count(filtered, window, dimensions) == filtered.count(), (first, last)
 
 
+def seal_all_but_one_day(now):
+    """Seal every closed hour, then unseal the day before yesterday with its rows inflated: an hour without
+    a seal must never be read, so reads over partial days both use sealed hours and skip unsealed ones."""
+    from django.db.models import F
+
+    assert rollups.seal_hours(now=now) > 48
+    day = rollups.floor_day(now - dt.timedelta(days=2))
+    FlowReportSealedHour.objects.filter(hour__gte=day, hour__lt=day + rollups.DAY).delete()
+    assert FlowReportDestinationHourly.objects.filter(hour__gte=day, hour__lt=day + rollups.DAY).update(
+        flows=F("flows") + 5)
+
+
 @pytest.mark.parametrize("endpoint", rollups.ENDPOINTS, ids=lambda endpoint: endpoint.side)
 def test_endpoint_counts_over_partial_days_equal_the_raw_table(endpoint):
     now = timezone.now()
     services.store_flows(batch(400, now=now, days=3, seed=4), exporter="test")
+    seal_all_but_one_day(now)
     from flowreports import selectors
 
     queryset = FlowReport.objects.all()
@@ -211,6 +255,7 @@ def test_endpoint_counts_over_partial_days_equal_the_raw_table(endpoint):
 def test_stats_over_partial_hours_and_days_equal_the_raw_table(mask):
     now = timezone.now()
     services.store_flows(batch(500, now=now, days=3, seed=5), exporter="test")
+    seal_all_but_one_day(now)
     from flowreports import selectors
 
     queryset = FlowReport.objects.all()
@@ -355,3 +400,178 @@ def test_rollup_tables_leave_room_on_each_page_for_their_updates_on_postgresql()
         cursor.execute("SELECT relname, reloptions FROM pg_class WHERE relname = ANY(%s)", [tables])
         options = dict(cursor.fetchall())
     assert options == dict.fromkeys(tables, ["fillfactor=50"])
+
+
+def _flows_through_the_day(day, *, count=96):
+    """Uplink TCP flows to 198.51.100.1:443 every quarter of an hour of a day, from 10.8.0.1."""
+    return [{
+        "source_ip": "10.8.0.1", "destination_ip": "198.51.100.1", "source_port": 40000, "destination_port": 443,
+        "protocol": 6, "packets": 1, "bytes": 60, "start_time": day + n * dt.timedelta(minutes=15),
+        "end_time": day + n * dt.timedelta(minutes=15), "action": "allow", "subscriber_id": "s1",
+        "direction": "uplink",
+    } for n in range(count)]
+
+
+@pytest.mark.parametrize(("clock", "hour", "sign"), [
+    # The window starts at 18:30: its first day is 18:30-24:00, added as the hours 19-23 and raw 18:30-19:00.
+    ("18:30", 20, 1),
+    # It starts at 05:30: the day's rollup less 00:00-05:30, the hours 00-04 and raw 05:00-05:30.
+    ("05:30", 2, -1),
+])
+def test_default_window_stats_count_the_first_day_from_sealed_hours(viewer_client, clock, hour, sign):
+    """Changing an hourly destination row behind the raw table's back shows that the default window (now - 7 d
+    to now) reads the whole hours of its first day from them, and only while the hour is sealed."""
+    from unittest import mock
+
+    now = dt.datetime.fromisoformat(f"2026-11-20T{clock}:00+00:00")
+    first_day = rollups.floor_day(now - dt.timedelta(days=7))
+    services.store_flows(_flows_through_the_day(first_day) + _flows_through_the_day(first_day + rollups.DAY),
+                         exporter="test")
+    with mock.patch.object(timezone, "now", lambda: now):
+        # From the first flow's hour to the last that ended an hour ago: 16:00 (at 18:30) or 03:00 (at 05:30).
+        assert rollups.seal_hours(now=now) == 7 * 24 + int(clock[:2]) - 1
+
+        def stats(query=""):
+            return viewer_client.get(f"{URL}/stats?{query}").json()["result"]
+
+        window = FlowReport.objects.filter(start_time__gte=now - dt.timedelta(days=7))
+        expected = window.count()
+        assert expected == (96 - 4 * (int(clock[:2]) + 1) + 2) + 96  # the first day's flows from the start, then all
+        assert stats() == {"protocols": [{"protocol": 6, "count": expected}],
+                           "top_destinations_uplink": [{"ip": "198.51.100.1", "count": expected}]}
+        at = first_day + hour * rollups.HOUR
+        FlowReportDestinationHourly.objects.filter(hour=at).update(flows=4 + 3)
+        changed = expected + sign * 3
+        for query in ("", "destination=198.51.100.1", "destination=:443", "destination=198.51.100.1:443"):
+            assert stats(query) == {
+                "protocols": [{"protocol": 6, "count": changed if query else expected}],
+                "top_destinations_uplink": [{"ip": "198.51.100.1", "count": changed}],
+            }, query
+        total = viewer_client.get(f"{URL}?destination=198.51.100.1:443").json()["result"]["total_count"]
+        assert total == changed
+        # Without its seal the hour is counted from the raw flows again.
+        FlowReportSealedHour.objects.filter(hour=at).delete()
+        assert stats("destination=:443")["protocols"] == [{"protocol": 6, "count": expected}]
+        assert viewer_client.get(f"{URL}?destination=:443").json()["result"]["total_count"] == expected
+
+
+def test_seal_hours_counts_closed_hours_newest_first_and_drops_seals_before_the_oldest_flow():
+    now = dt.datetime(2026, 11, 20, 12, 10, tzinfo=dt.UTC)
+    day = rollups.floor_day(now)
+    services.store_flows(_flows_through_the_day(day, count=48), exporter="test")  # 00:00 to 11:45
+    # Only hours that ended an hour ago: 10:00 (ended 11:00) is the last; 3 at most, newest first.
+    assert rollups.seal_hours(now=now, limit=3) == 3
+    assert sealed() == {day + h * rollups.HOUR for h in (8, 9, 10)}
+    assert rollups.seal_hours(now=now) == 8
+    assert rollups.seal_hours(now=now) == 0
+    assert sealed() == {day + h * rollups.HOUR for h in range(11)}
+    assert_exact()
+    assert sorted(FlowReportDestinationHourly.objects.values_list("hour", "flows")) == [
+        (day + h * rollups.HOUR, 4) for h in range(11)]
+    # An hour later 11:00 has ended an hour ago too.
+    assert rollups.seal_hours(now=now + rollups.HOUR) == 1
+    # Once the first hours' flows are gone, their seals (which have nothing left to count) go with them.
+    FlowReport.objects.filter(start_time__lt=day + 3 * rollups.HOUR).delete()
+    assert_exact()
+    assert rollups.seal_hours(now=now + rollups.HOUR) == 0
+    assert sealed() == {day + h * rollups.HOUR for h in range(3, 12)}
+    FlowReport.objects.all().delete()
+    assert rollups.seal_hours(now=now) == 0
+    assert_exact()
+
+
+def test_the_seal_task_reports_what_it_sealed_and_runs_once_at_a_time():
+    from flowreports.tasks import seal_destination_hours
+    from vpnmonitor.jobs import exclusive
+
+    services.store_flows(batch(100, now=timezone.now(), days=0.5, seed=7), exporter="test")
+    with exclusive("seal_destination_hours") as acquired:
+        assert acquired
+        assert seal_destination_hours() == {"skipped": "another seal_destination_hours is running"}
+    result = seal_destination_hours()
+    assert 9 <= result["sealed"] <= 11  # 12 hours of flows, less the last two (closed under an hour ago, or open)
+    assert seal_destination_hours() == {"sealed": 0}
+    assert_exact()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_collector_batches_keep_sealed_hours_exact(stored):
+    """Late flows from the UDP collector: on PostgreSQL its own encoder counts them (COPY path)."""
+    from flowreports.collector.decode import FlowRecord
+    from flowreports.models import SubscriberPrefix
+
+    SubscriberPrefix.objects.create(cidr="10.8.0.0/24", subscriber_id="vpn")
+    rng = random.Random(8)
+    records = []
+    for _ in range(400):
+        start = stored - dt.timedelta(hours=rng.random() * 200)
+        micros = int(start.timestamp() * 1_000_000)
+        inside, remote = f"10.8.0.{rng.randint(1, 20)}", rng.choice(["8.8.8.8", "2001:db8::1", "192.0.2.9"])
+        uplink = rng.random() < 0.5
+        records.append(FlowRecord(
+            exporter="192.0.2.1", observation_domain=0, source_ip=inside if uplink else remote,
+            destination_ip=remote if uplink else inside, source_port=rng.choice([40000, 22]),
+            destination_port=rng.choice([443, 22, 51515]), protocol=rng.choice([6, 17]), packets=1, bytes=60,
+            start_us=micros, end_us=micros, action=rng.choice(["allow", "drop"]), version=10,
+        ))
+    sink = services.FlowSink()
+    try:
+        assert sink(records).stored == 400
+    finally:
+        sink.close()
+    in_sealed = [r for r in records if rollups.floor_hour(dt.datetime.fromtimestamp(r.start_us / 1e6, dt.UTC))
+                 in sealed()]
+    assert len(in_sealed) > 300
+    assert_exact()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sealing_waits_for_a_writer_under_way_and_counts_its_flows():
+    """A writer that found its hour unsealed and has not committed yet: the seal must wait for it and count its
+    flows, or they would be in neither the seal's count nor the writer's (PostgreSQL reads in parallel)."""
+    import threading
+
+    from django.db import connection, transaction
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite takes one writer at a time")
+    now = timezone.now()
+    hour = rollups.floor_hour(now) - 5 * rollups.HOUR
+    flows = _flows_through_the_day(hour, count=4)  # four flows in one closed hour
+    services.store_flows(flows[:1], exporter="test")
+    inserted, release, failures = threading.Event(), threading.Event(), []
+
+    def writer():
+        try:
+            with transaction.atomic():
+                services.store_flows(flows[1:], exporter="test")
+                inserted.set()
+                release.wait(30)
+        except Exception as error:  # noqa: BLE001 - reported by the assertion below
+            failures.append(error)
+        finally:
+            connection.close()
+
+    def sealer():
+        try:
+            rollups.seal_hours(now=now)
+        except Exception as error:  # noqa: BLE001
+            failures.append(error)
+        finally:
+            connection.close()
+
+    writing = threading.Thread(target=writer)
+    writing.start()
+    assert inserted.wait(30)
+    sealing = threading.Thread(target=sealer)
+    sealing.start()
+    sealing.join(1)  # long enough to seal an hour of four flows, had it not waited
+    waited = sealing.is_alive()
+    release.set()
+    writing.join(30)
+    sealing.join(30)
+    assert failures == []
+    assert waited
+    assert sealed() == {hour + n * rollups.HOUR for n in range(4)}
+    assert FlowReportDestinationHourly.objects.get(hour=hour).flows == 4
+    assert_exact()
