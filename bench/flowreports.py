@@ -5,9 +5,10 @@
 
 Generates N flows over the last D days (on PostgreSQL in SQL: INSERT ... SELECT from generate_series with
 the indexes dropped and rebuilt, then the rollups rebuilt, a few minutes for 10M; --store-flows, and other
-databases, go through store_flows and time it), VACUUM ANALYZEs, then times requests through Django's
-test client (auth, filters, serializers and envelope included): p50/p95 of the listing with filters,
-of stats over 7 days, and of group_by.
+databases, go through store_flows and time it), VACUUM ANALYZEs, seals the closed hours as the beat task
+would, then times requests through Django's test client (auth, filters, serializers and envelope
+included): p50/p95 of the listing with filters, of stats over 7 days and in the default window (now - 7 d
+to now, once at the real time and once with the clock at 12:30 UTC, its worst time of day), and of group_by.
 --reuse keeps an existing dataset of the same size instead of generating it again.
 
     python -m bench flowreports --collector-rate 50000 [--collector-seconds 30]
@@ -29,6 +30,7 @@ import socket
 import struct
 import sys
 import time
+from unittest import mock
 
 from bench.datasets import analyze, cpu_seconds, latency_ms, rng, stopwatch, utcnow
 
@@ -224,7 +226,20 @@ def _offer(address, rate, seconds, subscribers, window):
     sock.close()
 
 
-def collector_run(rate, seconds, subscribers, batch_size=None):
+def _seal_offered_hour(subscribers):
+    """Seal the hour the offered flows begin in (they all carry one time), so every flow arrives late."""
+    from flowreports import rollups
+    from flowreports.collector.decode import FlowDecoder
+    from flowreports.models import FlowReportSealedHour
+
+    packet = subscriber_traffic_packets(1, subscribers or 1)[0]
+    (record, *_) = FlowDecoder().decode(packet, "127.0.0.1")
+    hour = rollups.floor_hour(dt.datetime.fromtimestamp(record.start_us / 1e6, dt.UTC))
+    FlowReportSealedHour.objects.create(hour=hour)
+    return hour
+
+
+def collector_run(rate, seconds, subscribers, batch_size=None, late=False):
     from django.db import connection
 
     from flowreports.collector.server import Collector
@@ -240,6 +255,7 @@ def collector_run(rate, seconds, subscribers, batch_size=None):
         FlowReport.objects.all().delete()
     if subscribers:
         _prefixes(subscribers)
+    sealed = _seal_offered_hour(subscribers) if late else None
     sys.setswitchinterval(SWITCH_INTERVAL)  # as collect_flows does
     sink = FlowSink()
     commits = []  # (time, flows) of every committed batch
@@ -277,6 +293,8 @@ def collector_run(rate, seconds, subscribers, batch_size=None):
                else "30 fixed flows repeated")
     return [
         ("collector, batches", f"{collector.batch_size:,} flows, {collector.writers} writer(s)"),
+        *([("collector, late flows", f"every one: their hour ({sealed:%Y-%m-%d %H}:00) was sealed before the run")]
+          if late else []),
         ("collector, offered", f"{offered:,} flows at {rate:,} flows/s for {seconds} s (NetFlow v5, 30 per packet; "
                                f"{traffic})"),
         ("collector, attributed to a subscriber", f"{stats['flows_stored'] - sink.unattributed:,}"),
@@ -347,6 +365,9 @@ def run(argv):
     parser.add_argument("--collector-seconds", type=int, default=30)
     parser.add_argument("--collector-batch-size", type=int, default=None,
                         help="flows per batch (default: collect_flows' default)")
+    parser.add_argument("--collector-late", action="store_true",
+                        help="seal the offered flows' hour first, so every flow is late (an exporter whose clock is "
+                             "behind): each batch also counts them into the hourly destination rollup")
     parser.add_argument("--collector-fixed-flows", action="store_true",
                         help="offer the same 30 unattributed flows over and over instead of --subscribers' traffic")
     parser.add_argument("--raw", action="store_true",
@@ -356,6 +377,7 @@ def run(argv):
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
     from django.db import connection
+    from django.utils import timezone
     from rest_framework.test import APIClient
 
     from flowreports import rollups
@@ -365,7 +387,8 @@ def run(argv):
     call_command("migrate", verbosity=0)
     if args.collector_rate:
         rows = collector_run(args.collector_rate, args.collector_seconds,
-                             0 if args.collector_fixed_flows else args.subscribers, args.collector_batch_size)
+                             0 if args.collector_fixed_flows else args.subscribers, args.collector_batch_size,
+                             late=args.collector_late)
         for name, value in rows:
             print(f"{name}: {value}")
         return rows
@@ -442,9 +465,28 @@ def run(argv):
         ("group_by=subscriber, 7 d, page 1", f"/api/v1/flow-reports?group_by=subscriber&{week}"),
     ]
     for name, url in cases:
-        response = client.get(url)
-        assert response.status_code == 200, (url, response.status_code, response.content[:300])
-        p50, p95 = latency_ms(lambda url=url: client.get(url), repeat=args.repeat)
-        print(f"{name}: p50 {p50:.0f} ms, p95 {p95:.0f} ms")
-        rows.append((name, f"p50 {p50:.0f} ms, p95 {p95:.0f} ms"))
+        rows.append(_timed(client, name, url, args.repeat))
+    # The default window's first day is partial, so its cost depends on the time of day. It is worst at
+    # 12:30: 11 whole hours of that day from the hourly rollups and the half hour before them from raw flows.
+    # The clock is set to the first 12:30 UTC after the newest flow, so the window's whole first day has flows.
+    newest = FlowReport.objects.order_by("-start_time").values_list("start_time", flat=True).first()
+    clock = newest.replace(hour=12, minute=30, second=0, microsecond=0)
+    if clock < newest:
+        clock += dt.timedelta(days=1)
+    with mock.patch.object(timezone, "now", lambda: clock):
+        for name, query in (("stats", ""), ("stats, protocol=6", "protocol=6"),
+                            ("stats, destination=8.8.0.0:443", "destination=8.8.0.0:443"),
+                            ("stats, destination=:443", "destination=:443")):
+            rows.append(_timed(client, f"{name}, default window from 12:30 UTC", f"/api/v1/flow-reports/stats?{query}",
+                               args.repeat))
+        rows.append(_timed(client, "list, destination=:443, default window from 12:30 UTC",
+                           "/api/v1/flow-reports?destination=:443", args.repeat))
     return rows
+
+
+def _timed(client, name, url, repeat):
+    response = client.get(url)
+    assert response.status_code == 200, (url, response.status_code, response.content[:300])
+    p50, p95 = latency_ms(lambda: client.get(url), repeat=repeat)
+    print(f"{name}: p50 {p50:.0f} ms, p95 {p95:.0f} ms")
+    return name, f"p50 {p50:.0f} ms, p95 {p95:.0f} ms"

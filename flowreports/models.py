@@ -190,13 +190,24 @@ class EndpointDaily(models.Model):
         abstract = True
 
 
-class FlowReportDestinationDaily(EndpointDaily):
-    """Flows per day and destination (see EndpointDaily); stats' top uplink destinations read it too."""
+class DestinationRollup(models.Model):
+    """The destination end of a rollup row (daily or hourly) and how the row reads."""
 
     destination_ip = models.GenericIPAddressField()
     destination_port = models.IntegerField(
         help_text="The port; -1 for a downlink flow's port from 1024 up (counted together), -2 for none."
     )
+
+    class Meta:
+        abstract = True
+
+    def __str__(self):
+        return (f"{self.period} to {self.destination_ip} port {self.destination_port} {self.protocol} "
+                f"{self.direction or '-'} {self.action}: {self.flows}")
+
+
+class FlowReportDestinationDaily(DestinationRollup, EndpointDaily):
+    """Flows per day and destination (see EndpointDaily); stats' top uplink destinations read it too."""
 
     class Meta:
         ordering = ["day", "destination_ip", "destination_port"]
@@ -207,12 +218,12 @@ class FlowReportDestinationDaily(EndpointDaily):
         # A destination filter reads one address's days, not every row of the window's days.
         indexes = [models.Index(fields=["destination_ip", "day"], name="flowreport_dest_daily_ip")]
 
-    def __str__(self):
-        return (f"{self.day:%Y-%m-%d} to {self.destination_ip} port {self.destination_port} {self.protocol} "
-                f"{self.direction or '-'} {self.action}: {self.flows}")
+    @property
+    def period(self):
+        return f"{self.day:%Y-%m-%d}"
 
 
-class FlowReportDestinationHourly(models.Model):
+class FlowReportDestinationHourly(DestinationRollup):
     """Flows per UTC hour and destination, keyed like FlowReportDestinationDaily, for sealed hours only.
 
     Stats count a window's partial first day (the default window starts at now - 7 d) from these hours
@@ -222,10 +233,6 @@ class FlowReportDestinationHourly(models.Model):
     """
 
     hour = models.DateTimeField()
-    destination_ip = models.GenericIPAddressField()
-    destination_port = models.IntegerField(
-        help_text="The port; -1 for a downlink flow's port from 1024 up (counted together), -2 for none."
-    )
     protocol = models.PositiveSmallIntegerField()
     direction = models.CharField(max_length=8, blank=True, default="")
     action = models.CharField(max_length=5)
@@ -239,9 +246,9 @@ class FlowReportDestinationHourly(models.Model):
         )]
         indexes = [models.Index(fields=["destination_ip", "hour"], name="flowreport_dest_hourly_ip")]
 
-    def __str__(self):
-        return (f"{self.hour:%Y-%m-%d %H}h to {self.destination_ip} port {self.destination_port} {self.protocol} "
-                f"{self.direction or '-'} {self.action}: {self.flows}")
+    @property
+    def period(self):
+        return f"{self.hour:%Y-%m-%d %H}h"
 
 
 class FlowReportSealedHour(models.Model):
