@@ -20,12 +20,18 @@ insert would cost the collector as much again as the daily destinations, so it i
 seal_hours (a beat task) counts each hour once it has ended SEAL_DELAY ago and records the hour in
 FlowReportSealedHour. From then on every write that touches a sealed hour adds to it or subtracts from it in
 the same transaction, as for the other rollups (a late flow, a delete, retention). Reads use the hourly rows
-only for sealed hours. On PostgreSQL the seal and the writes are ordered by table locks: a writer holds ROW
-EXCLUSIVE on the flow table before it reads which hours are sealed, and sealing takes SHARE ROW EXCLUSIVE,
-so it waits for the writers under way (and then sees their flows) and the writers after it see its seal.
+only for sealed hours. On PostgreSQL the seal and the writes are ordered by a lock per hour (advisory, held to
+the end of the transaction): a writer takes its hours' locks shared before it reads which of them are sealed,
+and the seal of an hour takes that hour's lock alone, so it waits for the writers of that hour under way (and
+then sees their flows) and their writers after it see its seal. Writers of other hours, such as the collector
+with the current hour's flows, never wait for a seal. A write of many hours at once takes one lock that stands
+for every hour, which a seal then takes too; it only tries for that one, never waiting for a lock while it
+holds another, so no writer and seal can wait for each other.
 """
 
 import datetime as dt
+import logging
+import time
 from collections import Counter
 from typing import NamedTuple
 
@@ -34,6 +40,8 @@ from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.models import Count
 from django.db.models.functions import Trunc
 from django.utils import timezone
+
+logger = logging.getLogger(__name__)
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 HOUR = dt.timedelta(hours=1)
@@ -52,6 +60,9 @@ HOURLY_DESTINATION_KEY = ("hour", "destination_ip", "destination_port", "protoco
 SEAL_DELAY = HOUR
 # Hours sealed per run at most (one short transaction each), so that a long history is sealed over several runs.
 SEAL_LIMIT = 24 * 31
+# How often a seal tries again while a write of many hours holds the lock for every hour, and how long it waits.
+SEAL_ATTEMPTS = 20
+SEAL_RETRY_SECONDS = 0.25
 
 
 class Endpoint(NamedTuple):
@@ -217,25 +228,38 @@ def apply(hourly, daily, sealed_destinations, *, using=DEFAULT_DB_ALIAS):
             ).delete()
 
 
-def _lock_flows(connection, mode):
-    if connection.vendor == "postgresql":
-        from flowreports.models import FlowReport
+# PostgreSQL advisory lock keys (two int4): this namespace, and an hour as whole hours since the epoch, or
+# EVERY_HOUR for a write of more than LOCKED_HOURS hours (a lock each would fill the server's lock table).
+_LOCK_NAMESPACE = 0x666C6F77
+EVERY_HOUR = -(2**31)  # the lowest integer, no hour of a flow
+LOCKED_HOURS = 32
 
-        with connection.cursor() as cursor:
-            cursor.execute(f"LOCK TABLE {connection.ops.quote_name(FlowReport._meta.db_table)} IN {mode} MODE")
+
+def _hour_keys(hours):
+    return sorted({(hour - EPOCH) // HOUR for hour in hours}) if len(hours) <= LOCKED_HOURS else [EVERY_HOUR]
+
+
+def _lock_hours(connection, keys, *, shared):
+    """Take the advisory locks of these hour keys (see above) until the end of the transaction."""
+    if connection.vendor != "postgresql" or not keys:
+        return  # SQLite writes one transaction at a time
+    function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {function}(%s, key) FROM unnest(%s::integer[]) AS key", [_LOCK_NAMESPACE, keys])
 
 
 def sealed_among(hours, *, using=DEFAULT_DB_ALIAS):
     """The sealed hours among `hours`, read in a transaction that writes flows of those hours.
 
-    The lock is the one an INSERT, COPY or DELETE of flows takes anyway (taken here before the read, for the
-    deletes that subtract first): a seal_hours under way is waited for, and one not begun yet waits for us.
+    The hours' locks are taken shared first, and held until the transaction ends: a seal of one of them under
+    way is waited for (its flows then count in it, or this write adds to it), and one not begun yet waits for
+    this transaction, so that it counts what this one writes.
     """
     from flowreports.models import FlowReportSealedHour
 
     if not hours:
         return set()
-    _lock_flows(connections[using], "ROW EXCLUSIVE")
+    _lock_hours(connections[using], _hour_keys(hours), shared=True)
     found = FlowReportSealedHour.objects.using(using).filter(hour__in=sorted(hours)).values_list("hour", flat=True)
     return {_utc(hour) for hour in found}
 
@@ -336,6 +360,7 @@ def clear(*, using=DEFAULT_DB_ALIAS):
     """Empty the rollups (the seals stay: a sealed hour with no flows has no rows)."""
     from flowreports.models import FlowReportDestinationHourly, FlowReportHourly
 
+    _lock_hours(connections[using], [EVERY_HOUR], shared=True)  # no seal counts hours meanwhile
     FlowReportHourly.objects.using(using).all().delete()
     FlowReportDestinationHourly.objects.using(using).all().delete()
     for endpoint in ENDPOINTS:
@@ -371,32 +396,63 @@ def seal_hours(*, now=None, limit=SEAL_LIMIT, using=DEFAULT_DB_ALIAS):
         return 0
     first = floor_hour(oldest)
     with transaction.atomic(using=using):
-        _lock_flows(connections[using], "SHARE ROW EXCLUSIVE")
-        FlowReportSealedHour.objects.using(using).filter(hour__lt=first).delete()
-        FlowReportDestinationHourly.objects.using(using).filter(hour__lt=first).delete()
+        if _try_lock_every_hour(connections[using]):  # else a write of many hours is under way: next run
+            FlowReportSealedHour.objects.using(using).filter(hour__lt=first).delete()
+            FlowReportDestinationHourly.objects.using(using).filter(hour__lt=first).delete()
     sealed = {_utc(hour) for hour in FlowReportSealedHour.objects.using(using)
               .filter(hour__gte=first, hour__lte=last).values_list("hour", flat=True)}
     done, hour = 0, last
     while hour >= first and done < limit:
         if hour not in sealed:
-            done += _seal(hour, using=using)
+            counted = _seal(hour, using=using)
+            if counted is None:
+                logger.info("flowreports: a write of many hours held off sealing %s; the next run goes on", hour)
+                break
+            done += counted
         hour -= HOUR
     return done
 
 
+class _Busy(Exception):
+    """A write of many hours holds the lock for every hour."""
+
+
+def _try_lock_every_hour(connection):
+    """Take the lock of every hour (exclusive) if no write holds it; whether it was taken."""
+    if connection.vendor != "postgresql":
+        return True
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", [_LOCK_NAMESPACE, EVERY_HOUR])
+        return cursor.fetchone()[0]
+
+
+def _lock_hour_to_seal(connection, hour):
+    """Wait for this hour's lock, then try for the one of every hour; False (the transaction must end) if busy."""
+    _lock_hours(connection, [(hour - EPOCH) // HOUR], shared=False)
+    return _try_lock_every_hour(connection)
+
+
 def _seal(hour, *, using):
+    """1 when this call sealed the hour, 0 when it was sealed already, None when a write of many hours kept
+    holding the lock of every hour."""
     from flowreports.models import FlowReport, FlowReportDestinationHourly, FlowReportSealedHour
 
     connection = connections[using]
-    with transaction.atomic(using=using):
-        # Waits for the writers under way; the writers after it wait, then find the seal (sealed_among).
-        _lock_flows(connection, "SHARE ROW EXCLUSIVE")
-        if FlowReportSealedHour.objects.using(using).filter(hour=hour).exists():
-            return 0  # sealed by another run meanwhile
-        # Rows of an hour without a seal were kept by nobody: count the hour afresh.
-        FlowReportDestinationHourly.objects.using(using).filter(hour=hour).delete()
-        flows = FlowReport._base_manager.using(using).filter(start_time__gte=hour, start_time__lt=hour + HOUR)
-        _upsert(connection, FlowReportDestinationHourly, HOURLY_DESTINATION_KEY,
-                _destinations_in(flows.order_by(), {hour}))
-        FlowReportSealedHour.objects.using(using).create(hour=hour)
-    return 1
+    for _ in range(SEAL_ATTEMPTS):
+        try:
+            with transaction.atomic(using=using):
+                # Waits for the writers of this hour under way; its writers after it wait, then find the seal.
+                if not _lock_hour_to_seal(connection, hour):
+                    raise _Busy
+                if FlowReportSealedHour.objects.using(using).filter(hour=hour).exists():
+                    return 0  # sealed by another run meanwhile
+                # Rows of an hour without a seal were kept by nobody: count the hour afresh.
+                FlowReportDestinationHourly.objects.using(using).filter(hour=hour).delete()
+                flows = FlowReport._base_manager.using(using).filter(start_time__gte=hour, start_time__lt=hour + HOUR)
+                _upsert(connection, FlowReportDestinationHourly, HOURLY_DESTINATION_KEY,
+                        _destinations_in(flows.order_by(), {hour}))
+                FlowReportSealedHour.objects.using(using).create(hour=hour)
+            return 1
+        except _Busy:
+            time.sleep(SEAL_RETRY_SECONDS)
+    return None

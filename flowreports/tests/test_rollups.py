@@ -525,53 +525,124 @@ def test_collector_batches_keep_sealed_hours_exact(stored):
     assert_exact()
 
 
-@pytest.mark.django_db(transaction=True)
-def test_sealing_waits_for_a_writer_under_way_and_counts_its_flows():
-    """A writer that found its hour unsealed and has not committed yet: the seal must wait for it and count its
-    flows, or they would be in neither the seal's count nor the writer's (PostgreSQL reads in parallel)."""
+class OpenWrite:
+    """store_flows(flows) in a transaction of its own, on another thread, left open until close()."""
+
+    def __init__(self, flows):
+        import threading
+
+        self.inserted, self.release, self.failures = threading.Event(), threading.Event(), []
+        self.thread = threading.Thread(target=self._write, args=(flows,))
+        self.thread.start()
+        assert self.inserted.wait(30)
+
+    def _write(self, flows):
+        from django.db import connection, transaction
+
+        try:
+            with transaction.atomic():
+                services.store_flows(flows, exporter="test")
+                self.inserted.set()
+                self.release.wait(30)
+        except Exception as error:  # noqa: BLE001 - reported by close()
+            self.failures.append(error)
+        finally:
+            connection.close()
+
+    def close(self):
+        self.release.set()
+        self.thread.join(30)
+        assert self.failures == []
+
+
+def in_thread(function):
+    """Start function() on another thread (with a connection of its own); returns (thread, results)."""
     import threading
 
-    from django.db import connection, transaction
+    from django.db import connection
+
+    results = []
+
+    def run():
+        try:
+            results.append(function())
+        except Exception as error:  # noqa: BLE001 - reported by the caller's assertions
+            results.append(error)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, results
+
+
+def postgresql_only():
+    from django.db import connection
 
     if connection.vendor != "postgresql":
         pytest.skip("SQLite takes one writer at a time")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sealing_waits_for_a_writer_of_the_hour_under_way_and_counts_its_flows():
+    """A writer that found its hour unsealed and has not committed yet: the seal must wait for it and count its
+    flows, or they would be in neither the seal's count nor the writer's (PostgreSQL reads in parallel)."""
+    postgresql_only()
     now = timezone.now()
     hour = rollups.floor_hour(now) - 5 * rollups.HOUR
     flows = _flows_through_the_day(hour, count=4)  # four flows in one closed hour
     services.store_flows(flows[:1], exporter="test")
-    inserted, release, failures = threading.Event(), threading.Event(), []
-
-    def writer():
-        try:
-            with transaction.atomic():
-                services.store_flows(flows[1:], exporter="test")
-                inserted.set()
-                release.wait(30)
-        except Exception as error:  # noqa: BLE001 - reported by the assertion below
-            failures.append(error)
-        finally:
-            connection.close()
-
-    def sealer():
-        try:
-            rollups.seal_hours(now=now)
-        except Exception as error:  # noqa: BLE001
-            failures.append(error)
-        finally:
-            connection.close()
-
-    writing = threading.Thread(target=writer)
-    writing.start()
-    assert inserted.wait(30)
-    sealing = threading.Thread(target=sealer)
-    sealing.start()
-    sealing.join(1)  # long enough to seal an hour of four flows, had it not waited
+    write = OpenWrite(flows[1:])
+    sealing, results = in_thread(lambda: rollups.seal_hours(now=now))
+    sealing.join(1)  # long enough to seal four hours of four flows, had it not waited
     waited = sealing.is_alive()
-    release.set()
-    writing.join(30)
+    write.close()
     sealing.join(30)
-    assert failures == []
     assert waited
+    assert results == [4]
     assert sealed() == {hour + n * rollups.HOUR for n in range(4)}
     assert FlowReportDestinationHourly.objects.get(hour=hour).flows == 4
+    assert_exact()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sealing_does_not_wait_for_writers_of_other_hours():
+    """The collector writing the current hour is never held up by a seal of an older one, nor the seal by it."""
+    postgresql_only()
+    now = timezone.now()
+    hour = rollups.floor_hour(now) - 5 * rollups.HOUR
+    services.store_flows(_flows_through_the_day(hour, count=4), exporter="test")
+    write = OpenWrite(_flows_through_the_day(rollups.floor_hour(now), count=2))
+    try:
+        sealing, results = in_thread(lambda: rollups.seal_hours(now=now))
+        sealing.join(30)
+        assert results == [4]
+    finally:
+        write.close()
+    assert FlowReportDestinationHourly.objects.get(hour=hour).flows == 4
+    assert_exact()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_write_of_many_hours_holds_seals_off_until_it_ends(monkeypatch):
+    """More than LOCKED_HOURS hours take the lock of every hour: a seal meanwhile gives up for that run (it
+    never waits while holding a lock, so the two cannot deadlock), and the next run counts the write."""
+    postgresql_only()
+    now = timezone.now()
+    first = rollups.floor_hour(now) - 60 * rollups.HOUR
+    services.store_flows(_flows_through_the_day(first, count=1), exporter="test")
+    # One flow in each of the next LOCKED_HOURS + 1 hours.
+    many = [{**row, "start_time": first + n * rollups.HOUR, "end_time": first + n * rollups.HOUR}
+            for n, row in enumerate(_flows_through_the_day(first, count=rollups.LOCKED_HOURS + 1), start=1)]
+    monkeypatch.setattr(rollups, "SEAL_ATTEMPTS", 2)
+    monkeypatch.setattr(rollups, "SEAL_RETRY_SECONDS", 0.05)
+    write = OpenWrite(many)
+    try:
+        sealing, results = in_thread(lambda: rollups.seal_hours(now=now))
+        sealing.join(30)
+        assert results == [0]
+    finally:
+        write.close()
+    assert rollups.seal_hours(now=now) == 59
+    assert sum(FlowReportDestinationHourly.objects.values_list("flows", flat=True)) == 1 + rollups.LOCKED_HOURS + 1
     assert_exact()
