@@ -278,11 +278,21 @@ class CollectorRows:
                 direction == rollups.DESTINATION.subscriber_direction)
 
     def hourly_destinations(self, records, sealed):
-        """Counter of rollups.HOURLY_DESTINATION_KEY of the records that began in one of the sealed hours (UTC
-        datetimes): flows that arrived after their hour was sealed, few or none, so they are looked for only then."""
+        """Counter of rollups.HOURLY_DESTINATION_KEY of the last encoded batch's records that began in one of the
+        sealed hours (UTC datetimes): flows that arrived after their hour was sealed, so they are counted only then.
+
+        A sealed hour that is the batch's only hour of its day has that day's destination counts, already made;
+        the records are gone through only for the others (an exporter whose clock is behind sends whole batches
+        of one past hour)."""
         wanted = {(hour - _PG_EPOCH) // rollups.HOUR: hour for hour in sealed}
+        hours_per_day = Counter(hour // 24 for hour in {key[0] for key in self._hourly})
+        alone = {index // 24: wanted.pop(index) for index in list(wanted) if hours_per_day[index // 24] == 1}
         counts = Counter()
-        for record in records:
+        for (day, *key), n in self._destinations.items() if alone else ():
+            hour = alone.get(day)
+            if hour is not None:
+                counts[hour, *key] += n
+        for record in records if wanted else ():
             hour = wanted.get((record.start_us - _PG_EPOCH_US) // _HOUR_US)
             if hour is None or not record.destination_ip:
                 continue

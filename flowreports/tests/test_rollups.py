@@ -514,15 +514,25 @@ def test_collector_batches_keep_sealed_hours_exact(stored):
             destination_port=rng.choice([443, 22, 51515]), protocol=rng.choice([6, 17]), packets=1, bytes=60,
             start_us=micros, end_us=micros, action=rng.choice(["allow", "drop"]), version=10,
         ))
+    # Then a batch of one past hour, as from an exporter whose clock is behind: the only hour of its day.
+    past = int((rollups.floor_hour(stored) - dt.timedelta(days=2, hours=3)).timestamp() * 1_000_000)
+    one_hour = [record._replace(start_us=past + n * 7_000_000, end_us=past + n * 7_000_000)
+                for n, record in enumerate(records[:300])]
     sink = services.FlowSink()
     try:
         assert sink(records).stored == 400
+        assert_exact()
+        assert sink(one_hour).stored == 300
     finally:
         sink.close()
     in_sealed = [r for r in records if rollups.floor_hour(dt.datetime.fromtimestamp(r.start_us / 1e6, dt.UTC))
                  in sealed()]
     assert len(in_sealed) > 300
     assert_exact()
+    hour = rollups.floor_hour(dt.datetime.fromtimestamp(past / 1e6, dt.UTC))
+    assert hour in sealed()
+    assert sum(FlowReportDestinationHourly.objects.filter(hour=hour).values_list("flows", flat=True)) == (
+        FlowReport.objects.filter(start_time__gte=hour, start_time__lt=hour + rollups.HOUR).count()) >= 300
 
 
 class OpenWrite:
