@@ -133,7 +133,13 @@ def model_rows(objs):
     from flowreports.models import FlowReport
 
     field = FlowReport._meta.get_field
-    start, protocol, address = field("start_time").to_python, field("protocol").to_python, field("source_ip")
+    to_python, protocol, address = field("start_time").to_python, field("protocol").to_python, field("source_ip")
+
+    def start(value):
+        # A naive time is stored as a time in TIME_ZONE (Django warns), so it is counted as one too.
+        value = to_python(value)
+        return timezone.make_aware(value, timezone.get_default_timezone()) if timezone.is_naive(value) else value
+
     port = field("source_port").to_python
     return [
         (start(obj.start_time), protocol(obj.protocol), obj.direction or "", obj.action,
@@ -208,10 +214,12 @@ def apply(hourly, daily, sealed_destinations, *, using=DEFAULT_DB_ALIAS):
     from flowreports.models import FlowReportDestinationHourly, FlowReportHourly
 
     connection = connections[using]
+    # First, before any rollup row is locked: a write that waits here for a seal of one of its hours holds no
+    # row that a write of other hours (the collector's current hour) needs.
+    sealed = sealed_among({key[0] for key in hourly}, using=using)
     _upsert(connection, FlowReportHourly, ("hour", "protocol", "direction", "action"), hourly)
     for endpoint, counts in daily.items():
         _upsert(connection, endpoint.model, endpoint.key, counts)
-    sealed = sealed_among({key[0] for key in hourly}, using=using)
     if sealed:
         destinations = sealed_destinations(sealed)
         _upsert(connection, FlowReportDestinationHourly, HOURLY_DESTINATION_KEY, destinations)
@@ -387,7 +395,7 @@ def seal_hours(*, now=None, limit=SEAL_LIMIT, using=DEFAULT_DB_ALIAS):
     newest first, at most `limit` of them: each is counted into FlowReportDestinationHourly and recorded
     in FlowReportSealedHour in a transaction of its own. Seals of hours before the oldest flow, which have
     nothing left to count, are removed. Returns how many hours were sealed."""
-    from flowreports.models import FlowReport, FlowReportDestinationHourly, FlowReportSealedHour
+    from flowreports.models import FlowReport, FlowReportSealedHour
 
     last = floor_hour((now or timezone.now()) - SEAL_DELAY) - HOUR
     oldest = (FlowReport._base_manager.using(using).order_by("start_time")
@@ -396,9 +404,10 @@ def seal_hours(*, now=None, limit=SEAL_LIMIT, using=DEFAULT_DB_ALIAS):
         return 0
     first = floor_hour(oldest)
     with transaction.atomic(using=using):
+        # Only the seals (no writer locks them, so this never waits while it holds the lock): the rows of an
+        # hour without a seal are never read, and a seal clears them before it counts the hour.
         if _try_lock_every_hour(connections[using]):  # else a write of many hours is under way: next run
             FlowReportSealedHour.objects.using(using).filter(hour__lt=first).delete()
-            FlowReportDestinationHourly.objects.using(using).filter(hour__lt=first).delete()
     sealed = {_utc(hour) for hour in FlowReportSealedHour.objects.using(using)
               .filter(hour__gte=first, hour__lte=last).values_list("hour", flat=True)}
     done, hour = 0, last

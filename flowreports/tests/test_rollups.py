@@ -122,10 +122,14 @@ def test_ingest_keeps_the_rollups_equal_to_the_raw_table(stored):
 
 
 def test_orm_writes_keep_the_rollups_exact(stored):
-    one = flow(source_ip="10.8.0.1", destination_ip="8.8.8.8", protocol=6, start="2025-02-22T10:30:00",
+    # In a sealed hour, three days back, then moved to another sealed hour by save().
+    start = rollups.floor_hour(stored - dt.timedelta(days=3)) + dt.timedelta(minutes=30)
+    assert rollups.floor_hour(start) in sealed()
+    one = flow(source_ip="10.8.0.1", destination_ip="8.8.8.8", protocol=6, start=start.replace(tzinfo=None).isoformat(),
                direction="uplink")
     assert_exact()
     one.direction = "downlink"
+    one.start_time -= dt.timedelta(hours=5)
     one.save()
     assert_exact()
     FlowReport.objects.filter(protocol=17).update(direction="uplink", action="drop")
@@ -135,6 +139,21 @@ def test_orm_writes_keep_the_rollups_exact(stored):
     FlowReport.objects.filter(protocol=1).delete()
     assert_exact()
     FlowReport.objects.bulk_create([FlowReport(**{**row, "exporter": "x"}) for row in batch(50, now=stored)])
+    assert_exact()
+
+
+def test_a_naive_start_time_counts_in_the_hour_it_is_stored_in(stored, settings):
+    """Django stores a naive time as one in TIME_ZONE: the rollups count it there too."""
+    settings.TIME_ZONE = "Europe/Berlin"
+    start = rollups.floor_hour(stored - dt.timedelta(days=2))
+    with pytest.warns(RuntimeWarning, match="naive datetime"):
+        one = FlowReport.objects.create(
+            source_ip="10.8.0.1", destination_ip="8.8.8.8", destination_port=443, protocol=6, packets=1, bytes=60,
+            start_time=start.replace(tzinfo=None) + dt.timedelta(minutes=30), end_time=start, direction="uplink")
+    one.refresh_from_db()
+    assert one.start_time != start + dt.timedelta(minutes=30)  # an hour or two earlier in UTC
+    assert_exact()
+    one.delete()
     assert_exact()
 
 
@@ -625,10 +644,13 @@ def test_sealing_does_not_wait_for_writers_of_other_hours():
     write = OpenWrite(_flows_through_the_day(rollups.floor_hour(now), count=2))
     try:
         sealing, results = in_thread(lambda: rollups.seal_hours(now=now))
-        sealing.join(30)
-        assert results == [4]
+        sealing.join(10)
+        finished = not sealing.is_alive()
     finally:
         write.close()
+    sealing.join(30)
+    assert finished
+    assert results == [4]
     assert FlowReportDestinationHourly.objects.get(hour=hour).flows == 4
     assert_exact()
 
@@ -655,4 +677,77 @@ def test_a_write_of_many_hours_holds_seals_off_until_it_ends(monkeypatch):
         write.close()
     assert rollups.seal_hours(now=now) == 59
     assert sum(FlowReportDestinationHourly.objects.values_list("flows", flat=True)) == 1 + rollups.LOCKED_HOURS + 1
+    assert_exact()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_seal_between_a_writers_insert_and_its_look_at_the_seals_is_found_by_the_writer(monkeypatch):
+    """The other order: the seal counts the hour without the writer's flows (not committed yet), so the writer,
+    which takes the hour's lock and reads the seals only after the seal committed, must add them itself."""
+    import threading
+
+    postgresql_only()
+    now = timezone.now()
+    hour = rollups.floor_hour(now) - 5 * rollups.HOUR
+    flows = _flows_through_the_day(hour, count=4)
+    services.store_flows(flows[:1], exporter="test")
+    inserted, go, real = threading.Event(), threading.Event(), rollups.sealed_among
+
+    def after_the_insert(hours, **kwargs):
+        inserted.set()
+        assert go.wait(30)
+        return real(hours, **kwargs)
+
+    monkeypatch.setattr(rollups, "sealed_among", after_the_insert)
+    writing, results = in_thread(lambda: services.store_flows(flows[1:], exporter="test"))
+    assert inserted.wait(30)
+    assert rollups.seal_hours(now=now) == 4  # the hour has one committed flow so far
+    assert FlowReportDestinationHourly.objects.get(hour=hour).flows == 1
+    go.set()
+    writing.join(30)
+    assert results == [services.StoreResult(3, 0)]
+    assert FlowReportDestinationHourly.objects.get(hour=hour).flows == 4
+    assert_exact()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_write_waiting_for_a_seal_holds_up_no_write_of_other_hours():
+    """A batch with a late flow of the hour being sealed waits for the seal, but it locks no rollup row before
+    that: a batch of the current hour alone, which adds to the same rows, goes through meanwhile."""
+    import threading
+
+    from django.db import connection, transaction
+
+    postgresql_only()
+    now = timezone.now()
+    current = rollups.floor_hour(now)
+    hour = current - 5 * rollups.HOUR
+    services.store_flows(_flows_through_the_day(hour, count=1), exporter="test")
+    assert rollups.seal_hours(now=now) == 4
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_the_hour_as_a_seal_does():
+        with transaction.atomic():
+            rollups._lock_hours(connection, [(hour - rollups.EPOCH) // rollups.HOUR], shared=False)
+            holding.set()
+            release.wait(30)
+        return "released"
+
+    sealing, sealed_results = in_thread(hold_the_hour_as_a_seal_does)
+    assert holding.wait(30)
+    late = _flows_through_the_day(current, count=2) + _flows_through_the_day(hour, count=2)[1:]
+    late_write, late_results = in_thread(lambda: services.store_flows(late, exporter="test"))
+    late_write.join(1)
+    waited = late_write.is_alive()
+    current_write, current_results = in_thread(
+        lambda: services.store_flows(_flows_through_the_day(current, count=3)[1:], exporter="test"))
+    current_write.join(10)
+    went_through = not current_write.is_alive()
+    release.set()
+    for thread in (sealing, late_write, current_write):
+        thread.join(30)
+    assert waited and went_through
+    assert late_results == [services.StoreResult(3, 0)] and current_results == [services.StoreResult(2, 0)]
+    assert sealed_results == ["released"]
+    assert FlowReportDestinationHourly.objects.get(hour=hour).flows == 2
     assert_exact()
