@@ -1,23 +1,36 @@
 """Admin for OpenVPN servers, clients, sessions, certificates and user profiles."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
 
+from monitoring import services
 from monitoring.models import Certificate, UserProfile, VpnClient, VpnServer, VpnSession
 
 
 @admin.register(VpnServer)
 class VpnServerAdmin(admin.ModelAdmin):
-    list_display = ["name", "source_description", "enabled", "last_polled_at", "last_success_at", "last_error"]
+    list_display = ["name", "source_description", "enabled", "polling_ok", "last_polled_at", "last_success_at",
+                    "last_error"]
     list_filter = ["enabled"]
     readonly_fields = ["last_polled_at", "last_success_at", "last_error", "last_status_time", "created_at"]
     fieldsets = [
-        (None, {"fields": ["name", "enabled", "region", "network_name"]}),
+        (None, {"fields": ["name", "enabled", "region", "network_name", "time_zone"]}),
         ("Source (one of)", {"fields": ["management_address", "management_socket", "management_password",
                                         "status_file"]}),
         ("Files", {"fields": ["pki_dir", "log_file"]}),
         ("Health", {"fields": ["last_polled_at", "last_success_at", "last_error", "last_status_time",
                                "created_at"]}),
     ]
+
+    @admin.display(boolean=True, description="last poll ok")
+    def polling_ok(self, server):
+        return None if server.last_polled_at is None else not server.last_error
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if obj.pki_dir and (not change or "pki_dir" in form.changed_data):
+            found = services.scan_new_pki_dir(obj)
+            self.message_user(request, f"{found} certificate(s) found in {obj.pki_dir}.",
+                              messages.SUCCESS if found else messages.WARNING)
 
 
 @admin.register(VpnClient)

@@ -1,7 +1,19 @@
 """OpenVPN servers, their clients and connections, traffic samples with rollups, and certificates."""
 
+import zoneinfo
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
+
+
+def validate_time_zone(value):
+    """An IANA time zone name this host knows (e.g. Europe/Berlin)."""
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(f"{value!r} is not an IANA time zone name (e.g. Europe/Berlin)") from None
 
 
 class VpnServer(models.Model):
@@ -18,6 +30,11 @@ class VpnServer(models.Model):
     status_file = models.CharField(max_length=500, blank=True, help_text="status file path (instead of management)")
     pki_dir = models.CharField(max_length=500, blank=True, help_text="easy-rsa pki/ directory for certificate expiry")
     log_file = models.CharField(max_length=500, blank=True, help_text="server log, tailed for failed connections")
+    time_zone = models.CharField(
+        max_length=64, blank=True, validators=[validate_time_zone],
+        help_text="IANA zone of the server's clock, for status and log times without a time_t "
+                  "(status-version 1, older servers); empty: TIME_ZONE",
+    )
     region = models.CharField(max_length=100, blank=True)
     network_name = models.CharField(max_length=100, blank=True)
     enabled = models.BooleanField(default=True)
@@ -36,6 +53,11 @@ class VpnServer(models.Model):
 
     def __str__(self):
         return self.name
+
+    @property
+    def tzinfo(self):
+        """The zone the server writes its local times in: its own, else TIME_ZONE."""
+        return zoneinfo.ZoneInfo(self.time_zone or settings.TIME_ZONE)
 
     @property
     def source_description(self):

@@ -1,7 +1,9 @@
 """Writes of the monitoring app: recording polls, polling servers, rollups and certificate scans."""
 
+import dataclasses
 import datetime as dt
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +27,13 @@ from monitoring.models import (
 )
 from monitoring.sources.management import ManagementClient, ManagementError, parse_management_address
 from monitoring.sources.rates import client_rates
-from monitoring.sources.status import ClientRecord, IncompleteStatus, StatusParseError, StatusSnapshot
+from monitoring.sources.status import (
+    ClientRecord,
+    IncompleteStatus,
+    StatusParseError,
+    StatusSnapshot,
+    merge_duplicate_clients,
+)
 from monitoring.sources.statusfile import read_status_file
 from vpnmonitor import timeseries
 from vpnmonitor.db import update_fields
@@ -78,6 +86,10 @@ def record_poll(server, snapshot: StatusSnapshot, *, now=None) -> PollResult:
     if server.last_status_time is not None and snapshot.time <= server.last_status_time:
         result.skipped = "status not updated since the last read"
         return result
+    clients, merged = merge_duplicate_clients(snapshot.clients)
+    if merged:
+        logger.warning("status of %s lists %d CLIENT_LIST row(s) twice; counted once", server.name, merged)
+        snapshot = dataclasses.replace(snapshot, clients=clients)
 
     open_sessions = {s.connection_key: s for s in server.sessions.filter(status=VpnSession.Status.ACTIVE)}
     previous = None
@@ -215,14 +227,18 @@ def _clients_for(server, common_names, now):
 def read_status(server) -> StatusSnapshot:
     """Read `status 3` from the management interface, or the status file."""
     if server.status_file:
-        return read_status_file(server.status_file)
+        return read_status_file(server.status_file, tz=server.tzinfo)
     address = parse_management_address(server.management_socket or server.management_address)
     with ManagementClient(address, password=server.management_password or None, timeout=5.0) as management:
-        return management.status(3)
+        return management.status(3, tz=server.tzinfo)
 
 
 def poll_server(server, *, now=None) -> PollResult:
-    """Read one server (and its log, when set) and record what they say; failures are stored, never raised."""
+    """Read one server (and its log, when set) and record what they say; failures are stored, never raised.
+
+    Whatever goes wrong inside the poll (a bad source, a bug, a database error) is caught here, so the
+    caller goes on with the next server; the server then shows as failing with a short error (see poll_error).
+    """
     now = now or timezone.now()
     try:
         snapshot = read_status(server)
@@ -231,17 +247,48 @@ def poll_server(server, *, now=None) -> PollResult:
             tail_server_log(server)
     except IncompleteStatus as exc:
         # A half-written status file: skip it, the next read gets the complete one.
-        result = PollResult(server=server.name, skipped=f"half-written status skipped: {exc}")
+        result = PollResult(server=server.name, skipped=f"half-written status skipped: {poll_error(exc, server)}")
     except (ManagementError, StatusParseError, OSError, ValueError) as exc:
-        result = PollResult(server=server.name, ok=False, error=f"{exc.__class__.__name__}: {exc}"[:1000])
+        logger.warning("poll of %s failed: %s", server.name, exc)
+        result = PollResult(server=server.name, ok=False, error=poll_error(exc, server))
+    except Exception as exc:
+        logger.exception("poll of %s failed", server.name)
+        result = PollResult(server=server.name, ok=False, error=poll_error(exc, server))
     updates = {"last_polled_at": now}
     if result.ok:
         updates.update(last_success_at=now, last_error="")
     else:
         updates["last_error"] = result.error
-        logger.warning("poll of %s failed: %s", server.name, result.error)
     VpnServer.objects.filter(pk=server.pk).update(**updates)
     return result
+
+
+POLL_ERROR_LENGTH = 200
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+
+
+def poll_error(exc, server) -> str:
+    """A short description of a failed poll for last_error, health and admin; the full one goes to the log.
+
+    It names the kind of failure without file contents, paths or passwords: quoted text (which the parser and
+    the management client use for what they read) is dropped, the server's paths and password are replaced by
+    what they are, and errors we do not expect keep only their class name.
+    """
+    kind = exc.__class__.__name__
+    if isinstance(exc, OSError):
+        detail = exc.strerror or "cannot be read"
+        what = "management interface" if isinstance(exc, ConnectionError) else "file"
+        return f"{kind}: {what}: {detail}"[:POLL_ERROR_LENGTH]
+    if not isinstance(exc, (ManagementError, StatusParseError, ValueError)):
+        return f"{kind}: unexpected error while recording the poll (details in the worker log)"
+    text = str(exc)
+    for secret, label in ((server.management_password, "password"), (server.status_file, "status file"),
+                          (server.management_socket, "management socket"), (server.log_file, "log file"),
+                          (server.pki_dir, "PKI directory")):
+        if secret:
+            text = text.replace(secret, label)
+    text = _QUOTED.sub("…", text).removeprefix("…: ")
+    return f"{kind}: {text}"[:POLL_ERROR_LENGTH]
 
 
 # ---- rollups -------------------------------------------------------------------------------
@@ -338,6 +385,18 @@ def scan_certificates(server, *, now=None):
     return len(seen)
 
 
+def scan_new_pki_dir(server):
+    """Scan a server's certificates as soon as it is added or its PKI directory changes (the daily scan stays).
+
+    Returns how many certificates were found; an unreadable directory is logged and counts as none found.
+    """
+    try:
+        return scan_certificates(server)
+    except OSError as exc:
+        logger.warning("certificate scan of %s failed: %s", server.name, exc)
+        return 0
+
+
 def _revocations(index_path):
     """{serial (hex, no leading zeros): revocation time or None} from an OpenSSL CA index.txt."""
     out = {}
@@ -371,14 +430,10 @@ def tail_server_log(server, *, max_batches=50):
     The checkpoint and the per-peer state are saved with the sessions they produced, batch by
     batch, so a line is never counted twice and a crash loses nothing.
     """
-    from zoneinfo import ZoneInfo
-
-    from django.conf import settings
-
     from monitoring.sources.serverlog import parse_log_line
     from vpnmonitor.tailing import Checkpoint, read_new_lines
 
-    tz = ZoneInfo(settings.TIME_ZONE)
+    tz = server.tzinfo
     state = dict(server.log_checkpoint or {})
     checkpoint = Checkpoint.from_dict(state.get("position"))
     counts = {"lines": 0, "failed": 0, "peer_info": 0}

@@ -14,6 +14,7 @@ __all__ = [
     "StatusParseError",
     "StatusSnapshot",
     "detect_version",
+    "merge_duplicate_clients",
     "parse_real_address",
     "parse_status",
     "parse_status_time",
@@ -423,6 +424,22 @@ def _client_record(row: dict[str, str], host_routes: dict, tz: tzinfo | None) ->
         peer_id=_optional_int(row.get("peer_id"), "Peer ID", line_no),
         cipher=_defined(row.get("cipher")),
     )
+
+
+def merge_duplicate_clients(clients: list[ClientRecord]) -> tuple[list[ClientRecord], int]:
+    """The clients with rows that stand for the same connection merged, and how many rows were merged away.
+
+    Some servers list a CLIENT_LIST row twice (seen from OpenVPN 2.3). Rows are the same connection when they
+    share a Client ID, or (without one) the common name, real address and Connected Since. The row with the
+    larger counters is kept: counters only grow, so it is the later reading.
+    """
+    kept: dict[tuple, ClientRecord] = {}
+    for record in clients:
+        key = ("id", record.client_id) if record.client_id is not None else record.session_key
+        other = kept.get(key)
+        if other is None or record.bytes_received + record.bytes_sent > other.bytes_received + other.bytes_sent:
+            kept[key] = record
+    return list(kept.values()), len(clients) - len(kept)
 
 
 def _with_line(line_no: int, function, *args):

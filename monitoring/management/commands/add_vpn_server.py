@@ -2,9 +2,11 @@
 
 from pathlib import Path
 
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from monitoring.models import VpnServer
+from monitoring import services
+from monitoring.models import VpnServer, validate_time_zone
 from monitoring.sources.management import ManagementError, parse_management_address
 
 
@@ -20,6 +22,8 @@ class Command(BaseCommand):
         parser.add_argument("--password-file", help="file holding the management password")
         parser.add_argument("--pki-dir", default="", help="easy-rsa pki/ directory")
         parser.add_argument("--log-file", default="", help="server log file")
+        parser.add_argument("--time-zone", default="",
+                            help="IANA zone of the server's clock for times without a time_t (default: TIME_ZONE)")
         parser.add_argument("--region", default="")
         parser.add_argument("--network", default="")
 
@@ -34,6 +38,11 @@ class Command(BaseCommand):
                 raise CommandError(str(exc)) from None
             if isinstance(address, str):
                 raise CommandError("--management takes host:port; use --management-socket for a socket path")
+        if options["time_zone"]:
+            try:
+                validate_time_zone(options["time_zone"])
+            except ValidationError as exc:
+                raise CommandError(exc.messages[0]) from None
         password = ""
         if options["password_file"]:
             try:
@@ -44,6 +53,9 @@ class Command(BaseCommand):
             name=name, management_address=options["management"] or "",
             management_socket=options["management_socket"] or "", status_file=options["status_file"] or "",
             management_password=password, pki_dir=options["pki_dir"], log_file=options["log_file"],
-            region=options["region"], network_name=options["network"],
+            region=options["region"], network_name=options["network"], time_zone=options["time_zone"],
         )
         self.stdout.write(f"Added VPN server {server.name} reading {server.source_description}.")
+        if server.pki_dir:
+            found = services.scan_new_pki_dir(server)
+            self.stdout.write(f"Certificates found in the PKI directory: {found}.")
