@@ -69,3 +69,28 @@ def test_certificates_endpoint_reports_days_remaining_like_the_spec(viewer_clien
     assert by_file["user-bob.crt"]["is_expired"] is True
     assert by_file["user-carol.crt"]["revoked"] is True
     assert [row["file"] for row in body["data"]] == ["user-bob.crt", "user-carol.crt", "user-alice.crt"]
+
+
+def test_add_vpn_server_with_a_pki_dir_scans_its_certificates_right_away(pki):
+    from django.core.management import call_command
+
+    call_command("add_vpn_server", "vpn1", "--management", "127.0.0.1:7505", "--pki-dir", str(pki))
+
+    carol = Certificate.objects.get(server__name="vpn1", common_name="user-carol")
+    assert (Certificate.objects.count(), carol.revoked) == (3, True)
+
+
+def test_adding_a_server_or_changing_its_pki_dir_in_admin_scans_right_away(pki, tmp_path, admin_client):
+    form = {"name": "vpn1", "enabled": "on", "management_address": "127.0.0.1:7505", "pki_dir": str(pki)}
+    assert admin_client.post("/admin/monitoring/vpnserver/add/", form).status_code == 302
+    server = VpnServer.objects.get()
+    assert sorted(Certificate.objects.values_list("common_name", flat=True)) == [
+        "user-alice", "user-bob", "user-carol"]
+
+    other = tmp_path / "other-pki"
+    (other / "issued").mkdir(parents=True)
+    issue(other / "issued" / "user-dave.crt", "user-dave", 0x0D4E, NOW + dt.timedelta(days=90))
+    response = admin_client.post(f"/admin/monitoring/vpnserver/{server.pk}/change/", {**form, "pki_dir": str(other)},
+                                 follow=True)
+    assert "1 certificate(s) found" in response.content.decode()
+    assert list(Certificate.objects.values_list("common_name", flat=True)) == ["user-dave"]
