@@ -146,7 +146,7 @@ def vpn_client(request, common_name):
         raise Http404("No VPN client with this common name")
     mask = masker(request)
     now = timezone.now()
-    history, resolution = vpn_selectors.client_history(common_name, range_name, now=now)
+    history, resolution, _with_data = vpn_selectors.client_history(common_name, range_name, now=now)
     labels = [point["timestamp"] for point in history]
     chart = charts.line_chart([
         charts.Series("received Mbit/s", [p["bytes_received_rate_mbps"] for p in history], charts.PALETTE[0]),

@@ -82,7 +82,11 @@ def client_exists(common_name, server=None):
 
 
 def client_history(common_name, range_name, resolution="auto", *, server=None, now=None):
-    """History points of one common name (summed over servers unless one is given)."""
+    """(points, resolution, points with data) of one common name's history (summed over servers unless one is given).
+
+    Bucketed resolutions give exactly range / step points (at least one), aligned to the epoch and ending with
+    the bucket that holds now; buckets without stored rows are zeros, so a chart's time axis never jumps.
+    """
     now = now or timezone.now()
     chosen = resolution_for(range_name, resolution)
     model, time_field = SOURCES[chosen.table]
@@ -97,25 +101,22 @@ def client_history(common_name, range_name, resolution="auto", *, server=None, n
             _point(s.timestamp, s.bytes_received, s.bytes_sent, s.interval_seconds)
             for s in samples.only("timestamp", "bytes_received", "bytes_sent", "interval_seconds")
         ]
-        return history, chosen
+        return history, chosen, len(history)
 
     step = dt.timedelta(seconds=chosen.step_seconds)
     starts = timeseries.last_buckets(step, max(1, int(span / step)), now=now)
     window = rows.filter(**{f"{time_field}__gte": starts[0], f"{time_field}__lt": starts[-1] + step})
-    sums = (
+    sums = list(
         window.annotate(period=timeseries.EpochBucket(time_field, step))
         .values("period")
         .annotate(rx=Sum("bytes_received"), tx=Sum("bytes_sent"))
         .order_by("period")
     )
-    if span <= dt.timedelta(hours=24):
-        sums = timeseries.zero_fill(sums, starts, key="period", fields=("rx", "tx"))
     history = [
-        _point(timeseries.from_epoch(row["period"]) if isinstance(row["period"], int) else row["period"],
-               row["rx"], row["tx"], chosen.step_seconds)
-        for row in sums
+        _point(row["period"], row["rx"], row["tx"], chosen.step_seconds)
+        for row in timeseries.zero_fill(sums, starts, key="period", fields=("rx", "tx"))
     ]
-    return history, chosen
+    return history, chosen, len(sums)
 
 
 def _point(moment, received, sent, seconds):

@@ -58,8 +58,10 @@ class ClientStatsView(MonitorView):
         summary="Client statistics (detail + history)",
         operation_id="api_v1_stats_client_retrieve",
         description="resolution=auto follows the dynamic-aggregation table: 1h → 30 s, 3h → 1 min, 6h → 2 min, "
-        "12h → 5 min, 24h → 15 min (usage_history, zero-filled), 7d → 1 h (stats_hourly), 30d → 6 h "
-        "(stats_6h), 1y → 1 day (stats_daily). Rates are averages over each point's period, in Mbit/s. "
+        "12h → 5 min, 24h → 15 min (usage_history), 7d → 1 h (168 points, stats_hourly), 30d → 6 h "
+        "(120 points, stats_6h), 1y → 1 day (365 points, stats_daily). Every resolution but raw gives range / step "
+        "points ending with the current bucket, zero-filled; meta.record_count counts the points with data. "
+        "Rates are averages over each point's period, in Mbit/s. "
         "Forced resolutions cover at most: raw 24h, 5min 7d, hourly 30d, 6h and daily 1y.",
         parameters=[
             OpenApiParameter("common_name", OpenApiTypes.STR, OpenApiParameter.PATH,
@@ -79,14 +81,14 @@ class ClientStatsView(MonitorView):
         if not selectors.client_exists(common_name, server):
             raise NotFound(f"No client with common name {common_name!r}.")
         try:
-            history, chosen = selectors.client_history(common_name, range_name, resolution, server=server)
+            history, chosen, with_data = selectors.client_history(common_name, range_name, resolution, server=server)
         except ValueError as exc:
             raise BadParameter("resolution", str(exc), resolution) from None
         data = {
             "common_name": common_name,
             **selectors.client_summary(common_name, server=server),
             "history": history,
-            "meta": {"resolution_used": chosen.table, "record_count": len(history), "range": range_name,
+            "meta": {"resolution_used": chosen.table, "record_count": with_data, "range": range_name,
                      "step_seconds": chosen.step_seconds},
         }
         return Response(families.MONITOR.ok(data))

@@ -1,6 +1,7 @@
 """The /api/v1 monitor endpoints against a hand-computed dataset."""
 
 import datetime as dt
+import itertools
 
 import pytest
 import time_machine
@@ -124,13 +125,14 @@ def test_client_history_short_ranges_are_zero_filled_at_the_spec_resolution(
     viewer_client, dataset, range_name, points, step, total
 ):
     data = viewer_client.get(f"/api/v1/stats/alice?range={range_name}").json()["data"]
-    assert data["meta"] == {"resolution_used": "usage_history", "record_count": points, "range": range_name,
+    with_data = 1 if total == 6000 else 2
+    assert data["meta"] == {"resolution_used": "usage_history", "record_count": with_data, "range": range_name,
                             "step_seconds": step}
     history = data["history"]
     assert len(history) == points
     assert history[-1]["timestamp"] <= "2026-01-09 12:07:30"
     assert sum(p["bytes_received"] for p in history) == total
-    assert sum(1 for p in history if p["bytes_received"] == 0) == points - (1 if total == 6000 else 2)
+    assert sum(1 for p in history if p["bytes_received"] == 0) == points - with_data
 
 
 def test_client_history_1h_bucket_holds_both_samples_and_its_average_rate(viewer_client, dataset):
@@ -148,9 +150,95 @@ def test_client_history_1h_bucket_holds_both_samples_and_its_average_rate(viewer
 def test_client_history_7d_reads_the_hourly_table(viewer_client, dataset):
     data = viewer_client.get("/api/v1/stats/alice?range=7d").json()["data"]
     assert data["meta"] == {"resolution_used": "stats_hourly", "record_count": 1, "range": "7d", "step_seconds": 3600}
-    assert data["history"] == [{"timestamp": "2026-01-09 11:00:00", "bytes_received": 5000, "bytes_sent": 500,
-                                "bytes_received_rate_mbps": round(5000 * 8 / 3600 / 1e6, 6),
-                                "bytes_sent_rate_mbps": round(500 * 8 / 3600 / 1e6, 6)}]
+    history = data["history"]
+    assert (len(history), history[0]["timestamp"], history[-1]["timestamp"]) == (
+        168, "2026-01-02 13:00:00", "2026-01-09 12:00:00")
+    assert history[-2] == {"timestamp": "2026-01-09 11:00:00", "bytes_received": 5000, "bytes_sent": 500,
+                           "bytes_received_rate_mbps": round(5000 * 8 / 3600 / 1e6, 6),
+                           "bytes_sent_rate_mbps": round(500 * 8 / 3600 / 1e6, 6)}
+    assert all(p["bytes_received"] == p["bytes_sent"] == 0 for p in history[:-2] + history[-1:])
+
+
+# Points of every range × resolution: range / step for bucketed resolutions (at least one), the samples for raw,
+# a 400 where a forced resolution cannot cover the range.
+POINTS = {
+    #        auto  raw  5min  hourly  6h    daily
+    "1h": (120, 2, 12, 1, 1, 1),
+    "3h": (180, 2, 36, 3, 1, 1),
+    "6h": (180, 3, 72, 6, 1, 1),
+    "12h": (144, 3, 144, 12, 2, 1),
+    "24h": (96, 3, 288, 24, 4, 1),
+    "7d": (168, None, 2016, 168, 28, 7),
+    "30d": (120, None, None, 720, 120, 30),
+    "1y": (365, None, None, None, 1460, 365),
+}
+STEPS = {"5min": 300, "hourly": 3600, "6h": 6 * 3600, "daily": 86400}
+AUTO_STEPS = {"1h": 30, "3h": 60, "6h": 120, "12h": 300, "24h": 900, "7d": 3600, "30d": 6 * 3600, "1y": 86400}
+
+
+@pytest.mark.parametrize("resolution", ["auto", "raw", *STEPS])
+@pytest.mark.parametrize("range_name", list(POINTS))
+def test_every_range_and_resolution_gives_its_point_count_zero_filled_and_aligned(
+    viewer_client, dataset, range_name, resolution
+):
+    from monitoring.models import Stats6h, StatsDaily
+
+    alice = VpnClient.objects.get(common_name="alice")
+    Stats6h.objects.bulk_create([
+        Stats6h(server=alice.server, client=alice, bucket=dt.datetime(2026, 1, 9, 6, tzinfo=UTC),
+                bytes_received=700, bytes_sent=70, samples=2160),
+        Stats6h(server=alice.server, client=alice, bucket=dt.datetime(2025, 12, 20, 18, tzinfo=UTC),
+                bytes_received=800, bytes_sent=80, samples=2160),
+    ])
+    StatsDaily.objects.bulk_create([
+        StatsDaily(server=alice.server, client=alice, bucket=dt.datetime(2026, 1, 9, tzinfo=UTC),
+                   bytes_received=900, bytes_sent=90, samples=8640),
+        StatsDaily(server=alice.server, client=alice, bucket=dt.datetime(2025, 6, 1, tzinfo=UTC),
+                   bytes_received=1000, bytes_sent=100, samples=8640),
+    ])
+    expected = POINTS[range_name][["auto", "raw", *STEPS].index(resolution)]
+
+    response = viewer_client.get(f"/api/v1/stats/alice?range={range_name}&resolution={resolution}")
+
+    if expected is None:
+        assert response.status_code == 400
+        assert response.json()["error"].startswith("Invalid value for 'resolution'")
+        return
+    data = response.json()["data"]
+    history = data["history"]
+    assert len(history) == expected
+    with_data = [p for p in history if p["bytes_received"]]
+    assert data["meta"]["record_count"] == len(with_data)  # every stored row of the dataset has bytes
+    if resolution == "raw":
+        return
+    step = STEPS.get(resolution) or AUTO_STEPS[range_name]
+    times = [dt.datetime.fromisoformat(p["timestamp"]).replace(tzinfo=UTC) for p in history]
+    assert all(later - earlier == dt.timedelta(seconds=step) for earlier, later in itertools.pairwise(times))
+    assert all(t.timestamp() % step == 0 for t in times)
+    assert times[-1] <= NOW < times[-1] + dt.timedelta(seconds=step)  # ends with the bucket that holds now
+    zeros = [p for p in history if not p["bytes_received"]]
+    assert all(p["bytes_sent"] == 0 and p["bytes_received_rate_mbps"] == 0 for p in zeros)
+
+
+@pytest.mark.parametrize(("range_name", "points"), [
+    ("30d", {"2025-12-20 18:00:00": 800, "2026-01-09 06:00:00": 700}),
+    ("1y", {"2025-06-01 00:00:00": 1000, "2026-01-09 00:00:00": 900}),
+])
+def test_the_long_ranges_put_each_rollup_row_in_its_own_point(viewer_client, dataset, range_name, points):
+    from monitoring.models import Stats6h, StatsDaily
+
+    alice = VpnClient.objects.get(common_name="alice")
+    model = Stats6h if range_name == "30d" else StatsDaily
+    model.objects.bulk_create([
+        model(server=alice.server, client=alice, bucket=dt.datetime.fromisoformat(moment).replace(tzinfo=UTC),
+              bytes_received=received, bytes_sent=0, samples=1)
+        for moment, received in points.items()
+    ])
+
+    data = viewer_client.get(f"/api/v1/stats/alice?range={range_name}").json()["data"]
+
+    assert {p["timestamp"]: p["bytes_received"] for p in data["history"] if p["bytes_received"]} == points
+    assert data["meta"]["record_count"] == 2
 
 
 @pytest.mark.parametrize(("query", "table"), [("range=30d", "stats_6h"), ("range=1y&resolution=daily", "stats_daily"),
