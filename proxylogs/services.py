@@ -203,6 +203,8 @@ class ImportResult:
     bytes_read: int = 0
     seconds: float = 0.0
     events: list = dataclasses.field(default_factory=list)
+    unterminated_last_line: bool = False
+    """A final line without a newline was imported (one-shot import of a file that stopped growing)."""
 
     @property
     def lines(self):
@@ -225,6 +227,31 @@ def source_for_path(path, fmt=None):
     return source
 
 
+SETTLE_SECONDS = 2.0
+"""A file whose size and mtime stay the same this long, or whose mtime is this old, has stopped growing."""
+
+
+def log_is_finished(path, *, settle_seconds=SETTLE_SECONDS):
+    """True when the file ends without a newline and has stopped growing, so its last line is complete as it is.
+
+    A writer (Squid) appends a whole line at a time, but a one-shot import may meet a file another program
+    left without a final newline. The last line is taken as complete only when the file's mtime is older than
+    settle_seconds, or its size and mtime stay the same over settle_seconds.
+    """
+    with open(path, "rb") as log:
+        before = os.fstat(log.fileno())
+        if before.st_size == 0:
+            return False
+        log.seek(before.st_size - 1)
+        if log.read(1) == b"\n":
+            return False
+    if time.time() - before.st_mtime >= settle_seconds:
+        return True
+    time.sleep(settle_seconds)
+    after = os.stat(path)
+    return (after.st_ino, after.st_size, after.st_mtime_ns) == (before.st_ino, before.st_size, before.st_mtime_ns)
+
+
 @dataclasses.dataclass
 class _PreparedBatch:
     """One batch of the file, parsed and derived, ready to be stored with its checkpoint."""
@@ -236,12 +263,14 @@ class _PreparedBatch:
     blank: int
     samples: list
     event: str | None
+    unterminated_last_line: bool = False
 
 
-def _prepare_batches(source, expected, waf, batch_bytes):
+def _prepare_batches(source, expected, waf, batch_bytes, complete=False):
     """Read what is new in the source's file since `expected` and parse it, batch by batch (CPU only, no database)."""
     line_number = int(expected.get("line", 0))
-    for batch in read_new_lines(source.path, Checkpoint.from_dict(expected), max_bytes=batch_bytes):
+    for batch in read_new_lines(source.path, Checkpoint.from_dict(expected), max_bytes=batch_bytes,
+                                complete=complete):
         if batch.event in ("rotated", "truncated"):
             line_number = 0
         lines = batch.lines
@@ -271,6 +300,7 @@ def _prepare_batches(source, expected, waf, batch_bytes):
             rows=rows, checkpoint={**batch.checkpoint.to_dict(), "line": line_number},
             read=batch.checkpoint.offset - batch.start_offset, rejected=nul_lines + out_of_range + summary.rejected,
             blank=summary.blank - nul_lines, samples=sorted(samples)[:MAX_REJECTED_SAMPLES], event=batch.event,
+            unterminated_last_line=batch.unterminated_last_line,
         )
 
 
@@ -334,8 +364,11 @@ class _ReadAhead:
         self.close()
 
 
-def import_source(source, *, progress=None, batch_bytes=BATCH_BYTES):
+def import_source(source, *, progress=None, batch_bytes=BATCH_BYTES, complete=False):
     """Read what is new in the source's file since its checkpoint and store it; returns an ImportResult.
+
+    A last line without a newline waits for its newline, unless `complete` says the file is finished (see
+    log_is_finished): a one-shot import then takes it as it is.
 
     Each batch of complete lines is stored with the checkpoint after it in one transaction, so a crash or a
     concurrent run never stores a line twice nor skips one. Bad lines are counted, not fatal. `progress` is
@@ -349,7 +382,7 @@ def import_source(source, *, progress=None, batch_bytes=BATCH_BYTES):
     status, message = LogImport.Status.SUCCESS, ""
     started_at = timezone.now()
     try:
-        with _ReadAhead(lambda: _prepare_batches(source, dict(expected), waf, batch_bytes)) as prepared:
+        with _ReadAhead(lambda: _prepare_batches(source, dict(expected), waf, batch_bytes, complete)) as prepared:
             for batch in prepared:
                 if batch.event in ("rotated", "truncated"):
                     result.events.append(batch.event)
@@ -368,6 +401,7 @@ def import_source(source, *, progress=None, batch_bytes=BATCH_BYTES):
                         lines_rejected=F("lines_rejected") + batch.rejected,
                     )
                 expected = batch.checkpoint
+                result.unterminated_last_line |= batch.unterminated_last_line
                 result.imported += len(batch.rows)
                 result.bytes_read += batch.read
                 if progress is not None:

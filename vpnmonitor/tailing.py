@@ -49,6 +49,8 @@ class Batch:
     """``"rotated"``, ``"truncated"`` or ``"rotated-file"`` (lines from the old, renamed file) on the first batch
     after such an event, else None."""
     skipped_long_lines: int = field(default=0)
+    unterminated_last_line: bool = False
+    """The batch ends with a last line that has no newline (only when the caller said the file is complete)."""
 
 
 def _fingerprint(handle: BinaryIO, upto: int) -> str:
@@ -83,6 +85,7 @@ def read_new_lines(
     max_bytes: int = 1 << 20,
     max_line_bytes: int = 1 << 20,
     rotated_paths: Sequence[str | os.PathLike[str]] | None = None,
+    complete: bool = False,
 ) -> Iterator[Batch]:
     """Yield batches of complete lines appended to ``path`` since ``checkpoint`` (None: from the start).
 
@@ -92,7 +95,9 @@ def read_new_lines(
       line.  Store the batch's rows and its checkpoint in one transaction; on restart pass the last stored checkpoint
       back in.  Lines before that checkpoint are never yielded again, lines after it are yielded exactly once more.
     * Only complete lines (terminated by ``\\n``) are yielded, without the terminator (and a trailing ``\\r``).  A last
-      line still being written stays in the file until its newline arrives.
+      line still being written stays in the file until its newline arrives; only with ``complete=True`` (the
+      caller knows the file is finished, e.g. it stopped growing) is a final line without a newline yielded too,
+      flagged by ``batch.unterminated_last_line``.
     * Rotation (the path now names another inode): if the old file is still reachable under one of ``rotated_paths``
       (default ``<path>.0``/``<path>.1``, matched by device+inode and head fingerprint, never by name) its remaining
       lines are yielded first; then the new file is read from offset 0.  If the old file is gone its unread tail is
@@ -131,7 +136,7 @@ def read_new_lines(
             event = "rotated"
         if handle is None or current is None:
             return
-        yield from _read_open(handle, path, current, checkpoint, max_bytes, max_line_bytes, event)
+        yield from _read_open(handle, path, current, checkpoint, max_bytes, max_line_bytes, event, complete)
     finally:
         if handle is not None:
             handle.close()
@@ -145,6 +150,7 @@ def _read_open(
     max_bytes: int,
     max_line_bytes: int,
     event: str | None,
+    complete: bool = False,
 ) -> Iterator[Batch]:
     size = stat.st_size
     offset = checkpoint.offset
@@ -163,10 +169,12 @@ def _read_open(
             break
         last_newline = chunk.rfind(b"\n")
         if last_newline == -1:
-            # A line longer than max_bytes, or a last line still being written.
+            # A line longer than max_bytes, or a last line still being written (or, in a complete file, its last).
             end = _end_of_long_line(handle, offset + len(chunk), size, max_bytes)
             if end is None:
-                break
+                if not complete:
+                    break
+                end = size
             if end - offset > max_line_bytes:
                 skipped += 1
                 offset = end
@@ -181,10 +189,13 @@ def _read_open(
             # The fingerprint must always cover min(offset, HEAD_BYTES) bytes to be comparable later.
             head = _fingerprint(handle, offset)
         lines = data.decode("utf-8", "replace").split("\n")
-        lines.pop()  # empty string after the final newline
+        unterminated = not data.endswith(b"\n")
+        if not unterminated:
+            lines.pop()  # empty string after the final newline
         if b"\r" in data:
             lines = [line.removesuffix("\r") for line in lines]
-        yield Batch(lines, Checkpoint(stat.st_dev, stat.st_ino, offset, head), path, start_offset, event, skipped)
+        yield Batch(lines, Checkpoint(stat.st_dev, stat.st_ino, offset, head), path, start_offset, event, skipped,
+                    unterminated)
         event = None
         skipped = 0
     if skipped or (event and event != "rotated-file"):

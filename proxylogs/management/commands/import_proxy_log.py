@@ -39,8 +39,11 @@ class Command(BaseCommand):
                    disable=no_progress or not sys.stderr.isatty(), file=sys.stderr)
         try:
             while True:
+                # Only a one-shot import takes a final line without a newline, once the file stopped growing;
+                # --follow waits for the newline like the beat tail.
+                complete = not follow and services.log_is_finished(source.path)
                 try:
-                    result = services.import_source(source, progress=bar.update)
+                    result = services.import_source(source, progress=bar.update, complete=complete)
                 except services.ImportConflict as exc:
                     raise CommandError(str(exc)) from None
                 self._add(total, result)
@@ -64,6 +67,7 @@ class Command(BaseCommand):
         total.rejected += result.rejected
         total.bytes_read += result.bytes_read
         total.events += result.events
+        total.unterminated_last_line |= result.unterminated_last_line
 
     def _summary(self, total):
         self.stdout.write(
@@ -73,5 +77,7 @@ class Command(BaseCommand):
         if total.rejected_samples:
             shown = ", ".join(f"{number} ({reason})" for number, reason in total.rejected_samples[:5])
             self.stdout.write(f"first rejected lines: {shown}")
+        if total.unterminated_last_line:
+            self.stdout.write("the last line had no newline; imported as it is, since the file stopped growing")
         if total.events:
             self.stdout.write("file events: " + ", ".join(total.events))
