@@ -58,8 +58,11 @@ class ProxyLogEntry(models.Model):
 
     timestamp = models.DateTimeField(help_text="When the request completed (UTC, millisecond precision).")
     elapsed_ms = models.IntegerField(null=True, blank=True)
-    client_ip = models.GenericIPAddressField()
-    # mask_ip(client_ip), kept so that GDPR-mode aggregates group by network in the database.
+    client_ip = models.GenericIPAddressField(null=True, blank=True, help_text="empty when the client is logged by name")
+    client_host = models.CharField(max_length=255, null=True, blank=True,
+                                   help_text="the client's host name as logged (Squid log_fqdn, %>A), else empty")
+    # mask_client(client): the IP's network, or a keyed hash of the host name; kept so that GDPR-mode aggregates
+    # group in the database.
     client_network = models.CharField(max_length=45)
     user = models.CharField(max_length=255, null=True, blank=True)
     method = models.CharField(max_length=32)
@@ -104,7 +107,12 @@ class ProxyLogEntry(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.timestamp:%Y-%m-%d %H:%M:%S} {self.client_ip} {self.method} {self.destination or self.url}"
+        return f"{self.timestamp:%Y-%m-%d %H:%M:%S} {self.client} {self.method} {self.destination or self.url}"
+
+    @property
+    def client(self):
+        """The client as logged: its IP address, or its host name."""
+        return self.client_ip if self.client_ip is not None else self.client_host
 
 
 class ProxyLogHour(models.Model):

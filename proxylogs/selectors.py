@@ -8,19 +8,26 @@ and aggregates are grouped by the masked network (the stored client_network colu
 import datetime as dt
 import math
 
-from django.db.models import Case, Count, IntegerField, Max, Q, Sum, Value, When
+from django.db.models import Case, Count, F, IntegerField, Max, Q, Sum, Value, When
 from django.utils import timezone
 
 from proxylogs.models import LogImport, ProxyLogEntry, ProxyLogHour, ShadowItService, WafCategory
 from vpnmonitor.models import AuditEvent
-from vpnmonitor.privacy import mask_ip
+from vpnmonitor.privacy import mask_client
 from vpnmonitor.timeseries import format_timestamp, last_buckets, zero_fill
 
 HOUR = 3600
 
 
-def _ip(value, masked):
-    return mask_ip(value) if masked and value is not None else value
+def _client(row, masked):
+    """The client of a row with client_ip and client_host: its address or host name, masked in GDPR mode."""
+    client = row["client_ip"] if row["client_ip"] is not None else row["client_host"]
+    return mask_client(client) if masked else client
+
+
+def _distinct_clients():
+    # Addresses and host names are disjoint (a row has one or the other), so their distinct counts add up.
+    return Count("client_ip", distinct=True) + Count("client_host", distinct=True)
 
 
 def _time(moment):
@@ -68,7 +75,7 @@ _BLOCKED = Q(blocked=True)
 def window_totals(hours, *, now=None):
     totals = _window(hours, now).aggregate(
         requests=Count("id"), blocked=Count("id", filter=_BLOCKED), bytes=Sum("bytes"),
-        unique_clients=Count("client_ip", distinct=True), unique_domains=Count("domain", distinct=True),
+        unique_clients=_distinct_clients(), unique_domains=Count("domain", distinct=True),
     )
     totals["bytes"] = totals["bytes"] or 0
     totals["allowed"] = totals["requests"] - totals["blocked"]
@@ -102,17 +109,19 @@ def traffic_statistics(hours, *, now=None):
 
 def top_clients(hours, *, masked, limit=10, now=None):
     """/api/clients/statistics: the busiest clients (or masked networks) by requests."""
-    key = "client_network" if masked else "client_ip"
-    rows = (_window(hours, now).values(key)
+    # client_network is masked already: an address's network, or a host name's keyed hash.
+    keys = ["client_network"] if masked else ["client_ip", "client_host"]
+    rows = (_window(hours, now).values(*keys)
             .annotate(requests=Count("id"), bytes=Sum("bytes"), blocked=Count("id", filter=_BLOCKED),
                       last_seen=Max("timestamp"))
-            .order_by("-requests", key)[:limit])
-    return [{"client_ip": _ip(row[key], masked), "requests": row["requests"], "bytes": row["bytes"] or 0,
-             "blocked": row["blocked"], "last_seen": _time(row["last_seen"])} for row in rows]
+            .order_by("-requests", *(F(key).asc(nulls_last=True) for key in keys))[:limit])
+    return [{"client_ip": row["client_network"] if masked else _client(row, masked=False),
+             "requests": row["requests"], "bytes": row["bytes"] or 0, "blocked": row["blocked"],
+             "last_seen": _time(row["last_seen"])} for row in rows]
 
 
 def clients_statistics(hours, *, masked, limit=10, now=None):
-    totals = _window(hours, now).aggregate(unique_clients=Count("client_ip", distinct=True))
+    totals = _window(hours, now).aggregate(unique_clients=_distinct_clients())
     return {"hours": hours, "unique_clients": totals["unique_clients"],
             "clients": top_clients(hours, masked=masked, limit=limit, now=now)}
 
@@ -120,7 +129,7 @@ def clients_statistics(hours, *, masked, limit=10, now=None):
 def top_hosts(hours, *, limit=10, now=None):
     rows = (_window(hours, now).exclude(destination_host=None).values("destination_host")
             .annotate(requests=Count("id"), bytes=Sum("bytes"), blocked=Count("id", filter=_BLOCKED),
-                      clients=Count("client_ip", distinct=True))
+                      clients=_distinct_clients())
             .order_by("-requests", "destination_host")[:limit])
     return [{"domain": row["destination_host"], "requests": row["requests"], "bytes": row["bytes"] or 0,
              "blocked": row["blocked"], "clients": row["clients"]} for row in rows]
@@ -182,7 +191,7 @@ def shadow_it(hours, *, now=None):
             .annotate(service=Case(*whens, default=None, output_field=IntegerField()))
             .values("service")
             .annotate(requests=Count("id"), bytes=Sum("bytes"), blocked=Count("id", filter=_BLOCKED),
-                      clients=Count("client_ip", distinct=True), users=Count("user", distinct=True),
+                      clients=_distinct_clients(), users=Count("user", distinct=True),
                       last_seen=Max("timestamp"))
             .order_by("-requests", "service"))
     return [
@@ -242,8 +251,9 @@ def waf_categories(hours, *, now=None):
 
 def recent_blocks(*, masked, limit=5):
     rows = (ProxyLogEntry.objects.filter(blocked=True).order_by("-timestamp", "-id")
-            .values("timestamp", "client_ip", "method", "destination", "http_status", "result_code")[:limit])
-    return [{"timestamp": format_timestamp(row["timestamp"]), "client_ip": _ip(row["client_ip"], masked),
+            .values("timestamp", "client_ip", "client_host", "method", "destination", "http_status",
+                    "result_code")[:limit])
+    return [{"timestamp": format_timestamp(row["timestamp"]), "client_ip": _client(row, masked),
              "method": row["method"], "destination": row["destination"], "status": row["http_status"],
              "result_code": row["result_code"]} for row in rows]
 

@@ -19,7 +19,7 @@ from proxylogs.ingest.parse import Summary, parse_lines
 from proxylogs.models import LogImport, LogSource, ProxyLogEntry, WafCategory
 from vpnmonitor import retention
 from vpnmonitor.models import audit
-from vpnmonitor.privacy import mask_ip
+from vpnmonitor.privacy import mask_host, mask_ip
 from vpnmonitor.tailing import Checkpoint, read_new_lines
 
 logger = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ MAX_REJECTED_SAMPLES = 10
 
 # Column order of the COPY and of entry_row(); every concrete field but the id.
 COLUMNS = [
-    "timestamp", "elapsed_ms", "client_ip", "client_network", "user", "method", "url", "destination",
+    "timestamp", "elapsed_ms", "client_ip", "client_host", "client_network", "user", "method", "url", "destination",
     "destination_host", "destination_port", "destination_is_ip", "domain", "file_extension", "http_status",
     "result_code", "bytes", "hierarchy", "peer", "mime_type", "user_agent", "user_agent_category", "referer",
     "blocked", "waf_category", "source_id",
@@ -42,7 +42,7 @@ _INT64 = 2**63 - 1
 
 # PostgreSQL types of COLUMNS, for binary COPY (smaller to send, cheaper for the server to read than text).
 COPY_TYPES = [
-    "timestamptz", "int4", "inet", "text", "text", "text", "text", "text",
+    "timestamptz", "int4", "inet", "text", "text", "text", "text", "text", "text",
     "text", "int4", "bool", "text", "text", "int2",
     "text", "int8", "text", "text", "text", "text", "text", "text",
     "bool", "text", "int8",
@@ -99,8 +99,13 @@ class WafTagger:
 
 
 @lru_cache(maxsize=65536)
-def _network(client_ip):
-    return mask_ip(client_ip)
+def _client_columns(client):
+    """(client_ip, client_host, client_network) of a parsed client: an IP address, or a host name as logged."""
+    try:
+        ipaddress.ip_address(client)
+    except ValueError:
+        return None, client, mask_host(client)
+    return client, None, mask_ip(client)
 
 
 def _cut(value, length):
@@ -132,7 +137,7 @@ def entry_row(record, *, source_id=None, waf=None):
     if mime_type is not None and len(mime_type) > 255:
         mime_type = mime_type[:255]
     return (
-        timestamp, elapsed_ms, client_ip, _network(client_ip), user, method, url, destination, host, port, is_ip,
+        timestamp, elapsed_ms, *_client_columns(client_ip), user, method, url, destination, host, port, is_ip,
         domain, file_extension(url), http_status, result_code, size, hierarchy, peer, mime_type, user_agent,
         user_agent_category(user_agent) if user_agent else None, referer, blocked,
         waf.tag(url) if waf is not None else None, source_id,

@@ -1,7 +1,10 @@
 """GDPR masking: mask_ip() and the serializer field that applies it when GDPR mode is on."""
 
+import hashlib
+import hmac
 import ipaddress
 
+from django.conf import settings
 from rest_framework import serializers
 
 from vpnmonitor.api.principals import can_view_unmasked_ip
@@ -25,6 +28,23 @@ def mask_ip(value):
     if mapped is not None:
         return "::ffff:" + str(ipaddress.IPv4Address(int(mapped) & 0xFFFFFF00))
     return str(ipaddress.IPv6Address(int(address) >> 80 << 80))
+
+
+def mask_host(name):
+    """A client host name in GDPR mode: a stable keyed hash (HMAC-SHA256 with SECRET_KEY), never the name."""
+    digest = hmac.new(settings.SECRET_KEY.encode(), name.lower().encode(), hashlib.sha256).hexdigest()
+    return f"host-{digest[:16]}"
+
+
+def mask_client(value):
+    """A client as logged (an IP address or a host name), masked: mask_ip() for addresses, mask_host() for names."""
+    if not isinstance(value, str) or not value:
+        return value
+    try:
+        ipaddress.ip_address(value.strip())
+    except ValueError:
+        return mask_host(value)
+    return mask_ip(value)
 
 
 def gdpr_mode():
@@ -69,3 +89,13 @@ class MaskedIPField(serializers.CharField):
             return None
         value = super().to_representation(value)
         return masker(self.context.get("request"))(value)
+
+
+class MaskedClientField(MaskedIPField):
+    """A client as logged (IP address or host name), masked with mask_client() in GDPR mode."""
+
+    def to_representation(self, value):
+        if value is None:
+            return None
+        value = serializers.CharField.to_representation(self, value)
+        return mask_client(value) if should_mask(self.context.get("request")) else value

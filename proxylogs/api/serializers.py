@@ -5,7 +5,7 @@ from rest_framework import serializers
 
 from proxylogs.ingest.parse import status_text
 from vpnmonitor.models import AuditEvent
-from vpnmonitor.privacy import MaskedIPField
+from vpnmonitor.privacy import MaskedClientField, MaskedIPField
 from vpnmonitor.timeseries import format_timestamp
 
 Int = serializers.IntegerField
@@ -25,7 +25,9 @@ class LogEntrySerializer(serializers.Serializer):
     id = Int()
     timestamp = serializers.SerializerMethodField(help_text="UTC, 'YYYY-MM-DD HH:MM:SS'")
     time = serializers.SerializerMethodField(help_text="ISO 8601 with milliseconds, UTC")
-    client_ip = MaskedIPField(help_text="Masked to its /24 (IPv6 /48) in GDPR mode")
+    client_ip = MaskedClientField(
+        source="client", help_text="The client's address, or its host name when Squid logs names (log_fqdn); in GDPR "
+        "mode an address is masked to its /24 (IPv6 /48), a name to a stable keyed hash (host-…)")
     method = Str()
     destination = Str(allow_null=True, help_text="host, host:port; CONNECT host:port")
     status = serializers.SerializerMethodField(help_text="e.g. '200 Connection established', '403 Forbidden'")

@@ -183,10 +183,19 @@ def _parse_clf_time(text: str) -> datetime:
     return local.astimezone(UTC)
 
 
+# A client logged by name (Squid's log_fqdn on, format code %>A): DNS labels of letters, digits, '-' and '_'.
+# The last label holds a letter: all digits would be a malformed IPv4 address.
+_CLIENT_HOST = re.compile(r"^(?=.{1,253}$)(?:[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.)*"
+                          r"(?:[A-Za-z0-9_-]*[A-Za-z][A-Za-z0-9_-]*)\.?$")
+
+
 def _client(text: str) -> str:
+    """The client address in canonical form, or a client host name as given."""
     ip = _canonical_ip(text)
     if ip is None:
-        raise ParseError("bad client address")
+        if not _CLIENT_HOST.match(text):
+            raise ParseError("bad client address")
+        ip = text
     if len(_IPS) >= _MEMO_LIMIT:
         _IPS.clear()
     _IPS[text] = ip
