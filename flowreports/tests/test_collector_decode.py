@@ -527,14 +527,16 @@ def test_out_of_range_timestamp_is_counted_as_malformed():
     assert decoder.malformed_packets == 1
 
 
-def test_variable_length_overrun_keeps_earlier_records():
+def test_it_returns_nothing_of_a_packet_whose_variable_length_field_overruns_but_keeps_its_template():
     fields = [(8, 4), (82, 65535), (2, 4)]
     good = ip4("10.0.0.1") + b"\x02ab" + struct.pack("!I", 5)
     bad = ip4("10.0.0.2") + b"\x40" + b"ab" * 4  # claims 64 bytes, has 8
     decoder = FlowDecoder()
     records = decoder.decode(ipfix_packet(flowset(2, template_record(330, fields)), flowset(330, good + bad)), EXPORTER)
-    assert [(r.source_ip, r.packets) for r in records] == [("10.0.0.1", 5)]
+    assert records == []
     assert decoder.malformed_packets == 1
+    [record] = decoder.decode(ipfix_packet(flowset(330, good)), EXPORTER)
+    assert (record.source_ip, record.packets) == ("10.0.0.1", 5)
 
 
 def test_decoder_keeps_working_after_malformed_packets():
