@@ -90,8 +90,9 @@ def _rows(records, table, exporter, now):
     unattributed = 0
     rows = []
     for record in records:
+        fields = _mapping_fields if isinstance(record, Mapping) else _object_fields
         (source_ip, destination_ip, source_port, destination_port, protocol, packets, octets, start, end, action,
-         subscriber_id, direction, sampling_rate) = (_mapping_fields if isinstance(record, Mapping) else _object_fields)(record)
+         subscriber_id, direction, sampling_rate) = fields(record)
         source_ip = _address(source_ip, addresses)
         destination_ip = _address(destination_ip, addresses)
         subscriber_id = subscriber_id or ""

@@ -443,9 +443,9 @@ class FlowDecoder:
     from the exporter's own sampling options record (samplingInterval, or samplingPacketInterval/Space without
     a selector ID), else from default_rates, the rates an admin set per exporter address and observation
     domain (key (address, None) for all of an exporter's domains), else 1. With a sampling_wait, flows of an
-    exporter seen for less than sampling_wait seconds that have no rate yet are held (they may precede the exporter's sampling
-    options, as data may precede its template); release() hands them out once the options arrive or the wait
-    is over, at the default rate then (counted in flows_default_rate).
+    exporter seen for less than sampling_wait seconds that have no rate yet are held (they may precede the
+    exporter's sampling options, as data may precede its template); release() hands them out once the options
+    arrive or the wait is over, at the default rate then (counted in flows_default_rate).
     """
 
     def __init__(
