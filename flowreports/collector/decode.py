@@ -906,10 +906,11 @@ class FlowDecoder:
                     action = "drop"
                 if template.dual_stack and (
                     ip_version == 6
-                    or (ip_version != 4 and not any(source) and not any(destination)
-                        and (any(source6) or any(destination6)))
+                    or (ip_version != 4 and not any(source or b"") and not any(destination or b"")
+                        and (any(source6 or b"") or any(destination6 or b"")))
                 ):
-                    source, destination = _ntop6(source6), _ntop6(destination6)
+                    source = None if source6 is None else _ntop6(source6)
+                    destination = None if destination6 is None else _ntop6(destination6)
                 else:
                     source = source_converter(source)
                     destination = destination_converter(destination)
