@@ -577,7 +577,7 @@ def test_a_template_with_an_ipv4_source_and_an_ipv6_destination_reads_what_each_
     first, second = FlowDecoder().decode(
         ipfix_packet(flowset(2, template_record(405, fields)), flowset(405, rows)), EXPORTER)
     assert (first.source_ip, first.destination_ip) == ("10.0.0.1", "::")
-    assert (second.source_ip, second.destination_ip) == (None, "2001:db8::9")
+    assert (second.source_ip, second.destination_ip) == ("0.0.0.0", "2001:db8::9")
 
 
 def ethernet(ethertype, payload, tags=()):
