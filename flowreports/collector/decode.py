@@ -208,6 +208,8 @@ _SLOT_CANDIDATES = (
 )
 _SLOT_START = 7
 _SLOT_END = 8
+# The slots of a record that needs none of the others (the common case, read by the fast loop).
+_PLAIN_SLOTS = 11
 _ADDRESS_SLOTS = (0, 1, 11, 12)
 _SLOT_FRAME = 19
 
@@ -368,7 +370,6 @@ class Template:
                 defaults.append(None if slot in _ADDRESS_SLOTS or slot == _SLOT_FRAME else 0)
             indices.append(index)
         self.defaults = tuple(defaults)
-        self.getter = itemgetter(*indices)
         self.source_converter = self._converter(present, IE_SOURCE_IPV4, IE_SOURCE_IPV6)
         self.destination_converter = self._converter(present, IE_DESTINATION_IPV4, IE_DESTINATION_IPV6)
         has_ipv4 = IE_SOURCE_IPV4 in present or IE_DESTINATION_IPV4 in present
@@ -385,9 +386,10 @@ class Template:
         self.has_frame_size = IE_DATALINK_FRAME_SIZE in present
         self.has_reverse = any(ie in present for ie in (IE_REVERSE_PACKET_DELTA, IE_REVERSE_PACKET_TOTAL,
                                                         IE_REVERSE_OCTET_DELTA, IE_REVERSE_OCTET_TOTAL))
-        # Records that need more than the plain fields: read through the general loop.
-        self.extended = (self.dual_stack or self.has_own_rate or self.has_sampler or self.has_frame
+        # Records that need more than the plain fields: read through the general loop, with every slot.
+        self.extended = (is_options or self.dual_stack or self.has_own_rate or self.has_sampler or self.has_frame
                          or self.has_reverse or IE_FIREWALL_EVENT in present or IE_NSEL_FIREWALL_EVENT in present)
+        self.getter = itemgetter(*indices) if self.extended else itemgetter(*indices[:_PLAIN_SLOTS])
 
     @staticmethod
     def _converter(present: dict[int, int], ipv4_ie: int, ipv6_ie: int):
@@ -880,15 +882,59 @@ class FlowDecoder:
         times = _TIME_FUNCTIONS[time_mode]
         extended = template.extended
         has_sampler = template.has_sampler
-        # One rate for the whole set unless its records carry their own rates or sampler IDs.
-        set_rate = 0 if template.has_own_rate or has_sampler else self._known_rate(domain_key, None)
+        # One rate for the whole set unless its records carry their own rates or sampler IDs: the exporter's, or
+        # once its wait for sampling options is over, the default.
+        set_rate = 0
+        if not (template.has_own_rate or has_sampler):
+            set_rate = self._known_rate(domain_key, None)
+            if not set_rate and now - self._first_data[domain_key] >= self.sampling_wait:
+                set_rate = self.default_rate(exporter, domain)
         decoded: list[FlowRecord] = []
         append = decoded.append
+        if set_rate and not extended:
+            for row in template.rows(body):
+                source, destination, sport, dport, protocol, packets, octets, first, last, status, sys_init = getter(
+                    row + defaults
+                )
+                start, end = times(first, last, sys_init, context)
+                if not (MIN_MICROS <= start <= MAX_MICROS and MIN_MICROS <= end <= MAX_MICROS):
+                    raise MalformedPacket("flow time out of range")
+                packets *= set_rate
+                octets *= set_rate
+                if packets > COUNTER_MAX or octets > COUNTER_MAX:
+                    raise MalformedPacket("counter out of range")
+                append(
+                    _tuple_new(
+                        FlowRecord,
+                        (
+                            exporter,
+                            domain,
+                            source_converter(source),
+                            destination_converter(destination),
+                            sport,
+                            dport,
+                            protocol,
+                            packets,
+                            octets,
+                            start,
+                            end,
+                            "drop" if (status & 0xC0) == 0x80 else "allow",
+                            version,
+                            set_rate,
+                        ),
+                    )
+                )
+            if time_mode == "export":
+                self.flows_timed_by_export += len(decoded)
+            out.extend(decoded)
+            return
         unrated: list[tuple[FlowRecord, int | None]] = []
         without_flow = reverses = 0
         for row in template.rows(body):
             values = getter(row + defaults)
-            source, destination, sport, dport, protocol, packets, octets, first, last, status, sys_init = values[:11]
+            source, destination, sport, dport, protocol, packets, octets, first, last, status, sys_init = values[
+                :_PLAIN_SLOTS
+            ]
             start, end = times(first, last, sys_init, context)
             if not (MIN_MICROS <= start <= MAX_MICROS and MIN_MICROS <= end <= MAX_MICROS):
                 raise MalformedPacket("flow time out of range")
