@@ -390,10 +390,14 @@ class ExporterSampling(models.Model):
     class Meta:
         ordering = ["exporter", "observation_domain"]
         constraints = [
-            models.UniqueConstraint(fields=["exporter", "observation_domain"], name="exporter_sampling_domain",
-                                    condition=models.Q(observation_domain__isnull=False)),
-            models.UniqueConstraint(fields=["exporter"], name="exporter_sampling_all_domains",
-                                    condition=models.Q(observation_domain__isnull=True)),
+            models.UniqueConstraint(
+                fields=["exporter", "observation_domain"], name="exporter_sampling_domain",
+                condition=models.Q(observation_domain__isnull=False),
+                violation_error_message="This exporter already has a rate for this observation domain."),
+            models.UniqueConstraint(
+                fields=["exporter"], name="exporter_sampling_all_domains",
+                condition=models.Q(observation_domain__isnull=True),
+                violation_error_message="This exporter already has a rate for all its domains."),
         ]
         verbose_name = "exporter sampling rate"
 
