@@ -763,3 +763,21 @@ def test_fuzzed_real_packets_never_raise_and_every_record_fits_the_store():
                 assert 1 <= record.sampling_rate <= RATE_MAX
                 assert MIN_MICROS <= record.start_us <= MAX_MICROS and MIN_MICROS <= record.end_us <= MAX_MICROS
         assert decoder.packets == 300
+
+
+def test_it_scales_an_ipfix_flow_by_the_rate_its_selectors_options_record_gave():
+    # Options template 600: scope selectorId (302); samplingPacketInterval 1, samplingPacketSpace 127 (1 in 128).
+    options_template = struct.pack("!HHH", 600, 3, 1) + struct.pack("!HHHHHH", 302, 8, 305, 4, 306, 4)
+    options = flowset(3, options_template) + flowset(600, struct.pack("!QII", 77, 1, 127))
+    fields = [(8, 4), (12, 4), (2, 4), (1, 4), (302, 8)]
+    row = ip4("10.0.0.1") + ip4("10.0.0.2") + struct.pack("!IIQ", 2, 100, 77)
+    packet = ipfix_packet(options, flowset(2, template_record(601, fields)), flowset(601, row))
+    [record] = FlowDecoder().decode(packet, EXPORTER)
+    assert (record.packets, record.bytes, record.sampling_rate) == (256, 12_800, 128)
+
+
+def test_it_scales_netflow_v5_by_the_sampling_interval_of_its_header():
+    packet = bytearray(v5_packet([("10.0.0.1", "10.0.0.2", 4, 400, 99_000, 99_500, 1000, 80, 6)]))
+    packet[22:24] = struct.pack("!H", 1 << 14 | 100)  # mode 1 (deterministic), 1 in 100
+    [record] = FlowDecoder().decode(bytes(packet), EXPORTER)
+    assert (record.packets, record.bytes, record.sampling_rate) == (400, 40_000, 100)
