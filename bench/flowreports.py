@@ -159,38 +159,73 @@ def generate_sql(count, days, subscribers, seed=0.42):
     return done
 
 
-def subscriber_traffic_packets(count, subscribers, seed=5):
-    """count NetFlow v5 packets of 30 flows each, as subscribers' traffic looks to a collector.
+def _subscriber_flows(count, subscribers, seed):
+    """count flows (source, destination, source port, destination port, protocol, packets, octets), as
+    subscribers' traffic looks to a collector.
 
     Half the flows are uplink (a subscriber's address and ephemeral port to a remote's port 443), half
     downlink (back); subscribers are drawn uniformly, remotes from 5,000 with the Pareto skew of _flows.
     So attribution, the per-pair cache and the endpoint rollups see many distinct addresses and ports.
     """
-    from flowreports.collector.bench_decode import EXPORT_SECS
-
     random = rng(seed)
     remotes = [ipaddress.IPv4Address(0x08080000 + i * 7919).packed for i in range(5000)]
+    for _ in range(count):
+        s = random.randrange(subscribers)
+        inside = ipaddress.IPv4Address(f"100.64.{s // 250}.{s % 250 + 1}").packed
+        remote = remotes[min(int(random.paretovariate(1.2)) - 1, len(remotes) - 1)]
+        ephemeral = random.randint(1024, 65535)
+        if random.random() < 0.5:
+            source, destination, source_port, destination_port = inside, remote, ephemeral, 443
+        else:
+            source, destination, source_port, destination_port = remote, inside, 443, ephemeral
+        packets_count = random.randint(1, 5000)
+        octets = packets_count * random.randint(60, 1500)
+        yield (source, destination, source_port, destination_port, 6 if random.random() < 0.7 else 17,
+               packets_count, octets)
+
+
+def subscriber_traffic_packets(count, subscribers, seed=5):
+    """count NetFlow v5 packets of 30 flows each (_subscriber_flows)."""
+    from flowreports.collector.bench_decode import EXPORT_SECS
+
     header = struct.Struct("!HHIIIIBBH")
     record = struct.Struct("!4s4s4sHHIIIIHHBBBBHHBBH")
+    flows = _subscriber_flows(count * 30, subscribers, seed)
     packets = []
     for packet_index in range(count):
         body = []
         for _ in range(30):
-            s = random.randrange(subscribers)
-            inside = ipaddress.IPv4Address(f"100.64.{s // 250}.{s % 250 + 1}").packed
-            remote = remotes[min(int(random.paretovariate(1.2)) - 1, len(remotes) - 1)]
-            ephemeral = random.randint(1024, 65535)
-            if random.random() < 0.5:
-                source, destination, source_port, destination_port = inside, remote, ephemeral, 443
-            else:
-                source, destination, source_port, destination_port = remote, inside, 443, ephemeral
-            packets_count = random.randint(1, 5000)
+            source, destination, source_port, destination_port, protocol, packets_count, octets = next(flows)
             body.append(record.pack(
-                source, destination, b"\0" * 4, 1, 2, packets_count, packets_count * random.randint(60, 1500),
-                3_500_000, 3_590_000, source_port, destination_port, 0, 0x1B, 6 if random.random() < 0.7 else 17,
+                source, destination, b"\0" * 4, 1, 2, packets_count, octets,
+                3_500_000, 3_590_000, source_port, destination_port, 0, 0x1B, protocol,
                 0, 0, 0, 24, 24, 0,
             ))
         packets.append(header.pack(5, 30, 3_600_000, EXPORT_SECS, 0, packet_index * 30, 0, 0, 0) + b"".join(body))
+    return packets
+
+
+# A sampling exporter's IPFIX: an options template and record giving the exporter's rate (samplingPacketInterval
+# 1, samplingPacketSpace rate - 1, as routers send it), and a data template, ahead of 30 flows in every packet.
+_IPFIX_OPTIONS_TEMPLATE = struct.pack("!HHHHHHHHHHH", 3, 22, 258, 3, 1, 149, 4, 305, 4, 306, 4)
+_IPFIX_DATA_FIELDS = ((8, 4), (12, 4), (7, 2), (11, 2), (4, 1), (2, 8), (1, 8), (152, 8), (153, 8))
+_IPFIX_DATA_TEMPLATE = struct.pack("!HHHH", 2, 8 + 4 * len(_IPFIX_DATA_FIELDS), 256, len(_IPFIX_DATA_FIELDS)) + (
+    b"".join(struct.pack("!HH", *field) for field in _IPFIX_DATA_FIELDS))
+_IPFIX_RECORD = struct.Struct("!4s4sHHBQQQQ")
+
+
+def sampled_traffic_packets(count, subscribers, rate, seed=5):
+    """count IPFIX packets of 30 flows each (_subscriber_flows) from an exporter that samples 1 in rate packets."""
+    from flowreports.collector.bench_decode import EXPORT_SECS
+
+    options = _IPFIX_OPTIONS_TEMPLATE + struct.pack("!HHIII", 258, 16, 1, 1, rate - 1)
+    start_ms = (EXPORT_SECS - 100) * 1000
+    flows = _subscriber_flows(count * 30, subscribers, seed)
+    packets = []
+    for packet_index in range(count):
+        data = b"".join(_IPFIX_RECORD.pack(*next(flows), start_ms, start_ms + 90_000) for _ in range(30))
+        body = options + _IPFIX_DATA_TEMPLATE + struct.pack("!HH", 256, 4 + len(data)) + data
+        packets.append(struct.pack("!HHIII", 10, 16 + len(body), EXPORT_SECS, packet_index * 30, 1) + body)
     return packets
 
 
@@ -199,8 +234,9 @@ def _packets_per_second(rate):
     return max(1, -(-rate // 30))
 
 
-def _offer(address, rate, seconds, subscribers, window):
-    """Child process: send v5 packets of 30 flows to address at `rate` flows/s for `seconds`.
+def _offer(address, rate, seconds, subscribers, window, sampling=0):
+    """Child process: send v5 packets of 30 flows (IPFIX from a sampling exporter with `sampling`) to address at
+    `rate` flows/s for `seconds`.
 
     Puts (first send, last send) on the window queue as time.perf_counter() values (CLOCK_MONOTONIC, the
     same clock in every process), so the run is timed from the first datagram rather than the process start.
@@ -208,7 +244,9 @@ def _offer(address, rate, seconds, subscribers, window):
     from flowreports.collector.bench_decode import v5_packets
 
     per_second = _packets_per_second(rate)
-    if subscribers:
+    if sampling:
+        packets = sampled_traffic_packets(per_second, subscribers or 1, sampling)
+    elif subscribers:
         packets = subscriber_traffic_packets(per_second, subscribers)
     else:
         packets, _ = v5_packets(per_second)
@@ -239,7 +277,7 @@ def _seal_offered_hour(subscribers):
     return hour
 
 
-def collector_run(rate, seconds, subscribers, batch_size=None, late=False):
+def collector_run(rate, seconds, subscribers, batch_size=None, late=False, sampling=0):
     from django.db import connection
 
     from flowreports.collector.server import Collector
@@ -268,7 +306,8 @@ def collector_run(rate, seconds, subscribers, batch_size=None, late=False):
     options = {"batch_size": batch_size} if batch_size else {}
     collector = Collector(timed_sink, listen=("127.0.0.1", 0), writers=sink.writers, **options).start()
     window = multiprocessing.Queue()
-    sender = multiprocessing.Process(target=_offer, args=(collector.address, rate, seconds, subscribers, window))
+    sender = multiprocessing.Process(target=_offer,
+                                     args=(collector.address, rate, seconds, subscribers, window, sampling))
     own_cpu, server_cpu = cpu_seconds()
     sender.start()
     # Sampled ten times a second: the most flows received and not yet committed, and the most bytes of
@@ -288,6 +327,7 @@ def collector_run(rate, seconds, subscribers, batch_size=None, late=False):
     stats = collector.stats()
     offered = _packets_per_second(rate) * 30 * seconds
     in_table = FlowReport.objects.count()
+    rates = sorted(FlowReport.objects.order_by().values_list("sampling_rate", flat=True).distinct())
     lost = offered - in_table
     traffic = (f"{subscribers:,} subscribers' traffic with 5,000 remotes" if subscribers
                else "30 fixed flows repeated")
@@ -295,8 +335,10 @@ def collector_run(rate, seconds, subscribers, batch_size=None, late=False):
         ("collector, batches", f"{collector.batch_size:,} flows, {collector.writers} writer(s)"),
         *([("collector, late flows", f"every one: their hour ({sealed:%Y-%m-%d %H}:00) was sealed before the run")]
           if late else []),
-        ("collector, offered", f"{offered:,} flows at {rate:,} flows/s for {seconds} s (NetFlow v5, 30 per packet; "
-                               f"{traffic})"),
+        ("collector, offered", f"{offered:,} flows at {rate:,} flows/s for {seconds} s ("
+                               + (f"IPFIX sampled 1 in {sampling:,}" if sampling else "NetFlow v5")
+                               + f", 30 per packet; {traffic})"),
+        ("collector, sampling rates stored", ", ".join(f"{value:,}" for value in rates) or "none"),
         ("collector, attributed to a subscriber", f"{stats['flows_stored'] - sink.unattributed:,}"),
         ("collector, received / stored / dropped",
          f"{stats['flows_received']:,} / {stats['flows_stored']:,} / {stats['flows_dropped']:,}"),
@@ -370,6 +412,9 @@ def run(argv):
                              "behind): each batch also counts them into the hourly destination rollup")
     parser.add_argument("--collector-fixed-flows", action="store_true",
                         help="offer the same 30 unattributed flows over and over instead of --subscribers' traffic")
+    parser.add_argument("--collector-sampling", type=int, default=0, metavar="RATE",
+                        help="offer IPFIX from an exporter that samples 1 in RATE packets (its sampling options in "
+                             "every packet), so every flow is scaled by RATE, instead of unsampled NetFlow v5")
     parser.add_argument("--raw", action="store_true",
                         help="answer total_count and stats from the raw table only, as before the rollups")
     args = parser.parse_args(argv)
@@ -388,7 +433,7 @@ def run(argv):
     if args.collector_rate:
         rows = collector_run(args.collector_rate, args.collector_seconds,
                              0 if args.collector_fixed_flows else args.subscribers, args.collector_batch_size,
-                             late=args.collector_late)
+                             late=args.collector_late, sampling=args.collector_sampling)
         for name, value in rows:
             print(f"{name}: {value}")
         return rows

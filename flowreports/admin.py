@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.core.paginator import Paginator
 from django.utils.functional import cached_property
 
-from flowreports.models import CollectorStatus, FlowReport, SubscriberPrefix
+from flowreports.models import CollectorStatus, ExporterSampling, FlowReport, SubscriberPrefix
 
 
 class CappedCountPaginator(Paginator):
@@ -23,11 +23,20 @@ class SubscriberPrefixAdmin(admin.ModelAdmin):
     search_fields = ["cidr", "subscriber_id", "description"]
 
 
+@admin.register(ExporterSampling)
+class ExporterSamplingAdmin(admin.ModelAdmin):
+    """Rates for exporters that sample but do not export their rate; running collectors read them every few
+    seconds."""
+
+    list_display = ["exporter", "observation_domain", "sampling_rate", "description"]
+    search_fields = ["=exporter", "description"]
+
+
 @admin.register(FlowReport)
 class FlowReportAdmin(admin.ModelAdmin):
     list_display = [
         "start_time", "subscriber_id", "source_ip", "source_port", "destination_ip", "destination_port",
-        "protocol", "packets", "bytes", "direction", "action", "exporter",
+        "protocol", "packets", "bytes", "sampling_rate", "direction", "action", "exporter",
     ]
     list_filter = ["direction", "action"]
     # Exact matches only: they use the (subscriber_id, start_time) and address indexes.

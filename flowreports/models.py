@@ -4,6 +4,7 @@ import ipaddress
 from collections import Counter
 
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import connections, models, router, transaction
 from django.utils import timezone
 
@@ -107,6 +108,11 @@ class FlowReport(models.Model):
         help_text="Where the flow came from: 'udp:<exporter address>/obs <domain>' or 'http'.",
     )
     created_at = models.DateTimeField(default=timezone.now)
+    sampling_rate = models.PositiveIntegerField(
+        default=1, db_default=1,
+        help_text="1 in this many packets was sampled by the exporter (1 = unsampled); packets and bytes are "
+                  "already scaled by it.",
+    )
 
     objects = FlowReportManager()
 
@@ -357,3 +363,44 @@ class CollectorStatus(models.Model):
     @property
     def name(self):
         return f"{self.hostname}/{self.listen}"
+
+
+SAMPLING_RATE_MAX = 2**31 - 1
+
+
+class ExporterSampling(models.Model):
+    """The sampling rate of an exporter that does not export it: the collector scales its flows by this rate.
+
+    Rates an exporter sends (in its records or its sampling options) take precedence. An empty observation
+    domain covers all of the exporter's domains; a row for one domain wins over it.
+    """
+
+    exporter = models.GenericIPAddressField(help_text="The exporter's address, as the collector receives it from.")
+    observation_domain = models.PositiveBigIntegerField(
+        null=True, blank=True,
+        help_text="IPFIX observation domain / NetFlow v9 source id (v5: engine type × 256 + engine id); "
+                  "empty for all of the exporter's domains.",
+    )
+    sampling_rate = models.PositiveIntegerField(
+        validators=[MinValueValidator(1), MaxValueValidator(SAMPLING_RATE_MAX)],
+        help_text="1 in this many packets is sampled (1 = unsampled).",
+    )
+    description = models.CharField(max_length=200, blank=True, default="")
+
+    class Meta:
+        ordering = ["exporter", "observation_domain"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["exporter", "observation_domain"], name="exporter_sampling_domain",
+                condition=models.Q(observation_domain__isnull=False),
+                violation_error_message="This exporter already has a rate for this observation domain."),
+            models.UniqueConstraint(
+                fields=["exporter"], name="exporter_sampling_all_domains",
+                condition=models.Q(observation_domain__isnull=True),
+                violation_error_message="This exporter already has a rate for all its domains."),
+        ]
+        verbose_name = "exporter sampling rate"
+
+    def __str__(self):
+        domain = "all domains" if self.observation_domain is None else f"obs {self.observation_domain}"
+        return f"{self.exporter} ({domain}): 1 in {self.sampling_rate}"

@@ -434,3 +434,16 @@ def rollup_stats(queryset, window, dimensions, *, endpoint=None, mask=False):
         "protocols": [{"protocol": protocol, "count": n} for protocol, n in protocols],
         "top_destinations_uplink": [{"ip": str(ip), "count": n} for ip, n in top],
     }
+
+
+def exporter_sampling_rates():
+    """{(exporter address, observation domain or None for all its domains): rate} that admins set for exporters
+    that do not export their sampling rate."""
+    from flowreports.models import ExporterSampling
+
+    return {
+        (exporter, domain): rate
+        for exporter, domain, rate in ExporterSampling.objects.values_list(
+            "exporter", "observation_domain", "sampling_rate"
+        )
+    }

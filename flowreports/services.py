@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 DATASET = "flowreports"
 COLUMNS = (
     "subscriber_id", "source_ip", "destination_ip", "source_port", "destination_port", "protocol",
-    "packets", "bytes", "start_time", "end_time", "direction", "action", "exporter", "created_at",
+    "packets", "bytes", "start_time", "end_time", "direction", "action", "exporter", "created_at", "sampling_rate",
 )
 BULK_CREATE_BATCH = 2000
 
@@ -68,7 +68,7 @@ def _mapping_fields(record):
     return (
         get("source_ip"), get("destination_ip"), get("source_port"), get("destination_port"), get("protocol"),
         get("packets"), get("bytes"), get("start") if start is None else start, get("end") if end is None else end,
-        get("action"), get("subscriber_id"), get("direction"),
+        get("action"), get("subscriber_id"), get("direction"), get("sampling_rate") or 1,
     )
 
 
@@ -79,6 +79,7 @@ def _object_fields(record):
         record.source_ip, record.destination_ip, record.source_port, record.destination_port, record.protocol,
         record.packets, record.bytes, record.start if start is None else start, record.end if end is None else end,
         record.action, getattr(record, "subscriber_id", None), getattr(record, "direction", None),
+        getattr(record, "sampling_rate", None) or 1,
     )
 
 
@@ -89,8 +90,9 @@ def _rows(records, table, exporter, now):
     unattributed = 0
     rows = []
     for record in records:
+        fields = _mapping_fields if isinstance(record, Mapping) else _object_fields
         (source_ip, destination_ip, source_port, destination_port, protocol, packets, octets, start, end, action,
-         subscriber_id, direction) = (_mapping_fields if isinstance(record, Mapping) else _object_fields)(record)
+         subscriber_id, direction, sampling_rate) = fields(record)
         source_ip = _address(source_ip, addresses)
         destination_ip = _address(destination_ip, addresses)
         subscriber_id = subscriber_id or ""
@@ -107,7 +109,7 @@ def _rows(records, table, exporter, now):
         rows.append((
             subscriber_id, source_ip, destination_ip, source_port, destination_port, protocol, packets, octets,
             _aware(start), _aware(end), direction, action or "allow",
-            label if label is not None else exporter(record), now,
+            label if label is not None else exporter(record), now, sampling_rate,
         ))
     return rows, unattributed
 
@@ -117,7 +119,8 @@ def store_flows(records, *, exporter="", table=None, now=None):
 
     records: objects or mappings with source_ip, destination_ip, source_port, destination_port,
     protocol, packets, bytes, start_time (or start), end_time (or end) and action; subscriber_id
-    and direction are used when present and filled in by attribution when empty. exporter is a
+    and direction are used when present and filled in by attribution when empty; sampling_rate
+    (default 1) is stored as given, packets and bytes being already scaled by it. exporter is a
     label ("http") or a function of the record. The subscriber table is loaded once per call.
     """
     records = list(records)
@@ -169,6 +172,8 @@ _HOUR_US = 3_600_000_000
 _DAY_US = 24 * _HOUR_US
 # Field count, then source_port .. end_time of COLUMNS (each value after its length).
 _FIXED = struct.Struct("!iiiiihiqiqiqiq")
+# sampling_rate, the last of COLUMNS.
+_RATE = struct.Struct("!ii")
 _CHUNK_ROWS = 2000
 _CACHE_LIMIT = 100_000
 
@@ -224,6 +229,7 @@ class CollectorRows:
         tails = {}
         created = struct.pack("!iq", 8, _timestamp_us(_aware(now)))
         fixed = _FIXED.pack
+        rate_field = _RATE.pack
         pg_epoch_us, hour_us, day_us = _PG_EPOCH_US, _HOUR_US, _DAY_US
         other_port, first_ephemeral = rollups.OTHER_PORT, rollups.FIRST_EPHEMERAL_PORT
         out = [_COPY_SIGNATURE]
@@ -231,7 +237,7 @@ class CollectorRows:
         unattributed = 0
         for count, record in enumerate(sorted(records, key=_destination_order), 1):
             (exporter, domain, source_ip, destination_ip, source_port, destination_port, protocol, packets, octets,
-             start_us, end_us, action, _version) = record
+             start_us, end_us, action, _version, sampling_rate) = record
             pair = pairs.get((source_ip, destination_ip))
             if pair is None:
                 pair = pairs[source_ip, destination_ip] = self._pair(source_ip, destination_ip)
@@ -249,6 +255,7 @@ class CollectorRows:
             append(fixed(4, source_port, 4, destination_port, 2, protocol, 8, packets, 8, octets,
                          8, start_us, 8, end_us - pg_epoch_us))
             append(tail)
+            append(rate_field(4, sampling_rate))
             key = (start_us // hour_us, protocol, direction, action)
             hourly[key] = hourly.get(key, 0) + 1
             # Endpoint.port_key, inline (collector flows always carry ports): this loop runs for every flow.

@@ -4,7 +4,7 @@ import datetime as dt
 
 from rest_framework import serializers
 
-from flowreports.models import FlowReport
+from flowreports.models import SAMPLING_RATE_MAX, FlowReport
 from vpnmonitor.privacy import MaskedIPField
 
 BIGINT_MAX = 2**63 - 1
@@ -31,7 +31,7 @@ class FlowReportSerializer(serializers.ModelSerializer):
         model = FlowReport
         fields = [
             "id", "subscriber_id", "source_ip", "destination_ip", "source_port", "destination_port",
-            "protocol", "packets", "bytes", "start_time", "end_time", "direction", "action",
+            "protocol", "packets", "bytes", "start_time", "end_time", "direction", "action", "sampling_rate",
         ]
         read_only_fields = fields
 
@@ -70,6 +70,10 @@ class FlowReportItemSerializer(serializers.Serializer):
     end_time = serializers.DateTimeField(default_timezone=dt.UTC)
     direction = serializers.ChoiceField(choices=["uplink", "downlink", ""], required=False, default="")
     action = serializers.ChoiceField(choices=["allow", "drop"], required=False, default="allow")
+    sampling_rate = StrictIntegerField(
+        min_value=1, max_value=SAMPLING_RATE_MAX, required=False, default=1,
+        help_text="1 in this many packets was sampled (1 = unsampled); packets and bytes are already scaled by it.",
+    )
 
     def validate(self, attrs):
         if attrs["end_time"] < attrs["start_time"]:

@@ -28,7 +28,8 @@ class FlowRecord(NamedTuple):
     start_us and end_us are microseconds since the Unix epoch (UTC): integers, so that the collector's
     writer turns them into rows and rollup keys with integer arithmetic; start and end give them as
     UTC-aware datetimes. observation_domain is the v9 source id, the IPFIX observation domain id, or
-    engine_type << 8 | engine_id for v5. Addresses are None when the template carries none.
+    engine_type << 8 | engine_id for v5. Addresses are None when the template carries none. packets and bytes
+    are already scaled by sampling_rate (1 in sampling_rate packets was seen; 1 = unsampled).
     """
 
     exporter: str
@@ -44,6 +45,7 @@ class FlowRecord(NamedTuple):
     end_us: int
     action: str
     version: int
+    sampling_rate: int = 1
 
     @property
     def start(self) -> datetime:
@@ -84,6 +86,37 @@ IE_FLOW_END_NANOSECONDS = 157
 IE_FLOW_START_DELTA_MICROSECONDS = 158
 IE_FLOW_END_DELTA_MICROSECONDS = 159
 IE_SYSTEM_INIT_TIME_MILLISECONDS = 160
+IE_SAMPLING_INTERVAL = 34
+IE_SAMPLER_ID = 48
+IE_SAMPLER_RANDOM_INTERVAL = 50
+IE_IP_VERSION = 60
+IE_FIREWALL_EVENT = 233
+IE_SELECTOR_ID = 302
+IE_SAMPLING_PACKET_INTERVAL = 305
+IE_SAMPLING_PACKET_SPACE = 306
+IE_DATALINK_FRAME_SIZE = 312
+IE_DATALINK_FRAME_SECTION = 315
+IE_OBSERVATION_TIME_SECONDS = 322
+IE_OBSERVATION_TIME_MILLISECONDS = 323
+IE_OBSERVATION_TIME_MICROSECONDS = 324
+IE_OBSERVATION_TIME_NANOSECONDS = 325
+# Cisco NSEL (ASA) NetFlow v9 field NF_F_FW_EVENT: 1 created, 2 deleted, 3 denied, 4 alert, 5 update.
+IE_NSEL_FIREWALL_EVENT = 40005
+# firewallEvent (IE 233) and NF_F_FW_EVENT value of a flow the firewall denied.
+FIREWALL_DENIED = 3
+# RFC 5103: reverse information elements are the forward ones under private enterprise number 29305. They are
+# kept under the forward number with this bit added.
+REVERSE_PEN = 29305
+REVERSE = 0x10000
+IE_REVERSE_OCTET_DELTA = REVERSE | IE_OCTET_DELTA
+IE_REVERSE_PACKET_DELTA = REVERSE | IE_PACKET_DELTA
+IE_REVERSE_OCTET_TOTAL = REVERSE | IE_OCTET_TOTAL
+IE_REVERSE_PACKET_TOTAL = REVERSE | IE_PACKET_TOTAL
+_REVERSIBLE = frozenset({IE_OCTET_DELTA, IE_PACKET_DELTA, IE_OCTET_TOTAL, IE_PACKET_TOTAL})
+
+# Stored counters are 64-bit signed, sampling rates 32-bit signed.
+COUNTER_MAX = 2**63 - 1
+RATE_MAX = 2**31 - 1
 
 VARIABLE_LENGTH = 65535
 ENTERPRISE_BIT = 0x8000
@@ -96,6 +129,8 @@ _ADDRESS_LENGTHS = {
     IE_SOURCE_IPV6: 16,
     IE_DESTINATION_IPV6: 16,
 }
+# Fields kept as raw bytes whatever their length.
+_BYTES_IES = frozenset({IE_DATALINK_FRAME_SECTION})
 _UNSIGNED_IES = frozenset(
     {
         IE_OCTET_DELTA,
@@ -119,6 +154,24 @@ _UNSIGNED_IES = frozenset(
         IE_FLOW_START_DELTA_MICROSECONDS,
         IE_FLOW_END_DELTA_MICROSECONDS,
         IE_SYSTEM_INIT_TIME_MILLISECONDS,
+        IE_SAMPLING_INTERVAL,
+        IE_SAMPLER_ID,
+        IE_SAMPLER_RANDOM_INTERVAL,
+        IE_IP_VERSION,
+        IE_FIREWALL_EVENT,
+        IE_SELECTOR_ID,
+        IE_SAMPLING_PACKET_INTERVAL,
+        IE_SAMPLING_PACKET_SPACE,
+        IE_DATALINK_FRAME_SIZE,
+        IE_OBSERVATION_TIME_SECONDS,
+        IE_OBSERVATION_TIME_MILLISECONDS,
+        IE_OBSERVATION_TIME_MICROSECONDS,
+        IE_OBSERVATION_TIME_NANOSECONDS,
+        IE_NSEL_FIREWALL_EVENT,
+        IE_REVERSE_OCTET_DELTA,
+        IE_REVERSE_PACKET_DELTA,
+        IE_REVERSE_OCTET_TOTAL,
+        IE_REVERSE_PACKET_TOTAL,
     }
 )
 _UNSIGNED_FORMATS = {1: "B", 2: "H", 4: "I", 8: "Q"}
@@ -136,11 +189,30 @@ _SLOT_CANDIDATES = (
     (),  # end time, chosen by time mode
     (IE_FORWARDING_STATUS,),
     (IE_SYSTEM_INIT_TIME_MILLISECONDS,),
+    # The IPv6 addresses of a template that has both families (dual-stack).
+    (IE_SOURCE_IPV6,),
+    (IE_DESTINATION_IPV6,),
+    (IE_IP_VERSION,),
+    # A record's own sampling rate.
+    (IE_SAMPLING_INTERVAL,),
+    (IE_SAMPLER_RANDOM_INTERVAL,),
+    (IE_SAMPLING_PACKET_INTERVAL,),
+    (IE_SAMPLING_PACKET_SPACE,),
+    # The sampler (v9) or selector (IPFIX) whose rate an options record gave.
+    (IE_SELECTOR_ID, IE_SAMPLER_ID),
+    (IE_DATALINK_FRAME_SECTION,),
+    (IE_DATALINK_FRAME_SIZE,),
+    (IE_REVERSE_PACKET_DELTA, IE_REVERSE_PACKET_TOTAL),
+    (IE_REVERSE_OCTET_DELTA, IE_REVERSE_OCTET_TOTAL),
+    (IE_FIREWALL_EVENT, IE_NSEL_FIREWALL_EVENT),
 )
 _SLOT_START = 7
 _SLOT_END = 8
+# The slots of a record that needs none of the others (the common case, read by the fast loop).
+_PLAIN_SLOTS = 11
+_ADDRESS_SLOTS = (0, 1, 11, 12)
+_SLOT_FRAME = 19
 
-# Time modes, in order of preference: (start IE, end IE, mode).
 _TIME_MODES = (
     (IE_FLOW_START_MILLISECONDS, IE_FLOW_END_MILLISECONDS, "milliseconds"),
     (IE_FLOW_START_SECONDS, IE_FLOW_END_SECONDS, "seconds"),
@@ -148,6 +220,11 @@ _TIME_MODES = (
     (IE_FLOW_START_MICROSECONDS, IE_FLOW_END_MICROSECONDS, "ntp"),
     (IE_FLOW_START_DELTA_MICROSECONDS, IE_FLOW_END_DELTA_MICROSECONDS, "delta_microseconds"),
     (IE_FLOW_START_SYSUPTIME, IE_FLOW_END_SYSUPTIME, "sysuptime"),
+    # Records of single observations (NAT events, sampled packets): one moment, start and end alike.
+    (IE_OBSERVATION_TIME_MILLISECONDS, IE_OBSERVATION_TIME_MILLISECONDS, "milliseconds"),
+    (IE_OBSERVATION_TIME_SECONDS, IE_OBSERVATION_TIME_SECONDS, "seconds"),
+    (IE_OBSERVATION_TIME_MICROSECONDS, IE_OBSERVATION_TIME_MICROSECONDS, "ntp"),
+    (IE_OBSERVATION_TIME_NANOSECONDS, IE_OBSERVATION_TIME_NANOSECONDS, "ntp"),
 )
 _NTP_EPOCH_OFFSET = 2208988800
 
@@ -202,9 +279,18 @@ class Template:
     __slots__ = (
         "defaults",
         "destination_converter",
+        "dual_stack",
+        "extended",
         "field_plan",
         "fields",
         "getter",
+        "has_addresses",
+        "has_frame",
+        "has_frame_size",
+        "has_own_rate",
+        "has_packets",
+        "has_reverse",
+        "has_sampler",
         "is_options",
         "min_length",
         "record_struct",
@@ -226,11 +312,19 @@ class Template:
         for ie, length in fields:
             if length == VARIABLE_LENGTH:
                 fixed = False
-                plan.append((0, VARIABLE_LENGTH))
+                if ie in _BYTES_IES and ie not in kept_ies:
+                    kept_ies.append(ie)
+                    plan.append((1, VARIABLE_LENGTH))
+                else:
+                    plan.append((0, VARIABLE_LENGTH))
                 min_length += 1
                 continue
             min_length += length
-            if _ADDRESS_LENGTHS.get(ie) == length:
+            if ie in kept_ies:
+                # A field that appears twice: the first one counts.
+                formats.append(f"{length}x")
+                plan.append((0, length))
+            elif _ADDRESS_LENGTHS.get(ie) == length or ie in _BYTES_IES:
                 kept_ies.append(ie)
                 formats.append(f"{length}s")
                 plan.append((1, length))
@@ -273,12 +367,29 @@ class Template:
             index = next((present[ie] for ie in candidates if ie in present), None)
             if index is None:
                 index = row_length + len(defaults)
-                defaults.append(None if slot < 2 else 0)
+                defaults.append(None if slot in _ADDRESS_SLOTS or slot == _SLOT_FRAME else 0)
             indices.append(index)
         self.defaults = tuple(defaults)
-        self.getter = itemgetter(*indices)
         self.source_converter = self._converter(present, IE_SOURCE_IPV4, IE_SOURCE_IPV6)
         self.destination_converter = self._converter(present, IE_DESTINATION_IPV4, IE_DESTINATION_IPV6)
+        has_ipv4 = IE_SOURCE_IPV4 in present or IE_DESTINATION_IPV4 in present
+        has_ipv6 = IE_SOURCE_IPV6 in present or IE_DESTINATION_IPV6 in present
+        # Both families in one template: each record's family is read from its own address fields.
+        self.dual_stack = has_ipv4 and has_ipv6
+        self.has_addresses = has_ipv4 or has_ipv6
+        self.has_packets = IE_PACKET_DELTA in present or IE_PACKET_TOTAL in present
+        self.has_own_rate = any(
+            ie in present for ie in (IE_SAMPLING_INTERVAL, IE_SAMPLER_RANDOM_INTERVAL, IE_SAMPLING_PACKET_INTERVAL)
+        )
+        self.has_sampler = IE_SELECTOR_ID in present or IE_SAMPLER_ID in present
+        self.has_frame = IE_DATALINK_FRAME_SECTION in present
+        self.has_frame_size = IE_DATALINK_FRAME_SIZE in present
+        self.has_reverse = any(ie in present for ie in (IE_REVERSE_PACKET_DELTA, IE_REVERSE_PACKET_TOTAL,
+                                                        IE_REVERSE_OCTET_DELTA, IE_REVERSE_OCTET_TOTAL))
+        # Records that need more than the plain fields: read through the general loop, with every slot.
+        self.extended = (is_options or self.dual_stack or self.has_own_rate or self.has_sampler or self.has_frame
+                         or self.has_reverse or IE_FIREWALL_EVENT in present or IE_NSEL_FIREWALL_EVENT in present)
+        self.getter = itemgetter(*indices) if self.extended else itemgetter(*indices[:_PLAIN_SLOTS])
 
     @staticmethod
     def _converter(present: dict[int, int], ipv4_ie: int, ipv6_ie: int):
@@ -327,7 +438,17 @@ class Template:
 
 
 class FlowDecoder:
-    """Stateful decoder: keeps templates per exporter and observation domain, holds data that precedes its template."""
+    """Stateful decoder: keeps templates per exporter and observation domain, holds data that precedes its template.
+
+    Sampling: a flow's rate comes from its record's own fields (samplingInterval, samplerRandomInterval,
+    samplingPacketInterval/Space), else from the rate an options record gave its sampler or selector ID, else
+    from the exporter's own sampling options record (samplingInterval, or samplingPacketInterval/Space without
+    a selector ID), else from default_rates, the rates an admin set per exporter address and observation
+    domain (key (address, None) for all of an exporter's domains), else 1. With a sampling_wait, flows of an
+    exporter seen for less than sampling_wait seconds that have no rate yet are held (they may precede the
+    exporter's sampling options, as data may precede its template); release() hands them out once the options
+    arrive or the wait is over, at the default rate then (counted in flows_default_rate).
+    """
 
     def __init__(
         self,
@@ -335,7 +456,31 @@ class FlowDecoder:
         max_held_per_template: int = 64,
         max_held_total: int = 4096,
         max_templates: int = 65536,
+        sampling_wait: float = 0.0,
+        max_held_flows: int = 100_000,
+        default_rates: dict[tuple[str, int | None], int] | None = None,
     ) -> None:
+        self.sampling_wait = sampling_wait
+        self.max_held_flows = max_held_flows
+        self.default_rates: dict[tuple[str, int | None], int] = dict(default_rates or {})
+        # (version, exporter, domain) -> rate of the exporter's own sampling options record
+        self.exporter_rates: dict[tuple[int, str, int], int] = {}
+        # ((version, exporter, domain), sampler or selector id) -> rate
+        self.sampler_rates: dict[tuple[tuple[int, str, int], int], int] = {}
+        # (version, exporter, domain) -> when its first data arrived (monotonic seconds)
+        self._first_data: dict[tuple[int, str, int], float] = {}
+        # (version, exporter, domain) -> list of (unscaled FlowRecord, sampler id or None) awaiting a rate
+        self._held_flows: dict[tuple[int, str, int], list] = {}
+        self._held_flow_count = 0
+        # Records released from the template hold during the current packet (kept even if the packet is bad).
+        self._released: list[FlowRecord] = []
+        self.flows_held_for_sampling = 0
+        self.flows_default_rate = 0
+        self.flows_timed_by_export = 0
+        self.records_without_flow = 0
+        self.reverse_flows = 0
+        # Held flows whose counters, once scaled, exceed what is stored: dropped.
+        self.flows_out_of_range = 0
         self.hold_seconds = hold_seconds
         self.max_held_per_template = max_held_per_template
         self.max_held_total = max_held_total
@@ -355,6 +500,8 @@ class FlowDecoder:
         self.options_records = 0
         self.sets_held = 0
         self.sets_dropped_no_template = 0
+        # Held data sets that turned out malformed once their template arrived.
+        self.sets_dropped_malformed = 0
         self.errors: dict[str, int] = {}
 
     def stats(self) -> dict[str, int]:
@@ -366,34 +513,105 @@ class FlowDecoder:
             "sets_held": self.sets_held,
             "sets_pending": self._held_count,
             "sets_dropped_no_template": self.sets_dropped_no_template,
+            "sets_dropped_malformed": self.sets_dropped_malformed,
             "templates": len(self.templates),
+            "flows_held_for_sampling": self.flows_held_for_sampling,
+            "flows_pending_sampling": self._held_flow_count,
+            "flows_default_rate": self.flows_default_rate,
+            "flows_timed_by_export": self.flows_timed_by_export,
+            "records_without_flow": self.records_without_flow,
+            "reverse_flows": self.reverse_flows,
+            "flows_out_of_range": self.flows_out_of_range,
         }
 
     def decode(self, packet: bytes, exporter: str, now: float | None = None) -> list[FlowRecord]:
         """Decode one export packet; malformed input is counted (see malformed_packets/errors), never raised.
 
-        Records decoded before a malformed set are kept. Held data sets whose template arrives in this packet
-        are decoded and returned too.
+        Nothing of a malformed packet is returned (no record of it is half decoded or stored); templates and
+        options it carried before the bad part are kept. Held data sets whose template arrives in this packet
+        are decoded and returned too, and so are held flows whose sampling rate it gave.
         """
         if now is None:
             now = time.monotonic()
         self.packets += 1
         out: list[FlowRecord] = []
+        self._released = released = []
+        held_before = {key: len(flows) for key, flows in self._held_flows.items()}
         try:
             self.decode_into(packet, exporter, now, out)
-        except MalformedPacket as error:
+        except (MalformedPacket, struct.error, ValueError, OverflowError, OSError) as error:
+            # struct, address and int conversions reject a bad field like any other malformed part.
             self.malformed_packets += 1
-            reason = str(error)
+            reason = str(error) if isinstance(error, MalformedPacket) else f"{type(error).__name__}: {error}"
             self.errors[reason] = self.errors.get(reason, 0) + 1
-        except (struct.error, ValueError, OverflowError, OSError) as error:
-            # A field the struct layouts or address conversions reject, like any other bad field.
-            self.malformed_packets += 1
-            reason = f"{type(error).__name__}: {error}"
-            self.errors[reason] = self.errors.get(reason, 0) + 1
+            out.clear()
+            self._unhold_since(held_before)
+        out.extend(released)
+        self._released = []
         if self._held_count and now - self._last_expiry >= 1.0:
             self.expire(now)
         self.flows_decoded += len(out)
         return out
+
+    def release(self, now: float | None = None, everything: bool = False) -> list[FlowRecord]:
+        """Flows held for their exporter's sampling options whose wait is over (all with everything=True).
+
+        Each gets the rate its sampler or exporter has by now, else the default rate (counted in
+        flows_default_rate). Call it now and then (the collector does at every flush) and when stopping.
+        """
+        if not self._held_flows:
+            return []
+        if now is None:
+            now = time.monotonic()
+        out: list[FlowRecord] = []
+        for key in list(self._held_flows):
+            if everything or now - self._first_data.get(key, now) >= self.sampling_wait:
+                self._release_domain(key, out)
+        self.flows_decoded += len(out)
+        return out
+
+    def _release_domain(self, key: tuple[int, str, int], out: list[FlowRecord]) -> None:
+        flows = self._held_flows.pop(key, None)
+        if not flows:
+            return
+        self._held_flow_count -= len(flows)
+        for record, sampler in flows:
+            rate = self._known_rate(key, sampler)
+            if not rate:
+                rate = self.default_rate(record.exporter, record.observation_domain)
+                self.flows_default_rate += 1
+            if max(record.packets, record.bytes) * rate > COUNTER_MAX:
+                self.flows_out_of_range += 1
+                continue
+            out.append(_scaled(record, rate))
+
+    def _unhold_since(self, held_before: dict) -> None:
+        """Forget flows held for sampling by a packet that turned out malformed."""
+        for key in list(self._held_flows):
+            flows = self._held_flows[key]
+            keep = held_before.get(key, 0)
+            if len(flows) > keep:
+                dropped = len(flows) - keep
+                del flows[keep:]
+                self._held_flow_count -= dropped
+                self.flows_held_for_sampling -= dropped
+            if not flows:
+                del self._held_flows[key]
+
+    def default_rate(self, exporter: str, domain: int) -> int:
+        """The rate an admin set for this exporter and observation domain (or all its domains); else 1."""
+        rates = self.default_rates
+        if not rates:
+            return 1
+        return rates.get((exporter, domain)) or rates.get((exporter, None)) or 1
+
+    def _known_rate(self, key: tuple[int, str, int], sampler: int | None) -> int:
+        """The rate options records gave the sampler (when the flow names one) or else the exporter; 0 if none."""
+        if sampler is not None:
+            rate = self.sampler_rates.get((key, sampler))
+            if rate:
+                return rate
+        return self.exporter_rates.get(key, 0)
 
     def decode_into(self, packet: bytes, exporter: str, now: float, out: list[FlowRecord]) -> None:
         """Decode one packet appending to out; raises MalformedPacket."""
@@ -432,12 +650,18 @@ class FlowDecoder:
     def _decode_v5(self, packet: bytes, exporter: str, out: list[FlowRecord]) -> None:
         if len(packet) < _V5_HEADER.size:
             raise MalformedPacket("v5 header truncated")
-        _, count, sys_uptime, unix_secs, unix_nsecs, _, engine_type, engine_id, _ = _V5_HEADER.unpack_from(packet)
+        _, count, sys_uptime, unix_secs, unix_nsecs, _, engine_type, engine_id, sampling = _V5_HEADER.unpack_from(
+            packet
+        )
         if count > _V5_MAX_COUNT or len(packet) < _V5_HEADER.size + count * _V5_RECORD.size:
             raise MalformedPacket("v5 record count does not match length")
         export_ms = unix_secs * 1000 + unix_nsecs // 1_000_000
         domain = (engine_type << 8) | engine_id
         end = _V5_HEADER.size + count * _V5_RECORD.size
+        # The header's last field: 2 bits of sampling mode, 14 bits of sampling interval (0 or 1: unsampled).
+        rate = sampling & 0x3FFF
+        if rate <= 1:
+            rate = self.default_rate(exporter, domain)
         append = out.append
         for source, destination, packets, octets, first, last, sport, dport, protocol in _V5_RECORD.iter_unpack(
             packet[_V5_HEADER.size : end]
@@ -455,12 +679,13 @@ class FlowDecoder:
                         sport,
                         dport,
                         protocol,
-                        packets,
-                        octets,
+                        packets * rate,
+                        octets * rate,
                         start_ms * 1000,
                         end_ms * 1000,
                         "allow",
                         5,
+                        rate,
                     ),
                 )
             )
@@ -504,7 +729,7 @@ class FlowDecoder:
                 if template is None:
                     self._hold(key, context, body, now)
                 else:
-                    self._decode_data(template, body, context, out)
+                    self._decode_data(template, body, context, now, out)
             elif set_id == template_set:
                 self._read_templates(body, context, False, now, out)
             elif set_id == options_set:
@@ -561,11 +786,15 @@ class FlowDecoder:
                     if ipfix and ie & ENTERPRISE_BIT:
                         if offset + 4 > end:
                             raise MalformedPacket("template enterprise number truncated")
+                        (enterprise,) = _U32.unpack_from(body, offset)
                         offset += 4
-                        ie = _SKIP
+                        ie &= ~ENTERPRISE_BIT
+                        ie = REVERSE | ie if enterprise == REVERSE_PEN and ie in _REVERSIBLE else _SKIP
                     elif version == 9 and length == VARIABLE_LENGTH:
                         raise MalformedPacket("variable-length field in v9 template")
-                    if index < scope_count:
+                    # IPFIX scope fields are ordinary information elements (a selectorId names the sampler whose
+                    # rate the record gives); v9 numbers its scope fields apart (system, interface...).
+                    if index < scope_count and not ipfix:
                         ie = _SKIP
                     fields.append((ie, length))
             if template_id < 256:
@@ -597,7 +826,11 @@ class FlowDecoder:
                 if arrival < cutoff:
                     self.sets_dropped_no_template += 1
                 else:
-                    self._decode_data(template, body, held_context, out)
+                    # Decoded from packets already received: kept even if the rest of this packet is bad.
+                    try:
+                        self._decode_data(template, body, held_context, now, self._released)
+                    except (MalformedPacket, struct.error, ValueError, OverflowError, OSError):
+                        self.sets_dropped_malformed += 1
 
     def _withdraw(self, context: _PacketContext, template_id: int, is_options: bool) -> None:
         version, exporter, domain = context.version, context.exporter, context.domain
@@ -627,11 +860,16 @@ class FlowDecoder:
         self._held_count += 1
         self.sets_held += 1
 
-    def _decode_data(self, template: Template, body: bytes, context: _PacketContext, out: list[FlowRecord]) -> None:
+    def _decode_data(
+        self, template: Template, body: bytes, context: _PacketContext, now: float, out: list[FlowRecord]
+    ) -> None:
+        """Decode one data set; its records reach out only once the whole set has decoded."""
         if template.is_options:
-            self._read_options_data(template, body, context)
+            self._read_options_data(template, body, context, now)
             return
         domain_key = (context.version, context.exporter, context.domain)
+        if domain_key not in self._first_data:
+            self._first_data[domain_key] = now
         context.sys_init_ms = self.system_init_ms.get(domain_key)
         exporter = context.exporter
         domain = context.domain
@@ -640,44 +878,301 @@ class FlowDecoder:
         defaults = template.defaults
         source_converter = template.source_converter
         destination_converter = template.destination_converter
-        times = _TIME_FUNCTIONS[template.time_mode]
-        append = out.append
+        time_mode = template.time_mode
+        times = _TIME_FUNCTIONS[time_mode]
+        extended = template.extended
+        has_sampler = template.has_sampler
+        # One rate for the whole set unless its records carry their own rates or sampler IDs: the exporter's, or
+        # once its wait for sampling options is over, the default.
+        set_rate = 0
+        if not (template.has_own_rate or has_sampler):
+            set_rate = self._known_rate(domain_key, None)
+            if not set_rate and now - self._first_data[domain_key] >= self.sampling_wait:
+                set_rate = self.default_rate(exporter, domain)
+        decoded: list[FlowRecord] = []
+        append = decoded.append
+        if set_rate and not extended:
+            for row in template.rows(body):
+                source, destination, sport, dport, protocol, packets, octets, first, last, status, sys_init = getter(
+                    row + defaults
+                )
+                start, end = times(first, last, sys_init, context)
+                if not (MIN_MICROS <= start <= MAX_MICROS and MIN_MICROS <= end <= MAX_MICROS):
+                    raise MalformedPacket("flow time out of range")
+                packets *= set_rate
+                octets *= set_rate
+                if packets > COUNTER_MAX or octets > COUNTER_MAX:
+                    raise MalformedPacket("counter out of range")
+                append(
+                    _tuple_new(
+                        FlowRecord,
+                        (
+                            exporter,
+                            domain,
+                            source_converter(source),
+                            destination_converter(destination),
+                            sport,
+                            dport,
+                            protocol,
+                            packets,
+                            octets,
+                            start,
+                            end,
+                            "drop" if (status & 0xC0) == 0x80 else "allow",
+                            version,
+                            set_rate,
+                        ),
+                    )
+                )
+            if time_mode == "export":
+                self.flows_timed_by_export += len(decoded)
+            out.extend(decoded)
+            return
+        unrated: list[tuple[FlowRecord, int | None]] = []
+        without_flow = reverses = 0
         for row in template.rows(body):
-            source, destination, sport, dport, protocol, packets, octets, first, last, status, sys_init = getter(
-                row + defaults
-            )
+            values = getter(row + defaults)
+            source, destination, sport, dport, protocol, packets, octets, first, last, status, sys_init = values[
+                :_PLAIN_SLOTS
+            ]
             start, end = times(first, last, sys_init, context)
             if not (MIN_MICROS <= start <= MAX_MICROS and MIN_MICROS <= end <= MAX_MICROS):
                 raise MalformedPacket("flow time out of range")
-            append(
-                _tuple_new(
-                    FlowRecord,
-                    (
-                        exporter,
-                        domain,
-                        source_converter(source),
-                        destination_converter(destination),
-                        sport,
-                        dport,
-                        protocol,
-                        packets,
-                        octets,
-                        start,
-                        end,
-                        "drop" if (status & 0xC0) == 0x80 else "allow",
-                        version,
-                    ),
+            action = "drop" if (status & 0xC0) == 0x80 else "allow"
+            rate = set_rate
+            sampler = None
+            reverse_packets = reverse_octets = 0
+            if not extended:
+                source = source_converter(source)
+                destination = destination_converter(destination)
+            else:
+                (source6, destination6, ip_version, interval, random_interval, packet_interval, packet_space,
+                 sampler_id, frame, frame_size, reverse_packets, reverse_octets, firewall_event) = values[11:]
+                if firewall_event == FIREWALL_DENIED:
+                    action = "drop"
+                if template.dual_stack and (
+                    ip_version == 6
+                    or (ip_version != 4 and not any(source or b"") and not any(destination or b"")
+                        and (any(source6 or b"") or any(destination6 or b"")))
+                ):
+                    source = None if source6 is None else _ntop6(source6)
+                    destination = None if destination6 is None else _ntop6(destination6)
+                else:
+                    source = source_converter(source)
+                    destination = destination_converter(destination)
+                if frame is not None:
+                    header = parse_frame(frame)
+                    if header is None:
+                        without_flow += 1
+                        continue
+                    (frame_source, frame_destination, frame_sport, frame_dport, frame_protocol, ip_length,
+                     link_length) = header
+                    if source is None and destination is None:
+                        source, destination = frame_source, frame_destination
+                        sport, dport, protocol = frame_sport, frame_dport, frame_protocol
+                    if not template.has_packets:
+                        packets = 1
+                    if not octets:
+                        # Layer-3 octets like every flow's: the frame's size less its link-layer header.
+                        octets = frame_size - link_length if frame_size > link_length else ip_length
+                own_rate = interval or random_interval or (
+                    (packet_interval + packet_space + packet_interval // 2) // packet_interval if packet_interval
+                    else 0
                 )
+                if own_rate:
+                    if own_rate > RATE_MAX:
+                        raise MalformedPacket("sampling rate out of range")
+                    rate = own_rate
+                elif has_sampler:
+                    sampler = sampler_id
+                    rate = self._known_rate(domain_key, sampler)
+            record = _tuple_new(
+                FlowRecord,
+                (exporter, domain, source, destination, sport, dport, protocol, packets, octets, start, end, action,
+                 version, 1),
             )
+            reverse = None
+            if reverse_packets or reverse_octets:
+                reverses += 1
+                # RFC 5103 biflow: the reverse direction is a flow of its own, from the destination to the source.
+                reverse = _tuple_new(
+                    FlowRecord,
+                    (exporter, domain, destination, source, dport, sport, protocol, reverse_packets, reverse_octets,
+                     start, end, action, version, 1),
+                )
+            if max(packets, octets, reverse_packets, reverse_octets) * (rate or 1) > COUNTER_MAX:
+                raise MalformedPacket("counter out of range")
+            if not rate:
+                unrated.append((record, sampler))
+                if reverse is not None:
+                    unrated.append((reverse, sampler))
+                continue
+            append(_scaled(record, rate) if rate != 1 else record)
+            if reverse is not None:
+                append(_scaled(reverse, rate) if rate != 1 else reverse)
+        # The whole set decoded: count and hand out its flows.
+        self.records_without_flow += without_flow
+        timed_by_export = time_mode == "export"
+        if decoded:
+            if timed_by_export:
+                self.flows_timed_by_export += len(decoded)
+            out.extend(decoded)
+        self.reverse_flows += reverses
+        if unrated:
+            if timed_by_export:
+                self.flows_timed_by_export += len(unrated)
+            self._hold_unrated(domain_key, unrated, now, out)
 
-    def _read_options_data(self, template: Template, body: bytes, context: _PacketContext) -> None:
+    def _hold_unrated(
+        self, key: tuple[int, str, int], flows: list[tuple[FlowRecord, int | None]], now: float, out: list[FlowRecord]
+    ) -> None:
+        """Flows without a rate: held while their exporter is new (its sampling options may follow), else at the
+        default rate."""
+        waiting = now - self._first_data[key] < self.sampling_wait
+        if waiting and self._held_flow_count + len(flows) <= self.max_held_flows:
+            self._held_flows.setdefault(key, []).extend(flows)
+            self._held_flow_count += len(flows)
+            self.flows_held_for_sampling += len(flows)
+            return
+        if key in self._held_flows:
+            self._release_domain(key, self._released)
+        for record, _sampler in flows:
+            rate = self.default_rate(record.exporter, record.observation_domain)
+            if max(record.packets, record.bytes) * rate > COUNTER_MAX:
+                self.flows_out_of_range += 1
+                continue
+            out.append(_scaled(record, rate) if rate != 1 else record)
+        if waiting:
+            # Not held because too many flows wait already: they take the default rate at once (and count).
+            self.flows_default_rate += len(flows)
+
+    def _read_options_data(self, template: Template, body: bytes, context: _PacketContext, now: float) -> None:
+        """Options records: systemInitTimeMilliseconds, and sampling rates of the exporter or of its samplers."""
         getter = template.getter
         defaults = template.defaults
-        for row in template.rows(body):
+        key = (context.version, context.exporter, context.domain)
+        learned = False
+        rows = [getter(row + defaults) for row in template.rows(body)]
+        for values in rows:
             self.options_records += 1
-            sys_init = getter(row + defaults)[-1]
+            sys_init = values[10]
             if sys_init:
-                self.system_init_ms[(context.version, context.exporter, context.domain)] = sys_init
+                self.system_init_ms[key] = sys_init
+            interval, random_interval, packet_interval, packet_space, sampler_id = values[14:19]
+            packet_rate = (
+                (packet_interval + packet_space + packet_interval // 2) // packet_interval if packet_interval else 0
+            )
+            if max(interval, random_interval, packet_rate) > RATE_MAX:
+                raise MalformedPacket("sampling rate out of range")
+            if template.has_sampler:
+                # A sampler's (v9 samplerRandomInterval) or selector's (IPFIX packet interval and space) rate.
+                rate = random_interval or packet_rate
+                if rate:
+                    self.sampler_rates[(key, sampler_id)] = rate
+                    learned = True
+                # v9 samplingInterval in the same record is the exporter's own sampling.
+                if interval:
+                    self.exporter_rates[key] = interval
+                    learned = True
+            else:
+                rate = interval or random_interval or packet_rate
+                if rate:
+                    self.exporter_rates[key] = rate
+                    learned = True
+        if learned and key in self._held_flows:
+            self._release_domain(key, self._released)
+
+
+def _scaled(record: FlowRecord, rate: int) -> FlowRecord:
+    """record (unscaled) with packets and bytes multiplied by the sampling rate, and the rate."""
+    values = list(record)
+    values[7] *= rate
+    values[8] *= rate
+    values[13] = rate
+    return _tuple_new(FlowRecord, values)
+
+
+_ETHERTYPE_IPV4 = 0x0800
+_ETHERTYPE_IPV6 = 0x86DD
+_ETHERTYPE_VLANS = frozenset({0x8100, 0x88A8, 0x9100})
+_ETHERTYPE_MPLS = frozenset({0x8847, 0x8848})
+_IPV6_EXTENSIONS = frozenset({0, 43, 60})  # hop-by-hop, routing, destination options
+_IPV6_FRAGMENT = 44
+_PORT_PROTOCOLS = frozenset({6, 17, 132, 136})  # TCP, UDP, SCTP, UDP-Lite
+_ICMP_PROTOCOLS = frozenset({1, 58})
+
+
+def parse_frame(frame: bytes) -> tuple[str, str, int, int, int, int, int] | None:
+    """An Ethernet frame's header (as a dataLinkFrameSection holds it) as (source, destination, source port,
+    destination port, protocol, IP total length, link-layer header length); None when it holds no IPv4 or IPv6
+    header.
+
+    802.1Q/802.1ad tags and MPLS label stacks are stepped over. ICMP carries type << 8 | code as the destination
+    port, as NetFlow does. Ports of a transport header cut off by the section (or of a later fragment) are 0.
+    """
+    if len(frame) < 14:
+        return None
+    ethertype = (frame[12] << 8) | frame[13]
+    offset = 14
+    while ethertype in _ETHERTYPE_VLANS:
+        if len(frame) < offset + 4:
+            return None
+        ethertype = (frame[offset + 2] << 8) | frame[offset + 3]
+        offset += 4
+    if ethertype in _ETHERTYPE_MPLS:
+        while True:
+            if len(frame) < offset + 4:
+                return None
+            bottom = frame[offset + 2] & 0x01
+            offset += 4
+            if bottom:
+                break
+        if len(frame) <= offset:
+            return None
+        ethertype = {4: _ETHERTYPE_IPV4, 6: _ETHERTYPE_IPV6}.get(frame[offset] >> 4)
+    link_length = offset
+    if ethertype == _ETHERTYPE_IPV4:
+        if len(frame) < offset + 20 or frame[offset] >> 4 != 4:
+            return None
+        header_length = (frame[offset] & 0x0F) * 4
+        if header_length < 20:
+            return None
+        total_length = (frame[offset + 2] << 8) | frame[offset + 3]
+        fragment_offset = ((frame[offset + 6] & 0x1F) << 8) | frame[offset + 7]
+        protocol = frame[offset + 9]
+        source = _inet_ntoa(frame[offset + 12 : offset + 16])
+        destination = _inet_ntoa(frame[offset + 16 : offset + 20])
+        transport = offset + header_length if fragment_offset == 0 else None
+    elif ethertype == _ETHERTYPE_IPV6:
+        if len(frame) < offset + 40 or frame[offset] >> 4 != 6:
+            return None
+        total_length = 40 + ((frame[offset + 4] << 8) | frame[offset + 5])
+        protocol = frame[offset + 6]
+        source = _ntop6(frame[offset + 8 : offset + 24])
+        destination = _ntop6(frame[offset + 24 : offset + 40])
+        transport = offset + 40
+        while protocol in _IPV6_EXTENSIONS or protocol == _IPV6_FRAGMENT:
+            if len(frame) < transport + 8:
+                transport = None
+                break
+            if protocol == _IPV6_FRAGMENT:
+                later_fragment = ((frame[transport + 2] << 8) | frame[transport + 3]) >> 3
+                protocol = frame[transport]
+                transport = transport + 8 if later_fragment == 0 else None
+                if transport is None:
+                    break
+                continue
+            protocol, transport = frame[transport], transport + 8 + frame[transport + 1] * 8
+    else:
+        return None
+    source_port = destination_port = 0
+    if transport is not None and len(frame) >= transport + 4:
+        if protocol in _PORT_PROTOCOLS:
+            source_port = (frame[transport] << 8) | frame[transport + 1]
+            destination_port = (frame[transport + 2] << 8) | frame[transport + 3]
+        elif protocol in _ICMP_PROTOCOLS:
+            destination_port = (frame[transport] << 8) | frame[transport + 1]
+    return source, destination, source_port, destination_port, protocol, total_length, link_length
 
 
 def _times_export(_first: int, _last: int, _sys_init: int, context: _PacketContext) -> tuple[int, int]:

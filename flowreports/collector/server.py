@@ -248,12 +248,21 @@ class Collector:
                 elif now >= drain_until:
                     break
             if now >= deadline:
+                # Flows held for their exporter's sampling options whose wait is over.
+                self._add_released(batch, self.decoder.release(now))
                 if batch:
                     self._enqueue(batch)
                     batch = []
                 deadline = now + self.flush_interval
+        self._add_released(batch, self.decoder.release(everything=True))
         if batch:
             self._enqueue(batch)
+
+    def _add_released(self, batch: list[FlowRecord], records: list[FlowRecord]) -> None:
+        if records:
+            with self._lock:
+                self.flows_received += len(records)
+            batch.extend(records)
 
     def _enqueue(self, batch: list[FlowRecord]) -> None:
         try:

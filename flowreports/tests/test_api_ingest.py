@@ -14,7 +14,7 @@ def item(**overrides):
         "subscriber_id": "001019756139935", "source_ip": "192.168.1.100", "destination_ip": "8.8.8.8",
         "source_port": 10000, "destination_port": 53, "protocol": 17, "packets": 100, "bytes": 5000,
         "start_time": "2025-02-22T10:30:00.000Z", "end_time": "2025-02-22T10:30:01.000Z",
-        "direction": "uplink", "action": "allow",
+        "direction": "uplink", "action": "allow", "sampling_rate": 1,
     }
     value.update(overrides)
     return {k: v for k, v in value.items() if v is not ...}
@@ -29,6 +29,15 @@ def test_ingest_key_stores_a_batch_and_it_reads_back_identically(key_client, vie
     assert listed[1] == {"id": listed[1]["id"], **item()}
     assert listed[0]["start_time"] == "2025-02-22T11:00:00.250Z"
     assert set(FlowReport.objects.values_list("exporter", flat=True)) == {"http"}
+
+
+def test_it_stores_the_sampling_rate_a_batch_gives_and_1_when_it_gives_none(key_client, viewer_client):
+    batch = [item(sampling_rate=...), item(packets=512_000, bytes=25_600_000, sampling_rate=512)]
+    assert key_client("ingest").post(URL, batch, format="json").status_code == 201
+    listed = viewer_client.get(f"{URL}?start=2025-02-22&end=2025-02-22").json()["result"]["items"]
+    # Packets and bytes are stored as sent: already scaled by the rate.
+    assert sorted((i["sampling_rate"], i["packets"], i["bytes"]) for i in listed) == [
+        (1, 100, 5000), (512, 512_000, 25_600_000)]
 
 
 def test_missing_subscriber_and_direction_are_attributed(key_client):
@@ -50,6 +59,8 @@ def test_missing_subscriber_and_direction_are_attributed(key_client):
     (item(packets=True), "[1].packets: A JSON integer is required."),
     (item(packets=1.5), "[1].packets: A JSON integer is required."),
     (item(protocol=256), "[1].protocol: Ensure this value is less than or equal to 255."),
+    (item(sampling_rate=0), "[1].sampling_rate: Ensure this value is greater than or equal to 1."),
+    (item(sampling_rate="10"), "[1].sampling_rate: A JSON integer is required."),
     (item(source_port=65536), "[1].source_port: Ensure this value is less than or equal to 65535."),
     (item(source_ip="999.1.1.1"), "[1].source_ip: Enter a valid IPv4 or IPv6 address."),
     (item(destination_ip=...), "[1].destination_ip: This field is required."),

@@ -18,7 +18,7 @@ def test_list_envelope_and_item_shape(viewer_client, flows):
         "id": flows["f1"].pk, "subscriber_id": A, "source_ip": "192.168.1.100", "destination_ip": "8.8.8.8",
         "source_port": 10000, "destination_port": 53, "protocol": 17, "packets": 100, "bytes": 5000,
         "start_time": "2025-02-22T10:30:00.000Z", "end_time": "2025-02-22T10:30:01.000Z",
-        "direction": "uplink", "action": "allow",
+        "direction": "uplink", "action": "allow", "sampling_rate": 1,
     }], "page": 1, "per_page": 25, "total_count": 1}}
 
 

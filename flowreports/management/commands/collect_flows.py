@@ -12,7 +12,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, connection
 from django.utils import timezone
 
-from flowreports.collector import Collector
+from flowreports.collector import Collector, FlowDecoder
+from flowreports.selectors import exporter_sampling_rates
 from flowreports.services import FlowSink, record_collector_status
 
 logger = logging.getLogger(__name__)
@@ -53,11 +54,14 @@ class Command(BaseCommand):
         parser.add_argument("--writers", type=int, default=None,
                             help="threads storing batches, each over its own database connection "
                                  "(default 2 on PostgreSQL, 1 on SQLite)")
+        parser.add_argument("--sampling-wait", type=float, default=2.0,
+                            help="seconds a new exporter's flows without a sampling rate wait for its sampling "
+                                 "options before they take the rate set in admin (default 2; 0 does not wait)")
         parser.add_argument("--run-seconds", type=float, default=None,
                             help="stop after this many seconds (for smoke tests and timed captures)")
 
     def handle(self, *args, listen, batch_size, flush_interval, stats_interval, status_interval, run_seconds,
-               writers, **options):
+               writers, sampling_wait, **options):
         if batch_size < 1:
             raise CommandError("--batch-size must be at least 1")
         if flush_interval <= 0:
@@ -66,6 +70,8 @@ class Command(BaseCommand):
             raise CommandError("--status-interval must be positive")
         if writers is not None and writers < 1:
             raise CommandError("--writers must be at least 1")
+        if sampling_wait < 0:
+            raise CommandError("--sampling-wait must not be negative")
         if writers is not None and writers > 1 and connection.vendor == "sqlite":
             raise CommandError("--writers: SQLite takes one writer at a time; use 1 (or PostgreSQL)")
         host, port = parse_listen(listen)
@@ -75,8 +81,9 @@ class Command(BaseCommand):
         # thread encodes a batch, so it drains the socket before the kernel's buffer fills.
         sys.setswitchinterval(SWITCH_INTERVAL)
         sink = FlowSink()
+        decoder = FlowDecoder(sampling_wait=sampling_wait, default_rates=exporter_sampling_rates())
         collector = Collector(sink, listen=(host, port), batch_size=batch_size, flush_interval=flush_interval,
-                              writers=writers or sink.writers)
+                              writers=writers or sink.writers, decoder=decoder)
         try:
             collector.start()
         except OSError as exc:
@@ -102,6 +109,7 @@ class Command(BaseCommand):
                 now = time.monotonic()
                 if now >= next_status:
                     self.save_status(collector)
+                    self.reload_sampling_rates(decoder)
                     next_status = now + status_interval
                 if next_stats is not None and now >= next_stats:
                     self.stdout.write(self.counts(collector, sink))
@@ -122,15 +130,27 @@ class Command(BaseCommand):
             # Losing one status write must not stop the collection; the next one catches up.
             logger.warning("could not save the collector status: %s", exc)
 
+    def reload_sampling_rates(self, decoder):
+        """The rates admins set for exporters: a change takes effect within --status-interval seconds."""
+        try:
+            decoder.default_rates = exporter_sampling_rates()
+        except DatabaseError as exc:
+            logger.warning("could not read the exporters' sampling rates: %s", exc)
+
     def counts(self, collector, sink):
         stats = collector.stats()
+        decoded = collector.decoder.stats()
         totals = sink.totals()
         return (
             f"received {stats['flows_received']} flows in {stats['packets_received']} packets, "
             f"stored {totals['stored']} ({totals['unattributed']} without subscriber), "
             f"dropped {stats['flows_dropped']}, packets lost in the receive buffer {stats['packets_lost']}, "
             f"malformed packets {stats['malformed_packets']}, "
-            f"data sets without template {stats['sets_dropped_no_template']}"
+            f"data sets without template {stats['sets_dropped_no_template']}, "
+            f"flows held for sampling options {decoded['flows_held_for_sampling']} "
+            f"({decoded['flows_default_rate']} then at the default rate), "
+            f"timed by export time {decoded['flows_timed_by_export']}, "
+            f"records without a flow {decoded['records_without_flow']}"
         )
 
     def _install_signal_handlers(self, stop):
