@@ -4,6 +4,7 @@ import datetime as dt
 import json
 
 from django.http import JsonResponse, QueryDict
+from django.http.multipartparser import MultiPartParserError
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
@@ -178,6 +179,14 @@ class SessionV1Serializer(SessionValues, serializers.ModelSerializer):
         ]
 
 
+WINDOW_PARAMETERS = [
+    OpenApiParameter("startDate", OpenApiTypes.DATETIME, description="Inclusive; default now - 1 day."),
+    OpenApiParameter("endDate", OpenApiTypes.DATETIME, description="Exclusive; default now."),
+    OpenApiParameter("status", OpenApiTypes.STR, enum=list(VpnSession.Status.values)),
+    OpenApiParameter("returnOnlyNew", OpenApiTypes.BOOL, default=False),
+]
+
+
 class SessionPagination(SignedKeysetPagination):
     max_size = 100
 
@@ -225,12 +234,7 @@ class SessionsView(generics.ListAPIView):
         description="Sessions created (returnOnlyNew=true) or updated (false) in [startDate, endDate), oldest "
         "first, with an opaque signed cursor. Max 7 days of history. In GDPR mode publicIp is masked and "
         "email and names are left out unless the caller may see them.",
-        parameters=[
-            OpenApiParameter("startDate", OpenApiTypes.DATETIME, description="Inclusive; default now - 1 day."),
-            OpenApiParameter("endDate", OpenApiTypes.DATETIME, description="Exclusive; default now."),
-            OpenApiParameter("status", OpenApiTypes.STR, enum=list(VpnSession.Status.values)),
-            OpenApiParameter("returnOnlyNew", OpenApiTypes.BOOL, default=False),
-        ],
+        parameters=WINDOW_PARAMETERS,
     )
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
@@ -254,12 +258,7 @@ class SessionsV1View(SessionsView):
         description="The sessions of /api/beta/sessions, with the same parameters, window rules and signed "
         "cursor, in the v1.2.0 session object (sessionId, userId, ..., connectionStatus). In GDPR mode clientIp "
         "is masked and userName is left out.",
-        parameters=[
-            OpenApiParameter("startDate", OpenApiTypes.DATETIME, description="Inclusive; default now - 1 day."),
-            OpenApiParameter("endDate", OpenApiTypes.DATETIME, description="Exclusive; default now."),
-            OpenApiParameter("status", OpenApiTypes.STR, enum=list(VpnSession.Status.values)),
-            OpenApiParameter("returnOnlyNew", OpenApiTypes.BOOL, default=False),
-        ],
+        parameters=WINDOW_PARAMETERS,
     )
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
@@ -296,7 +295,7 @@ class OAuthTokenView(APIView):
     permission_classes = [AllowAny]
 
     @extend_schema(
-        tags=["vpn sessions"], summary="OAuth2 client-credentials token", auth=[],
+        summary="OAuth2 client-credentials token", auth=[],
         description="Send the client id and secret with HTTP Basic (or as client_id and client_secret in the "
         "body). The body is form data or a JSON object.",
         request={
@@ -310,7 +309,12 @@ class OAuthTokenView(APIView):
     )
     def post(self, request):
         django_request = request._request
-        if django_request.content_type not in FORM_TYPES and django_request.body.strip():
+        if django_request.content_type in FORM_TYPES:
+            try:
+                django_request.POST  # noqa: B018 - parse now, to answer a broken form in OAuth's shape
+            except MultiPartParserError:
+                return _oauth_error("The form data cannot be read.")
+        elif django_request.body.strip():
             try:
                 fields = json.loads(django_request.body)
             except (UnicodeDecodeError, ValueError):

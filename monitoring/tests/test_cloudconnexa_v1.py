@@ -157,6 +157,7 @@ def test_the_token_takes_form_data_and_credentials_in_the_body(live_server, appl
     (b"{not json", {}, 400, "invalid_request"),
     (b'["client_credentials"]', {}, 400, "invalid_request"),
     (b'{"grant_type": 5}', {}, 400, "invalid_request"),
+    (b"grant_type=client_credentials", {"Content-Type": "multipart/form-data"}, 400, "invalid_request"),
     (b'{"grant_type": "client_credentials"}', {"Authorization": basic(secret="wrong")}, 401, "invalid_client"),
     (b'{"grant_type": "urn:example:unknown"}', {"Authorization": basic()}, 400, "unsupported_grant_type"),
 ])
