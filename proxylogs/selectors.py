@@ -8,7 +8,7 @@ and aggregates are grouped by the masked network (the stored client_network colu
 import datetime as dt
 import math
 
-from django.db.models import Case, CharField, Count, IntegerField, Max, Q, Sum, Value, When
+from django.db.models import Case, CharField, Count, IntegerField, Max, Min, Q, Sum, Value, When
 from django.utils import timezone
 
 from proxylogs.catalogue import FILE_TYPE_CATEGORIES
@@ -172,6 +172,35 @@ def clients_statistics(hours, *, masked, limit=10, now=None):
                for row in top_clients(hours, masked=masked, limit=limit, now=now)]
     return {"hours": hours, "total_clients": totals["unique_clients"], "unique_clients": totals["unique_clients"],
             "clients": clients}
+
+
+def client_details(address, hours, *, masked, now=None):
+    """/api/clients/<ip>/details: one client's totals, top destinations and newest requests in the window.
+
+    In GDPR mode the client is its masked network, as the clients listing shows it: the network's entries are
+    summed and the address shown is the network.
+    """
+    key, value = ("client_network", mask_ip(address)) if masked else ("client_ip", address)
+    entries = _window(hours, now).filter(**{key: value})
+    totals = entries.aggregate(total=Count("id"), blocked=Count("id", filter=_BLOCKED), first_seen=Min("timestamp"),
+                               last_seen=Max("timestamp"))
+    destinations = (entries.exclude(destination=None).values("destination")
+                    .annotate(requests=Count("id"), blocked=Count("id", filter=_BLOCKED))
+                    .order_by("-requests", "destination")[:10])
+    recent = entries.order_by("-timestamp", "-id").values("timestamp", "method", "destination", "http_status",
+                                                          "bytes")[:20]
+    return {
+        "ip_address": value,
+        "hours": hours,
+        "total_requests": totals["total"],
+        "blocked": totals["blocked"],
+        "first_seen": _time(totals["first_seen"]),
+        "last_seen": _time(totals["last_seen"]),
+        "top_domains": list(destinations),
+        "recent": [{"timestamp": format_timestamp(row["timestamp"]), "method": row["method"],
+                    "destination": row["destination"], "status": status_text(row["http_status"], row["method"]),
+                    "http_status": row["http_status"], "bytes": row["bytes"]} for row in recent],
+    }
 
 
 def top_hosts(hours, *, limit=10, now=None):

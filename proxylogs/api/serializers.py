@@ -211,6 +211,32 @@ class ClientsStatisticsSerializer(serializers.Serializer):
     clients = ClientStatisticsRowSerializer(many=True)
 
 
+class ClientDestinationSerializer(serializers.Serializer):
+    destination = Str()
+    requests = Int()
+    blocked = Int()
+
+
+class ClientRequestSerializer(serializers.Serializer):
+    timestamp = Str(help_text="UTC, 'YYYY-MM-DD HH:MM:SS'")
+    method = Str()
+    destination = Str(allow_null=True)
+    status = Str(help_text="e.g. '403 Forbidden'")
+    http_status = Int()
+    bytes = Int()
+
+
+class ClientDetailsSerializer(serializers.Serializer):
+    ip_address = Str(help_text="The masked network in GDPR mode, whose entries are then summed")
+    hours = Int()
+    total_requests = Int()
+    blocked = Int()
+    first_seen = Str(allow_null=True)
+    last_seen = Str(allow_null=True)
+    top_domains = ClientDestinationSerializer(many=True, help_text="Its 10 most requested destinations")
+    recent = ClientRequestSerializer(many=True, help_text="Its 20 newest requests")
+
+
 class DomainStatisticsRowSerializer(HostSerializer):
     domain_name = Str(help_text="The same as domain")
     status = serializers.ChoiceField(choices=["Allowed", "Blocked"],

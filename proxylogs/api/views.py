@@ -1,5 +1,7 @@
 """Views of the proxy-logs API: read parameters, call a selector or service, wrap the envelope."""
 
+import ipaddress
+
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics
@@ -11,6 +13,7 @@ from proxylogs.api import serializers as s
 from proxylogs.filtersets import LogEntryFilterSet
 from proxylogs.security import security_score
 from vpnmonitor.api import families, pagination, permissions
+from vpnmonitor.api.exceptions import BadParameter
 from vpnmonitor.api.params import QueryParams, int_parameter
 from vpnmonitor.privacy import should_mask
 
@@ -116,6 +119,19 @@ class ClientsStatisticsView(ProxyLogsView):
     def get(self, request):
         data = selectors.clients_statistics(self.hours(WEEK), masked=self.masked, limit=self.limit(50))
         return self.ok(s.ClientsStatisticsSerializer, data)
+
+
+class ClientDetailsView(ProxyLogsView):
+    @extend_schema(tags=TAG, summary="One client: totals, top destinations, newest requests",
+                   parameters=[HOURS_WEEK],
+                   responses=s.envelope("ClientDetailsResponse", s.ClientDetailsSerializer()))
+    def get(self, request, ip):
+        try:
+            address = str(ipaddress.ip_address(ip))
+        except ValueError:
+            raise BadParameter("ip", "must be an IPv4 or IPv6 address", ip) from None
+        return self.ok(s.ClientDetailsSerializer, selectors.client_details(address, self.hours(WEEK),
+                                                                           masked=self.masked))
 
 
 class DomainsStatisticsView(ProxyLogsView):

@@ -150,6 +150,39 @@ def test_it_serves_client_statistics_with_ip_address_as_the_clients_page_reads_t
     assert {row["status"] for row in stats["clients"]} == {"Active"}
 
 
+def test_it_serves_one_clients_details_for_the_clients_page_panel(viewer_client, imported):
+    with time_machine.travel(NOW, tick=False):
+        details = data(viewer_client, "/api/clients/10.1.0.6/details")
+    check(details, {"ip_address": str, "total_requests": int, "blocked": int, "first_seen": str, "last_seen": str,
+                    "top_domains": [{"destination": str, "requests": int, "blocked": int}],
+                    "recent": [{"timestamp": str, "method": str, "destination": str, "status": str, "bytes": int}]})
+    assert (details["ip_address"], details["total_requests"], details["blocked"]) == ("10.1.0.6", 2, 2)
+    assert (details["first_seen"], details["last_seen"]) == ("2026-11-25 12:03:00", "2026-11-25 12:04:00")
+    assert details["top_domains"] == [{"destination": "ads.example.net", "requests": 1, "blocked": 1},
+                                      {"destination": "shop.example.org", "requests": 1, "blocked": 1}]
+    # The panel marks a request blocked when /DENIED|403|BLOCKED/ matches its status.
+    assert [(row["destination"], row["status"], row["bytes"]) for row in details["recent"]] == [
+        ("shop.example.org", "403 Forbidden", 250), ("ads.example.net", "403 Forbidden", 300)]
+
+
+def test_a_client_that_is_not_an_address_is_a_400(viewer_client):
+    response = viewer_client.get("/api/clients/not-an-ip/details")
+    assert response.status_code == 400
+    assert response.json() == {"status": "error", "message": "Invalid value for 'ip': must be an IPv4 or IPv6 "
+                                                             "address (got 'not-an-ip')."}
+
+
+def test_in_gdpr_mode_a_clients_details_are_its_networks(viewer_client, imported, gdpr_on):
+    with time_machine.travel(NOW, tick=False):
+        response = viewer_client.get("/api/clients/10.1.0.0/details")
+        by_address = data(viewer_client, "/api/clients/10.1.0.6/details")
+    details = response.json()["data"]
+    assert (details["ip_address"], details["total_requests"], details["blocked"]) == ("10.1.0.0", 10, 4)
+    assert by_address == details  # a full address shows no more than its network
+    text = response.content.decode()
+    assert not any(f'"{address}"' in text for address in CLIENTS)
+
+
 def test_it_serves_domain_statistics_as_a_list_with_allowed_or_blocked(viewer_client, imported):
     with time_machine.travel(NOW, tick=False):
         rows = data(viewer_client, "/api/domains/statistics")
@@ -229,7 +262,7 @@ def test_it_serves_audit_entries_with_text_details_the_audit_page_can_search(ope
 
 @pytest.mark.parametrize("path", [
     "/api/dashboard/summary", "/api/clients/statistics", "/api/domains/statistics", "/api/analytics/shadow-it",
-    "/api/traffic/statistics?period=hour",
+    "/api/traffic/statistics?period=hour", "/api/clients/10.1.0.5/details",
 ])
 def test_no_client_address_shows_in_gdpr_mode(viewer_client, imported, gdpr_on, path):
     with time_machine.travel(NOW, tick=False):
@@ -257,3 +290,4 @@ def test_the_schema_documents_the_shapes_the_ui_reads(viewer_client):
     period = next(p for p in schema["paths"]["/api/traffic/statistics"]["get"]["parameters"] if p["name"] == "period")
     assert set(period["schema"]["enum"]) == {"hour", "day", "week", "month"}
     assert components["AuditEvent"]["properties"]["details"]["type"] == "string"
+    assert "get" in schema["paths"]["/api/clients/{ip}/details"]
