@@ -1,7 +1,7 @@
 """Sign-in, token refresh and liveness in the shapes secure-proxy-manager's web UI expects.
 
-POST /api/auth/login and /api/auth/refresh issue the same simplejwt tokens as /api/auth/token; GET /api/health
-answers without credentials.
+POST /api/auth/login and /api/auth/refresh issue the same simplejwt tokens as /api/auth/token, and both sign-ins
+check the password with check_credentials; GET /api/health answers without credentials.
 """
 
 from django.conf import settings
@@ -28,6 +28,17 @@ TOKENS = inline_serializer("LoginTokens", {
 })
 ERROR = inline_serializer("LoginError", {"status": serializers.CharField(default="error"),
                                          "detail": serializers.CharField()})
+
+
+class CheckedTokenObtainPairSerializer(TokenObtainPairSerializer):
+    """simplejwt's token pair (/api/auth/token), with the password checked and audited by check_credentials."""
+
+    def validate(self, attrs):
+        user = check_credentials(self.context["request"], attrs[self.username_field], attrs["password"])
+        if user is None:
+            raise exceptions.AuthenticationFailed(self.error_messages["no_active_account"], "no_active_account")
+        refresh = self.get_token(user)
+        return {"refresh": str(refresh), "access": str(refresh.access_token)}
 
 
 def _tokens(refresh, access):

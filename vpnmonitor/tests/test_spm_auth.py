@@ -42,6 +42,16 @@ def test_a_wrong_password_is_a_401_in_its_shape_and_audited(api_client, viewer_u
     assert failed["details"] == "reason=bad_credentials" and failed["username"] == "anonymous"
 
 
+def test_the_jwt_token_endpoint_checks_and_audits_passwords_the_same_way(api_client, viewer_user):
+    refused = api_client.post("/api/auth/token", {"username": "viewer", "password": "wrong"}, format="json")
+    assert refused.status_code == 401
+    tokens = api_client.post("/api/auth/token", {"username": "viewer", "password": "pw-viewer"}, format="json").json()
+    assert set(tokens) == {"access", "refresh"}
+    assert api_client.get("/api/logs/stats", HTTP_AUTHORIZATION=f"Bearer {tokens['access']}").status_code == 200
+    assert list(AuditEvent.objects.order_by("id").values_list("action", "target")) == [
+        ("auth.login_failed", "viewer"), ("auth.login", "viewer")]
+
+
 def test_an_inactive_user_cannot_sign_in(api_client, viewer_user):
     viewer_user.is_active = False
     viewer_user.save()
