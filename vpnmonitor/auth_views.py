@@ -6,7 +6,7 @@ check the password with check_credentials; GET /api/health answers without crede
 
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, extend_schema_serializer, inline_serializer
 from rest_framework import exceptions, serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -30,6 +30,7 @@ ERROR = inline_serializer("LoginError", {"status": serializers.CharField(default
                                          "detail": serializers.CharField()})
 
 
+@extend_schema_serializer(component_name="TokenObtainPair")
 class CheckedTokenObtainPairSerializer(TokenObtainPairSerializer):
     """simplejwt's token pair (/api/auth/token), with the password checked and audited by check_credentials."""
 
