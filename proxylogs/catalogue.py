@@ -40,3 +40,17 @@ WAF_CATEGORIES = [
     ("sensitive-files", "Sensitive files", "Requests for configuration, VCS and credential files",
      r"(?:/\.env\b|/\.git/|/\.svn/|/wp-config\.php|/etc/passwd|/\.aws/credentials|/\.htpasswd|/id_rsa\b)"),
 ]
+
+# File types by category for /api/analytics/file-extensions (extensions as stored: lower case, no dot).
+FILE_TYPE_CATEGORIES = {
+    "Web": ["html", "htm", "xhtml", "css", "js", "mjs", "jsx", "ts", "tsx", "woff", "woff2", "ttf", "otf", "eot",
+            "svg", "ico", "webmanifest", "map", "php", "asp", "aspx", "jsp"],
+    "Images": ["png", "jpg", "jpeg", "gif", "webp", "bmp", "avif", "heic", "tif", "tiff"],
+    "Documents": ["pdf", "doc", "docx", "xls", "xlsx", "ppt", "pptx", "odt", "ods", "odp", "csv", "txt", "rtf",
+                  "md", "epub"],
+    "Archives": ["zip", "tar", "gz", "tgz", "bz2", "xz", "zst", "7z", "rar", "cab"],
+    "Media": ["mp4", "m4v", "mkv", "avi", "mov", "webm", "mp3", "m4a", "aac", "wav", "ogg", "opus", "flac", "m3u8"],
+    "Code and data": ["json", "xml", "yaml", "yml", "toml", "py", "go", "rs", "java", "c", "h", "cpp", "rb", "sh",
+                      "ps1", "sql", "db", "sqlite", "bak", "dump"],
+    "Executables": ["exe", "msi", "dll", "dmg", "pkg", "deb", "rpm", "apk", "appimage", "bin", "jar", "iso", "img"],
+}

@@ -171,6 +171,10 @@ class SecurityProfile(models.Model):
     rate_limiting = models.BooleanField(default=False)
     default_password_changed = models.BooleanField(default=False)
     time_restrictions = models.BooleanField(default=False)
+    ip_blacklist_count = models.PositiveIntegerField(
+        "IP blacklist entries", default=0, help_text="How many addresses and networks the IP blacklist holds.")
+    domain_blacklist_count = models.PositiveIntegerField("domain blacklist entries", default=0,
+                                                         help_text="How many domains the domain blacklist holds.")
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

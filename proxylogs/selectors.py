@@ -6,17 +6,28 @@ and aggregates are grouped by the masked network (the stored client_network colu
 """
 
 import datetime as dt
+import ipaddress
 import math
 
-from django.db.models import Case, Count, F, IntegerField, Max, Q, Sum, Value, When
+from django.db.models import Case, CharField, Count, F, IntegerField, Max, Min, Q, Sum, Value, When
 from django.utils import timezone
 
-from proxylogs.models import LogImport, ProxyLogEntry, ProxyLogHour, ShadowItService, WafCategory
+from proxylogs.catalogue import FILE_TYPE_CATEGORIES
+from proxylogs.ingest.parse import status_text
+from proxylogs.models import (
+    LogImport,
+    ProxyLogEntry,
+    ProxyLogHour,
+    SecurityProfile,
+    ShadowItService,
+    WafCategory,
+)
 from vpnmonitor.models import AuditEvent
 from vpnmonitor.privacy import mask_client
-from vpnmonitor.timeseries import format_timestamp, last_buckets, zero_fill
+from vpnmonitor.timeseries import EpochBucket, floor_time, format_timestamp, last_buckets, zero_fill
 
 HOUR = 3600
+DAY = 24 * HOUR
 
 
 def _client(row, masked):
@@ -28,6 +39,14 @@ def _client(row, masked):
 def _distinct_clients():
     # Addresses and host names are disjoint (a row has one or the other), so their distinct counts add up.
     return Count("client_ip", distinct=True) + Count("client_host", distinct=True)
+
+
+def _is_address(text):
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _time(moment):
@@ -82,8 +101,11 @@ def window_totals(hours, *, now=None):
     return totals
 
 
-def traffic_statistics(hours, *, now=None):
-    """/api/traffic/statistics: totals, breakdowns by status, method and result code, and bytes per hour."""
+def traffic_statistics(period="day", *, now=None):
+    """/api/traffic/statistics: the period's chart (traffic_chart) and, over the same span, totals, breakdowns by
+    status, method and result code, and bytes per hour."""
+    step, count, _ = TRAFFIC_PERIODS[period]
+    hours = max(1, step * count // HOUR)
     entries = _window(hours, now)
 
     def breakdown(field, limit=20):
@@ -92,9 +114,16 @@ def traffic_statistics(hours, *, now=None):
 
     starts = last_buckets(HOUR, hours, now=now)
     hourly = ProxyLogHour.objects.filter(hour__gte=starts[0]).values("hour", "total", "blocked", "bytes")
+    totals = window_totals(hours, now=now)
     return {
+        **traffic_chart(period, now=now),
         "hours": hours,
-        **window_totals(hours, now=now),
+        "requests": totals["requests"],
+        "blocked_requests": totals["blocked"],
+        "allowed": totals["allowed"],
+        "bytes": totals["bytes"],
+        "unique_clients": totals["unique_clients"],
+        "unique_domains": totals["unique_domains"],
         "by_status": [{"status": row["http_status"], "count": row["count"], "bytes": row["bytes"] or 0}
                       for row in breakdown("http_status")],
         "by_method": [{"method": row["method"], "count": row["count"], "bytes": row["bytes"] or 0}
@@ -104,6 +133,39 @@ def traffic_statistics(hours, *, now=None):
         "hourly": [{"time": format_timestamp(row["hour"]), "requests": row["total"], "blocked": row["blocked"],
                     "bytes": row["bytes"]}
                    for row in zero_fill(hourly, starts, key="hour", fields=("total", "blocked", "bytes"))],
+    }
+
+
+# period of /api/traffic/statistics -> (bucket seconds, number of buckets, label format)
+TRAFFIC_PERIODS = {
+    "hour": (300, 12, "%Y-%m-%d %H:%M"),
+    "day": (HOUR, 24, "%Y-%m-%d %H"),
+    "week": (DAY, 7, "%Y-%m-%d"),
+    "month": (DAY, 30, "%Y-%m-%d"),
+}
+
+
+def traffic_chart(period, *, now=None):
+    """The chart of /api/traffic/statistics?period=: labels and, per bucket, requests received from clients
+    (inbound), requests passed on to their destination (outbound) and requests refused (blocked).
+
+    Five-minute buckets come from the entries; hourly and daily ones from the hourly rollup.
+    """
+    step, count, label_format = TRAFFIC_PERIODS[period]
+    starts = last_buckets(step, count, now=now)
+    if step < HOUR:
+        source = ProxyLogEntry.objects.filter(timestamp__gte=starts[0]).annotate(bucket=EpochBucket("timestamp", step))
+        rows = source.values("bucket").annotate(total=Count("id"), blocked=Count("id", filter=_BLOCKED))
+    else:
+        source = ProxyLogHour.objects.filter(hour__gte=starts[0]).annotate(bucket=EpochBucket("hour", step))
+        rows = source.values("bucket").annotate(total=Sum("total"), blocked=Sum("blocked"))
+    filled = zero_fill(rows.order_by("bucket"), starts, key="bucket", fields=("total", "blocked"))
+    return {
+        "period": period,
+        "labels": [start.astimezone(dt.UTC).strftime(label_format) for start in starts],
+        "inbound": [row["total"] for row in filled],
+        "outbound": [row["total"] - row["blocked"] for row in filled],
+        "blocked": [row["blocked"] for row in filled],
     }
 
 
@@ -121,9 +183,46 @@ def top_clients(hours, *, masked, limit=10, now=None):
 
 
 def clients_statistics(hours, *, masked, limit=10, now=None):
+    """/api/clients/statistics: the busiest clients, each also under the keys secure-proxy-manager's UI reads
+    (ip_address, and status "Active": seen in the window)."""
     totals = _window(hours, now).aggregate(unique_clients=_distinct_clients())
-    return {"hours": hours, "unique_clients": totals["unique_clients"],
-            "clients": top_clients(hours, masked=masked, limit=limit, now=now)}
+    clients = [{**row, "ip_address": row["client_ip"], "status": "Active"}
+               for row in top_clients(hours, masked=masked, limit=limit, now=now)]
+    return {"hours": hours, "total_clients": totals["unique_clients"], "unique_clients": totals["unique_clients"],
+            "clients": clients}
+
+
+def client_details(address, hours, *, masked, now=None):
+    """/api/clients/<ip>/details: one client's totals, top destinations and newest requests in the window.
+
+    The client is an address or a host name, as logged. In GDPR mode the client is its masked network (or the
+    host name's keyed hash), as the clients listing shows it: the network's entries are summed and the address
+    shown is the network.
+    """
+    if masked:
+        key, value = "client_network", mask_client(address)
+    else:
+        key, value = ("client_ip" if _is_address(address) else "client_host"), address
+    entries = _window(hours, now).filter(**{key: value})
+    totals = entries.aggregate(total=Count("id"), blocked=Count("id", filter=_BLOCKED), first_seen=Min("timestamp"),
+                               last_seen=Max("timestamp"))
+    destinations = (entries.exclude(destination=None).values("destination")
+                    .annotate(requests=Count("id"), blocked=Count("id", filter=_BLOCKED))
+                    .order_by("-requests", "destination")[:10])
+    recent = entries.order_by("-timestamp", "-id").values("timestamp", "method", "destination", "http_status",
+                                                          "bytes")[:20]
+    return {
+        "ip_address": value,
+        "hours": hours,
+        "total_requests": totals["total"],
+        "blocked": totals["blocked"],
+        "first_seen": _time(totals["first_seen"]),
+        "last_seen": _time(totals["last_seen"]),
+        "top_domains": list(destinations),
+        "recent": [{"timestamp": format_timestamp(row["timestamp"]), "method": row["method"],
+                    "destination": row["destination"], "status": status_text(row["http_status"], row["method"]),
+                    "http_status": row["http_status"], "bytes": row["bytes"]} for row in recent],
+    }
 
 
 def top_hosts(hours, *, limit=10, now=None):
@@ -136,9 +235,12 @@ def top_hosts(hours, *, limit=10, now=None):
 
 
 def domains_statistics(hours, *, limit=10, now=None):
-    """/api/domains/statistics: the most requested destination hosts."""
+    """/api/domains/statistics: the most requested destination hosts; status "Blocked" when any request to the
+    host was refused in the window, else "Allowed"."""
     totals = _window(hours, now).aggregate(unique_hosts=Count("destination_host", distinct=True))
-    return {"hours": hours, "unique_domains": totals["unique_hosts"], "domains": top_hosts(hours, limit=limit, now=now)}
+    domains = [{**row, "domain_name": row["domain"], "status": "Blocked" if row["blocked"] else "Allowed"}
+               for row in top_hosts(hours, limit=limit, now=now)]
+    return {"hours": hours, "unique_domains": totals["unique_hosts"], "domains": domains}
 
 
 def top_domains(hours, *, limit=50, now=None):
@@ -163,17 +265,29 @@ def user_agents(hours, *, limit=10, now=None):
         "requests_with_user_agent": counts["with_agent"],
         "categories": [{"category": row["user_agent_category"], "count": row["count"]} for row in categories],
         "top_user_agents": [{"user_agent": row["user_agent"], "count": row["count"]} for row in agents],
-        "methods": [{"method": row["method"], "count": row["count"]} for row in methods],
+        "methods": [{"name": row["method"], "method": row["method"], "count": row["count"]} for row in methods],
+        # secure-proxy-manager's "service types": here the User-Agent categories.
+        "service_types": [{"name": row["user_agent_category"], "count": row["count"]} for row in categories],
     }
 
 
 def file_extensions(hours, *, limit=20, now=None):
-    """/api/analytics/file-extensions: requested file types by count."""
-    rows = (_window(hours, now).exclude(file_extension=None).values("file_extension")
+    """/api/analytics/file-extensions: the top requested file types, and every file type's category
+    (FILE_TYPE_CATEGORIES; "Other" for the rest), counted in the database."""
+    entries = _window(hours, now).exclude(file_extension=None)
+    rows = (entries.values("file_extension")
             .annotate(count=Count("id"), bytes=Sum("bytes"), blocked=Count("id", filter=_BLOCKED))
             .order_by("-count", "file_extension")[:limit])
-    return [{"extension": row["file_extension"], "count": row["count"], "bytes": row["bytes"] or 0,
-             "blocked": row["blocked"]} for row in rows]
+    category = Case(*(When(file_extension__in=extensions, then=Value(name))
+                      for name, extensions in FILE_TYPE_CATEGORIES.items()),
+                    default=Value("Other"), output_field=CharField())
+    categories = (entries.annotate(category=category).values("category").annotate(count=Count("id"))
+                  .order_by("-count", "category"))
+    return {
+        "extensions": [{"ext": "." + row["file_extension"], "extension": row["file_extension"], "count": row["count"],
+                        "bytes": row["bytes"] or 0, "blocked": row["blocked"]} for row in rows],
+        "categories": [{"category": row["category"], "count": row["count"]} for row in categories],
+    }
 
 
 def shadow_it(hours, *, now=None):
@@ -195,7 +309,8 @@ def shadow_it(hours, *, now=None):
                       last_seen=Max("timestamp"))
             .order_by("-requests", "service"))
     return [
-        {"service": services[row["service"]].name, "category": services[row["service"]].category,
+        {"service": services[row["service"]].name, "name": services[row["service"]].name,
+         "domain": services[row["service"]].domain_list[0], "category": services[row["service"]].category,
          "risk": services[row["service"]].risk, "requests": row["requests"], "bytes": row["bytes"] or 0,
          "blocked": row["blocked"], "clients": row["clients"], "users": row["users"],
          "last_seen": _time(row["last_seen"])}
@@ -250,26 +365,67 @@ def waf_categories(hours, *, now=None):
 
 
 def recent_blocks(*, masked, limit=5):
+    """The newest refused requests; status is the log's text ("403 Forbidden"), http_status its number."""
     rows = (ProxyLogEntry.objects.filter(blocked=True).order_by("-timestamp", "-id")
             .values("timestamp", "client_ip", "client_host", "method", "destination", "http_status",
                     "result_code")[:limit])
     return [{"timestamp": format_timestamp(row["timestamp"]), "client_ip": _client(row, masked),
-             "method": row["method"], "destination": row["destination"], "status": row["http_status"],
+             "source_ip": _client(row, masked), "method": row["method"], "destination": row["destination"],
+             "status": status_text(row["http_status"], row["method"]), "http_status": row["http_status"],
              "result_code": row["result_code"]} for row in rows]
 
 
+def top_blocked_destinations(hours, *, limit=10, now=None):
+    rows = (_window(hours, now).filter(blocked=True).exclude(destination=None).values("destination")
+            .annotate(count=Count("id")).order_by("-count", "destination")[:limit])
+    return [{"dest": row["destination"], "count": row["count"]} for row in rows]
+
+
+def threat_categories(hours, *, now=None):
+    """Refused requests by why they look like a threat: the WAF category that tagged them, "Direct IP" for a
+    raw-address destination, else "Policy" (refused by the proxy's rules)."""
+    labels = dict(WafCategory.objects.values_list("name", "label"))
+    rows = (_window(hours, now).filter(blocked=True).values("waf_category", "destination_is_ip")
+            .annotate(count=Count("id")))
+    counts = {}
+    for row in rows:
+        if row["waf_category"]:
+            name = labels.get(row["waf_category"], row["waf_category"])
+        else:
+            name = "Direct IP" if row["destination_is_ip"] else "Policy"
+        counts[name] = counts.get(name, 0) + row["count"]
+    return [{"category": name, "count": count} for name, count in sorted(counts.items(), key=lambda i: (-i[1], i[0]))]
+
+
 def dashboard_summary(hours, *, masked, now=None):
-    """/api/dashboard/summary: what the dashboard shows, in one call."""
+    """/api/dashboard/summary: what the dashboard shows, in one call, under secure-proxy-manager's keys (counters,
+    top_blocked, top_clients, threat_categories, recent_blocks, waf) and ours (stats, window, timeline, ...)."""
     from proxylogs.security import security_score
 
+    stats = log_stats()
+    today = floor_time(now or timezone.now(), DAY)
+    today_totals = ProxyLogHour.objects.filter(hour__gte=today).aggregate(total=Sum("total"), blocked=Sum("blocked"))
+    profile = SecurityProfile.current()
+    clients = top_clients(hours, masked=masked, limit=10, now=now)
     return {
+        "total_requests": stats["total_count"],
+        "blocked_requests": stats["blocked_count"],
+        "today_requests": today_totals["total"] or 0,
+        "today_blocked": today_totals["blocked"] or 0,
+        "ip_blacklist_count": profile.ip_blacklist_count,
+        "domain_blacklist_count": profile.domain_blacklist_count,
+        "top_blocked": top_blocked_destinations(hours, now=now),
+        "threat_categories": threat_categories(hours, now=now),
+        # The URL-entropy figures of an inline WAF are not in access logs; URL-pattern detections are in
+        # /api/waf/stats.
+        "waf": None,
         "hours": hours,
-        "stats": log_stats(),
+        "stats": stats,
         "window": window_totals(hours, now=now),
         "timeline": timeline(hours, now=now),
-        "top_clients": top_clients(hours, masked=masked, limit=5, now=now),
+        "top_clients": [{**row, "ip": row["client_ip"], "count": row["requests"]} for row in clients],
         "top_domains": top_hosts(hours, limit=5, now=now),
-        "recent_blocks": recent_blocks(masked=masked),
+        "recent_blocks": recent_blocks(masked=masked, limit=10),
         "security_score": security_score(now=now)["score"],
     }
 

@@ -5,8 +5,8 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
-from monitoring.api.sessions import SessionsTokenView
-from vpnmonitor import views
+from monitoring.api.sessions import OAuthTokenView
+from vpnmonitor import auth_views, views
 
 urlpatterns = [
     path("", include("dashboard.urls")),
@@ -15,9 +15,14 @@ urlpatterns = [
     path("api/", views.ApiIndexView.as_view(), name="api-index"),
     path("api/v1/health", views.HealthView.as_view(), name="health"),
     path("metrics", views.MetricsView.as_view(), name="metrics"),
-    path("api/auth/token", TokenObtainPairView.as_view(), name="token_obtain_pair"),
+    path("api/auth/token", TokenObtainPairView.as_view(serializer_class=auth_views.CheckedTokenObtainPairSerializer),
+         name="token_obtain_pair"),
     path("api/auth/token/refresh", TokenRefreshView.as_view(), name="token_refresh"),
-    path("api/beta/oauth/token", SessionsTokenView.as_view(), name="oauth-token"),
+    path("api/auth/login", auth_views.LoginView.as_view(), name="auth-login"),
+    path("api/auth/refresh", auth_views.RefreshView.as_view(), name="auth-refresh"),
+    path("api/health", auth_views.LivenessView.as_view(), name="liveness"),
+    path("api/beta/oauth/token", OAuthTokenView.as_view(), name="oauth-token"),
+    path("api/v1/oauth/token", OAuthTokenView.as_view(), name="oauth-token-v1"),
     path("o/", include("oauth2_provider.urls", namespace="oauth2_provider")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),

@@ -152,6 +152,7 @@ API_INDEX = [
     ("VPN monitor", "/api/v1/clients"),
     ("VPN monitor", "/api/v1/certificates"),
     ("VPN sessions", "/api/beta/sessions?size=100"),
+    ("VPN sessions (CloudConnexa API v1)", "/api/v1/sessions?size=100"),
     ("Flow reports", "/api/v1/flow-reports"),
     ("Flow reports", "/api/v1/flow-reports/stats"),
     ("Proxy logs", "/api/logs"),

@@ -3,11 +3,15 @@
 import datetime as dt
 import json
 
+from django.http import JsonResponse, QueryDict
+from django.http.multipartparser import MultiPartParserError
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from oauth2_provider.views import TokenView
 from rest_framework import generics, serializers
+from rest_framework.permissions import AllowAny
+from rest_framework.views import APIView
 
 from monitoring import selectors
 from monitoring.models import VpnSession
@@ -26,48 +30,9 @@ def _instant(moment):
         "+00:00", "Z")
 
 
-class SessionSerializer(serializers.ModelSerializer):
-    """The spec's session object. Unknown values are null."""
-
-    id = serializers.CharField(source="pk")
-    bytesIn = serializers.IntegerField(source="bytes_received")
-    bytesOut = serializers.IntegerField(source="bytes_sent")
-    clientUUID = serializers.SerializerMethodField()
-    connectorId = serializers.CharField(source="server_id")
-    connectorName = serializers.CharField(source="server.name")
-    hostId = serializers.CharField(source="server_id")
-    hostName = serializers.CharField(source="server.name")
-    networkId = serializers.SerializerMethodField()
-    networkName = serializers.SerializerMethodField()
-    region = serializers.SerializerMethodField()
-    deviceId = serializers.SerializerMethodField()
-    deviceName = serializers.SerializerMethodField()
-    disconnectReason = serializers.SerializerMethodField()
-    email = serializers.SerializerMethodField()
-    firstName = serializers.SerializerMethodField()
-    lastName = serializers.SerializerMethodField()
-    userGroup = serializers.SerializerMethodField()
-    userId = serializers.SerializerMethodField()
-    userName = serializers.SerializerMethodField()
-    osType = serializers.SerializerMethodField()
-    osVersion = serializers.SerializerMethodField()
-    protocol = serializers.SerializerMethodField()
-    publicIp = MaskedIPField(source="real_ip")
-    sessionDurationSeconds = serializers.SerializerMethodField()
-    sessionStartTime = serializers.SerializerMethodField()
-    sessionEndTime = serializers.SerializerMethodField()
-    tunnelIpV4 = serializers.CharField(source="virtual_address", allow_null=True)
-    tunnelIpV6 = serializers.CharField(source="virtual_ipv6", allow_null=True)
-
-    class Meta:
-        model = VpnSession
-        fields = [
-            "bytesIn", "bytesOut", "clientUUID", "connectorId", "connectorName", "deviceId", "deviceName",
-            "disconnectReason", "email", "firstName", "hostId", "hostName", "id", "lastName", "networkId",
-            "networkName", "osType", "osVersion", "protocol", "publicIp", "region", "sessionDurationSeconds",
-            "sessionEndTime", "sessionStartTime", "status", "tunnelIpV4", "tunnelIpV6", "userGroup", "userId",
-            "userName",
-        ]
+class SessionValues:
+    """How a session's values are read, shared by the beta and v1 session objects: who is behind the common
+    name comes from its user profile, and in GDPR mode e-mail and names are left out."""
 
     def _profile(self, session):
         return self.context["profiles"].get(session.common_name)
@@ -143,6 +108,85 @@ class SessionSerializer(serializers.ModelSerializer):
         return _instant(session.ended_at)
 
 
+class SessionSerializer(SessionValues, serializers.ModelSerializer):
+    """The spec's session object. Unknown values are null."""
+
+    id = serializers.CharField(source="pk")
+    bytesIn = serializers.IntegerField(source="bytes_received")
+    bytesOut = serializers.IntegerField(source="bytes_sent")
+    clientUUID = serializers.SerializerMethodField()
+    connectorId = serializers.CharField(source="server_id")
+    connectorName = serializers.CharField(source="server.name")
+    hostId = serializers.CharField(source="server_id")
+    hostName = serializers.CharField(source="server.name")
+    networkId = serializers.SerializerMethodField()
+    networkName = serializers.SerializerMethodField()
+    region = serializers.SerializerMethodField()
+    deviceId = serializers.SerializerMethodField()
+    deviceName = serializers.SerializerMethodField()
+    disconnectReason = serializers.SerializerMethodField()
+    email = serializers.SerializerMethodField()
+    firstName = serializers.SerializerMethodField()
+    lastName = serializers.SerializerMethodField()
+    userGroup = serializers.SerializerMethodField()
+    userId = serializers.SerializerMethodField()
+    userName = serializers.SerializerMethodField()
+    osType = serializers.SerializerMethodField()
+    osVersion = serializers.SerializerMethodField()
+    protocol = serializers.SerializerMethodField()
+    publicIp = MaskedIPField(source="real_ip")
+    sessionDurationSeconds = serializers.SerializerMethodField()
+    sessionStartTime = serializers.SerializerMethodField()
+    sessionEndTime = serializers.SerializerMethodField()
+    tunnelIpV4 = serializers.CharField(source="virtual_address", allow_null=True)
+    tunnelIpV6 = serializers.CharField(source="virtual_ipv6", allow_null=True)
+
+    class Meta:
+        model = VpnSession
+        fields = [
+            "bytesIn", "bytesOut", "clientUUID", "connectorId", "connectorName", "deviceId", "deviceName",
+            "disconnectReason", "email", "firstName", "hostId", "hostName", "id", "lastName", "networkId",
+            "networkName", "osType", "osVersion", "protocol", "publicIp", "region", "sessionDurationSeconds",
+            "sessionEndTime", "sessionStartTime", "status", "tunnelIpV4", "tunnelIpV6", "userGroup", "userId",
+            "userName",
+        ]
+
+
+class SessionV1Serializer(SessionValues, serializers.ModelSerializer):
+    """CloudConnexa API v1.2.0's session object, as its Go client decodes it. Unknown values are null."""
+
+    sessionId = serializers.CharField(source="pk")
+    userId = serializers.SerializerMethodField(method_name="get_userId")
+    deviceId = serializers.SerializerMethodField(method_name="get_deviceId")
+    regionId = serializers.SerializerMethodField(method_name="get_region")
+    bytesIn = serializers.IntegerField(source="bytes_received")
+    bytesOut = serializers.IntegerField(source="bytes_sent")
+    connectorName = serializers.CharField(source="server.name")
+    userName = serializers.SerializerMethodField(method_name="get_userName")
+    deviceName = serializers.SerializerMethodField(method_name="get_deviceName")
+    clientIp = MaskedIPField(source="real_ip", help_text="Masked in GDPR mode")
+    startDateTime = serializers.SerializerMethodField(method_name="get_sessionStartTime")
+    vpnIpv4 = serializers.CharField(source="virtual_address", allow_null=True)
+    networkName = serializers.SerializerMethodField(method_name="get_networkName")
+    regionName = serializers.SerializerMethodField(method_name="get_region")
+    connectionStatus = serializers.CharField(source="status", help_text="ACTIVE, COMPLETED or FAILED")
+
+    class Meta:
+        model = VpnSession
+        fields = [
+            "sessionId", "userId", "deviceId", "regionId", "bytesIn", "bytesOut", "connectorName", "userName",
+            "deviceName", "clientIp", "startDateTime", "vpnIpv4", "networkName", "regionName", "connectionStatus",
+        ]
+
+
+WINDOW_PARAMETERS = [
+    OpenApiParameter("startDate", OpenApiTypes.DATETIME, description="Inclusive; default now - 1 day."),
+    OpenApiParameter("endDate", OpenApiTypes.DATETIME, description="Exclusive; default now."),
+    OpenApiParameter("status", OpenApiTypes.STR, enum=list(VpnSession.Status.values)),
+    OpenApiParameter("returnOnlyNew", OpenApiTypes.BOOL, default=False),
+]
+
+
 class SessionPagination(SignedKeysetPagination):
     max_size = 100
 
@@ -190,12 +234,31 @@ class SessionsView(generics.ListAPIView):
         description="Sessions created (returnOnlyNew=true) or updated (false) in [startDate, endDate), oldest "
         "first, with an opaque signed cursor. Max 7 days of history. In GDPR mode publicIp is masked and "
         "email and names are left out unless the caller may see them.",
-        parameters=[
-            OpenApiParameter("startDate", OpenApiTypes.DATETIME, description="Inclusive; default now - 1 day."),
-            OpenApiParameter("endDate", OpenApiTypes.DATETIME, description="Exclusive; default now."),
-            OpenApiParameter("status", OpenApiTypes.STR, enum=list(VpnSession.Status.values)),
-            OpenApiParameter("returnOnlyNew", OpenApiTypes.BOOL, default=False),
-        ],
+        parameters=WINDOW_PARAMETERS,
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+
+TOKEN_REQUEST = inline_serializer("OAuthTokenRequest", {
+    "grant_type": serializers.ChoiceField(choices=["client_credentials"]),
+    "scope": serializers.CharField(required=False, help_text="read (default), write; 'default' means read"),
+    "client_id": serializers.CharField(required=False, help_text="When not sent with HTTP Basic"),
+    "client_secret": serializers.CharField(required=False, help_text="When not sent with HTTP Basic"),
+})
+OAUTH_ERROR = inline_serializer("OAuthError", {"error": serializers.CharField(),
+                                               "error_description": serializers.CharField(required=False)})
+
+
+class SessionsV1View(SessionsView):
+    serializer_class = SessionV1Serializer
+
+    @extend_schema(
+        summary="List VPN sessions in batches (CloudConnexa API v1.2.0 schema)",
+        description="The sessions of /api/beta/sessions, with the same parameters, window rules and signed "
+        "cursor, in the v1.2.0 session object (sessionId, userId, ..., connectionStatus). In GDPR mode clientIp "
+        "is masked and userName is left out.",
+        parameters=WINDOW_PARAMETERS,
     )
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
@@ -211,3 +274,56 @@ class SessionsTokenView(TokenView):
             body["token_type"] = body.get("token_type", "bearer").lower()
             response.content = json.dumps(body).encode()
         return response
+
+
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def _oauth_error(description):
+    return JsonResponse({"error": "invalid_request", "error_description": description}, status=400)
+
+
+class OAuthTokenView(APIView):
+    """POST /api/beta/oauth/token and /api/v1/oauth/token: the client-credentials grant as form data or as a JSON
+    object (with or without a Content-Type), the client's id and secret in HTTP Basic or in the body.
+
+    CloudConnexa's clients send scope "default", which is this server's default scope ("read").
+    """
+
+    api_family = families.SESSIONS
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        summary="OAuth2 client-credentials token", auth=[],
+        description="Send the client id and secret with HTTP Basic (or as client_id and client_secret in the "
+        "body). The body is form data or a JSON object.",
+        request={
+            "application/x-www-form-urlencoded": TOKEN_REQUEST,
+            "application/json": TOKEN_REQUEST,
+        },
+        responses={200: inline_serializer("OAuthToken", {
+            "access_token": serializers.CharField(), "token_type": serializers.CharField(default="bearer"),
+            "expires_in": serializers.IntegerField(), "scope": serializers.CharField(),
+        }), 400: OAUTH_ERROR, 401: OAUTH_ERROR},
+    )
+    def post(self, request):
+        django_request = request._request
+        if django_request.content_type in FORM_TYPES:
+            try:
+                django_request.POST  # noqa: B018 - parse now, to answer a broken form in OAuth's shape
+            except MultiPartParserError:
+                return _oauth_error("The form data cannot be read.")
+        elif django_request.body.strip():
+            try:
+                fields = json.loads(django_request.body)
+            except (UnicodeDecodeError, ValueError):
+                return _oauth_error("The body is neither form data nor a JSON object.")
+            if not isinstance(fields, dict) or not all(isinstance(v, str) for v in fields.values()):
+                return _oauth_error("The JSON body must be an object of strings.")
+            django_request.POST = QueryDict(mutable=True)
+            django_request.POST.update(fields)
+        if django_request.POST.get("scope") == "default":
+            django_request.POST = django_request.POST.copy()
+            del django_request.POST["scope"]
+        return SessionsTokenView.as_view()(django_request)

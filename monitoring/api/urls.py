@@ -14,4 +14,5 @@ urlpatterns = [
     path("api/v1/certificates", views.CertificatesView.as_view(), name="vpn-certificates"),
     path("health", HealthView.as_view(), name="vpn-health-short"),
     path("api/beta/sessions", sessions.SessionsView.as_view(), name="vpn-sessions"),
+    path("api/v1/sessions", sessions.SessionsV1View.as_view(), name="vpn-sessions-v1"),
 ]

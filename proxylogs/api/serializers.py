@@ -1,5 +1,7 @@
 """Response shapes of the proxy-logs API; used to render and to document each endpoint."""
 
+import json
+
 from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 
@@ -91,6 +93,11 @@ class ClientSerializer(serializers.Serializer):
     last_seen = Str(allow_null=True)
 
 
+class DashboardClientSerializer(ClientSerializer):
+    ip = Str(help_text="The same as client_ip")
+    count = Int(help_text="The same as requests")
+
+
 class HostSerializer(serializers.Serializer):
     domain = Str()
     requests = Int()
@@ -100,11 +107,13 @@ class HostSerializer(serializers.Serializer):
 
 
 class BlockSerializer(serializers.Serializer):
-    timestamp = Str()
-    client_ip = Str()
+    timestamp = Str(help_text="UTC, 'YYYY-MM-DD HH:MM:SS'")
+    source_ip = Str(help_text="Masked in GDPR mode")
+    client_ip = Str(help_text="The same as source_ip")
     method = Str()
     destination = Str(allow_null=True)
-    status = Int()
+    status = Str(help_text="Status as the log shows it, e.g. '403 Forbidden'")
+    http_status = Int()
     result_code = Str()
 
 
@@ -117,12 +126,32 @@ class WindowTotalsSerializer(serializers.Serializer):
     unique_domains = Int()
 
 
+class TopBlockedSerializer(serializers.Serializer):
+    dest = Str(help_text="Destination as logged (host, host:port)")
+    count = Int()
+
+
+class CategoryCountSerializer(serializers.Serializer):
+    category = Str()
+    count = Int()
+
+
 class DashboardSerializer(serializers.Serializer):
+    total_requests = Int(help_text="Every stored entry")
+    blocked_requests = Int()
+    today_requests = Int(help_text="Since 00:00 UTC")
+    today_blocked = Int()
+    ip_blacklist_count = Int(help_text="From the security profile")
+    domain_blacklist_count = Int(help_text="From the security profile")
+    top_blocked = TopBlockedSerializer(many=True, help_text="Most refused destinations in the window")
+    threat_categories = CategoryCountSerializer(
+        many=True, help_text="Refused requests in the window: WAF category label, 'Direct IP' or 'Policy'")
+    waf = serializers.JSONField(allow_null=True, help_text="Inline-WAF figures; null (not in access logs)")
     hours = Int()
     stats = LogStatsSerializer()
     window = WindowTotalsSerializer()
     timeline = TimelinePointSerializer(many=True)
-    top_clients = ClientSerializer(many=True)
+    top_clients = DashboardClientSerializer(many=True)
     top_domains = HostSerializer(many=True)
     recent_blocks = BlockSerializer(many=True)
     security_score = Int()
@@ -152,28 +181,74 @@ class HourlyTrafficSerializer(serializers.Serializer):
     bytes = Int()
 
 
-class TrafficStatisticsSerializer(WindowTotalsSerializer):
-    hours = Int()
+class TrafficStatisticsSerializer(serializers.Serializer):
+    period = Str(help_text="hour (5-minute buckets), day (hours), week or month (days)")
+    labels = serializers.ListField(child=Str(), help_text="Bucket starts, UTC: 'YYYY-MM-DD HH:MM', "
+                                                         "'YYYY-MM-DD HH' or 'YYYY-MM-DD'")
+    inbound = serializers.ListField(child=Int(), help_text="Requests received from clients per bucket")
+    outbound = serializers.ListField(child=Int(), help_text="Requests passed on to their destination per bucket")
+    blocked = serializers.ListField(child=Int(), help_text="Requests refused per bucket")
+    hours = Int(help_text="The period's span in hours, over which the totals below are counted")
+    requests = Int()
+    blocked_requests = Int()
+    allowed = Int()
+    bytes = Int()
+    unique_clients = Int()
+    unique_domains = Int()
     by_status = StatusCountSerializer(many=True)
     by_method = MethodCountSerializer(many=True)
     by_result_code = ResultCodeCountSerializer(many=True)
     hourly = HourlyTrafficSerializer(many=True)
 
 
+class ClientStatisticsRowSerializer(ClientSerializer):
+    ip_address = Str(help_text="The same as client_ip")
+    status = Str(help_text="'Active': seen in the window")
+
+
 class ClientsStatisticsSerializer(serializers.Serializer):
     hours = Int()
-    unique_clients = Int()
-    clients = ClientSerializer(many=True)
+    total_clients = Int(help_text="Distinct client addresses in the window")
+    unique_clients = Int(help_text="The same as total_clients")
+    clients = ClientStatisticsRowSerializer(many=True)
 
 
-class DomainsStatisticsSerializer(serializers.Serializer):
+class ClientDestinationSerializer(serializers.Serializer):
+    destination = Str()
+    requests = Int()
+    blocked = Int()
+
+
+class ClientRequestSerializer(serializers.Serializer):
+    timestamp = Str(help_text="UTC, 'YYYY-MM-DD HH:MM:SS'")
+    method = Str()
+    destination = Str(allow_null=True)
+    status = Str(help_text="e.g. '403 Forbidden'")
+    http_status = Int()
+    bytes = Int()
+
+
+class ClientDetailsSerializer(serializers.Serializer):
+    ip_address = Str(help_text="The masked network in GDPR mode, whose entries are then summed")
     hours = Int()
-    unique_domains = Int()
-    domains = HostSerializer(many=True)
+    total_requests = Int()
+    blocked = Int()
+    first_seen = Str(allow_null=True)
+    last_seen = Str(allow_null=True)
+    top_domains = ClientDestinationSerializer(many=True, help_text="Its 10 most requested destinations")
+    recent = ClientRequestSerializer(many=True, help_text="Its 20 newest requests")
+
+
+class DomainStatisticsRowSerializer(HostSerializer):
+    domain_name = Str(help_text="The same as domain")
+    status = serializers.ChoiceField(choices=["Allowed", "Blocked"],
+                                     help_text="Blocked when a request to the host was refused in the window")
 
 
 class ShadowItSerializer(serializers.Serializer):
-    service = Str()
+    name = Str()
+    domain = Str(help_text="The service's first catalogue domain")
+    service = Str(help_text="The same as name")
     category = Str()
     risk = serializers.ChoiceField(choices=["low", "medium", "high"])
     requests = Int()
@@ -184,18 +259,19 @@ class ShadowItSerializer(serializers.Serializer):
     last_seen = Str(allow_null=True)
 
 
-class CategoryCountSerializer(serializers.Serializer):
-    category = Str()
-    count = Int()
-
-
 class AgentCountSerializer(serializers.Serializer):
     user_agent = Str()
     count = Int()
 
 
 class MethodOnlySerializer(serializers.Serializer):
-    method = Str()
+    name = Str()
+    method = Str(help_text="The same as name")
+    count = Int()
+
+
+class NameCountSerializer(serializers.Serializer):
+    name = Str()
     count = Int()
 
 
@@ -207,13 +283,21 @@ class UserAgentsSerializer(serializers.Serializer):
                                          help_text="browser, mobile_app, bot, cli, os_update or other")
     top_user_agents = AgentCountSerializer(many=True)
     methods = MethodOnlySerializer(many=True)
+    service_types = NameCountSerializer(many=True, help_text="The User-Agent categories as name/count")
 
 
 class FileExtensionSerializer(serializers.Serializer):
-    extension = Str()
+    ext = Str(help_text="With its dot: '.pdf'")
+    extension = Str(help_text="Without the dot")
     count = Int()
     bytes = Int()
     blocked = Int()
+
+
+class FileExtensionsSerializer(serializers.Serializer):
+    extensions = FileExtensionSerializer(many=True)
+    categories = CategoryCountSerializer(many=True, help_text="Every file type in the window by category "
+                                                              "(Web, Images, Documents, ... or Other)")
 
 
 class TopDomainSerializer(serializers.Serializer):
@@ -250,12 +334,25 @@ class WafCategorySerializer(serializers.Serializer):
 
 
 class AuditEventSerializer(serializers.ModelSerializer):
-    timestamp = serializers.SerializerMethodField()
+    timestamp = serializers.SerializerMethodField(help_text="UTC, 'YYYY-MM-DD HH:MM:SS'")
+    username = serializers.CharField(source="user", help_text="User name, API key or OAuth client")
+    details = serializers.SerializerMethodField(help_text="The event's details as text: 'key=value, ...'")
+    detail_fields = serializers.JSONField(source="details", help_text="The same details as an object")
     client_address = MaskedIPField()
 
     class Meta:
         model = AuditEvent
-        fields = ["id", "timestamp", "user", "action", "target", "details", "client_address"]
+        fields = ["id", "timestamp", "username", "user", "action", "target", "details", "detail_fields",
+                  "client_address"]
 
     def get_timestamp(self, event) -> str:
         return format_timestamp(event.created_at)
+
+    def get_details(self, event) -> str:
+        details = event.details
+        if not details:
+            return ""
+        if not isinstance(details, dict):
+            return json.dumps(details)
+        return ", ".join(f"{key}={value if isinstance(value, str) else json.dumps(value)}"
+                         for key, value in details.items())

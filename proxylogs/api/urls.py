@@ -14,6 +14,7 @@ urlpatterns = [
     path("api/dashboard/summary", views.DashboardSummaryView.as_view(), name="proxylogs-dashboard"),
     path("api/traffic/statistics", views.TrafficStatisticsView.as_view(), name="proxylogs-traffic"),
     path("api/clients/statistics", views.ClientsStatisticsView.as_view(), name="proxylogs-clients"),
+    path("api/clients/<str:ip>/details", views.ClientDetailsView.as_view(), name="proxylogs-client-details"),
     path("api/domains/statistics", views.DomainsStatisticsView.as_view(), name="proxylogs-domains"),
     path("api/analytics/shadow-it", views.ShadowItView.as_view(), name="proxylogs-shadow-it"),
     path("api/analytics/user-agents", views.UserAgentsView.as_view(), name="proxylogs-user-agents"),

@@ -1,6 +1,9 @@
 """Views of the proxy-logs API: read parameters, call a selector or service, wrap the envelope."""
 
-from drf_spectacular.utils import extend_schema
+import ipaddress
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -10,12 +13,19 @@ from proxylogs.api import serializers as s
 from proxylogs.filtersets import LogEntryFilterSet
 from proxylogs.security import security_score
 from vpnmonitor.api import families, pagination, permissions
+from vpnmonitor.api.exceptions import BadParameter
 from vpnmonitor.api.params import QueryParams, int_parameter
 from vpnmonitor.privacy import should_mask
 
 TAG = ["proxy logs"]
 HOURS = int_parameter("hours", 1, 720, 24, "Window: the last N hours")
+WEEK = 168
+HOURS_WEEK = int_parameter("hours", 1, 720, WEEK, "Window: the last N hours (default 7 days)")
 LIMIT = int_parameter("limit", 1, 100, 10, "How many rows")
+LIMIT_50 = int_parameter("limit", 1, 100, 50, "How many rows")
+PERIOD = OpenApiParameter("period", OpenApiTypes.STR, enum=list(selectors.TRAFFIC_PERIODS), default="day",
+                          description="hour: 12 five-minute buckets; day: 24 hours; week: 7 days; month: 30 days "
+                                      "(UTC, ending with the current bucket)")
 
 
 class ProxyLogsView(APIView):
@@ -96,48 +106,65 @@ class DashboardSummaryView(ProxyLogsView):
 
 
 class TrafficStatisticsView(ProxyLogsView):
-    @extend_schema(tags=TAG, summary="Traffic statistics", parameters=[HOURS],
+    @extend_schema(tags=TAG, summary="Traffic chart and totals of a period", parameters=[PERIOD],
                    responses=s.envelope("TrafficStatisticsResponse", s.TrafficStatisticsSerializer()))
     def get(self, request):
-        return self.ok(s.TrafficStatisticsSerializer, selectors.traffic_statistics(self.hours()))
+        period = QueryParams(request).choice("period", tuple(selectors.TRAFFIC_PERIODS), "day")
+        return self.ok(s.TrafficStatisticsSerializer, selectors.traffic_statistics(period))
 
 
 class ClientsStatisticsView(ProxyLogsView):
-    @extend_schema(tags=TAG, summary="Top clients", parameters=[HOURS, LIMIT],
+    @extend_schema(tags=TAG, summary="Top clients", parameters=[HOURS_WEEK, LIMIT_50],
                    responses=s.envelope("ClientsStatisticsResponse", s.ClientsStatisticsSerializer()))
     def get(self, request):
-        data = selectors.clients_statistics(self.hours(), masked=self.masked, limit=self.limit())
+        data = selectors.clients_statistics(self.hours(WEEK), masked=self.masked, limit=self.limit(50))
         return self.ok(s.ClientsStatisticsSerializer, data)
 
 
+class ClientDetailsView(ProxyLogsView):
+    @extend_schema(tags=TAG, summary="One client: totals, top destinations, newest requests",
+                   parameters=[HOURS_WEEK],
+                   responses=s.envelope("ClientDetailsResponse", s.ClientDetailsSerializer()))
+    def get(self, request, ip):
+        try:
+            address = str(ipaddress.ip_address(ip))
+        except ValueError:
+            raise BadParameter("ip", "must be an IPv4 or IPv6 address", ip) from None
+        return self.ok(s.ClientDetailsSerializer, selectors.client_details(address, self.hours(WEEK),
+                                                                           masked=self.masked))
+
+
 class DomainsStatisticsView(ProxyLogsView):
-    @extend_schema(tags=TAG, summary="Top destination hosts", parameters=[HOURS, LIMIT],
-                   responses=s.envelope("DomainsStatisticsResponse", s.DomainsStatisticsSerializer()))
+    @extend_schema(tags=TAG, summary="Top destination hosts", parameters=[HOURS_WEEK, LIMIT_50],
+                   responses=s.envelope("DomainsStatisticsResponse", s.DomainStatisticsRowSerializer(many=True),
+                                        hours=s.Int(), unique_domains=s.Int()))
     def get(self, request):
-        return self.ok(s.DomainsStatisticsSerializer, selectors.domains_statistics(self.hours(), limit=self.limit()))
+        data = selectors.domains_statistics(self.hours(WEEK), limit=self.limit(50))
+        rows = s.DomainStatisticsRowSerializer(data["domains"], many=True).data
+        return Response(self.api_family.ok(rows, hours=data["hours"], unique_domains=data["unique_domains"]))
 
 
 class ShadowItView(ProxyLogsView):
-    @extend_schema(tags=TAG, summary="Shadow-IT services in use (catalogue editable in admin)", parameters=[HOURS],
+    @extend_schema(tags=TAG, summary="Shadow-IT services in use (catalogue editable in admin)",
+                   parameters=[HOURS_WEEK],
                    responses=s.envelope("ShadowItResponse", s.ShadowItSerializer(many=True)))
     def get(self, request):
-        return self.ok(s.ShadowItSerializer, selectors.shadow_it(self.hours()), many=True)
+        return self.ok(s.ShadowItSerializer, selectors.shadow_it(self.hours(WEEK)), many=True)
 
 
 class UserAgentsView(ProxyLogsView):
-    @extend_schema(tags=TAG, summary="User-Agent categories and methods", parameters=[HOURS, LIMIT],
+    @extend_schema(tags=TAG, summary="User-Agent categories and methods", parameters=[HOURS_WEEK, LIMIT],
                    responses=s.envelope("UserAgentsResponse", s.UserAgentsSerializer()))
     def get(self, request):
-        return self.ok(s.UserAgentsSerializer, selectors.user_agents(self.hours(), limit=self.limit()))
+        return self.ok(s.UserAgentsSerializer, selectors.user_agents(self.hours(WEEK), limit=self.limit()))
 
 
 class FileExtensionsView(ProxyLogsView):
-    @extend_schema(tags=TAG, summary="File-extension distribution",
-                   parameters=[HOURS, int_parameter("limit", 1, 100, 20, "How many extensions")],
-                   responses=s.envelope("FileExtensionsResponse", s.FileExtensionSerializer(many=True)))
+    @extend_schema(tags=TAG, summary="File-extension distribution and file-type categories",
+                   parameters=[HOURS_WEEK, int_parameter("limit", 1, 100, 30, "How many extensions")],
+                   responses=s.envelope("FileExtensionsResponse", s.FileExtensionsSerializer()))
     def get(self, request):
-        return self.ok(s.FileExtensionSerializer, selectors.file_extensions(self.hours(), limit=self.limit(20)),
-                       many=True)
+        return self.ok(s.FileExtensionsSerializer, selectors.file_extensions(self.hours(WEEK), limit=self.limit(30)))
 
 
 class TopDomainsView(ProxyLogsView):

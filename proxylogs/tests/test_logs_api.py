@@ -156,7 +156,7 @@ def test_security_score_is_100_when_every_claim_holds(viewer_client):
 
 def test_traffic_statistics_over_the_last_day(viewer_client, base):
     stats = data(viewer_client, "/api/traffic/statistics")
-    assert (stats["requests"], stats["blocked"], stats["allowed"], stats["bytes"]) == (8, 3, 5, 7950)
+    assert (stats["requests"], stats["blocked_requests"], stats["allowed"], stats["bytes"]) == (8, 3, 5, 7950)
     assert stats["unique_clients"] == 5
     assert [(row["status"], row["count"]) for row in stats["by_status"]] == [(200, 3), (403, 3), (404, 1), (407, 1)]
     assert [(row["method"], row["count"]) for row in stats["by_method"]] == [("GET", 5), ("CONNECT", 3)]
@@ -165,18 +165,19 @@ def test_traffic_statistics_over_the_last_day(viewer_client, base):
 
 def test_clients_statistics_rank_clients_by_requests(viewer_client, base):
     stats = data(viewer_client, "/api/clients/statistics?limit=2")
-    assert stats["unique_clients"] == 5
-    assert stats["clients"][0] == {"client_ip": "10.0.0.5", "requests": 3, "bytes": 1550, "blocked": 2,
-                                   "last_seen": format_timestamp(base)}
+    assert stats["unique_clients"] == stats["total_clients"] == 5
+    assert stats["clients"][0] == {"client_ip": "10.0.0.5", "ip_address": "10.0.0.5", "requests": 3, "bytes": 1550,
+                                   "blocked": 2, "last_seen": format_timestamp(base), "status": "Active"}
     assert (stats["clients"][1]["client_ip"], stats["clients"][1]["requests"]) == ("10.0.0.7", 2)
 
 
 def test_domains_statistics_rank_destination_hosts(viewer_client, base):
-    stats = data(viewer_client, "/api/domains/statistics")
-    assert stats["unique_domains"] == 7
-    assert stats["domains"][0] == {"domain": "www.example.com", "requests": 2, "bytes": 1100, "blocked": 0,
-                                   "clients": 2}
-    assert {"2001:db8::99", "203.0.113.9"} <= {row["domain"] for row in stats["domains"]}
+    body = viewer_client.get("/api/domains/statistics").json()
+    assert (body["status"], body["unique_domains"], body["hours"]) == ("success", 7, 168)
+    rows = body["data"]
+    assert rows[0] == {"domain_name": "www.example.com", "domain": "www.example.com", "requests": 2, "bytes": 1100,
+                       "blocked": 0, "clients": 2, "status": "Allowed"}
+    assert {"2001:db8::99", "203.0.113.9"} <= {row["domain"] for row in rows}
 
 
 def test_top_domains_group_by_registrable_domain(viewer_client, base):
@@ -186,7 +187,7 @@ def test_top_domains_group_by_registrable_domain(viewer_client, base):
 
 
 def test_file_extensions(viewer_client, base):
-    rows = data(viewer_client, "/api/analytics/file-extensions")
+    rows = data(viewer_client, "/api/analytics/file-extensions")["extensions"]
     assert sorted((row["extension"], row["count"]) for row in rows) == [("html", 1), ("js", 1), ("pdf", 1),
                                                                         ("zip", 1)]
     assert next(row for row in rows if row["extension"] == "js")["blocked"] == 1
@@ -195,7 +196,9 @@ def test_file_extensions(viewer_client, base):
 def test_user_agents_without_agents_in_the_log_still_break_down_methods(viewer_client, base):
     agents = data(viewer_client, "/api/analytics/user-agents")
     assert (agents["requests"], agents["requests_with_user_agent"], agents["categories"]) == (8, 0, [])
-    assert agents["methods"] == [{"method": "GET", "count": 5}, {"method": "CONNECT", "count": 3}]
+    assert agents["methods"] == [{"name": "GET", "method": "GET", "count": 5},
+                                 {"name": "CONNECT", "method": "CONNECT", "count": 3}]
+    assert agents["service_types"] == []
 
 
 def test_user_agents_are_categorised_from_combined_logs(viewer_client, tmp_path):
@@ -256,7 +259,7 @@ def test_dashboard_summary_in_one_call(viewer_client, base):
 
 
 @pytest.mark.parametrize("path", [
-    "/api/dashboard/summary", "/api/traffic/statistics", "/api/clients/statistics", "/api/domains/statistics",
+    "/api/dashboard/summary", "/api/clients/statistics", "/api/domains/statistics",
     "/api/analytics/shadow-it", "/api/analytics/user-agents", "/api/analytics/file-extensions",
     "/api/analytics/top-domains", "/api/waf/stats", "/api/waf/categories",
 ])

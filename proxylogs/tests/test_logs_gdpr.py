@@ -39,8 +39,8 @@ def test_logs_mask_ipv4_to_24_and_ipv6_to_48(viewer_client, dataset, gdpr_on):
 def test_client_statistics_group_by_masked_network(viewer_client, dataset, gdpr_on):
     stats = viewer_client.get("/api/clients/statistics").json()["data"]
     # 10.0.0.5, .6 and .7 are one /24: one row, their requests summed, not three rows that look alike.
-    assert stats["clients"][0] == {"client_ip": "10.0.0.0", "requests": 6, "bytes": 7350, "blocked": 2,
-                                   "last_seen": stats["clients"][0]["last_seen"]}
+    assert stats["clients"][0] == {"client_ip": "10.0.0.0", "ip_address": "10.0.0.0", "requests": 6, "bytes": 7350,
+                                   "blocked": 2, "last_seen": stats["clients"][0]["last_seen"], "status": "Active"}
     assert [row["client_ip"] for row in stats["clients"]] == ["10.0.0.0", "192.168.1.0", "2001:db8:1::"]
 
 

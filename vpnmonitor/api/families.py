@@ -1,4 +1,4 @@
-"""The five API families: each one's success envelope and error shape, in one place."""
+"""The API families: each one's success envelope and error shape, in one place."""
 
 from http import HTTPStatus
 
@@ -106,9 +106,22 @@ class ProxyAnalyticsFamily(ApiFamily):
         return body
 
 
+class TokenAuthFamily(ApiFamily):
+    """secure-proxy-manager's sign-in and health: errors {"status": "error", "detail": msg}."""
+
+    name = "tokenauth"
+
+    def ok(self, data, **extra):
+        return {"status": "success", **extra, "data": data}
+
+    def error(self, message, *, status, request, errors=None):
+        return {"status": "error", "detail": message}
+
+
 DEFAULT = ApiFamily()
 MONITOR = MonitorFamily()
 SESSIONS = SessionsFamily()
 FLOW_REPORTS = FlowReportsFamily()
 PROXY_LOGS = ProxyLogsFamily()
 PROXY_ANALYTICS = ProxyAnalyticsFamily()
+TOKEN_AUTH = TokenAuthFamily()
