@@ -57,7 +57,7 @@ def test_host_name_clients_count_in_every_statistic(viewer_client, mixed_log):
         (WORKSTATION, 3, 6000, 1), ("10.0.0.5", 1, 400, 0), (PRINTER, 1, 50, 0)]
     traffic = viewer_client.get("/api/traffic/statistics").json()["data"]
     assert (traffic["requests"], traffic["unique_clients"], traffic["bytes"]) == (5, 3, 6450)
-    domains = {row["domain"]: row for row in viewer_client.get("/api/domains/statistics").json()["data"]["domains"]}
+    domains = {row["domain"]: row for row in viewer_client.get("/api/domains/statistics").json()["data"]}
     assert domains["a.example"]["clients"] == 2  # the workstation and 10.0.0.5
     summary = viewer_client.get("/api/dashboard/summary").json()["data"]
     assert summary["recent_blocks"][0]["client_ip"] == WORKSTATION
