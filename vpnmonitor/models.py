@@ -103,6 +103,7 @@ class ApiKey(models.Model):
         ordering = ["name"]
         verbose_name = "API key"
         permissions = [
+            ("read", "Can read monitoring data, metrics and the audit log"),
             ("operate", "Can clear data and change retention"),
             ("ingest", "Can push flow reports and proxy traffic"),
             ("view_unmasked_ip", "Can see unmasked IP addresses in GDPR mode"),

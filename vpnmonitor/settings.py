@@ -84,6 +84,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "vpnmonitor.api.permissions.RolePolicyMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -184,7 +185,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.BasicAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["vpnmonitor.api.permissions.CanRead"],
+    "DEFAULT_PERMISSION_CLASSES": ["vpnmonitor.api.permissions.RolePolicy"],
     "DEFAULT_THROTTLE_CLASSES": ["vpnmonitor.api.throttling.PrincipalRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "default": env_str("THROTTLE_RATE", "1200/min"),
@@ -209,7 +210,13 @@ SIMPLE_JWT = {
 
 OAUTH2_PROVIDER = {
     "ACCESS_TOKEN_EXPIRE_SECONDS": env_int("OAUTH2_TOKEN_SECONDS", 3600, minimum=60),
-    "SCOPES": {"read": "Read monitoring data", "write": "Change data and settings"},
+    # A token may do what its scopes allow within its application's role (its owner's groups; the owner's
+    # superuser status does not count): read → viewer, write → operator actions, ingest → pushing data.
+    "SCOPES": {
+        "read": "Read monitoring data",
+        "write": "Clear data and change retention",
+        "ingest": "Push flow reports and proxy traffic",
+    },
     "DEFAULT_SCOPES": ["read"],
     "PKCE_REQUIRED": True,
     # RFC 9700 (OAuth 2.0 Security BCP): only client credentials are used here, so every compliant behaviour

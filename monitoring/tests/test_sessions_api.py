@@ -125,10 +125,10 @@ def test_a_cursor_for_updated_sessions_is_refused_for_new_sessions(viewer_client
     assert response.status_code == 400
 
 
-def test_oauth2_client_credentials_end_to_end(api_client, server):
+def test_oauth2_client_credentials_end_to_end(api_client, server, viewer_user):
     from oauth2_provider.models import Application
 
-    Application.objects.create(name="siem", client_id="siem", client_secret="siem-secret-123",
+    Application.objects.create(name="siem", client_id="siem", client_secret="siem-secret-123", user=viewer_user,
                                client_type="confidential", authorization_grant_type="client-credentials")
     make_sessions(server, 2, timezone.now() - dt.timedelta(minutes=30))
     basic = base64.b64encode(b"siem:siem-secret-123").decode()
