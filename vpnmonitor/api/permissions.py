@@ -23,7 +23,7 @@ POLICY = {
     "oauth-token": {"POST": PUBLIC},
     "schema": {"GET": PUBLIC},
     "swagger-ui": {"GET": PUBLIC},
-    "favicon": {"GET": PUBLIC},
+    "dashboard:favicon": {"GET": PUBLIC},
     "api-index": {"GET": READ},
     "metrics": {"GET": READ},
     # OpenVPN monitor and sessions.
