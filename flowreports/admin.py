@@ -5,6 +5,7 @@ from django.core.paginator import Paginator
 from django.utils.functional import cached_property
 
 from flowreports.models import CollectorStatus, FlowReport, SubscriberPrefix
+from vpnmonitor.privacy import MaskedAddressesAdminMixin
 
 
 class CappedCountPaginator(Paginator):
@@ -24,7 +25,8 @@ class SubscriberPrefixAdmin(admin.ModelAdmin):
 
 
 @admin.register(FlowReport)
-class FlowReportAdmin(admin.ModelAdmin):
+class FlowReportAdmin(MaskedAddressesAdminMixin, admin.ModelAdmin):
+    masked_addresses = ("source_ip", "destination_ip")
     list_display = [
         "start_time", "subscriber_id", "source_ip", "source_port", "destination_ip", "destination_port",
         "protocol", "packets", "bytes", "direction", "action", "exporter",

@@ -3,6 +3,7 @@
 from django.contrib import admin
 
 from monitoring.models import Certificate, UserProfile, VpnClient, VpnServer, VpnSession
+from vpnmonitor.privacy import MaskedAddressesAdminMixin
 
 
 @admin.register(VpnServer)
@@ -21,7 +22,8 @@ class VpnServerAdmin(admin.ModelAdmin):
 
 
 @admin.register(VpnClient)
-class VpnClientAdmin(admin.ModelAdmin):
+class VpnClientAdmin(MaskedAddressesAdminMixin, admin.ModelAdmin):
+    masked_addresses = ("real_address", "virtual_address", "virtual_ipv6")
     list_display = ["common_name", "server", "status", "connections", "virtual_address", "recv_rate_bps",
                     "sent_rate_bps", "total_bytes_received", "total_bytes_sent", "last_seen"]
     list_filter = ["status", "server"]
@@ -33,7 +35,8 @@ class VpnClientAdmin(admin.ModelAdmin):
 
 
 @admin.register(VpnSession)
-class VpnSessionAdmin(admin.ModelAdmin):
+class VpnSessionAdmin(MaskedAddressesAdminMixin, admin.ModelAdmin):
+    masked_addresses = ("real_address", "real_ip", "virtual_address", "virtual_ipv6")
     list_display = ["common_name", "server", "status", "started_at", "ended_at", "real_ip", "virtual_address",
                     "bytes_received", "bytes_sent", "disconnect_reason"]
     list_filter = ["status", "server"]

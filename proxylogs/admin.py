@@ -14,6 +14,7 @@ from proxylogs.models import (
     WafCategory,
 )
 from vpnmonitor.admin import ReadOnlyAdminMixin
+from vpnmonitor.privacy import MaskedAddressesAdminMixin
 
 # ---- Proxy access logs (Squid) ----
 
@@ -43,7 +44,8 @@ class LogImportAdmin(admin.ModelAdmin):
 
 
 @admin.register(TrafficBucket)
-class TrafficBucketAdmin(admin.ModelAdmin):
+class TrafficBucketAdmin(MaskedAddressesAdminMixin, admin.ModelAdmin):
+    masked_addresses = ("ip_out", "ip_from")
     list_display = ["bucket", "user_id", "order_id", "domain", "error", "worker", "count", "bytes_sent",
                     "bytes_received", "error_count", "max_concurrency"]
     search_fields = ["=domain", "=worker"]
@@ -60,7 +62,8 @@ class TrafficBucketAdmin(admin.ModelAdmin):
 
 
 @admin.register(ProxyLogEntry)
-class ProxyLogEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class ProxyLogEntryAdmin(MaskedAddressesAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    masked_addresses = ("client_ip",)
     # Entries are evidence and feed the hourly rollup: clearing goes through the audited API.
     list_display = ["timestamp", "client_ip", "method", "destination", "http_status", "result_code", "bytes",
                     "blocked", "waf_category"]

@@ -4,6 +4,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 
 from vpnmonitor.models import ApiKey, AuditEvent, IngestionHealth, PrivacySettings, RetentionPolicy
+from vpnmonitor.privacy import MaskedAddressesAdminMixin
 
 admin.site.site_header = "vpnmonitor administration"
 admin.site.site_title = "vpnmonitor"
@@ -55,7 +56,8 @@ class RetentionPolicyAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class AuditEventAdmin(MaskedAddressesAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    masked_addresses = ("client_address",)
     list_display = ["created_at", "user", "action", "target", "client_address"]
     list_filter = ["action"]
     search_fields = ["user", "action", "target"]

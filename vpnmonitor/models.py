@@ -4,7 +4,6 @@ import hashlib
 import secrets
 from datetime import timedelta
 
-from django.core.cache import cache
 from django.core.validators import MinValueValidator
 from django.db import IntegrityError, connection, models, transaction
 from django.db.models import F
@@ -20,8 +19,6 @@ class PrivacySettings(models.Model):
     )
     updated_at = models.DateTimeField(auto_now=True)
 
-    CACHE_KEY = "vpnmonitor:privacy-settings"
-
     class Meta:
         verbose_name = "privacy settings"
         verbose_name_plural = "privacy settings"
@@ -32,15 +29,12 @@ class PrivacySettings(models.Model):
     def save(self, *args, **kwargs):
         self.pk = 1
         super().save(*args, **kwargs)
-        cache.delete(self.CACHE_KEY)
 
     @classmethod
     def current(cls):
-        value = cache.get(cls.CACHE_KEY)
-        if value is None:
-            value = cls.objects.filter(pk=1).first() or cls(pk=1)
-            cache.set(cls.CACHE_KEY, value, 30)
-        return value
+        # Read from the database every time (one primary-key lookup; callers keep it per request): a switch
+        # made in any process holds from the very next request of every process, with no cache to go stale.
+        return cls.objects.filter(pk=1).first() or cls(pk=1)
 
 
 class RetentionPolicy(models.Model):

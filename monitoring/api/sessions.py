@@ -56,8 +56,8 @@ class SessionSerializer(serializers.ModelSerializer):
     sessionDurationSeconds = serializers.SerializerMethodField()
     sessionStartTime = serializers.SerializerMethodField()
     sessionEndTime = serializers.SerializerMethodField()
-    tunnelIpV4 = serializers.CharField(source="virtual_address", allow_null=True)
-    tunnelIpV6 = serializers.CharField(source="virtual_ipv6", allow_null=True)
+    tunnelIpV4 = MaskedIPField(source="virtual_address")
+    tunnelIpV6 = MaskedIPField(source="virtual_ipv6")
 
     class Meta:
         model = VpnSession
@@ -188,7 +188,8 @@ class SessionsView(generics.ListAPIView):
     @extend_schema(
         summary="List VPN sessions in batches",
         description="Sessions created (returnOnlyNew=true) or updated (false) in [startDate, endDate), oldest "
-        "first, with an opaque signed cursor. Max 7 days of history. In GDPR mode publicIp is masked and "
+        "first, with an opaque signed cursor. Max 7 days of history. In GDPR mode publicIp, tunnelIpV4 and "
+        "tunnelIpV6 are masked and "
         "email and names are left out unless the caller may see them.",
         parameters=[
             OpenApiParameter("startDate", OpenApiTypes.DATETIME, description="Inclusive; default now - 1 day."),

@@ -188,11 +188,13 @@ def test_sessions_from_a_poll_sequence_fill_the_spec_object(viewer_client, serve
     assert (second["tunnelIpV4"], second["bytesIn"], second["sessionDurationSeconds"]) == ("10.8.0.3", 5, 12)
 
 
-def test_gdpr_mode_masks_the_public_ip_and_leaves_out_email_and_names(viewer_client, server, gdpr_on):
+def test_gdpr_mode_masks_public_and_tunnel_addresses_and_leaves_out_email_and_names(viewer_client, server, gdpr_on):
     UserProfile.objects.create(common_name="user0", email="u0@example.com", first_name="U", last_name="Zero")
-    make_sessions(server, 1, timezone.now() - dt.timedelta(minutes=5), real_ip="203.0.113.77")
+    make_sessions(server, 1, timezone.now() - dt.timedelta(minutes=5), real_ip="203.0.113.77",
+                  virtual_address="10.8.0.77", virtual_ipv6="2001:db8:5:6::1000")
     session = viewer_client.get("/api/beta/sessions?size=1").json()["sessions"][0]
     assert session["publicIp"] == "203.0.113.0"
+    assert (session["tunnelIpV4"], session["tunnelIpV6"]) == ("10.8.0.0", "2001:db8:5::")
     assert (session["email"], session["firstName"], session["lastName"], session["userName"]) == (None,) * 4
 
 

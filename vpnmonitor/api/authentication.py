@@ -80,5 +80,7 @@ class OAuth2Scheme(OpenApiAuthenticationExtension):
     def get_security_definition(self, auto_schema):
         return {
             "type": "oauth2",
-            "flows": {"clientCredentials": {"tokenUrl": "/api/beta/oauth/token", "scopes": settings.OAUTH2_PROVIDER["SCOPES"]}},
+            "flows": {"clientCredentials": {
+                "tokenUrl": "/api/beta/oauth/token", "scopes": settings.OAUTH2_PROVIDER["SCOPES"],
+            }},
         }

@@ -2,14 +2,13 @@
 
 from django.urls import include, path
 from rest_framework import generics, serializers
+from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from rest_framework.permissions import BasePermission
-
 from vpnmonitor.api import families, pagination, principals
-from vpnmonitor.api.permissions import MESSAGES
 from vpnmonitor.api.params import QueryParams
+from vpnmonitor.api.permissions import MESSAGES
 from vpnmonitor.models import AuditEvent
 from vpnmonitor.privacy import MaskedIPField
 
