@@ -5,6 +5,7 @@ from django.core.paginator import Paginator
 from django.utils.functional import cached_property
 
 from flowreports.models import CollectorStatus, FlowReport, SubscriberPrefix
+from vpnmonitor.admin import AuditedAdminMixin
 from vpnmonitor.privacy import MaskedAddressesAdminMixin
 
 
@@ -19,7 +20,7 @@ class CappedCountPaginator(Paginator):
 
 
 @admin.register(SubscriberPrefix)
-class SubscriberPrefixAdmin(admin.ModelAdmin):
+class SubscriberPrefixAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = ["cidr", "subscriber_id", "description"]
     search_fields = ["cidr", "subscriber_id", "description"]
 

@@ -3,11 +3,14 @@
 from django.contrib import admin
 
 from monitoring.models import Certificate, UserProfile, VpnClient, VpnServer, VpnSession
+from vpnmonitor.admin import AuditedAdminMixin
 from vpnmonitor.privacy import MaskedAddressesAdminMixin
 
 
 @admin.register(VpnServer)
-class VpnServerAdmin(admin.ModelAdmin):
+class VpnServerAdmin(AuditedAdminMixin, admin.ModelAdmin):
+    audit_name = "vpnserver"
+    secret_fields = ("management_password",)
     list_display = ["name", "source_description", "enabled", "last_polled_at", "last_success_at", "last_error"]
     list_filter = ["enabled"]
     readonly_fields = ["last_polled_at", "last_success_at", "last_error", "last_status_time", "created_at"]

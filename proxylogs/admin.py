@@ -13,7 +13,7 @@ from proxylogs.models import (
     TrafficBucket,
     WafCategory,
 )
-from vpnmonitor.admin import ReadOnlyAdminMixin
+from vpnmonitor.admin import AuditedAdminMixin, ReadOnlyAdminMixin
 from vpnmonitor.privacy import MaskedAddressesAdminMixin
 
 # ---- Proxy access logs (Squid) ----
@@ -28,7 +28,8 @@ class CheapPaginator(Paginator):
 
 
 @admin.register(LogSource)
-class LogSourceAdmin(admin.ModelAdmin):
+class LogSourceAdmin(AuditedAdminMixin, admin.ModelAdmin):
+    audit_name = "logsource"
     list_display = ["name", "path", "format", "enabled", "last_import_at", "lines_imported", "lines_rejected",
                     "checkpoint_inode", "checkpoint_offset"]
     list_editable = ["enabled"]
@@ -74,7 +75,8 @@ class ProxyLogEntryAdmin(MaskedAddressesAdminMixin, ReadOnlyAdminMixin, admin.Mo
 
 
 @admin.register(SecurityProfile)
-class SecurityProfileAdmin(admin.ModelAdmin):
+class SecurityProfileAdmin(AuditedAdminMixin, admin.ModelAdmin):
+    audit_name = "proxylogs.security_profile"
     list_display = ["__str__", "updated_at"]
 
     def has_add_permission(self, request):
@@ -83,15 +85,9 @@ class SecurityProfileAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
-    def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        from vpnmonitor.models import audit
-
-        audit(request, "proxylogs.security_profile", "security profile", changed=form.changed_data)
-
 
 @admin.register(ShadowItService)
-class ShadowItServiceAdmin(admin.ModelAdmin):
+class ShadowItServiceAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = ["name", "category", "risk", "enabled"]
     list_editable = ["enabled"]
     list_filter = ["category", "risk", "enabled"]
@@ -99,6 +95,6 @@ class ShadowItServiceAdmin(admin.ModelAdmin):
 
 
 @admin.register(WafCategory)
-class WafCategoryAdmin(admin.ModelAdmin):
+class WafCategoryAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = ["name", "label", "enabled"]
     list_editable = ["enabled"]

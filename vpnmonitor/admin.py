@@ -1,9 +1,17 @@
-"""Admin for the shared settings: privacy, retention, API keys, the read-only audit log and ingestion health."""
+"""Admin for the shared settings (privacy, retention, API keys, users, groups, OAuth2 applications; every change
+audited), the read-only audit log and ingestion health."""
+
+import datetime
+from collections.abc import Iterable
 
 from django.contrib import admin, messages
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group, User
 from django.core.exceptions import PermissionDenied
+from oauth2_provider.admin import ApplicationAdmin
+from oauth2_provider.models import get_application_model
 
-from vpnmonitor.models import ApiKey, AuditEvent, IngestionHealth, PrivacySettings, RetentionPolicy
+from vpnmonitor.models import ApiKey, AuditEvent, IngestionHealth, PrivacySettings, RetentionPolicy, audit
 from vpnmonitor.privacy import MaskedAddressesAdminMixin
 
 admin.site.site_header = "vpnmonitor administration"
@@ -24,8 +32,57 @@ class ReadOnlyAdminMixin:
         return False
 
 
+def _plain(value):
+    """A form value as JSON for the audit log: objects by name, lists sorted, times as ISO 8601."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, datetime.date | datetime.time | datetime.timedelta):
+        return str(value)
+    if isinstance(value, Iterable) and not isinstance(value, bytes | dict):
+        return sorted(str(item) for item in value)
+    return str(value)
+
+
+class AuditedAdminMixin:
+    """Every add, change and delete of a setting through admin writes an AuditEvent: who, what, and each
+    changed field before → after. Fields named in secret_fields are recorded as changed, never their values."""
+
+    audit_name = None  # action prefix; the model's name by default
+    secret_fields = ()
+
+    def _audit_prefix(self):
+        return self.audit_name or self.model._meta.model_name
+
+    def audit_changes(self, form, change):
+        changes = {}
+        for name in form.changed_data:
+            if name in self.secret_fields:
+                changes[name] = {"changed": True}
+            elif change:
+                changes[name] = {"before": _plain(form.initial.get(name)), "after": _plain(form.cleaned_data.get(name))}
+            else:
+                changes[name] = {"after": _plain(form.cleaned_data.get(name))}
+        return changes
+
+    def save_related(self, request, form, formsets, change):
+        # After the many-to-many fields are saved, so the row describes the finished change.
+        super().save_related(request, form, formsets, change)
+        audit(request, f"{self._audit_prefix()}.{'update' if change else 'create'}", form.instance,
+              changes=self.audit_changes(form, change))
+
+    def delete_model(self, request, obj):
+        audit(request, f"{self._audit_prefix()}.delete", obj)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            audit(request, f"{self._audit_prefix()}.delete", obj)
+        super().delete_queryset(request, queryset)
+
+
 @admin.register(PrivacySettings)
-class PrivacySettingsAdmin(admin.ModelAdmin):
+class PrivacySettingsAdmin(AuditedAdminMixin, admin.ModelAdmin):
+    audit_name = "privacy"
     list_display = ["__str__", "gdpr_mode", "updated_at"]
 
     def has_add_permission(self, request):
@@ -36,7 +93,8 @@ class PrivacySettingsAdmin(admin.ModelAdmin):
 
 
 @admin.register(RetentionPolicy)
-class RetentionPolicyAdmin(admin.ModelAdmin):
+class RetentionPolicyAdmin(AuditedAdminMixin, admin.ModelAdmin):
+    audit_name = "retention"
     list_display = ["dataset", "days", "description", "last_pruned_at", "last_pruned_rows"]
     list_editable = ["days"]
     readonly_fields = ["dataset", "last_pruned_at", "last_pruned_rows"]
@@ -47,12 +105,6 @@ class RetentionPolicyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
-
-    def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        from vpnmonitor.models import audit
-
-        audit(request, "retention.update", obj.dataset, days=obj.days)
 
 
 @admin.register(AuditEvent)
@@ -66,7 +118,8 @@ class AuditEventAdmin(MaskedAddressesAdminMixin, ReadOnlyAdminMixin, admin.Model
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(AuditedAdminMixin, admin.ModelAdmin):
+    audit_name = "apikey"
     list_display = ["name", "role", "tenant_user_id", "key_id", "created_at", "last_used_at", "revoked_at"]
     list_filter = ["role"]
     readonly_fields = ["key_id", "created_at", "last_used_at"]
@@ -85,7 +138,10 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def revoke(self, request, queryset):
         from django.utils import timezone
 
-        count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        active = list(queryset.filter(revoked_at__isnull=True))
+        count = queryset.filter(pk__in=[key.pk for key in active]).update(revoked_at=timezone.now())
+        for key in active:
+            audit(request, "apikey.revoke", key, changes={"revoked_at": {"before": None, "after": "revoked"}})
         self.message_user(request, f"Revoked {count} key(s).")
 
 
@@ -132,3 +188,32 @@ class IngestionHealthAdmin(admin.ModelAdmin):
             **(extra_context or {}),
         }
         return TemplateResponse(request, "admin/vpnmonitor/ingestion_health.html", context)
+
+
+# Users, groups and OAuth2 applications: Django's and django-oauth-toolkit's admin, with every change audited.
+admin.site.unregister(User)
+admin.site.unregister(Group)
+admin.site.unregister(get_application_model())
+
+
+@admin.register(User)
+class AuditedUserAdmin(AuditedAdminMixin, UserAdmin):
+    audit_name = "user"
+    secret_fields = ("password", "password1", "password2")
+
+    def user_change_password(self, request, id, form_url=""):
+        response = super().user_change_password(request, id, form_url)
+        if request.method == "POST" and response.status_code == 302:
+            audit(request, "user.password_change", self.get_object(request, id))
+        return response
+
+
+@admin.register(Group)
+class AuditedGroupAdmin(AuditedAdminMixin, GroupAdmin):
+    audit_name = "group"
+
+
+@admin.register(get_application_model())
+class AuditedApplicationAdmin(AuditedAdminMixin, ApplicationAdmin):
+    audit_name = "oauth_application"
+    secret_fields = ("client_secret",)

@@ -177,19 +177,34 @@ class JobLock(models.Model):
         cls.objects.filter(name=name).delete()
 
 
-def audit(request_or_none, action, target="", **details):
-    """Record an AuditEvent for the caller of request (or the system when None)."""
-    from vpnmonitor.api.principals import describe_principal
+def audit(actor, action, target="", **details):
+    """Record an AuditEvent. actor is an HTTP request (its caller and address), a user or principal, a name
+    (e.g. command_actor()), or None for the system. details must never hold a secret."""
+    from vpnmonitor.api.principals import describe_actor
 
     user, address = "system", None
-    if request_or_none is not None:
-        user = describe_principal(request_or_none)
-        address = request_or_none.META.get("REMOTE_ADDR") or None
+    if isinstance(actor, str):
+        user = actor
+    elif hasattr(actor, "META"):
+        user = describe_actor(getattr(actor, "user", None))
+        address = actor.META.get("REMOTE_ADDR") or None
+    elif actor is not None:
+        user = describe_actor(actor)
     return AuditEvent.objects.create(
         user=user[:150], action=action, target=str(target)[:200], details=details,
         client_address=address,
     )
 
+
+def command_actor(command):
+    """Who ran a management command, for audit(): the command and the operating-system user."""
+    import getpass
+
+    try:
+        who = getpass.getuser()
+    except (KeyError, OSError):
+        who = "unknown"
+    return f"manage.py {command} ({who})"
 
 
 class IngestCounter(models.Model):

@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from monitoring.models import VpnServer
 from monitoring.sources.management import ManagementError, parse_management_address
+from vpnmonitor.models import audit, command_actor
 
 
 class Command(BaseCommand):
@@ -46,4 +47,10 @@ class Command(BaseCommand):
             management_password=password, pki_dir=options["pki_dir"], log_file=options["log_file"],
             region=options["region"], network_name=options["network"],
         )
+        audit(command_actor("add_vpn_server"), "vpnserver.create", server, changes={
+            **{field: {"after": getattr(server, field)} for field in (
+                "name", "management_address", "management_socket", "status_file", "pki_dir", "log_file", "region",
+                "network_name")},
+            "management_password": {"changed": bool(password)},
+        })
         self.stdout.write(f"Added VPN server {server.name} reading {server.source_description}.")
