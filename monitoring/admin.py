@@ -1,5 +1,6 @@
 """Admin for OpenVPN servers, clients, sessions, certificates and user profiles."""
 
+from django import forms
 from django.contrib import admin
 
 from monitoring.models import Certificate, UserProfile, VpnClient, VpnServer, VpnSession
@@ -7,17 +8,47 @@ from vpnmonitor.admin import AuditedAdminMixin
 from vpnmonitor.privacy import MaskedAddressesAdminMixin
 
 
+class VpnServerForm(forms.ModelForm):
+    """The management password is write-only: the page never holds it, and an empty field keeps it."""
+
+    management_password = forms.CharField(
+        required=False, strip=False, widget=forms.PasswordInput(render_value=False),
+        help_text="Stored encrypted and never shown again. Leave empty to keep the current one.",
+    )
+    clear_management_password = forms.BooleanField(required=False, label="Remove the management password")
+
+    class Meta:
+        model = VpnServer
+        fields = ["name", "enabled", "region", "network_name", "management_address", "management_socket",
+                  "management_password", "status_file", "pki_dir", "log_file"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.initial["management_password"] = ""
+
+    def clean_management_password(self):
+        return self.cleaned_data["management_password"] or self.instance.management_password
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("clear_management_password"):
+            cleaned["management_password"] = ""
+            self.instance.management_password = ""
+        return cleaned
+
+
 @admin.register(VpnServer)
 class VpnServerAdmin(AuditedAdminMixin, admin.ModelAdmin):
     audit_name = "vpnserver"
-    secret_fields = ("management_password",)
+    secret_fields = ("management_password", "clear_management_password")
+    form = VpnServerForm
     list_display = ["name", "source_description", "enabled", "last_polled_at", "last_success_at", "last_error"]
     list_filter = ["enabled"]
     readonly_fields = ["last_polled_at", "last_success_at", "last_error", "last_status_time", "created_at"]
     fieldsets = [
         (None, {"fields": ["name", "enabled", "region", "network_name"]}),
         ("Source (one of)", {"fields": ["management_address", "management_socket", "management_password",
-                                        "status_file"]}),
+                                        "clear_management_password", "status_file"]}),
         ("Files", {"fields": ["pki_dir", "log_file"]}),
         ("Health", {"fields": ["last_polled_at", "last_success_at", "last_error", "last_status_time",
                                "created_at"]}),
