@@ -78,6 +78,20 @@ def test_check_deploy_fails_with_debug_on(tmp_path):
     assert "security.W018" in result.stderr + result.stdout
 
 
+@pytest.mark.parametrize("name", ["SECRET_KEY", "METRICS_TOKEN", "DATABASE_URL"])
+def test_check_deploy_fails_while_a_placeholder_secret_of_the_example_file_is_in_use(tmp_path, name):
+    placeholder = example_environment()[name]
+    if name == "DATABASE_URL":
+        # The example's database host does not exist here; its placeholder password is what the check reads.
+        placeholder = placeholder.replace("db.example.com", "127.0.0.1")
+    result = check_deploy(production_environment(tmp_path, **{name: placeholder}))
+
+    assert result.returncode == 1
+    output = result.stdout + result.stderr
+    assert "vpnmonitor.E001" in output
+    assert f"{name} still holds the placeholder of deploy/vpnmonitor.env.example" in output
+
+
 def test_a_short_metrics_token_stops_start_up(tmp_path):
     result = check_deploy(production_environment(tmp_path, METRICS_TOKEN="short"))
 
