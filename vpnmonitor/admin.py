@@ -217,3 +217,4 @@ class AuditedGroupAdmin(AuditedAdminMixin, GroupAdmin):
 class AuditedApplicationAdmin(AuditedAdminMixin, ApplicationAdmin):
     audit_name = "oauth_application"
     secret_fields = ("client_secret",)
+    view_on_site = False  # its "site" page belongs to the application-management views, which are not served

@@ -21,6 +21,8 @@ POLICY = {
     "token_obtain_pair": {"POST": PUBLIC},
     "token_refresh": {"POST": PUBLIC},
     "oauth-token": {"POST": PUBLIC},
+    "oauth2_provider:token": {"POST": PUBLIC},
+    "oauth2_provider:revoke-token": {"POST": PUBLIC},
     "schema": {"GET": PUBLIC},
     "swagger-ui": {"GET": PUBLIC},
     "dashboard:favicon": {"GET": PUBLIC},
@@ -76,7 +78,6 @@ OWN_ACCESS_CONTROL = {
     "/admin/": "Django admin: staff status and model permissions",
     "/accounts/": "sign-in, sign-out and password pages",
     "/api-auth/": "the browsable API's sign-in pages",
-    "/o/": "django-oauth-toolkit's authorization server (its own client and user checks)",
     "/static/": "static files",
 }
 
