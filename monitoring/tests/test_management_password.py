@@ -77,3 +77,30 @@ def test_the_migration_encrypts_the_passwords_already_stored():
         executor = MigrationExecutor(connection)
         executor.loader.build_graph()
         executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+@pytest.mark.integration
+def test_a_real_openvpn_server_with_a_management_password_is_read_with_the_decrypted_password(tmp_path, capsys):
+    from django.core.management import CommandError, call_command
+
+    from monitoring.models import VpnClient
+    from monitoring.tests import openvpn_harness
+
+    openvpn_harness.require_integration()
+    with openvpn_harness.openvpn_lab(("user-alice",), management_password="mgmt-pass-42") as lab:
+        password_file = tmp_path / "mgmt.pw"
+        password_file.write_text("mgmt-pass-42\n")
+        call_command("add_vpn_server", "lab", "--management", f"{lab.management_host}:{lab.management_port}",
+                     "--password-file", str(password_file))
+        server = VpnServer.objects.get(name="lab")
+        assert "mgmt-pass-42" not in _stored(server)
+
+        call_command("poll_openvpn", "--server", "lab")
+        assert VpnServer.objects.get(name="lab").last_error == ""
+        assert list(VpnClient.objects.filter(server=server).values_list("common_name", flat=True)) == ["user-alice"]
+
+        # The same server with a wrong password: the poll fails at the password prompt and says so.
+        VpnServer.objects.filter(pk=server.pk).update(management_password="wrong")  # stored encrypted, like any save
+        with pytest.raises(CommandError, match="1 server"):
+            call_command("poll_openvpn", "--server", "lab")
+        assert "'password'" in VpnServer.objects.get(name="lab").last_error
