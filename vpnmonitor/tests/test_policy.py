@@ -195,3 +195,14 @@ def test_a_token_gets_the_overlap_of_its_scopes_and_its_owners_role(django_user_
 
     assert client.get("/api/v1/flow-reports").status_code == 200
     assert client.put("/api/v1/flow-reports/retention", {"days": 2}, format="json").status_code == 403
+
+
+def test_options_needs_what_the_endpoints_least_demanding_method_needs_and_a_missing_method_is_405(
+        api_client, key_client, viewer_client):
+    assert api_client.options("/api/v1/flow-reports").status_code == 401
+    assert viewer_client.options("/api/v1/flow-reports").status_code == 200
+    assert key_client("ingest").options("/api/v1/flow-reports").status_code == 403
+    assert key_client("ingest").options("/analytics/ingest").status_code == 200
+    assert viewer_client.options("/analytics/ingest").status_code == 403
+    assert viewer_client.head("/api/v1/flow-reports").status_code == 200
+    assert viewer_client.patch("/api/v1/flow-reports", {}, format="json").status_code == 405
