@@ -1,8 +1,10 @@
 """The access policy: one table of endpoint × method → capability, enforced for every view (deny by default).
 
 Endpoints are URL names. A method an endpoint does not list is refused (403) unless the view has no
-handler for it (then 405). Paths under OWN_ACCESS_CONTROL keep their own checks and are not in the table.
-Adding an endpoint is one line in POLICY; the policy test fails for a URL that has no line.
+handler for it (then 405). An API key confined to one tenant (proxy-analytics user_id) may only use the
+endpoints whose rule ends in "+tenant", which apply its tenant to every row they read or write. Paths under
+OWN_ACCESS_CONTROL keep their own checks and are not in the table. Adding an endpoint is one line in POLICY;
+the policy test fails for a URL that has no line.
 """
 
 from django.contrib.auth.views import redirect_to_login
@@ -13,6 +15,8 @@ from vpnmonitor.api import principals
 from vpnmonitor.api.principals import INGEST, OPERATE, READ
 
 PUBLIC = "public"  # anyone, no credential
+TENANT = "+tenant"  # suffix: tenant-confined keys may use this endpoint too (it filters by their tenant)
+READ_TENANT, INGEST_TENANT = READ + TENANT, INGEST + TENANT
 
 POLICY = {
     # Health, sign-in and token endpoints, the schema and its docs (no data).
@@ -59,13 +63,13 @@ POLICY = {
     "proxylogs-waf-categories": {"GET": READ},
     "proxylogs-audit-log": {"GET": READ},
     # Proxy analytics.
-    "traffic-ingest": {"POST": INGEST},
-    "traffic-chart": {"GET": READ},
-    "traffic-requests": {"GET": READ},
-    "traffic-concurrency": {"GET": READ},
-    "traffic-domains": {"GET": READ},
-    "traffic-errors": {"GET": READ},
-    "traffic-websites": {"GET": READ},
+    "traffic-ingest": {"POST": INGEST_TENANT},
+    "traffic-chart": {"GET": READ_TENANT},
+    "traffic-requests": {"GET": READ_TENANT},
+    "traffic-concurrency": {"GET": READ_TENANT},
+    "traffic-domains": {"GET": READ_TENANT},
+    "traffic-errors": {"GET": READ_TENANT},
+    "traffic-websites": {"GET": READ_TENANT},
     # Dashboard pages (session sign-in).
     "dashboard:overview": {"GET": READ},
     "dashboard:vpn-client": {"GET": READ},
@@ -81,6 +85,7 @@ OWN_ACCESS_CONTROL = {
     "/static/": "static files",
 }
 
+TENANT_MESSAGE = "This key is confined to one tenant's proxy analytics (/analytics/...)."
 MESSAGES = {
     READ: "This credential may not read data.",
     OPERATE: "This action needs the operator role.",
@@ -88,8 +93,8 @@ MESSAGES = {
 }
 
 
-def required_capability(view_name, method):
-    """The capability POLICY asks of method on view_name: PUBLIC, READ, OPERATE, INGEST or None (refused)."""
+def required_rule(view_name, method):
+    """POLICY's rule for method on view_name (PUBLIC, READ, OPERATE, INGEST, with TENANT or not), or None."""
     rules = POLICY.get(view_name)
     if rules is None:
         return None
@@ -98,17 +103,25 @@ def required_capability(view_name, method):
         method = "GET"
     if method == "OPTIONS":
         # Describing an endpoint needs what its least demanding method needs.
-        if any(rule == PUBLIC for rule in rules.values()):
+        if PUBLIC in rules.values():
             return PUBLIC
-        return READ if READ in rules.values() else next(iter(rules.values()), None)
+        return min(rules.values(), key=lambda rule: rule.partition(TENANT)[0] != READ)
     return rules.get(method)
 
 
-def allows(request, view_name, method):
-    required = required_capability(view_name, method)
-    if required is None:
-        return False
-    return required == PUBLIC or principals.has_capability(request, required)
+def refusal(request, view_name, method):
+    """None when POLICY lets this request's caller use method on view_name, else the reason it may not."""
+    rule = required_rule(view_name, method)
+    if rule is None:
+        return "This endpoint is not open to any credential."
+    if rule == PUBLIC:
+        return None
+    capability, tenant_open = rule.removesuffix(TENANT), rule.endswith(TENANT)
+    if not principals.has_capability(request, capability):
+        return MESSAGES[capability]
+    if principals.tenant_of(request) is not None and not tenant_open:
+        return TENANT_MESSAGE
+    return None
 
 
 def view_name_of(request):
@@ -126,14 +139,10 @@ class RolePolicy(BasePermission):
         handler = getattr(view, request.method.lower(), None)
         if handler is None and request.method.upper() not in ("HEAD", "OPTIONS"):
             return True  # no such method: the view answers 405
-        required = required_capability(view_name, request.method)
-        if required is None:
-            self.message = "This endpoint is not open to any credential."
-            return False
-        if required == PUBLIC:
-            return True
-        self.message = MESSAGES.get(required, self.message)
-        return principals.has_capability(request, required)
+        reason = refusal(request, view_name, request.method)
+        if reason is not None:
+            self.message = reason
+        return reason is None
 
 
 class RolePolicyMiddleware:
@@ -154,11 +163,11 @@ class RolePolicyMiddleware:
         if any(request.path.startswith(prefix) for prefix in OWN_ACCESS_CONTROL):
             return None
         view_name = view_name_of(request)
-        required = required_capability(view_name, request.method)
-        if required == PUBLIC:
+        if required_rule(view_name, request.method) == PUBLIC:
             return None
         if not request.user.is_authenticated:
             return redirect_to_login(request.get_full_path())
-        if required is None or not principals.has_capability(request, required):
-            raise PermissionDenied(MESSAGES.get(required, "This page is not open to this user."))
+        reason = refusal(request, view_name, request.method)
+        if reason is not None:
+            raise PermissionDenied(reason)
         return None

@@ -9,7 +9,7 @@ import base64
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from vpnmonitor.api.permissions import OWN_ACCESS_CONTROL, POLICY, PUBLIC
+from vpnmonitor.api.permissions import OWN_ACCESS_CONTROL, POLICY, PUBLIC, TENANT
 
 pytestmark = pytest.mark.django_db
 
@@ -97,7 +97,7 @@ def _oauth_token(owner, scope):
 
 @pytest.fixture
 def credentials(django_user_model, make_api_key):
-    """{name: (APIClient, signs in by session, capabilities the README gives it)}."""
+    """{name: (APIClient, signs in by session, capabilities the README gives it)}; a tenant key's name says so."""
     from rest_framework.test import APIClient
 
     def session(user):
@@ -151,7 +151,8 @@ def test_every_endpoint_answers_every_credential_as_the_policy_table_says(creden
     endpoints = site_endpoints()
     assert len(endpoints) >= 50
     for view_name, method, url, is_api in endpoints:
-        required = POLICY[view_name][method]
+        rule = POLICY[view_name][method]
+        required, tenant_open = rule.removesuffix(TENANT), rule.endswith(TENANT)
         for name, (client, by_session, capabilities) in credentials.items():
             response = client.generic(method, url, content_type="application/json")
             refused = _refused(response)
@@ -160,9 +161,11 @@ def test_every_endpoint_answers_every_credential_as_the_policy_table_says(creden
                 expected = None
             elif not signed_in:
                 expected = "401" if is_api else "sign-in"
+            elif name.startswith("tenant") and not tenant_open:
+                expected = "403"  # a tenant's key reaches only the endpoints that confine it to its tenant
             else:
                 expected = None if required in capabilities else "403"
-            if refused != expected or (expected is None and response.status_code == 401 and required != PUBLIC):
+            if refused != expected or (expected is None and response.status_code == 401 and rule != PUBLIC):
                 wrong.append(f"{method} {url} as {name}: {response.status_code}, expected "
                              f"{expected or 'not refused'}")
     assert wrong == []
@@ -206,3 +209,12 @@ def test_options_needs_what_the_endpoints_least_demanding_method_needs_and_a_mis
     assert viewer_client.options("/analytics/ingest").status_code == 403
     assert viewer_client.head("/api/v1/flow-reports").status_code == 200
     assert viewer_client.patch("/api/v1/flow-reports", {}, format="json").status_code == 405
+
+
+def test_a_tenants_key_reads_only_the_proxy_analytics_of_its_tenant(key_client):
+    tenant_key = key_client("viewer", 7)
+    assert tenant_key.get("/analytics/domains?from=2026-01-01&to=2026-01-31").status_code == 200
+    response = tenant_key.get("/api/logs")
+    assert response.status_code == 403
+    assert response.json()["message"] == "This key is confined to one tenant's proxy analytics (/analytics/...)."
+    assert tenant_key.get("/metrics").status_code == 403
