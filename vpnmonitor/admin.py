@@ -8,6 +8,8 @@ from django.contrib import admin, messages
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group, User
 from django.core.exceptions import PermissionDenied
+from django_celery_beat.admin import CrontabScheduleAdmin, IntervalScheduleAdmin, PeriodicTaskAdmin
+from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 from oauth2_provider.admin import ApplicationAdmin
 from oauth2_provider.models import get_application_model
 
@@ -190,10 +192,9 @@ class IngestionHealthAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/vpnmonitor/ingestion_health.html", context)
 
 
-# Users, groups and OAuth2 applications: Django's and django-oauth-toolkit's admin, with every change audited.
-admin.site.unregister(User)
-admin.site.unregister(Group)
-admin.site.unregister(get_application_model())
+# Users, groups, OAuth2 applications and the beat schedule: their own packages' admin, every change audited.
+for _model in (User, Group, get_application_model(), PeriodicTask, IntervalSchedule, CrontabSchedule):
+    admin.site.unregister(_model)
 
 
 @admin.register(User)
@@ -218,3 +219,48 @@ class AuditedApplicationAdmin(AuditedAdminMixin, ApplicationAdmin):
     audit_name = "oauth_application"
     secret_fields = ("client_secret",)
     view_on_site = False  # its "site" page belongs to the application-management views, which are not served
+
+
+@admin.register(PeriodicTask)
+class AuditedPeriodicTaskAdmin(AuditedAdminMixin, PeriodicTaskAdmin):
+    audit_name = "periodic_task"
+
+    def _audit_enabled(self, request, queryset, change):
+        """Run change (a bulk update of enabled) and audit each task's before → after."""
+        before = dict(queryset.values_list("pk", "enabled"))
+        change(queryset)
+        after = dict(PeriodicTask.objects.filter(pk__in=before).values_list("pk", "enabled"))
+        for task in PeriodicTask.objects.filter(pk__in=before):
+            audit(request, "periodic_task.update", task,
+                  changes={"enabled": {"before": before[task.pk], "after": after[task.pk]}})
+
+    @admin.action(description="Enable selected tasks")
+    def enable_tasks(self, request, queryset):
+        self._audit_enabled(request, queryset, lambda qs: super(AuditedPeriodicTaskAdmin, self).enable_tasks(
+            request, qs))
+
+    @admin.action(description="Disable selected tasks")
+    def disable_tasks(self, request, queryset):
+        self._audit_enabled(request, queryset, lambda qs: super(AuditedPeriodicTaskAdmin, self).disable_tasks(
+            request, qs))
+
+    @admin.action(description="Toggle activity of selected tasks")
+    def toggle_tasks(self, request, queryset):
+        self._audit_enabled(request, queryset, lambda qs: super(AuditedPeriodicTaskAdmin, self).toggle_tasks(
+            request, qs))
+
+    @admin.action(description="Run selected tasks")
+    def run_tasks(self, request, queryset):
+        for task in queryset:
+            audit(request, "periodic_task.run", task)
+        super().run_tasks(request, queryset)
+
+
+@admin.register(IntervalSchedule)
+class AuditedIntervalScheduleAdmin(AuditedAdminMixin, IntervalScheduleAdmin):
+    audit_name = "schedule"
+
+
+@admin.register(CrontabSchedule)
+class AuditedCrontabScheduleAdmin(AuditedAdminMixin, CrontabScheduleAdmin):
+    audit_name = "schedule"

@@ -175,3 +175,24 @@ def test_users_and_groups_are_audited_with_their_groups_and_never_a_password(roo
     event = AuditEvent.objects.get(action="user.password_change")
     assert (event.user, event.target) == ("root", "clerk")
     assert "Another-long-password-88" not in json.dumps(event.details)
+
+
+def test_the_beat_schedule_changed_in_admin_is_audited(root):
+    from django_celery_beat.models import PeriodicTask
+
+    from vpnmonitor import schedule
+
+    schedule.ensure_periodic_tasks()
+    task = PeriodicTask.objects.filter(enabled=True).order_by("name").first()
+    root.post(reverse("admin:django_celery_beat_periodictask_changelist"),
+              {"action": "disable_tasks", "_selected_action": [task.pk]})
+    event, changes = _event("periodic_task.update")
+    assert (event.user, event.target, changes) == ("root", str(task), {"enabled": {"before": True, "after": False}})
+    assert PeriodicTask.objects.get(pk=task.pk).enabled is False
+
+    interval = task.interval
+    inline_management_form = {"periodictask_set-TOTAL_FORMS": "0", "periodictask_set-INITIAL_FORMS": "0"}
+    _post(root, reverse("admin:django_celery_beat_intervalschedule_change", args=[interval.pk]),
+          every=str(interval.every * 2), **inline_management_form)
+    event, changes = _event("schedule.update")
+    assert changes == {"every": {"before": interval.every, "after": interval.every * 2}}
