@@ -218,3 +218,18 @@ def test_a_tenants_key_reads_only_the_proxy_analytics_of_its_tenant(key_client):
     assert response.status_code == 403
     assert response.json()["message"] == "This key is confined to one tenant's proxy analytics (/analytics/...)."
     assert tenant_key.get("/metrics").status_code == 403
+
+
+def test_a_read_token_sees_unmasked_addresses_only_when_its_applications_owner_may(django_user_model, gdpr_on):
+    from rest_framework.test import APIClient
+
+    from vpnmonitor.models import AuditEvent
+
+    AuditEvent.objects.create(user="root", action="logs.clear", client_address="203.0.113.77")
+    seen = {}
+    for owner_groups in (["viewers"], ["viewers", "unmasked-ip"]):
+        owner = _user(django_user_model, "-".join(owner_groups), owner_groups)
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {_oauth_token(owner, 'read')}")
+        seen[owner.username] = client.get("/api/audit-log").json()["data"][0]["client_address"]
+    assert seen == {"viewers": "203.0.113.0", "viewers-unmasked-ip": "203.0.113.77"}
