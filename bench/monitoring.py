@@ -107,6 +107,9 @@ def _measure(server, now, args, rows):
     from rest_framework.test import APIClient
 
     user, _ = get_user_model().objects.get_or_create(username=f"{BENCH_PREFIX}viewer")
+    from django.contrib.auth.models import Group
+
+    user.groups.add(Group.objects.get(name="viewers"))  # reading needs the viewer role
     client = APIClient(HTTP_HOST="localhost")
     client.force_authenticate(user)
     name = VpnClient.objects.filter(server=server).order_by("common_name").values_list("common_name", flat=True)[7]

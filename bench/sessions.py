@@ -68,6 +68,9 @@ def run(argv):
     settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["sessions"] = "100000000/min"
     api_settings.reload()
     user, _ = get_user_model().objects.get_or_create(username="bench-sessions-viewer")
+    from django.contrib.auth.models import Group
+
+    user.groups.add(Group.objects.get(name="viewers"))  # reading needs the viewer role
     client = APIClient(HTTP_HOST="localhost")
     client.force_authenticate(user)
     for only_new in ("false", "true"):

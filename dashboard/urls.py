@@ -11,5 +11,5 @@ urlpatterns = [
     path("dashboard/flows/", views.flows, name="flows"),
     path("dashboard/proxy/", views.proxy, name="proxy"),
     # Browsers ask every site for /favicon.ico; answer with ours rather than a 404 in their console.
-    path("favicon.ico", views.favicon),
+    path("favicon.ico", views.favicon, name="favicon"),
 ]

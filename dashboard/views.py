@@ -1,6 +1,5 @@
 """Dashboard pages: the overview, one VPN client, flows and the proxy, drawn from the apps' selectors."""
 
-import ipaddress
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import BadRequest
@@ -21,7 +20,7 @@ from monitoring import selectors as vpn_selectors
 from proxylogs import selectors as proxy_selectors
 from proxylogs.security import security_score
 from vpnmonitor.api.exceptions import BadParameter
-from vpnmonitor.privacy import masker, should_mask
+from vpnmonitor.privacy import mask_endpoint, masker, should_mask
 
 PROTOCOL_NAMES = {1: "ICMP", 2: "IGMP", 6: "TCP", 17: "UDP", 41: "IPv6", 47: "GRE", 50: "ESP", 51: "AH",
                   58: "ICMPv6", 89: "OSPF", 132: "SCTP"}
@@ -44,27 +43,6 @@ def _page(request, template, context, status=200):
 
 def protocol_name(number):
     return PROTOCOL_NAMES.get(number, str(number))
-
-
-def mask_endpoint(value, mask):
-    """Mask the address of 'IP', 'IP:port' or '[IPv6]:port' and keep the port."""
-    if not value:
-        return value
-    text = str(value)
-    host, port = text, ""
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        port = rest.removeprefix(":")
-    elif text.count(":") == 1:
-        host, port = text.split(":")
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return mask(text)
-    masked = mask(host)
-    if not port:
-        return masked
-    return f"[{masked}]:{port}" if ":" in masked else f"{masked}:{port}"
 
 
 def _connection(row, mask):

@@ -5,6 +5,8 @@ from django.core.paginator import Paginator
 from django.utils.functional import cached_property
 
 from flowreports.models import CollectorStatus, ExporterSampling, FlowReport, SubscriberPrefix
+from vpnmonitor.admin import AuditedAdminMixin
+from vpnmonitor.privacy import MaskedAddressesAdminMixin
 
 
 class CappedCountPaginator(Paginator):
@@ -18,13 +20,13 @@ class CappedCountPaginator(Paginator):
 
 
 @admin.register(SubscriberPrefix)
-class SubscriberPrefixAdmin(admin.ModelAdmin):
+class SubscriberPrefixAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = ["cidr", "subscriber_id", "description"]
     search_fields = ["cidr", "subscriber_id", "description"]
 
 
 @admin.register(ExporterSampling)
-class ExporterSamplingAdmin(admin.ModelAdmin):
+class ExporterSamplingAdmin(AuditedAdminMixin, admin.ModelAdmin):
     """Rates for exporters that sample but do not export their rate; running collectors read them every few
     seconds."""
 
@@ -33,7 +35,8 @@ class ExporterSamplingAdmin(admin.ModelAdmin):
 
 
 @admin.register(FlowReport)
-class FlowReportAdmin(admin.ModelAdmin):
+class FlowReportAdmin(MaskedAddressesAdminMixin, admin.ModelAdmin):
+    masked_addresses = ("source_ip", "destination_ip")
     list_display = [
         "start_time", "subscriber_id", "source_ip", "source_port", "destination_ip", "destination_port",
         "protocol", "packets", "bytes", "sampling_rate", "direction", "action", "exporter",

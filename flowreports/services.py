@@ -456,5 +456,6 @@ def set_retention_days(days, *, request=None):
     with transaction.atomic():
         previous = retention.retention_days(DATASET)
         retention.set_retention_days(DATASET, days)
-        audit(request, "retention.update", DATASET, days=days, previous_days=previous)
+        audit(request, "retention.update", DATASET, days=days, previous_days=previous,
+              changes={"days": {"before": previous, "after": days}})
     return retention.prune(DATASET)

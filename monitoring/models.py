@@ -7,6 +7,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
+from vpnmonitor.secrets_at_rest import EncryptedTextField
+
 
 def validate_time_zone(value):
     """An IANA time zone name this host knows (e.g. Europe/Berlin)."""
@@ -26,7 +28,9 @@ class VpnServer(models.Model):
     management_socket = models.CharField(
         max_length=500, blank=True, help_text="Unix socket path (instead of host:port)"
     )
-    management_password = models.CharField(max_length=200, blank=True)
+    management_password = EncryptedTextField(
+        blank=True, help_text="Stored encrypted; never shown again. Leave empty to keep the current one.",
+    )
     status_file = models.CharField(max_length=500, blank=True, help_text="status file path (instead of management)")
     pki_dir = models.CharField(max_length=500, blank=True, help_text="easy-rsa pki/ directory for certificate expiry")
     log_file = models.CharField(max_length=500, blank=True, help_text="server log, tailed for failed connections")

@@ -13,7 +13,8 @@ from proxylogs.models import (
     TrafficBucket,
     WafCategory,
 )
-from vpnmonitor.admin import ReadOnlyAdminMixin
+from vpnmonitor.admin import AuditedAdminMixin, ReadOnlyAdminMixin
+from vpnmonitor.privacy import MaskedAddressesAdminMixin
 
 # ---- Proxy access logs (Squid) ----
 
@@ -27,7 +28,8 @@ class CheapPaginator(Paginator):
 
 
 @admin.register(LogSource)
-class LogSourceAdmin(admin.ModelAdmin):
+class LogSourceAdmin(AuditedAdminMixin, admin.ModelAdmin):
+    audit_name = "logsource"
     list_display = ["name", "path", "format", "enabled", "last_import_at", "lines_imported", "lines_rejected",
                     "checkpoint_inode", "checkpoint_offset"]
     list_editable = ["enabled"]
@@ -43,7 +45,8 @@ class LogImportAdmin(admin.ModelAdmin):
 
 
 @admin.register(TrafficBucket)
-class TrafficBucketAdmin(admin.ModelAdmin):
+class TrafficBucketAdmin(MaskedAddressesAdminMixin, admin.ModelAdmin):
+    masked_addresses = ("ip_out", "ip_from")
     list_display = ["bucket", "user_id", "order_id", "domain", "error", "worker", "count", "bytes_sent",
                     "bytes_received", "error_count", "max_concurrency"]
     search_fields = ["=domain", "=worker"]
@@ -60,7 +63,8 @@ class TrafficBucketAdmin(admin.ModelAdmin):
 
 
 @admin.register(ProxyLogEntry)
-class ProxyLogEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class ProxyLogEntryAdmin(MaskedAddressesAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    masked_addresses = ("client_ip",)
     # Entries are evidence and feed the hourly rollup: clearing goes through the audited API.
     list_display = ["timestamp", "client_ip", "method", "destination", "http_status", "result_code", "bytes",
                     "blocked", "waf_category"]
@@ -71,7 +75,8 @@ class ProxyLogEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(SecurityProfile)
-class SecurityProfileAdmin(admin.ModelAdmin):
+class SecurityProfileAdmin(AuditedAdminMixin, admin.ModelAdmin):
+    audit_name = "proxylogs.security_profile"
     list_display = ["__str__", "updated_at"]
 
     def has_add_permission(self, request):
@@ -80,15 +85,9 @@ class SecurityProfileAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
-    def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        from vpnmonitor.models import audit
-
-        audit(request, "proxylogs.security_profile", "security profile", changed=form.changed_data)
-
 
 @admin.register(ShadowItService)
-class ShadowItServiceAdmin(admin.ModelAdmin):
+class ShadowItServiceAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = ["name", "category", "risk", "enabled"]
     list_editable = ["enabled"]
     list_filter = ["category", "risk", "enabled"]
@@ -96,6 +95,6 @@ class ShadowItServiceAdmin(admin.ModelAdmin):
 
 
 @admin.register(WafCategory)
-class WafCategoryAdmin(admin.ModelAdmin):
+class WafCategoryAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = ["name", "label", "enabled"]
     list_editable = ["enabled"]

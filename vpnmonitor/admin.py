@@ -1,9 +1,20 @@
-"""Admin for the shared settings: privacy, retention, API keys, the read-only audit log and ingestion health."""
+"""Admin for the shared settings (privacy, retention, API keys, users, groups, OAuth2 applications; every change
+audited), the read-only audit log and ingestion health."""
+
+import datetime
+from collections.abc import Iterable
 
 from django.contrib import admin, messages
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group, User
 from django.core.exceptions import PermissionDenied
+from django_celery_beat.admin import CrontabScheduleAdmin, IntervalScheduleAdmin, PeriodicTaskAdmin
+from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
+from oauth2_provider.admin import ApplicationAdmin
+from oauth2_provider.models import get_application_model
 
-from vpnmonitor.models import ApiKey, AuditEvent, IngestionHealth, PrivacySettings, RetentionPolicy
+from vpnmonitor.models import ApiKey, AuditEvent, IngestionHealth, PrivacySettings, RetentionPolicy, audit
+from vpnmonitor.privacy import MaskedAddressesAdminMixin
 
 admin.site.site_header = "vpnmonitor administration"
 admin.site.site_title = "vpnmonitor"
@@ -23,8 +34,57 @@ class ReadOnlyAdminMixin:
         return False
 
 
+def _plain(value):
+    """A form value as JSON for the audit log: objects by name, lists sorted, times as ISO 8601."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, datetime.date | datetime.time | datetime.timedelta):
+        return str(value)
+    if isinstance(value, Iterable) and not isinstance(value, bytes | dict):
+        return sorted(str(item) for item in value)
+    return str(value)
+
+
+class AuditedAdminMixin:
+    """Every add, change and delete of a setting through admin writes an AuditEvent: who, what, and each
+    changed field before → after. Fields named in secret_fields are recorded as changed, never their values."""
+
+    audit_name = None  # action prefix; the model's name by default
+    secret_fields = ()
+
+    def _audit_prefix(self):
+        return self.audit_name or self.model._meta.model_name
+
+    def audit_changes(self, form, change):
+        changes = {}
+        for name in form.changed_data:
+            if name in self.secret_fields:
+                changes[name] = {"changed": True}
+            elif change:
+                changes[name] = {"before": _plain(form.initial.get(name)), "after": _plain(form.cleaned_data.get(name))}
+            else:
+                changes[name] = {"after": _plain(form.cleaned_data.get(name))}
+        return changes
+
+    def save_related(self, request, form, formsets, change):
+        # After the many-to-many fields are saved, so the row describes the finished change.
+        super().save_related(request, form, formsets, change)
+        audit(request, f"{self._audit_prefix()}.{'update' if change else 'create'}", form.instance,
+              changes=self.audit_changes(form, change))
+
+    def delete_model(self, request, obj):
+        audit(request, f"{self._audit_prefix()}.delete", obj)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            audit(request, f"{self._audit_prefix()}.delete", obj)
+        super().delete_queryset(request, queryset)
+
+
 @admin.register(PrivacySettings)
-class PrivacySettingsAdmin(admin.ModelAdmin):
+class PrivacySettingsAdmin(AuditedAdminMixin, admin.ModelAdmin):
+    audit_name = "privacy"
     list_display = ["__str__", "gdpr_mode", "updated_at"]
 
     def has_add_permission(self, request):
@@ -35,7 +95,8 @@ class PrivacySettingsAdmin(admin.ModelAdmin):
 
 
 @admin.register(RetentionPolicy)
-class RetentionPolicyAdmin(admin.ModelAdmin):
+class RetentionPolicyAdmin(AuditedAdminMixin, admin.ModelAdmin):
+    audit_name = "retention"
     list_display = ["dataset", "days", "description", "last_pruned_at", "last_pruned_rows"]
     list_editable = ["days"]
     readonly_fields = ["dataset", "last_pruned_at", "last_pruned_rows"]
@@ -47,15 +108,10 @@ class RetentionPolicyAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
-    def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        from vpnmonitor.models import audit
-
-        audit(request, "retention.update", obj.dataset, days=obj.days)
-
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class AuditEventAdmin(MaskedAddressesAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    masked_addresses = ("client_address",)
     list_display = ["created_at", "user", "action", "target", "client_address"]
     list_filter = ["action"]
     search_fields = ["user", "action", "target"]
@@ -64,7 +120,8 @@ class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(AuditedAdminMixin, admin.ModelAdmin):
+    audit_name = "apikey"
     list_display = ["name", "role", "tenant_user_id", "key_id", "created_at", "last_used_at", "revoked_at"]
     list_filter = ["role"]
     readonly_fields = ["key_id", "created_at", "last_used_at"]
@@ -83,7 +140,10 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def revoke(self, request, queryset):
         from django.utils import timezone
 
-        count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        active = list(queryset.filter(revoked_at__isnull=True))
+        count = queryset.filter(pk__in=[key.pk for key in active]).update(revoked_at=timezone.now())
+        for key in active:
+            audit(request, "apikey.revoke", key, changes={"revoked_at": {"before": None, "after": "revoked"}})
         self.message_user(request, f"Revoked {count} key(s).")
 
 
@@ -130,3 +190,77 @@ class IngestionHealthAdmin(admin.ModelAdmin):
             **(extra_context or {}),
         }
         return TemplateResponse(request, "admin/vpnmonitor/ingestion_health.html", context)
+
+
+# Users, groups, OAuth2 applications and the beat schedule: their own packages' admin, every change audited.
+for _model in (User, Group, get_application_model(), PeriodicTask, IntervalSchedule, CrontabSchedule):
+    admin.site.unregister(_model)
+
+
+@admin.register(User)
+class AuditedUserAdmin(AuditedAdminMixin, UserAdmin):
+    audit_name = "user"
+    secret_fields = ("password", "password1", "password2")
+
+    def user_change_password(self, request, id, form_url=""):
+        response = super().user_change_password(request, id, form_url)
+        if request.method == "POST" and response.status_code == 302:
+            audit(request, "user.password_change", self.get_object(request, id))
+        return response
+
+
+@admin.register(Group)
+class AuditedGroupAdmin(AuditedAdminMixin, GroupAdmin):
+    audit_name = "group"
+
+
+@admin.register(get_application_model())
+class AuditedApplicationAdmin(AuditedAdminMixin, ApplicationAdmin):
+    audit_name = "oauth_application"
+    secret_fields = ("client_secret",)
+    view_on_site = False  # its "site" page belongs to the application-management views, which are not served
+
+
+@admin.register(PeriodicTask)
+class AuditedPeriodicTaskAdmin(AuditedAdminMixin, PeriodicTaskAdmin):
+    audit_name = "periodic_task"
+
+    def _audit_enabled(self, request, queryset, change):
+        """Run change (a bulk update of enabled) and audit each task's before → after."""
+        before = dict(queryset.values_list("pk", "enabled"))
+        change(queryset)
+        after = dict(PeriodicTask.objects.filter(pk__in=before).values_list("pk", "enabled"))
+        for task in PeriodicTask.objects.filter(pk__in=before):
+            audit(request, "periodic_task.update", task,
+                  changes={"enabled": {"before": before[task.pk], "after": after[task.pk]}})
+
+    @admin.action(description="Enable selected tasks")
+    def enable_tasks(self, request, queryset):
+        self._audit_enabled(request, queryset, lambda qs: super(AuditedPeriodicTaskAdmin, self).enable_tasks(
+            request, qs))
+
+    @admin.action(description="Disable selected tasks")
+    def disable_tasks(self, request, queryset):
+        self._audit_enabled(request, queryset, lambda qs: super(AuditedPeriodicTaskAdmin, self).disable_tasks(
+            request, qs))
+
+    @admin.action(description="Toggle activity of selected tasks")
+    def toggle_tasks(self, request, queryset):
+        self._audit_enabled(request, queryset, lambda qs: super(AuditedPeriodicTaskAdmin, self).toggle_tasks(
+            request, qs))
+
+    @admin.action(description="Run selected tasks")
+    def run_tasks(self, request, queryset):
+        for task in queryset:
+            audit(request, "periodic_task.run", task)
+        super().run_tasks(request, queryset)
+
+
+@admin.register(IntervalSchedule)
+class AuditedIntervalScheduleAdmin(AuditedAdminMixin, IntervalScheduleAdmin):
+    audit_name = "schedule"
+
+
+@admin.register(CrontabSchedule)
+class AuditedCrontabScheduleAdmin(AuditedAdminMixin, CrontabScheduleAdmin):
+    audit_name = "schedule"

@@ -7,7 +7,7 @@ class VpnMonitorConfig(AppConfig):
     verbose_name = "vpnmonitor settings"
 
     def ready(self):
-        from vpnmonitor import retention
+        from vpnmonitor import checks, retention  # noqa: F401 - checks registers the deployment checks
 
         retention.register(
             "audit", "vpnmonitor.AuditEvent", "created_at", 365, "Audit log of admin and API actions"

@@ -4,7 +4,6 @@ import hashlib
 import secrets
 from datetime import timedelta
 
-from django.core.cache import cache
 from django.core.validators import MinValueValidator
 from django.db import IntegrityError, connection, models, transaction
 from django.db.models import F
@@ -20,8 +19,6 @@ class PrivacySettings(models.Model):
     )
     updated_at = models.DateTimeField(auto_now=True)
 
-    CACHE_KEY = "vpnmonitor:privacy-settings"
-
     class Meta:
         verbose_name = "privacy settings"
         verbose_name_plural = "privacy settings"
@@ -32,15 +29,12 @@ class PrivacySettings(models.Model):
     def save(self, *args, **kwargs):
         self.pk = 1
         super().save(*args, **kwargs)
-        cache.delete(self.CACHE_KEY)
 
     @classmethod
     def current(cls):
-        value = cache.get(cls.CACHE_KEY)
-        if value is None:
-            value = cls.objects.filter(pk=1).first() or cls(pk=1)
-            cache.set(cls.CACHE_KEY, value, 30)
-        return value
+        # Read from the database every time (one primary-key lookup; callers keep it per request): a switch
+        # made in any process holds from the very next request of every process, with no cache to go stale.
+        return cls.objects.filter(pk=1).first() or cls(pk=1)
 
 
 class RetentionPolicy(models.Model):
@@ -103,6 +97,7 @@ class ApiKey(models.Model):
         ordering = ["name"]
         verbose_name = "API key"
         permissions = [
+            ("read", "Can read monitoring data, metrics and the audit log"),
             ("operate", "Can clear data and change retention"),
             ("ingest", "Can push flow reports and proxy traffic"),
             ("view_unmasked_ip", "Can see unmasked IP addresses in GDPR mode"),
@@ -182,19 +177,34 @@ class JobLock(models.Model):
         cls.objects.filter(name=name).delete()
 
 
-def audit(request_or_none, action, target="", **details):
-    """Record an AuditEvent for the caller of request (or the system when None)."""
-    from vpnmonitor.api.principals import describe_principal
+def audit(actor, action, target="", **details):
+    """Record an AuditEvent. actor is an HTTP request (its caller and address), a user or principal, a name
+    (e.g. command_actor()), or None for the system. details must never hold a secret."""
+    from vpnmonitor.api.principals import describe_actor
 
     user, address = "system", None
-    if request_or_none is not None:
-        user = describe_principal(request_or_none)
-        address = request_or_none.META.get("REMOTE_ADDR") or None
+    if isinstance(actor, str):
+        user = actor
+    elif hasattr(actor, "META"):
+        user = describe_actor(getattr(actor, "user", None))
+        address = actor.META.get("REMOTE_ADDR") or None
+    elif actor is not None:
+        user = describe_actor(actor)
     return AuditEvent.objects.create(
         user=user[:150], action=action, target=str(target)[:200], details=details,
         client_address=address,
     )
 
+
+def command_actor(command):
+    """Who ran a management command, for audit(): the command and the operating-system user."""
+    import getpass
+
+    try:
+        who = getpass.getuser()
+    except (KeyError, OSError):
+        who = "unknown"
+    return f"manage.py {command} ({who})"
 
 
 class IngestCounter(models.Model):

@@ -1,4 +1,4 @@
-"""GDPR masking: mask_ip() and the serializer field that applies it when GDPR mode is on."""
+"""GDPR masking: mask_ip(), the serializer field and the admin mixin that apply it when GDPR mode is on."""
 
 import hashlib
 import hmac
@@ -45,6 +45,25 @@ def mask_client(value):
     except ValueError:
         return mask_host(value)
     return mask_ip(value)
+def mask_endpoint(value, mask):
+    """Mask the address of 'IP', 'IP:port' or '[IPv6]:port' and keep the port."""
+    if not value:
+        return value
+    text = str(value)
+    host, port = text, ""
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest.removeprefix(":")
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return mask(text)
+    masked = mask(host)
+    if not port:
+        return masked
+    return f"[{masked}]:{port}" if ":" in masked else f"{masked}:{port}"
 
 
 def gdpr_mode():
@@ -99,3 +118,51 @@ class MaskedClientField(MaskedIPField):
             return None
         value = serializers.CharField.to_representation(self, value)
         return mask_client(value) if should_mask(self.context.get("request")) else value
+class MaskedAddressesAdminMixin:
+    """Admin for records holding personal addresses: in GDPR mode, staff without the unmasked-ip permission see
+    them masked in lists and detail pages, cannot search by them, and cannot edit or bulk-delete such records
+    (their pages and confirmations would show the addresses, and a form would save the masked values back).
+
+    masked_addresses names the fields holding an address, 'IP:port' or '[IPv6]:port'.
+    """
+
+    masked_addresses = ()
+
+    def get_list_display(self, request):
+        names = super().get_list_display(request)
+        if not should_mask(request):
+            return names
+        return [self._masked_column(name) if name in self.masked_addresses else name for name in names]
+
+    def _masked_column(self, name):
+        def column(obj):
+            return mask_endpoint(getattr(obj, name), mask_ip)
+
+        column.short_description = self.model._meta.get_field(name).verbose_name
+        column.admin_order_field = name
+        return column
+
+    def get_search_fields(self, request):
+        fields = super().get_search_fields(request)
+        if not should_mask(request):
+            return fields
+        return [field for field in fields if field.lstrip("=^@") not in self.masked_addresses]
+
+    def get_object(self, request, object_id, from_field=None):
+        obj = super().get_object(request, object_id, from_field)
+        if obj is not None and should_mask(request):
+            for name in self.masked_addresses:
+                setattr(obj, name, mask_endpoint(getattr(obj, name), mask_ip))
+            obj._addresses_masked = True
+        return obj
+
+    def has_change_permission(self, request, obj=None):
+        if obj is not None and getattr(obj, "_addresses_masked", False):
+            return False
+        return super().has_change_permission(request, obj)
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        if should_mask(request):
+            actions.pop("delete_selected", None)
+        return actions

@@ -1,8 +1,12 @@
-"""The three roles as Django groups, so admins grant them to users like any group."""
+"""The roles as Django groups, so admins grant them to users like any group.
+
+A role is a set of vpnmonitor permissions (the capabilities of vpnmonitor.api.principals); the access
+policy (vpnmonitor.api.permissions.POLICY) says which capability each endpoint needs. Superusers hold all.
+"""
 
 GROUPS = {
-    "viewers": [],
-    "operators": ["operate", "ingest"],
+    "viewers": ["read"],
+    "operators": ["read", "operate", "ingest"],
     "ingest": ["ingest"],
     "unmasked-ip": ["view_unmasked_ip"],
 }

@@ -3,6 +3,7 @@
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from oauth2_provider import views as oauth_views
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from monitoring.api.sessions import OAuthTokenView
@@ -23,7 +24,13 @@ urlpatterns = [
     path("api/health", auth_views.LivenessView.as_view(), name="liveness"),
     path("api/beta/oauth/token", OAuthTokenView.as_view(), name="oauth-token"),
     path("api/v1/oauth/token", OAuthTokenView.as_view(), name="oauth-token-v1"),
-    path("o/", include("oauth2_provider.urls", namespace="oauth2_provider")),
+    # Only client credentials are offered: django-oauth-toolkit's token and revocation endpoints, without its
+    # authorization, device, client-registration and application-management pages (applications are managed
+    # in admin, where every change is audited).
+    path("o/", include(([
+        path("token/", oauth_views.TokenView.as_view(), name="token"),
+        path("revoke_token/", oauth_views.RevokeTokenView.as_view(), name="revoke-token"),
+    ], "oauth2_provider"))),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api-auth/", include("rest_framework.urls")),

@@ -9,7 +9,7 @@ from django.http import HttpResponse
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import authentication, serializers, status
 from rest_framework.negotiation import BaseContentNegotiation
-from rest_framework.permissions import AllowAny, BasePermission
+from rest_framework.permissions import BasePermission
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
@@ -17,7 +17,8 @@ from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from vpnmonitor import ingestion_health, metrics
-from vpnmonitor.api import families, principals
+from vpnmonitor.api import families
+from vpnmonitor.api.permissions import RolePolicy
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +58,6 @@ HEALTH_FIELDS = {
 class HealthView(APIView):
     """GET /api/v1/health — no authentication; 503 names what failed."""
 
-    permission_classes = [AllowAny]
     authentication_classes = []
     api_family = families.MONITOR
 
@@ -112,13 +112,11 @@ class MetricsTokenAuthentication(authentication.BaseAuthentication):
         return 'Bearer realm="metrics"'
 
 
-class CanScrapeMetrics(BasePermission):
-    message = "Metrics need METRICS_TOKEN, a staff user, or a viewer or operator credential."
+class MetricsTokenOrPublic(BasePermission):
+    """METRICS_PUBLIC, or the METRICS_TOKEN bearer; any other caller goes by the access policy."""
 
     def has_permission(self, request, view):
-        if settings.METRICS_PUBLIC or isinstance(request.user, MetricsScraper):
-            return True
-        return bool(getattr(request.user, "is_staff", False)) or principals.can_read(request)
+        return settings.METRICS_PUBLIC or isinstance(request.user, MetricsScraper)
 
 
 class MetricsNegotiation(BaseContentNegotiation):
@@ -137,7 +135,7 @@ class MetricsView(APIView):
     content_negotiation_class = MetricsNegotiation
     renderer_classes = [JSONRenderer]
     authentication_classes = [MetricsTokenAuthentication, *api_settings.DEFAULT_AUTHENTICATION_CLASSES]
-    permission_classes = [CanScrapeMetrics]
+    permission_classes = [MetricsTokenOrPublic | RolePolicy]
     api_family = families.MONITOR
 
     @extend_schema(exclude=True)

@@ -18,7 +18,7 @@ from flowreports import selectors, services
 from flowreports.api.serializers import FlowReportItemSerializer, FlowReportSerializer, RetentionSerializer
 from flowreports.filtersets import FlowReportFilterSet
 from flowreports.models import FlowReport
-from vpnmonitor.api import families, permissions
+from vpnmonitor.api import families
 from vpnmonitor.api.exceptions import BadParameter, PayloadTooLarge
 from vpnmonitor.api.pagination import PagePerPagePagination
 from vpnmonitor.api.params import QueryParams
@@ -93,13 +93,6 @@ class FlowReportsView(generics.GenericAPIView):
     filterset_class = FlowReportFilterSet
     pagination_class = RollupCountPagination
     count_queryset = None
-
-    def get_permissions(self):
-        if self.request.method == "POST":
-            return [permissions.CanIngest()]
-        if self.request.method == "DELETE":
-            return [permissions.CanOperate()]
-        return [permissions.CanRead()]
 
     @property
     def throttle_scope(self):
@@ -238,7 +231,6 @@ class FlowReportRetentionView(APIView):
     """GET the flow reports retention; PUT changes it (operators, audited) and prunes right away."""
 
     api_family = FAMILY
-    permission_classes = [permissions.ReadOrOperate]
 
     @extend_schema(
         summary="Get flow reports retention policy",

@@ -32,7 +32,8 @@ def test_operator_changes_retention_which_is_audited_and_prunes_right_away(opera
     assert list(FlowReport.objects.values_list("pk", flat=True)) == [keep.pk]
     assert not FlowReport.objects.filter(pk=old.pk).exists()
     event = AuditEvent.objects.get(action="retention.update")
-    assert (event.user, event.target, event.details) == ("operator", "flowreports", {"days": 3, "previous_days": 7})
+    assert (event.user, event.target, event.details) == ("operator", "flowreports", {
+        "days": 3, "previous_days": 7, "changes": {"days": {"before": 7, "after": 3}}})
     assert RetentionPolicy.objects.get(dataset="flowreports").last_pruned_rows == 1
 
 

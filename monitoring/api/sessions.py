@@ -138,8 +138,8 @@ class SessionSerializer(SessionValues, serializers.ModelSerializer):
     sessionDurationSeconds = serializers.SerializerMethodField()
     sessionStartTime = serializers.SerializerMethodField()
     sessionEndTime = serializers.SerializerMethodField()
-    tunnelIpV4 = serializers.CharField(source="virtual_address", allow_null=True)
-    tunnelIpV6 = serializers.CharField(source="virtual_ipv6", allow_null=True)
+    tunnelIpV4 = MaskedIPField(source="virtual_address")
+    tunnelIpV6 = MaskedIPField(source="virtual_ipv6")
 
     class Meta:
         model = VpnSession
@@ -166,7 +166,7 @@ class SessionV1Serializer(SessionValues, serializers.ModelSerializer):
     deviceName = serializers.SerializerMethodField(method_name="get_deviceName")
     clientIp = MaskedIPField(source="real_ip", help_text="Masked in GDPR mode")
     startDateTime = serializers.SerializerMethodField(method_name="get_sessionStartTime")
-    vpnIpv4 = serializers.CharField(source="virtual_address", allow_null=True)
+    vpnIpv4 = MaskedIPField(source="virtual_address", help_text="Masked in GDPR mode")
     networkName = serializers.SerializerMethodField(method_name="get_networkName")
     regionName = serializers.SerializerMethodField(method_name="get_region")
     connectionStatus = serializers.CharField(source="status", help_text="ACTIVE, COMPLETED or FAILED")
@@ -232,7 +232,8 @@ class SessionsView(generics.ListAPIView):
     @extend_schema(
         summary="List VPN sessions in batches",
         description="Sessions created (returnOnlyNew=true) or updated (false) in [startDate, endDate), oldest "
-        "first, with an opaque signed cursor. Max 7 days of history. In GDPR mode publicIp is masked and "
+        "first, with an opaque signed cursor. Max 7 days of history. In GDPR mode publicIp, tunnelIpV4 and "
+        "tunnelIpV6 are masked and "
         "email and names are left out unless the caller may see them.",
         parameters=WINDOW_PARAMETERS,
     )

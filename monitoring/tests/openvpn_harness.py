@@ -224,6 +224,7 @@ class OpenVPNLab:
     log_path: Path
     server: OpenVPNProcess
     clients: dict[str, OpenVPNProcess] = field(default_factory=dict)
+    management_password: str | None = None
 
     @property
     def server_tunnel_ip(self) -> str:
@@ -234,7 +235,7 @@ class OpenVPNLab:
         return (self.management_host, self.management_port)
 
     def management(self, timeout: float = 3.0) -> ManagementClient:
-        return ManagementClient(self.management_address, timeout=timeout)
+        return ManagementClient(self.management_address, password=self.management_password, timeout=timeout)
 
     def status(self) -> StatusSnapshot:
         """`status 3` over the management interface, parsed."""
@@ -324,12 +325,21 @@ cert {lab.pki_dir / "server.crt"}
 key {lab.pki_dir / "server.key"}
 dh none
 keepalive 1 4
-management {lab.management_host} {lab.management_port}
+management {lab.management_host} {lab.management_port}{management_password_file(lab)}
 status {lab.status_path} 1
 status-version 2
 verb 3
 log {lab.log_path}
 """
+
+
+def management_password_file(lab: OpenVPNLab) -> str:
+    """' <file>' for the server's management line when the lab has a management password, else ''."""
+    if lab.management_password is None:
+        return ""
+    path = lab.workdir / "management.pw"
+    path.write_text(lab.management_password + "\n")
+    return f" {path}"
 
 
 def _client_config(lab: OpenVPNLab, client: OpenVPNProcess) -> str:
@@ -360,6 +370,7 @@ def openvpn_lab(
     subnet: str = DEFAULT_SUBNET,
     connect_timeout: float = 20.0,
     workdir: Path | None = None,
+    management_password: str | None = None,
 ) -> Iterator[OpenVPNLab]:
     """Start a server and clients, wait until every client has a virtual address, yield, then tear down.
 
@@ -369,7 +380,7 @@ def openvpn_lab(
     if binary is None:
         raise RuntimeError("openvpn binary not found")
     with tempfile.TemporaryDirectory(prefix="vpnmonitor-openvpn-", dir=workdir) as tmp:
-        lab = _new_lab(Path(tmp), client_names, ipaddress.ip_network(subnet))
+        lab = _new_lab(Path(tmp), client_names, ipaddress.ip_network(subnet), management_password)
         try:
             _start(lab, binary, connect_timeout)
             yield lab
@@ -380,7 +391,8 @@ def openvpn_lab(
             lab.stop_all()
 
 
-def _new_lab(root: Path, client_names: Sequence[str], subnet: ipaddress.IPv4Network) -> OpenVPNLab:
+def _new_lab(root: Path, client_names: Sequence[str], subnet: ipaddress.IPv4Network,
+             management_password: str | None = None) -> OpenVPNLab:
     pki_dir = root / "pki"
     make_pki(pki_dir, client_names)
     lab_number = next(_lab_numbers)
@@ -395,6 +407,7 @@ def _new_lab(root: Path, client_names: Sequence[str], subnet: ipaddress.IPv4Netw
         status_path=root / "openvpn-status.log",
         log_path=server.log_path,
         server=server,
+        management_password=management_password,
     )
     for index, name in enumerate(client_names):
         lab.clients[name] = OpenVPNProcess(

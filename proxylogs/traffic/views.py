@@ -17,7 +17,6 @@ from vpnmonitor.api import families
 from vpnmonitor.api.exceptions import BadParameter, PayloadTooLarge
 from vpnmonitor.api.pagination import PageLimitPagination
 from vpnmonitor.api.params import QueryParams, int_parameter
-from vpnmonitor.api.permissions import CanIngest
 from vpnmonitor.api.principals import tenant_of
 from vpnmonitor.models import IngestCounter
 from vpnmonitor.timeseries import window_between
@@ -127,7 +126,6 @@ def parse_json(raw):
 class IngestView(AnalyticsView):
     """POST /analytics/ingest — proxy workers push pre-aggregated records."""
 
-    permission_classes = [CanIngest]
     throttle_scope = "ingest"
     parser_classes = [IngestBodyParser]
 

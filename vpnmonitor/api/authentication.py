@@ -1,5 +1,6 @@
 """Authentication classes: JWT, OAuth2 client credentials and X-API-Key (plus DRF's own)."""
 
+from django.conf import settings
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from oauth2_provider.contrib.rest_framework import OAuth2Authentication as _OAuth2Authentication
 from rest_framework import authentication, exceptions
@@ -26,7 +27,7 @@ class JWTAuthentication(_JWTAuthentication):
 
 
 class OAuth2Authentication(_OAuth2Authentication):
-    """django-oauth-toolkit bearer tokens; client-credentials tokens act as their application."""
+    """django-oauth-toolkit bearer tokens; a token acts as its application, limited by its scopes."""
 
     def authenticate(self, request):
         # oauthlib reads the whole body; only do that when there is a bearer token to check.
@@ -35,11 +36,9 @@ class OAuth2Authentication(_OAuth2Authentication):
         result = super().authenticate(request)
         if result is None:
             return None
-        user, token = result
-        if user is None:
-            user = token.application.user if token.application and token.application.user else None
-            user = user or OAuthClientPrincipal(token.application)
-        return user, token
+        _, token = result
+        # Never the owner's own user: a token may only do what its scopes allow within its application's role.
+        return OAuthClientPrincipal(token.application, token.scope.split()), token
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
@@ -81,5 +80,7 @@ class OAuth2Scheme(OpenApiAuthenticationExtension):
     def get_security_definition(self, auto_schema):
         return {
             "type": "oauth2",
-            "flows": {"clientCredentials": {"tokenUrl": "/api/beta/oauth/token", "scopes": {"read": "Read"}}},
+            "flows": {"clientCredentials": {
+                "tokenUrl": "/api/beta/oauth/token", "scopes": settings.OAUTH2_PROVIDER["SCOPES"],
+            }},
         }

@@ -1,8 +1,26 @@
-"""Who is calling: Django users, API keys and OAuth2 clients, and what each may do."""
+"""Who is calling (Django users, API keys, OAuth2 clients) and which capabilities that gives them."""
 
 from django.contrib.auth.models import AnonymousUser
 
 from vpnmonitor.models import ApiKey
+
+# Capabilities are the codenames of vpnmonitor's permissions, so a Django user holds them through groups.
+READ, OPERATE, INGEST, UNMASKED_IP = "read", "operate", "ingest", "view_unmasked_ip"
+CAPABILITIES = (READ, OPERATE, INGEST, UNMASKED_IP)
+
+# What an API key of each role may do (keys never see unmasked addresses).
+KEY_ROLE_CAPABILITIES = {
+    ApiKey.Role.VIEWER: frozenset({READ}),
+    ApiKey.Role.OPERATOR: frozenset({READ, OPERATE, INGEST}),
+    ApiKey.Role.INGEST: frozenset({INGEST}),
+}
+
+# What an OAuth2 token's scopes allow; the token gets the part its application's owner also holds.
+SCOPE_CAPABILITIES = {
+    "read": frozenset({READ, UNMASKED_IP}),
+    "write": frozenset({OPERATE}),
+    "ingest": frozenset({INGEST}),
+}
 
 
 class _Principal(AnonymousUser):
@@ -29,13 +47,60 @@ class ApiKeyPrincipal(_Principal):
         self.api_key = api_key
         self.username = f"apikey:{api_key.name}"
 
+    @property
+    def capabilities(self):
+        return KEY_ROLE_CAPABILITIES.get(self.api_key.role, frozenset())
+
 
 class OAuthClientPrincipal(_Principal):
-    """request.user for a client-credentials token whose application has no owner."""
+    """request.user for an OAuth2 client-credentials token: its scopes within its application's role.
 
-    def __init__(self, application):
+    The application's role is what its owner holds through groups or explicit permissions; the owner's
+    superuser status gives a token nothing, and an application without an owner has no role.
+    """
+
+    def __init__(self, application, scopes=()):
         self.application = application
+        self.scopes = frozenset(scopes)
         self.username = f"oauth:{application.client_id}"
+        self._capabilities = None
+
+    @property
+    def capabilities(self):
+        if self._capabilities is None:
+            allowed = frozenset().union(*(SCOPE_CAPABILITIES.get(scope, ()) for scope in self.scopes))
+            self._capabilities = allowed & application_role(self.application)
+        return self._capabilities
+
+
+def application_role(application):
+    """The capabilities an OAuth2 application's owner holds explicitly (superuser status not counted)."""
+    from django.contrib.auth.models import Permission
+    from django.db.models import Q
+
+    owner = application.user
+    if owner is None or not owner.is_active:
+        return frozenset()
+    held = Permission.objects.filter(
+        Q(user=owner) | Q(group__user=owner), content_type__app_label="vpnmonitor", codename__in=CAPABILITIES,
+    ).values_list("codename", flat=True)
+    return frozenset(held)
+
+
+def capabilities_of(user):
+    """The set of capabilities (READ, OPERATE, INGEST, UNMASKED_IP) of request.user."""
+    if user is None or not user.is_authenticated:
+        return frozenset()
+    own = getattr(user, "capabilities", None)
+    if own is not None:
+        return own
+    if not user.is_active:
+        return frozenset()
+    return frozenset(c for c in CAPABILITIES if user.has_perm(f"vpnmonitor.{c}"))
+
+
+def has_capability(request, capability):
+    return capability in capabilities_of(getattr(request, "user", None))
 
 
 def api_key_of(request):
@@ -44,38 +109,19 @@ def api_key_of(request):
 
 
 def can_read(request):
-    user = getattr(request, "user", None)
-    if user is None or not user.is_authenticated:
-        return False
-    api_key = api_key_of(request)
-    return api_key is None or api_key.role in (ApiKey.Role.VIEWER, ApiKey.Role.OPERATOR)
+    return has_capability(request, READ)
 
 
 def can_operate(request):
-    user = getattr(request, "user", None)
-    if user is None or not user.is_authenticated:
-        return False
-    api_key = api_key_of(request)
-    if api_key is not None:
-        return api_key.role == ApiKey.Role.OPERATOR
-    return user.has_perm("vpnmonitor.operate")
+    return has_capability(request, OPERATE)
 
 
 def can_ingest(request):
-    user = getattr(request, "user", None)
-    if user is None or not user.is_authenticated:
-        return False
-    api_key = api_key_of(request)
-    if api_key is not None:
-        return api_key.role in (ApiKey.Role.INGEST, ApiKey.Role.OPERATOR)
-    return user.has_perm("vpnmonitor.ingest") or user.has_perm("vpnmonitor.operate")
+    return has_capability(request, INGEST)
 
 
 def can_view_unmasked_ip(request):
-    user = getattr(request, "user", None)
-    if user is None or not user.is_authenticated or api_key_of(request) is not None:
-        return False
-    return user.has_perm("vpnmonitor.view_unmasked_ip")
+    return has_capability(request, UNMASKED_IP)
 
 
 def tenant_of(request):
@@ -86,6 +132,11 @@ def tenant_of(request):
 
 def describe_principal(request):
     user = getattr(request, "user", None)
+    return describe_actor(user)
+
+
+def describe_actor(user):
+    """The name an audit row gives a caller: a user name, apikey:NAME, oauth:CLIENT_ID or anonymous."""
     if user is None or not user.is_authenticated:
         return "anonymous"
     return str(getattr(user, "username", user)) or "unknown"

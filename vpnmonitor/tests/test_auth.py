@@ -73,8 +73,8 @@ def _oauth_application(user=None):
     return app, secret
 
 
-def test_oauth2_client_credentials_token_reads(api_client):
-    _, secret = _oauth_application()
+def test_oauth2_client_credentials_token_reads(api_client, viewer_user):
+    _, secret = _oauth_application(viewer_user)
     basic = base64.b64encode(f"reporting-client:{secret}".encode()).decode()
     response = api_client.post(
         "/api/beta/oauth/token", {"grant_type": "client_credentials"}, HTTP_AUTHORIZATION=f"Basic {basic}"

@@ -1,5 +1,8 @@
 """Production deployment: `check --deploy` is clean, the example units verify, gunicorn serves with its config."""
 
+import concurrent.futures
+import contextlib
+import json
 import os
 import re
 import secrets
@@ -76,6 +79,20 @@ def test_check_deploy_fails_with_debug_on(tmp_path):
 
     assert result.returncode == 1
     assert "security.W018" in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize("name", ["SECRET_KEY", "METRICS_TOKEN", "DATABASE_URL"])
+def test_check_deploy_fails_while_a_placeholder_secret_of_the_example_file_is_in_use(tmp_path, name):
+    placeholder = example_environment()[name]
+    if name == "DATABASE_URL":
+        # The example's database host does not exist here; its placeholder password is what the check reads.
+        placeholder = placeholder.replace("db.example.com", "127.0.0.1")
+    result = check_deploy(production_environment(tmp_path, **{name: placeholder}))
+
+    assert result.returncode == 1
+    output = result.stdout + result.stderr
+    assert "vpnmonitor.E001" in output
+    assert f"{name} still holds the placeholder of deploy/vpnmonitor.env.example" in output
 
 
 def test_a_short_metrics_token_stops_start_up(tmp_path):
@@ -165,15 +182,15 @@ def fetch(url, headers=None):
         return error.code, dict(error.headers), error.read().decode()
 
 
-@pytest.mark.integration
-@pytest.mark.django_db(transaction=True)
-def test_gunicorn_serves_health_and_metrics_over_plain_http_and_redirects_the_rest(tmp_path, settings):
+@contextlib.contextmanager
+def running_gunicorn(tmp_path, settings, workers=2):
+    """gunicorn with deploy/gunicorn.conf.py on the test database; yields (base URL, its environment)."""
     from vpnmonitor.testing.worker import test_database_url
 
     port = free_port()
     env = production_environment(
         tmp_path, DATABASE_URL=test_database_url(), REDIS_URL=settings.REDIS_URL or "",
-        GUNICORN_BIND=f"127.0.0.1:{port}", WEB_CONCURRENCY="2", ALLOWED_HOSTS="127.0.0.1",
+        GUNICORN_BIND=f"127.0.0.1:{port}", WEB_CONCURRENCY=str(workers), ALLOWED_HOSTS="127.0.0.1",
     )
     gunicorn = Path(sys.executable).with_name("gunicorn")
     log = open(tmp_path / "gunicorn.log", "w+")  # noqa: SIM115 - read back if the test fails
@@ -184,12 +201,23 @@ def test_gunicorn_serves_health_and_metrics_over_plain_http_and_redirects_the_re
         deadline = time.monotonic() + 30
         while True:
             try:
-                status, _, body = fetch(f"{base}/api/v1/health")
+                fetch(f"{base}/api/v1/health")
                 break
             except OSError:
                 assert process.poll() is None and time.monotonic() < deadline, (tmp_path / "gunicorn.log").read_text()
                 time.sleep(0.2)
+        yield base, env
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
 
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_gunicorn_serves_health_and_metrics_over_plain_http_and_redirects_the_rest(tmp_path, settings):
+    with running_gunicorn(tmp_path, settings) as (base, env):
+        status, _, body = fetch(f"{base}/api/v1/health")
         assert status == 200, body
         assert '"status":"healthy"' in body
         status, _, body = fetch(f"{base}/metrics", {"Authorization": f"Bearer {env['METRICS_TOKEN']}"})
@@ -198,8 +226,43 @@ def test_gunicorn_serves_health_and_metrics_over_plain_http_and_redirects_the_re
         assert fetch(f"{base}/metrics")[0] == 401
         status, headers, _ = fetch(f"{base}/api/v1/clients")
         assert status == 301
-        assert headers["Location"] == f"https://127.0.0.1:{port}/api/v1/clients"
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
+        assert headers["Location"] == f"{base.replace('http:', 'https:')}/api/v1/clients"
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_a_gdpr_switch_in_admin_holds_from_the_very_next_request_of_every_gunicorn_worker(
+        tmp_path, settings, client, django_user_model):
+    from django.utils import timezone
+
+    from proxylogs.models import ProxyLogEntry
+    from vpnmonitor.models import ApiKey, AuditEvent
+
+    ProxyLogEntry.objects.create(timestamp=timezone.now(), client_ip="192.0.2.141", client_network="192.0.2.0",
+                                 method="GET", url="http://example.com/", http_status=200, result_code="TCP_MISS",
+                                 bytes=10)
+    _, key = ApiKey.issue("reader", ApiKey.Role.VIEWER)
+    client.force_login(django_user_model.objects.create_superuser("root", password=None))
+
+    with running_gunicorn(tmp_path, settings, workers=2) as (base, _):
+        # Through the TLS-terminating proxy (BEHIND_PROXY in the example file), so nothing is redirected.
+        headers = {"X-API-Key": key, "X-Forwarded-Proto": "https"}
+
+        def client_addresses(rounds=6):
+            # Four at a time, so that both sync workers answer (each serves one request at a time).
+            with concurrent.futures.ThreadPoolExecutor(4) as pool:
+                replies = list(pool.map(lambda _: fetch(f"{base}/api/logs?limit=1", headers), range(4 * rounds)))
+            assert {status for status, _, _ in replies} == {200}, replies[0]
+            return {json.loads(body)["data"][0]["client_ip"] for _, _, body in replies}
+
+        assert client_addresses() == {"192.0.2.141"}
+        assert client.post("/admin/vpnmonitor/privacysettings/add/", {"gdpr_mode": "on"}).status_code == 302
+        assert client_addresses() == {"192.0.2.0"}
+        assert client.post("/admin/vpnmonitor/privacysettings/1/change/", {}).status_code == 302
+        assert client_addresses() == {"192.0.2.141"}
+
+    switches = AuditEvent.objects.filter(action__startswith="privacy.").order_by("id")
+    assert [(e.user, e.action, e.details["changes"]["gdpr_mode"]) for e in switches] == [
+        ("root", "privacy.create", {"after": True}),
+        ("root", "privacy.update", {"before": True, "after": False}),
+    ]

@@ -247,10 +247,16 @@ def test_viewer_and_operator_keys_may_scrape_but_ingest_keys_may_not(key_client)
     assert key_client("ingest").get(URL).status_code == 403
 
 
-def test_staff_users_may_scrape_with_http_basic(api_client, django_user_model):
-    django_user_model.objects.create_user("staff", password="pw-staff", is_staff=True)
-    api_client.credentials(HTTP_AUTHORIZATION="Basic " + base64.b64encode(b"staff:pw-staff").decode())
+def test_viewers_may_scrape_with_http_basic_and_staff_status_alone_may_not(api_client, django_user_model):
+    from django.contrib.auth.models import Group
 
+    django_user_model.objects.create_user("staff", password="pw-staff", is_staff=True)
+    reader = django_user_model.objects.create_user("reader", password="pw-reader")
+    reader.groups.add(Group.objects.get(name="viewers"))
+
+    api_client.credentials(HTTP_AUTHORIZATION="Basic " + base64.b64encode(b"staff:pw-staff").decode())
+    assert api_client.get(URL).status_code == 403
+    api_client.credentials(HTTP_AUTHORIZATION="Basic " + base64.b64encode(b"reader:pw-reader").decode())
     assert api_client.get(URL).status_code == 200
 
 

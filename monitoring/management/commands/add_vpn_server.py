@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 from monitoring import services
 from monitoring.models import VpnServer, validate_time_zone
 from monitoring.sources.management import ManagementError, parse_management_address
+from vpnmonitor.models import audit, command_actor
 
 
 class Command(BaseCommand):
@@ -55,6 +56,12 @@ class Command(BaseCommand):
             management_password=password, pki_dir=options["pki_dir"], log_file=options["log_file"],
             region=options["region"], network_name=options["network"], time_zone=options["time_zone"],
         )
+        audit(command_actor("add_vpn_server"), "vpnserver.create", server, changes={
+            **{field: {"after": getattr(server, field)} for field in (
+                "name", "management_address", "management_socket", "status_file", "pki_dir", "log_file", "region",
+                "network_name")},
+            "management_password": {"changed": bool(password)},
+        })
         self.stdout.write(f"Added VPN server {server.name} reading {server.source_description}.")
         if server.pki_dir:
             found = services.scan_new_pki_dir(server)

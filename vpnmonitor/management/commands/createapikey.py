@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from vpnmonitor.models import ApiKey
+from vpnmonitor.models import ApiKey, audit, command_actor
 
 
 class Command(BaseCommand):
@@ -17,6 +17,8 @@ class Command(BaseCommand):
         if ApiKey.objects.filter(name=name).exists():
             raise CommandError(f"An API key named {name!r} already exists.")
         api_key, plaintext = ApiKey.issue(name, role, tenant)
+        audit(command_actor("createapikey"), "apikey.create", api_key,
+              changes={"name": {"after": name}, "role": {"after": role}, "tenant_user_id": {"after": tenant}})
         self.stderr.write(f"Created {role} key {name!r}" + (f" for tenant {tenant}" if tenant else "")
                           + ". Store it now; it cannot be shown again:")
         self.stdout.write(plaintext)

@@ -6,6 +6,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
+from vpnmonitor.models import audit, command_actor
+
 
 class Command(BaseCommand):
     help = "Create a superuser (default name 'admin') with a random password unless one exists."
@@ -21,7 +23,9 @@ class Command(BaseCommand):
             self.stdout.write(f"Admin user '{username}' exists{hint}.")
             return
         password = secrets.token_urlsafe(12)
-        user_model.objects.create_superuser(username=username, email="", password=password)
+        user = user_model.objects.create_superuser(username=username, email="", password=password)
+        audit(command_actor("ensure_admin"), "user.create", user,
+              changes={"username": {"after": username}, "is_superuser": {"after": True}, "password": {"changed": True}})
         password_file.write_text(password + "\n")
         password_file.chmod(0o600)
         self.stdout.write(self.style.SUCCESS(
