@@ -258,7 +258,7 @@ class SessionsV1View(SessionsView):
         summary="List VPN sessions in batches (CloudConnexa API v1.2.0 schema)",
         description="The sessions of /api/beta/sessions, with the same parameters, window rules and signed "
         "cursor, in the v1.2.0 session object (sessionId, userId, ..., connectionStatus). In GDPR mode clientIp "
-        "is masked and userName is left out.",
+        "and vpnIpv4 are masked and userName is left out.",
         parameters=WINDOW_PARAMETERS,
     )
     def get(self, request, *args, **kwargs):

@@ -32,11 +32,13 @@ V1_FIELDS = {
 
 
 @pytest.fixture
-def application(db):
+def application(viewer_user):
     from oauth2_provider.models import Application
 
+    # The application acts with its user's role: a viewer's.
     return Application.objects.create(name="terraform", client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
-                                      client_type="confidential", authorization_grant_type="client-credentials")
+                                      user=viewer_user, client_type="confidential",
+                                      authorization_grant_type="client-credentials")
 
 
 def raw(live_server, method, path, body=None, headers=None):
@@ -176,13 +178,13 @@ def test_v1_sessions_errors_keep_the_sessions_shape_not_the_monitors(client, vie
     assert viewer_client.get("/api/v1/clients").json()["success"] is True
 
 
-def test_gdpr_mode_masks_the_client_ip_and_leaves_out_the_user_name(viewer_client, gdpr_on):
+def test_gdpr_mode_masks_the_client_and_tunnel_addresses_and_leaves_out_the_user_name(viewer_client, gdpr_on):
     server = VpnServer.objects.create(name="vpn", status_file="/nonexistent")
     now = timezone.now()
     services.record_poll(server, parse_status(status2(now, [("alice", 7, now - dt.timedelta(minutes=3), 1, 2,
                                                               "10.8.0.9")])))
     session = viewer_client.get("/api/v1/sessions?size=1").json()["sessions"][0]
-    assert (session["clientIp"], session["userName"], session["vpnIpv4"]) == ("198.51.100.0", None, "10.8.0.9")
+    assert (session["clientIp"], session["userName"], session["vpnIpv4"]) == ("198.51.100.0", None, "10.8.0.0")
 
 
 def test_the_schema_documents_v1_sessions_and_its_token(viewer_client):
