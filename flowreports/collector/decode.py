@@ -44,6 +44,7 @@ class FlowRecord(NamedTuple):
     end_us: int
     action: str
     version: int
+    sampling_rate: int = 1
 
     @property
     def start(self) -> datetime:

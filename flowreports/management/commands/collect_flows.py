@@ -1,4 +1,4 @@
-"""manage.py collect_flows: receive NetFlow v5/v9 and IPFIX over UDP and store the flows as flow reports."""
+"""manage.py collect_flows: receive NetFlow v5/v9, IPFIX and sFlow v5 over UDP and store the flows as flow reports."""
 
 import logging
 import os
@@ -35,8 +35,9 @@ def parse_listen(value):
 
 class Command(BaseCommand):
     help = (
-        "Listen for NetFlow v5/v9 and IPFIX on UDP and store each flow as a flow report, attributed to "
-        "its subscriber. Prints counts every --stats-interval seconds and when stopped (SIGINT/SIGTERM)."
+        "Listen for NetFlow v5/v9, IPFIX and sFlow v5 on UDP (one socket takes all) and store each flow as a "
+        "flow report, attributed to its subscriber. Prints counts every --stats-interval seconds and when "
+        "stopped (SIGINT/SIGTERM)."
     )
 
     def add_arguments(self, parser):
@@ -131,6 +132,18 @@ class Command(BaseCommand):
             f"dropped {stats['flows_dropped']}, packets lost in the receive buffer {stats['packets_lost']}, "
             f"malformed packets {stats['malformed_packets']}, "
             f"data sets without template {stats['sets_dropped_no_template']}"
+        ) + self.sflow_counts(collector)
+
+    @staticmethod
+    def sflow_counts(collector):
+        stats = collector.decoder.stats()
+        if not stats.get("sflow_decoded_packets"):
+            return ""
+        return (
+            f"; sFlow: {stats['sflow_decoded_packets']} datagrams, {stats['sflow_flow_samples']} flow samples "
+            f"({stats['sflow_samples_without_flow']} without an IP packet), "
+            f"{stats['sflow_counter_samples']} counter samples skipped, "
+            f"malformed datagrams {stats['sflow_malformed_packets']}"
         )
 
     def _install_signal_handlers(self, stop):
