@@ -18,7 +18,9 @@ packet) over UDP at that fixed rate to a Collector whose sink is FlowSink (decod
 COPY and rollups), then reports what was received, stored and lost. Use its own database: the
 flows it stores carry a fixed 2023 timestamp (the run starts by emptying the flow table and its rollups).
 Like collect_flows it sets a 0.5 ms thread switch interval; it reports the kernel's count of datagrams lost
-in the receive buffer next to the collector's own counts.
+in the receive buffer next to the collector's own counts. --collector-sflow offers sFlow v5 instead: datagrams
+of 7 flow samples (128-octet Ethernet/IPv4 headers sampled 1 in 1,024), one stored flow per sample, so the
+rate is in samples/s.
 """
 
 import argparse
@@ -194,21 +196,67 @@ def subscriber_traffic_packets(count, subscribers, seed=5):
     return packets
 
 
-def _packets_per_second(rate):
-    """Packets of 30 flows a second that offer at least rate flows/s."""
-    return max(1, -(-rate // 30))
+SFLOW_SAMPLES_PER_DATAGRAM = 7
+SFLOW_SAMPLING_RATE = 1024
 
 
-def _offer(address, rate, seconds, subscribers, window):
-    """Child process: send v5 packets of 30 flows to address at `rate` flows/s for `seconds`.
+def subscriber_sflow_datagrams(count, subscribers, seed=5):
+    """count sFlow v5 datagrams of 7 flow samples each, the same subscribers' traffic as packet samples.
+
+    Each sample holds the first 128 octets of an Ethernet/IPv4 TCP or UDP frame of 132 to 1,518 octets
+    (about 1,400 octets a datagram, as agents send them), sampled 1 in 1,024.
+    """
+    random = rng(seed)
+    remotes = [ipaddress.IPv4Address(0x08080000 + i * 7919).packed for i in range(5000)]
+    # Ethernet (MACs, type), IPv4 (version/length, tos, total length, id, fragment, ttl, protocol, checksum,
+    # addresses), then the transport header's ports; zero-padded to the 128 octets an agent copies.
+    frame = struct.Struct("!6s6sHBBHHHBBH4s4sHH")
+    macs = (b"\x02\0\0\0\0\x01", b"\x02\0\0\0\0\x02")
+    header_length = 128
+    datagrams = []
+    for datagram_index in range(count):
+        samples = []
+        for sample_index in range(SFLOW_SAMPLES_PER_DATAGRAM):
+            s = random.randrange(subscribers)
+            inside = ipaddress.IPv4Address(f"100.64.{s // 250}.{s % 250 + 1}").packed
+            remote = remotes[min(int(random.paretovariate(1.2)) - 1, len(remotes) - 1)]
+            ephemeral = random.randint(1024, 65535)
+            if random.random() < 0.5:
+                source, destination, source_port, destination_port = inside, remote, ephemeral, 443
+            else:
+                source, destination, source_port, destination_port = remote, inside, 443, ephemeral
+            frame_length = random.randint(header_length + 4, 1518)
+            header = frame.pack(*macs, 0x0800, 0x45, 0, frame_length - 18, 1, 0, 64,
+                                6 if random.random() < 0.7 else 17, 0, source, destination, source_port,
+                                destination_port).ljust(header_length, b"\0")
+            sequence = datagram_index * SFLOW_SAMPLES_PER_DATAGRAM + sample_index
+            record = struct.pack("!IIIIII", 1, 16 + header_length, 1, frame_length, 4, header_length) + header
+            body = struct.pack("!8I", sequence, 1, SFLOW_SAMPLING_RATE, sequence * SFLOW_SAMPLING_RATE, 0, 1, 2,
+                               1) + record
+            samples.append(struct.pack("!II", 1, len(body)) + body)
+        datagrams.append(struct.pack("!II4sIIII", 5, 1, b"\xc0\0\x02\x01", 0, datagram_index, 3_600_000,
+                                     len(samples)) + b"".join(samples))
+    return datagrams
+
+
+def _packets_per_second(rate, flows_per_packet=30):
+    """Packets of flows_per_packet flows a second that offer at least rate flows/s."""
+    return max(1, -(-rate // flows_per_packet))
+
+
+def _offer(address, rate, seconds, subscribers, window, sflow=False):
+    """Child process: send v5 packets of 30 flows (sflow: datagrams of 7 samples) to address at `rate` flows/s
+    for `seconds`.
 
     Puts (first send, last send) on the window queue as time.perf_counter() values (CLOCK_MONOTONIC, the
     same clock in every process), so the run is timed from the first datagram rather than the process start.
     """
     from flowreports.collector.bench_decode import v5_packets
 
-    per_second = _packets_per_second(rate)
-    if subscribers:
+    per_second = _packets_per_second(rate, SFLOW_SAMPLES_PER_DATAGRAM if sflow else 30)
+    if sflow:
+        packets = subscriber_sflow_datagrams(per_second, subscribers or 1)
+    elif subscribers:
         packets = subscriber_traffic_packets(per_second, subscribers)
     else:
         packets, _ = v5_packets(per_second)
@@ -239,7 +287,7 @@ def _seal_offered_hour(subscribers):
     return hour
 
 
-def collector_run(rate, seconds, subscribers, batch_size=None, late=False):
+def collector_run(rate, seconds, subscribers, batch_size=None, late=False, sflow=False):
     from django.db import connection
 
     from flowreports.collector.server import Collector
@@ -268,7 +316,8 @@ def collector_run(rate, seconds, subscribers, batch_size=None, late=False):
     options = {"batch_size": batch_size} if batch_size else {}
     collector = Collector(timed_sink, listen=("127.0.0.1", 0), writers=sink.writers, **options).start()
     window = multiprocessing.Queue()
-    sender = multiprocessing.Process(target=_offer, args=(collector.address, rate, seconds, subscribers, window))
+    sender = multiprocessing.Process(target=_offer,
+                                     args=(collector.address, rate, seconds, subscribers, window, sflow))
     own_cpu, server_cpu = cpu_seconds()
     sender.start()
     # Sampled ten times a second: the most flows received and not yet committed, and the most bytes of
@@ -286,7 +335,8 @@ def collector_run(rate, seconds, subscribers, batch_size=None, late=False):
     own_cpu_after, server_cpu_after = cpu_seconds()
     sink.close()
     stats = collector.stats()
-    offered = _packets_per_second(rate) * 30 * seconds
+    per_packet = SFLOW_SAMPLES_PER_DATAGRAM if sflow else 30
+    offered = _packets_per_second(rate, per_packet) * per_packet * seconds
     in_table = FlowReport.objects.count()
     lost = offered - in_table
     traffic = (f"{subscribers:,} subscribers' traffic with 5,000 remotes" if subscribers
@@ -295,13 +345,14 @@ def collector_run(rate, seconds, subscribers, batch_size=None, late=False):
         ("collector, batches", f"{collector.batch_size:,} flows, {collector.writers} writer(s)"),
         *([("collector, late flows", f"every one: their hour ({sealed:%Y-%m-%d %H}:00) was sealed before the run")]
           if late else []),
-        ("collector, offered", f"{offered:,} flows at {rate:,} flows/s for {seconds} s (NetFlow v5, 30 per packet; "
-                               f"{traffic})"),
+        ("collector, offered", f"{offered:,} flows at {rate:,} flows/s for {seconds} s ("
+                               + (f"sFlow v5 flow samples, 7 per datagram, 1 in {SFLOW_SAMPLING_RATE:,}; " if sflow
+                                  else "NetFlow v5, 30 per packet; ") + f"{traffic})"),
         ("collector, attributed to a subscriber", f"{stats['flows_stored'] - sink.unattributed:,}"),
         ("collector, received / stored / dropped",
          f"{stats['flows_received']:,} / {stats['flows_stored']:,} / {stats['flows_dropped']:,}"),
         ("collector, packets lost in the receive buffer (kernel count)",
-         f"{stats['packets_lost']:,} of {offered // 30:,} ({stats['receive_buffer'] // 2**20} MiB buffer)"),
+         f"{stats['packets_lost']:,} of {offered // per_packet:,} ({stats['receive_buffer'] // 2**20} MiB buffer)"),
         ("collector, in the table", f"{in_table:,} ({lost:,} lost, {lost / offered:.2%})"),
         ("collector, CPU per stored flow: collector process / PostgreSQL (all its processes)",
          _per_flow(own_cpu_after - own_cpu, stats["flows_stored"]) + " / "
@@ -368,6 +419,9 @@ def run(argv):
     parser.add_argument("--collector-late", action="store_true",
                         help="seal the offered flows' hour first, so every flow is late (an exporter whose clock is "
                              "behind): each batch also counts them into the hourly destination rollup")
+    parser.add_argument("--collector-sflow", action="store_true",
+                        help="offer sFlow v5 flow samples (7 per datagram) instead of NetFlow v5; the rate is in "
+                             "samples/s")
     parser.add_argument("--collector-fixed-flows", action="store_true",
                         help="offer the same 30 unattributed flows over and over instead of --subscribers' traffic")
     parser.add_argument("--raw", action="store_true",
@@ -385,10 +439,13 @@ def run(argv):
     from vpnmonitor.api.throttling import PrincipalRateThrottle
 
     call_command("migrate", verbosity=0)
+    if args.collector_sflow and (args.collector_late or args.collector_fixed_flows):
+        parser.error("--collector-sflow takes neither --collector-late (samples are timed at arrival) nor "
+                     "--collector-fixed-flows")
     if args.collector_rate:
         rows = collector_run(args.collector_rate, args.collector_seconds,
                              0 if args.collector_fixed_flows else args.subscribers, args.collector_batch_size,
-                             late=args.collector_late)
+                             late=args.collector_late, sflow=args.collector_sflow)
         for name, value in rows:
             print(f"{name}: {value}")
         return rows

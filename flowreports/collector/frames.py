@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import struct
 from typing import NamedTuple
 
 ETHERTYPE_IPV4 = 0x0800
@@ -15,9 +16,16 @@ _IPV6_FRAGMENT = 44
 _PORT_PROTOCOLS = frozenset({6, 17, 132, 136})  # TCP, UDP, SCTP, UDP-Lite
 _ICMP_PROTOCOLS = frozenset({1, 58})
 
+# version and header length, total length, flags and fragment offset, protocol, source, destination
+_IPV4_HEADER = struct.Struct("!BxH2xHxB2x4s4s")
+# version (first 4 bits), payload length, next header, source, destination
+_IPV6_HEADER = struct.Struct("!B3xHBx16s16s")
+_PORTS = struct.Struct("!HH")
+
 _inet_ntoa = socket.inet_ntoa
 _inet_ntop = socket.inet_ntop
 _AF_INET6 = socket.AF_INET6
+_tuple_new = tuple.__new__
 
 
 class PacketHeader(NamedTuple):
@@ -31,88 +39,99 @@ class PacketHeader(NamedTuple):
     ip_length: int
 
 
-def parse_frame(frame: bytes) -> PacketHeader | None:
-    """An Ethernet frame's first bytes as a PacketHeader; None when they hold no whole IPv4 or IPv6 header.
+def parse_frame(frame: bytes, offset: int = 0, end: int | None = None) -> PacketHeader | None:
+    """The Ethernet frame in frame[offset:end] as a PacketHeader; None when it holds no whole IPv4 or IPv6 header.
 
     802.1Q/802.1ad tags and an MPLS label stack are stepped over. ICMP carries type << 8 | code as the
     destination port, as NetFlow does. Ports of a transport header cut off by the sample, and of a fragment
     other than the first, are 0.
     """
-    if len(frame) < 14:
+    if end is None:
+        end = len(frame)
+    position = offset + 14
+    if end < position:
         return None
-    ethertype = (frame[12] << 8) | frame[13]
-    offset = 14
+    ethertype = (frame[position - 2] << 8) | frame[position - 1]
     while ethertype in _ETHERTYPE_VLANS:
-        if len(frame) < offset + 4:
+        position += 4
+        if end < position:
             return None
-        ethertype = (frame[offset + 2] << 8) | frame[offset + 3]
-        offset += 4
+        ethertype = (frame[position - 2] << 8) | frame[position - 1]
+    if ethertype == ETHERTYPE_IPV4:
+        return parse_ipv4(frame, position, end)
+    if ethertype == ETHERTYPE_IPV6:
+        return parse_ipv6(frame, position, end)
     if ethertype in _ETHERTYPE_MPLS:
         while True:
-            if len(frame) < offset + 4:
+            position += 4
+            if end < position:
                 return None
-            bottom_of_stack = frame[offset + 2] & 0x01
-            offset += 4
-            if bottom_of_stack:
+            if frame[position - 2] & 0x01:  # bottom of the label stack
                 break
         # MPLS names no payload type: the IP version nibble tells.
-        if len(frame) <= offset:
+        if end <= position:
             return None
-        ethertype = {4: ETHERTYPE_IPV4, 6: ETHERTYPE_IPV6}.get(frame[offset] >> 4)
-    if ethertype == ETHERTYPE_IPV4:
-        return parse_ipv4(frame, offset)
-    if ethertype == ETHERTYPE_IPV6:
-        return parse_ipv6(frame, offset)
+        version = frame[position] >> 4
+        if version == 4:
+            return parse_ipv4(frame, position, end)
+        if version == 6:
+            return parse_ipv6(frame, position, end)
     return None
 
 
-def parse_ipv4(packet: bytes, offset: int = 0) -> PacketHeader | None:
-    """An IPv4 header at offset (and what follows of its transport header) as a PacketHeader."""
-    if len(packet) < offset + 20 or packet[offset] >> 4 != 4:
+def parse_ipv4(packet: bytes, offset: int = 0, end: int | None = None) -> PacketHeader | None:
+    """The IPv4 header at packet[offset:end] (and what follows of its transport header) as a PacketHeader."""
+    if end is None:
+        end = len(packet)
+    if end < offset + 20:
         return None
-    header_length = (packet[offset] & 0x0F) * 4
-    if header_length < 20:
+    version_length, total_length, fragment, protocol, source, destination = _IPV4_HEADER.unpack_from(packet, offset)
+    header_length = (version_length & 0x0F) * 4
+    if version_length >> 4 != 4 or header_length < 20:
         return None
-    total_length = (packet[offset + 2] << 8) | packet[offset + 3]
-    fragment_offset = ((packet[offset + 6] & 0x1F) << 8) | packet[offset + 7]
-    protocol = packet[offset + 9]
-    source = _inet_ntoa(packet[offset + 12 : offset + 16])
-    destination = _inet_ntoa(packet[offset + 16 : offset + 20])
-    transport = offset + header_length if fragment_offset == 0 else None
-    return _with_ports(packet, source, destination, protocol, transport, total_length)
+    source_port = destination_port = 0
+    transport = offset + header_length
+    if not fragment & 0x1FFF and end >= transport + 4:
+        if protocol in _PORT_PROTOCOLS:
+            source_port, destination_port = _PORTS.unpack_from(packet, transport)
+        elif protocol in _ICMP_PROTOCOLS:
+            destination_port = _PORTS.unpack_from(packet, transport)[0]
+    return _tuple_new(
+        PacketHeader,
+        (_inet_ntoa(source), _inet_ntoa(destination), source_port, destination_port, protocol, total_length),
+    )
 
 
-def parse_ipv6(packet: bytes, offset: int = 0) -> PacketHeader | None:
-    """An IPv6 header at offset (extension headers stepped over) as a PacketHeader."""
-    if len(packet) < offset + 40 or packet[offset] >> 4 != 6:
+def parse_ipv6(packet: bytes, offset: int = 0, end: int | None = None) -> PacketHeader | None:
+    """The IPv6 header at packet[offset:end] (extension headers stepped over) as a PacketHeader."""
+    if end is None:
+        end = len(packet)
+    if end < offset + 40:
         return None
-    total_length = 40 + ((packet[offset + 4] << 8) | packet[offset + 5])
-    protocol = packet[offset + 6]
-    source = _inet_ntop(_AF_INET6, packet[offset + 8 : offset + 24])
-    destination = _inet_ntop(_AF_INET6, packet[offset + 24 : offset + 40])
-    transport: int | None = offset + 40
+    version, payload_length, protocol, source, destination = _IPV6_HEADER.unpack_from(packet, offset)
+    if version >> 4 != 6:
+        return None
+    transport = offset + 40
     while protocol in _IPV6_EXTENSIONS or protocol == _IPV6_FRAGMENT:
-        if len(packet) < transport + 8:
+        if end < transport + 8:
             # The next protocol is in an extension header the sample cut off.
             return None
         if protocol == _IPV6_FRAGMENT:
             later_fragment = ((packet[transport + 2] << 8) | packet[transport + 3]) >> 3
             protocol = packet[transport]
             if later_fragment:
-                transport = None
+                transport = end  # a later fragment has no transport header
                 break
             transport += 8
-        else:
-            protocol, transport = packet[transport], transport + 8 + packet[transport + 1] * 8
-    return _with_ports(packet, source, destination, protocol, transport, total_length)
-
-
-def _with_ports(packet, source, destination, protocol, transport, total_length) -> PacketHeader:
+        protocol, transport = packet[transport], transport + 8 + packet[transport + 1] * 8
     source_port = destination_port = 0
-    if transport is not None and len(packet) >= transport + 4:
+    if end >= transport + 4:
         if protocol in _PORT_PROTOCOLS:
-            source_port = (packet[transport] << 8) | packet[transport + 1]
-            destination_port = (packet[transport + 2] << 8) | packet[transport + 3]
+            source_port, destination_port = _PORTS.unpack_from(packet, transport)
         elif protocol in _ICMP_PROTOCOLS:
-            destination_port = (packet[transport] << 8) | packet[transport + 1]
-    return PacketHeader(source, destination, source_port, destination_port, protocol, total_length)
+            destination_port = _PORTS.unpack_from(packet, transport)[0]
+    return _tuple_new(
+        PacketHeader,
+        (_inet_ntop(_AF_INET6, source), _inet_ntop(_AF_INET6, destination), source_port, destination_port,
+         protocol, 40 + payload_length),
+    )

@@ -193,7 +193,7 @@ class SFlowDecoder:
                 if header_length > record_end - start:
                     raise MalformedPacket("sflow sampled header longer than its record")
                 if header is None:
-                    header = (protocol, frame_length, packet[start : start + header_length])
+                    header = (protocol, frame_length, start, start + header_length)
             elif data_format == _SAMPLED_IPV4 or data_format == _SAMPLED_IPV6:
                 layout = _SAMPLED_IPV4_FIELDS if data_format == _SAMPLED_IPV4 else _SAMPLED_IPV6_FIELDS
                 if length < layout.size:
@@ -204,13 +204,13 @@ class SFlowDecoder:
 
         parsed = None
         if header is not None:
-            protocol, frame_length, header_bytes = header
+            protocol, frame_length, start, stop = header
             if protocol == _HEADER_ETHERNET:
-                parsed = parse_frame(header_bytes)
+                parsed = parse_frame(packet, start, stop)
             elif protocol == _HEADER_IPV4:
-                parsed = parse_ipv4(header_bytes)
+                parsed = parse_ipv4(packet, start, stop)
             elif protocol == _HEADER_IPV6:
-                parsed = parse_ipv6(header_bytes)
+                parsed = parse_ipv6(packet, start, stop)
             if parsed is not None:
                 source, destination, source_port, destination_port, ip_protocol, _ = parsed
                 octets = frame_length
