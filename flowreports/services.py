@@ -231,7 +231,7 @@ class CollectorRows:
         unattributed = 0
         for count, record in enumerate(sorted(records, key=_destination_order), 1):
             (exporter, domain, source_ip, destination_ip, source_port, destination_port, protocol, packets, octets,
-             start_us, end_us, action, _version, *_sampling_rate) = record
+             start_us, end_us, action, _version, _sampling_rate) = record
             pair = pairs.get((source_ip, destination_ip))
             if pair is None:
                 pair = pairs[source_ip, destination_ip] = self._pair(source_ip, destination_ip)

@@ -462,6 +462,7 @@ class FlowDecoder:
                         end_ms * 1000,
                         "allow",
                         5,
+                        1,
                     ),
                 )
             )
@@ -667,6 +668,7 @@ class FlowDecoder:
                         end,
                         "drop" if (status & 0xC0) == 0x80 else "allow",
                         version,
+                        1,
                     ),
                 )
             )
