@@ -161,6 +161,21 @@ def generate_sql(count, days, subscribers, seed=0.42):
     return done
 
 
+def _subscriber_connection(random, subscribers, remotes):
+    """(source, destination, source port, destination port) of a random subscriber's HTTPS connection, either way.
+
+    The subscriber's address (from its 100.64.0.0/10 prefix) and ephemeral port to a remote's port 443
+    (uplink), or back (downlink); remotes drawn with a Pareto skew.
+    """
+    s = random.randrange(subscribers)
+    inside = ipaddress.IPv4Address(f"100.64.{s // 250}.{s % 250 + 1}").packed
+    remote = remotes[min(int(random.paretovariate(1.2)) - 1, len(remotes) - 1)]
+    ephemeral = random.randint(1024, 65535)
+    if random.random() < 0.5:
+        return inside, remote, ephemeral, 443
+    return remote, inside, 443, ephemeral
+
+
 def subscriber_traffic_packets(count, subscribers, seed=5):
     """count NetFlow v5 packets of 30 flows each, as subscribers' traffic looks to a collector.
 
@@ -178,14 +193,7 @@ def subscriber_traffic_packets(count, subscribers, seed=5):
     for packet_index in range(count):
         body = []
         for _ in range(30):
-            s = random.randrange(subscribers)
-            inside = ipaddress.IPv4Address(f"100.64.{s // 250}.{s % 250 + 1}").packed
-            remote = remotes[min(int(random.paretovariate(1.2)) - 1, len(remotes) - 1)]
-            ephemeral = random.randint(1024, 65535)
-            if random.random() < 0.5:
-                source, destination, source_port, destination_port = inside, remote, ephemeral, 443
-            else:
-                source, destination, source_port, destination_port = remote, inside, 443, ephemeral
+            source, destination, source_port, destination_port = _subscriber_connection(random, subscribers, remotes)
             packets_count = random.randint(1, 5000)
             body.append(record.pack(
                 source, destination, b"\0" * 4, 1, 2, packets_count, packets_count * random.randint(60, 1500),
@@ -217,14 +225,7 @@ def subscriber_sflow_datagrams(count, subscribers, seed=5):
     for datagram_index in range(count):
         samples = []
         for sample_index in range(SFLOW_SAMPLES_PER_DATAGRAM):
-            s = random.randrange(subscribers)
-            inside = ipaddress.IPv4Address(f"100.64.{s // 250}.{s % 250 + 1}").packed
-            remote = remotes[min(int(random.paretovariate(1.2)) - 1, len(remotes) - 1)]
-            ephemeral = random.randint(1024, 65535)
-            if random.random() < 0.5:
-                source, destination, source_port, destination_port = inside, remote, ephemeral, 443
-            else:
-                source, destination, source_port, destination_port = remote, inside, 443, ephemeral
+            source, destination, source_port, destination_port = _subscriber_connection(random, subscribers, remotes)
             frame_length = random.randint(header_length + 4, 1518)
             header = frame.pack(*macs, 0x0800, 0x45, 0, frame_length - 18, 1, 0, 64,
                                 6 if random.random() < 0.7 else 17, 0, source, destination, source_port,

@@ -89,13 +89,8 @@ def parse_ipv4(packet: bytes, offset: int = 0, end: int | None = None) -> Packet
     header_length = (version_length & 0x0F) * 4
     if version_length >> 4 != 4 or header_length < 20:
         return None
-    source_port = destination_port = 0
-    transport = offset + header_length
-    if not fragment & 0x1FFF and end >= transport + 4:
-        if protocol in _PORT_PROTOCOLS:
-            source_port, destination_port = _PORTS.unpack_from(packet, transport)
-        elif protocol in _ICMP_PROTOCOLS:
-            destination_port = _PORTS.unpack_from(packet, transport)[0]
+    # A fragment other than the first has no transport header.
+    source_port, destination_port = _ports(packet, protocol, end if fragment & 0x1FFF else offset + header_length, end)
     return _tuple_new(
         PacketHeader,
         (_inet_ntoa(source), _inet_ntoa(destination), source_port, destination_port, protocol, total_length),
@@ -124,14 +119,19 @@ def parse_ipv6(packet: bytes, offset: int = 0, end: int | None = None) -> Packet
                 break
             transport += 8
         protocol, transport = packet[transport], transport + 8 + packet[transport + 1] * 8
-    source_port = destination_port = 0
-    if end >= transport + 4:
-        if protocol in _PORT_PROTOCOLS:
-            source_port, destination_port = _PORTS.unpack_from(packet, transport)
-        elif protocol in _ICMP_PROTOCOLS:
-            destination_port = _PORTS.unpack_from(packet, transport)[0]
+    source_port, destination_port = _ports(packet, protocol, transport, end)
     return _tuple_new(
         PacketHeader,
         (_inet_ntop(_AF_INET6, source), _inet_ntop(_AF_INET6, destination), source_port, destination_port,
          protocol, 40 + payload_length),
     )
+
+
+def _ports(packet: bytes, protocol: int, transport: int, end: int) -> tuple[int, int]:
+    """(source port, destination port) of the transport header at packet[transport:end]; (0, 0) if cut off."""
+    if end >= transport + 4:
+        if protocol in _PORT_PROTOCOLS:
+            return _PORTS.unpack_from(packet, transport)
+        if protocol in _ICMP_PROTOCOLS:
+            return 0, _PORTS.unpack_from(packet, transport)[0]
+    return 0, 0

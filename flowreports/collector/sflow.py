@@ -46,8 +46,12 @@ _INTERFACE_DISCARDED = 1  # the "format" of an output interface: the packet was 
 
 _U32_PAIR = struct.Struct("!II")
 _DATAGRAM_HEADER = struct.Struct("!IIII")  # sub agent id, sequence number, uptime, number of samples
-_FLOW_SAMPLE_HEADER = struct.Struct("!8I")
-_FLOW_SAMPLE_EXPANDED_HEADER = struct.Struct("!11I")
+# A flow sample's fields before its records, and where its sampling rate and output interface format are: the
+# compact form keeps the format in the interface's top two bits, the expanded form in a field of its own.
+_FLOW_SAMPLE_LAYOUTS = {
+    False: (struct.Struct("!8I"), 2, 6, 30),
+    True: (struct.Struct("!11I"), 3, 8, 0),
+}
 _SAMPLED_HEADER_FIELDS = struct.Struct("!IIII")  # header protocol, frame length, stripped, header length
 _SAMPLED_IPV4_FIELDS = struct.Struct("!II4s4sII")  # length, protocol, source, destination, ports
 _SAMPLED_IPV6_FIELDS = struct.Struct("!II16s16sII")
@@ -160,18 +164,12 @@ class SFlowDecoder:
     def _flow_sample(
         packet: bytes, offset: int, end: int, expanded: bool, exporter: str, sub_agent_id: int, moment: int
     ) -> FlowRecord | None:
-        if expanded:
-            if end - offset < _FLOW_SAMPLE_EXPANDED_HEADER.size:
-                raise MalformedPacket("sflow expanded flow sample truncated")
-            fields = _FLOW_SAMPLE_EXPANDED_HEADER.unpack_from(packet, offset)
-            rate, output_format, record_count = fields[3], fields[8], fields[10]
-            offset += _FLOW_SAMPLE_EXPANDED_HEADER.size
-        else:
-            if end - offset < _FLOW_SAMPLE_HEADER.size:
-                raise MalformedPacket("sflow flow sample truncated")
-            fields = _FLOW_SAMPLE_HEADER.unpack_from(packet, offset)
-            rate, output_format, record_count = fields[2], fields[6] >> 30, fields[7]
-            offset += _FLOW_SAMPLE_HEADER.size
+        layout, rate_at, output_at, output_shift = _FLOW_SAMPLE_LAYOUTS[expanded]
+        if end - offset < layout.size:
+            raise MalformedPacket("sflow flow sample truncated")
+        fields = layout.unpack_from(packet, offset)
+        rate, output_format, record_count = fields[rate_at], fields[output_at] >> output_shift, fields[-1]
+        offset += layout.size
         if rate == 0:
             raise MalformedPacket("sflow flow sample with sampling rate 0")
         if record_count > (end - offset) // 8:
