@@ -56,6 +56,8 @@ _SAMPLED_HEADER_FIELDS = struct.Struct("!IIII")  # header protocol, frame length
 _SAMPLED_IPV4_FIELDS = struct.Struct("!II4s4sII")  # length, protocol, source, destination, ports
 _SAMPLED_IPV6_FIELDS = struct.Struct("!II16s16sII")
 _ADDRESS_LENGTHS = {0: 0, 1: 4, 2: 16}  # unknown, IPv4, IPv6 agent address
+# A 32-bit rate times a 32-bit length can pass the largest count the bytes column (bigint) holds.
+_MAX_OCTETS = 2**63 - 1
 
 _tuple_new = tuple.__new__
 _ntoa = socket.inet_ntoa
@@ -222,6 +224,9 @@ class SFlowDecoder:
             source, destination = convert(source_packed), convert(destination_packed)
             if source_port > 0xFFFF or destination_port > 0xFFFF or ip_protocol > 0xFF:
                 raise MalformedPacket("sflow sampled IP record field out of range")
+        octets *= rate
+        if octets > _MAX_OCTETS:
+            raise MalformedPacket("sflow sample volume exceeds a 64-bit count")
         return _tuple_new(
             FlowRecord,
             (
@@ -233,7 +238,7 @@ class SFlowDecoder:
                 destination_port,
                 ip_protocol,
                 rate,
-                octets * rate,
+                octets,
                 moment,
                 moment,
                 "drop" if output_format == _INTERFACE_DISCARDED else "allow",

@@ -187,21 +187,30 @@ def test_every_truncation_of_a_datagram_is_counted_and_yields_nothing():
     assert (stats["flows_decoded"], stats["flow_samples"], stats["counter_samples"]) == (3, 3, 1)
 
 
-@pytest.mark.parametrize("fault", [
-    "version", "address type", "sample count", "record count", "header length", "sampling rate",
+SAMPLE_AT = 28 + 8  # past the datagram header (IPv4 agent) and the first sample's format and length
+
+
+@pytest.mark.parametrize(("fault", "changes", "reason"), [
+    ("version", {0: 4}, "sflow version 4"),
+    ("address type", {4: 3}, "sflow agent address type 3"),
+    ("sample count", {24: 3}, "sflow sample header truncated"),
+    ("sample count", {24: 1000}, "sflow sample count exceeds datagram"),
+    ("record count", {SAMPLE_AT + 28: 2}, "sflow flow record header truncated"),
+    ("header length", {SAMPLE_AT + 32 + 8 + 12: 65}, "sflow sampled header longer than its record"),
+    ("sampling rate", {SAMPLE_AT + 8: 0}, "sflow flow sample with sampling rate 0"),
+    # 2^32 - 1 packets of 2^32 - 1 octets: more than the bytes column's 64-bit count holds.
+    ("volume", {SAMPLE_AT + 8: 2**32 - 1, SAMPLE_AT + 32 + 8 + 4: 2**32 - 1},
+     "sflow sample volume exceeds a 64-bit count"),
 ])
-def test_it_counts_inconsistent_datagrams_as_malformed(fault):
+def test_it_counts_inconsistent_datagrams_as_malformed(fault, changes, reason):
     sample = flow_sample(100, header_record(TCP_FRAME[:64]))
     packet = bytearray(datagram(sample, sample))
-    sample_at = 28 + 8  # past the datagram header (IPv4 agent) and the first sample's format and length
-    offsets = {"version": 0, "address type": 4, "sample count": 24, "record count": sample_at + 28,
-               "header length": sample_at + 32 + 8 + 12, "sampling rate": sample_at + 8}
-    values = {"version": 4, "address type": 3, "sample count": 3, "record count": 2, "header length": 65,
-              "sampling rate": 0}
-    struct.pack_into("!I", packet, offsets[fault], values[fault])
+    for offset, value in changes.items():
+        struct.pack_into("!I", packet, offset, value)
     sflow = decoder()
     assert sflow.decode(bytes(packet), EXPORTER) == []
     assert sflow.malformed_packets == 1 and sflow.flows_decoded == 0
+    assert sflow.errors == {reason: 1}
 
 
 def test_fuzzed_datagrams_never_raise_and_never_half_decode():
