@@ -206,7 +206,7 @@ def test_pmacct_sflow_export_is_stored_as_sfcapd_stores_it(tmp_path, viewer_clie
     relay = None
     try:
         assert _wait_for(lambda: b"Startup" in log_path.read_bytes(), 10), log_path.read_bytes()
-        with RunningCommand(seconds=8, status_interval=0.2) as command:
+        with RunningCommand(seconds=10, status_interval=0.2) as command:
             relay = Relay([("127.0.0.1", sfcapd_port), ("127.0.0.1", command.port)])
             relay.start()
             _run_pmacctd(str(pcap), relay.port, str(tmp_path))
