@@ -18,7 +18,9 @@ packet) over UDP at that fixed rate to a Collector whose sink is FlowSink (decod
 COPY and rollups), then reports what was received, stored and lost. Use its own database: the
 flows it stores carry a fixed 2023 timestamp (the run starts by emptying the flow table and its rollups).
 Like collect_flows it sets a 0.5 ms thread switch interval; it reports the kernel's count of datagrams lost
-in the receive buffer next to the collector's own counts.
+in the receive buffer next to the collector's own counts. --collector-sflow offers sFlow v5 instead: datagrams
+of 7 flow samples (128-octet Ethernet/IPv4 headers sampled 1 in 1,024), one stored flow per sample, so the
+rate is in samples/s.
 """
 
 import argparse
@@ -229,22 +231,58 @@ def sampled_traffic_packets(count, subscribers, rate, seed=5):
     return packets
 
 
-def _packets_per_second(rate):
-    """Packets of 30 flows a second that offer at least rate flows/s."""
-    return max(1, -(-rate // 30))
+SFLOW_SAMPLES_PER_DATAGRAM = 7
+SFLOW_SAMPLING_RATE = 1024
 
 
-def _offer(address, rate, seconds, subscribers, window, sampling=0):
-    """Child process: send v5 packets of 30 flows (IPFIX from a sampling exporter with `sampling`) to address at
-    `rate` flows/s for `seconds`.
+def subscriber_sflow_datagrams(count, subscribers, seed=5):
+    """count sFlow v5 datagrams of 7 flow samples each (_subscriber_flows) as packet samples, 1 in 1,024.
+
+    Each sample holds the first 128 octets of an Ethernet/IPv4 TCP or UDP frame the size of its flow's mean
+    packet (132 to 1,518 octets; about 1,400 octets a datagram, as agents send them).
+    """
+    # Ethernet (MACs, type), IPv4 (version/length, tos, total length, id, fragment, ttl, protocol, checksum,
+    # addresses), then the transport header's ports; zero-padded to the 128 octets an agent copies.
+    frame = struct.Struct("!6s6sHBBHHHBBH4s4sHH")
+    macs = (b"\x02\0\0\0\0\x01", b"\x02\0\0\0\0\x02")
+    header_length = 128
+    flows = _subscriber_flows(count * SFLOW_SAMPLES_PER_DATAGRAM, subscribers, seed)
+    datagrams = []
+    for datagram_index in range(count):
+        samples = []
+        for sample_index in range(SFLOW_SAMPLES_PER_DATAGRAM):
+            source, destination, source_port, destination_port, protocol, packets_count, octets = next(flows)
+            frame_length = min(max(octets // packets_count + 18, header_length + 4), 1518)
+            header = frame.pack(*macs, 0x0800, 0x45, 0, frame_length - 18, 1, 0, 64, protocol, 0, source,
+                                destination, source_port, destination_port).ljust(header_length, b"\0")
+            sequence = datagram_index * SFLOW_SAMPLES_PER_DATAGRAM + sample_index
+            record = struct.pack("!IIIIII", 1, 16 + header_length, 1, frame_length, 4, header_length) + header
+            body = struct.pack("!8I", sequence, 1, SFLOW_SAMPLING_RATE, sequence * SFLOW_SAMPLING_RATE, 0, 1, 2,
+                               1) + record
+            samples.append(struct.pack("!II", 1, len(body)) + body)
+        datagrams.append(struct.pack("!II4sIIII", 5, 1, b"\xc0\0\x02\x01", 0, datagram_index, 3_600_000,
+                                     len(samples)) + b"".join(samples))
+    return datagrams
+
+
+def _packets_per_second(rate, flows_per_packet=30):
+    """Packets of flows_per_packet flows a second that offer at least rate flows/s."""
+    return max(1, -(-rate // flows_per_packet))
+
+
+def _offer(address, rate, seconds, subscribers, window, sampling=0, sflow=False):
+    """Child process: send v5 packets of 30 flows (IPFIX from a sampling exporter with `sampling`; sflow:
+    datagrams of 7 samples) to address at `rate` flows/s for `seconds`.
 
     Puts (first send, last send) on the window queue as time.perf_counter() values (CLOCK_MONOTONIC, the
     same clock in every process), so the run is timed from the first datagram rather than the process start.
     """
     from flowreports.collector.bench_decode import v5_packets
 
-    per_second = _packets_per_second(rate)
-    if sampling:
+    per_second = _packets_per_second(rate, SFLOW_SAMPLES_PER_DATAGRAM if sflow else 30)
+    if sflow:
+        packets = subscriber_sflow_datagrams(per_second, subscribers or 1)
+    elif sampling:
         packets = sampled_traffic_packets(per_second, subscribers or 1, sampling)
     elif subscribers:
         packets = subscriber_traffic_packets(per_second, subscribers)
@@ -277,7 +315,7 @@ def _seal_offered_hour(subscribers):
     return hour
 
 
-def collector_run(rate, seconds, subscribers, batch_size=None, late=False, sampling=0):
+def collector_run(rate, seconds, subscribers, batch_size=None, late=False, sampling=0, sflow=False):
     from django.db import connection
 
     from flowreports.collector.server import Collector
@@ -307,7 +345,8 @@ def collector_run(rate, seconds, subscribers, batch_size=None, late=False, sampl
     collector = Collector(timed_sink, listen=("127.0.0.1", 0), writers=sink.writers, **options).start()
     window = multiprocessing.Queue()
     sender = multiprocessing.Process(target=_offer,
-                                     args=(collector.address, rate, seconds, subscribers, window, sampling))
+                                     args=(collector.address, rate, seconds, subscribers, window, sampling,
+                                           sflow))
     own_cpu, server_cpu = cpu_seconds()
     sender.start()
     # Sampled ten times a second: the most flows received and not yet committed, and the most bytes of
@@ -325,7 +364,8 @@ def collector_run(rate, seconds, subscribers, batch_size=None, late=False, sampl
     own_cpu_after, server_cpu_after = cpu_seconds()
     sink.close()
     stats = collector.stats()
-    offered = _packets_per_second(rate) * 30 * seconds
+    per_packet = SFLOW_SAMPLES_PER_DATAGRAM if sflow else 30
+    offered = _packets_per_second(rate, per_packet) * per_packet * seconds
     in_table = FlowReport.objects.count()
     rates = sorted(FlowReport.objects.order_by().values_list("sampling_rate", flat=True).distinct())
     lost = offered - in_table
@@ -336,14 +376,15 @@ def collector_run(rate, seconds, subscribers, batch_size=None, late=False, sampl
         *([("collector, late flows", f"every one: their hour ({sealed:%Y-%m-%d %H}:00) was sealed before the run")]
           if late else []),
         ("collector, offered", f"{offered:,} flows at {rate:,} flows/s for {seconds} s ("
-                               + (f"IPFIX sampled 1 in {sampling:,}" if sampling else "NetFlow v5")
-                               + f", 30 per packet; {traffic})"),
+                               + (f"sFlow v5 flow samples, 7 per datagram, 1 in {SFLOW_SAMPLING_RATE:,}; " if sflow
+                                  else f"IPFIX sampled 1 in {sampling:,}, 30 per packet; " if sampling
+                                  else "NetFlow v5, 30 per packet; ") + f"{traffic})"),
         ("collector, sampling rates stored", ", ".join(f"{value:,}" for value in rates) or "none"),
         ("collector, attributed to a subscriber", f"{stats['flows_stored'] - sink.unattributed:,}"),
         ("collector, received / stored / dropped",
          f"{stats['flows_received']:,} / {stats['flows_stored']:,} / {stats['flows_dropped']:,}"),
         ("collector, packets lost in the receive buffer (kernel count)",
-         f"{stats['packets_lost']:,} of {offered // 30:,} ({stats['receive_buffer'] // 2**20} MiB buffer)"),
+         f"{stats['packets_lost']:,} of {offered // per_packet:,} ({stats['receive_buffer'] // 2**20} MiB buffer)"),
         ("collector, in the table", f"{in_table:,} ({lost:,} lost, {lost / offered:.2%})"),
         ("collector, CPU per stored flow: collector process / PostgreSQL (all its processes)",
          _per_flow(own_cpu_after - own_cpu, stats["flows_stored"]) + " / "
@@ -410,6 +451,9 @@ def run(argv):
     parser.add_argument("--collector-late", action="store_true",
                         help="seal the offered flows' hour first, so every flow is late (an exporter whose clock is "
                              "behind): each batch also counts them into the hourly destination rollup")
+    parser.add_argument("--collector-sflow", action="store_true",
+                        help="offer sFlow v5 flow samples (7 per datagram) instead of NetFlow v5; the rate is in "
+                             "samples/s")
     parser.add_argument("--collector-fixed-flows", action="store_true",
                         help="offer the same 30 unattributed flows over and over instead of --subscribers' traffic")
     parser.add_argument("--collector-sampling", type=int, default=0, metavar="RATE",
@@ -430,10 +474,14 @@ def run(argv):
     from vpnmonitor.api.throttling import PrincipalRateThrottle
 
     call_command("migrate", verbosity=0)
+    if args.collector_sflow and (args.collector_late or args.collector_fixed_flows or args.collector_sampling):
+        parser.error("--collector-sflow takes none of --collector-late (samples are timed at arrival), "
+                     "--collector-fixed-flows and --collector-sampling (every sample carries its own rate)")
     if args.collector_rate:
         rows = collector_run(args.collector_rate, args.collector_seconds,
                              0 if args.collector_fixed_flows else args.subscribers, args.collector_batch_size,
-                             late=args.collector_late, sampling=args.collector_sampling)
+                             late=args.collector_late, sampling=args.collector_sampling,
+                             sflow=args.collector_sflow)
         for name, value in rows:
             print(f"{name}: {value}")
         return rows

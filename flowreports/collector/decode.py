@@ -10,6 +10,8 @@ from datetime import UTC, datetime, timedelta
 from operator import itemgetter
 from typing import NamedTuple
 
+from flowreports.collector.frames import parse_frame
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 # The microseconds (since the Unix epoch) that a datetime can hold: years 1 to 9999.
@@ -437,7 +439,30 @@ class Template:
             yield tuple(row)
 
 
-class FlowDecoder:
+class DecoderCounters:
+    """What every decoder counts: datagrams, malformed ones (and why: errors) and the flows decoded."""
+
+    def __init__(self) -> None:
+        self.packets = 0
+        self.malformed_packets = 0
+        self.flows_decoded = 0
+        self.errors: dict[str, int] = {}
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "decoded_packets": self.packets,
+            "malformed_packets": self.malformed_packets,
+            "flows_decoded": self.flows_decoded,
+        }
+
+    def count_malformed(self, error: Exception) -> None:
+        """A datagram rejected by error: a MalformedPacket's reason, or a bad field struct or int conversion met."""
+        self.malformed_packets += 1
+        reason = str(error) if isinstance(error, MalformedPacket) else f"{type(error).__name__}: {error}"
+        self.errors[reason] = self.errors.get(reason, 0) + 1
+
+
+class FlowDecoder(DecoderCounters):
     """Stateful decoder: keeps templates per exporter and observation domain, holds data that precedes its template.
 
     Sampling: a flow's rate comes from its record's own fields (samplingInterval, samplerRandomInterval,
@@ -460,6 +485,7 @@ class FlowDecoder:
         max_held_flows: int = 100_000,
         default_rates: dict[tuple[str, int | None], int] | None = None,
     ) -> None:
+        super().__init__()
         self.sampling_wait = sampling_wait
         self.max_held_flows = max_held_flows
         self.default_rates: dict[tuple[str, int | None], int] = dict(default_rates or {})
@@ -494,21 +520,15 @@ class FlowDecoder:
         self._held: dict[tuple[int, str, int, int], deque] = {}
         self._held_count = 0
         self._last_expiry = 0.0
-        self.packets = 0
-        self.malformed_packets = 0
-        self.flows_decoded = 0
         self.options_records = 0
         self.sets_held = 0
         self.sets_dropped_no_template = 0
         # Held data sets that turned out malformed once their template arrived.
         self.sets_dropped_malformed = 0
-        self.errors: dict[str, int] = {}
 
     def stats(self) -> dict[str, int]:
         return {
-            "decoded_packets": self.packets,
-            "malformed_packets": self.malformed_packets,
-            "flows_decoded": self.flows_decoded,
+            **super().stats(),
             "options_records": self.options_records,
             "sets_held": self.sets_held,
             "sets_pending": self._held_count,
@@ -541,9 +561,7 @@ class FlowDecoder:
             self.decode_into(packet, exporter, now, out)
         except (MalformedPacket, struct.error, ValueError, OverflowError, OSError) as error:
             # struct, address and int conversions reject a bad field like any other malformed part.
-            self.malformed_packets += 1
-            reason = str(error) if isinstance(error, MalformedPacket) else f"{type(error).__name__}: {error}"
-            self.errors[reason] = self.errors.get(reason, 0) + 1
+            self.count_malformed(error)
             out.clear()
             self._unhold_since(held_before)
         out.extend(released)
@@ -1090,89 +1108,6 @@ def _scaled(record: FlowRecord, rate: int) -> FlowRecord:
     values[8] *= rate
     values[13] = rate
     return _tuple_new(FlowRecord, values)
-
-
-_ETHERTYPE_IPV4 = 0x0800
-_ETHERTYPE_IPV6 = 0x86DD
-_ETHERTYPE_VLANS = frozenset({0x8100, 0x88A8, 0x9100})
-_ETHERTYPE_MPLS = frozenset({0x8847, 0x8848})
-_IPV6_EXTENSIONS = frozenset({0, 43, 60})  # hop-by-hop, routing, destination options
-_IPV6_FRAGMENT = 44
-_PORT_PROTOCOLS = frozenset({6, 17, 132, 136})  # TCP, UDP, SCTP, UDP-Lite
-_ICMP_PROTOCOLS = frozenset({1, 58})
-
-
-def parse_frame(frame: bytes) -> tuple[str, str, int, int, int, int, int] | None:
-    """An Ethernet frame's header (as a dataLinkFrameSection holds it) as (source, destination, source port,
-    destination port, protocol, IP total length, link-layer header length); None when it holds no IPv4 or IPv6
-    header.
-
-    802.1Q/802.1ad tags and MPLS label stacks are stepped over. ICMP carries type << 8 | code as the destination
-    port, as NetFlow does. Ports of a transport header cut off by the section (or of a later fragment) are 0.
-    """
-    if len(frame) < 14:
-        return None
-    ethertype = (frame[12] << 8) | frame[13]
-    offset = 14
-    while ethertype in _ETHERTYPE_VLANS:
-        if len(frame) < offset + 4:
-            return None
-        ethertype = (frame[offset + 2] << 8) | frame[offset + 3]
-        offset += 4
-    if ethertype in _ETHERTYPE_MPLS:
-        while True:
-            if len(frame) < offset + 4:
-                return None
-            bottom = frame[offset + 2] & 0x01
-            offset += 4
-            if bottom:
-                break
-        if len(frame) <= offset:
-            return None
-        ethertype = {4: _ETHERTYPE_IPV4, 6: _ETHERTYPE_IPV6}.get(frame[offset] >> 4)
-    link_length = offset
-    if ethertype == _ETHERTYPE_IPV4:
-        if len(frame) < offset + 20 or frame[offset] >> 4 != 4:
-            return None
-        header_length = (frame[offset] & 0x0F) * 4
-        if header_length < 20:
-            return None
-        total_length = (frame[offset + 2] << 8) | frame[offset + 3]
-        fragment_offset = ((frame[offset + 6] & 0x1F) << 8) | frame[offset + 7]
-        protocol = frame[offset + 9]
-        source = _inet_ntoa(frame[offset + 12 : offset + 16])
-        destination = _inet_ntoa(frame[offset + 16 : offset + 20])
-        transport = offset + header_length if fragment_offset == 0 else None
-    elif ethertype == _ETHERTYPE_IPV6:
-        if len(frame) < offset + 40 or frame[offset] >> 4 != 6:
-            return None
-        total_length = 40 + ((frame[offset + 4] << 8) | frame[offset + 5])
-        protocol = frame[offset + 6]
-        source = _ntop6(frame[offset + 8 : offset + 24])
-        destination = _ntop6(frame[offset + 24 : offset + 40])
-        transport = offset + 40
-        while protocol in _IPV6_EXTENSIONS or protocol == _IPV6_FRAGMENT:
-            if len(frame) < transport + 8:
-                transport = None
-                break
-            if protocol == _IPV6_FRAGMENT:
-                later_fragment = ((frame[transport + 2] << 8) | frame[transport + 3]) >> 3
-                protocol = frame[transport]
-                transport = transport + 8 if later_fragment == 0 else None
-                if transport is None:
-                    break
-                continue
-            protocol, transport = frame[transport], transport + 8 + frame[transport + 1] * 8
-    else:
-        return None
-    source_port = destination_port = 0
-    if transport is not None and len(frame) >= transport + 4:
-        if protocol in _PORT_PROTOCOLS:
-            source_port = (frame[transport] << 8) | frame[transport + 1]
-            destination_port = (frame[transport + 2] << 8) | frame[transport + 3]
-        elif protocol in _ICMP_PROTOCOLS:
-            destination_port = (frame[transport] << 8) | frame[transport + 1]
-    return source, destination, source_port, destination_port, protocol, total_length, link_length
 
 
 def _times_export(_first: int, _last: int, _sys_init: int, context: _PacketContext) -> tuple[int, int]:

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Self
 
+from flowreports.collector.datagrams import DatagramDecoder
 from flowreports.collector.decode import FlowDecoder, FlowRecord
 
 logger = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ _ANCILLARY_SIZE = socket.CMSG_SPACE(4) if hasattr(socket, "CMSG_SPACE") else 0
 
 
 class Collector:
-    """Listen for NetFlow v5/v9 and IPFIX on UDP and pass decoded records to sink in batches.
+    """Listen for NetFlow v5/v9, IPFIX and sFlow v5 on UDP and pass decoded records to sink in batches.
 
     The sink is called from `writers` threads (one by default, so a sink need not be thread-safe), each with one
     batch at a time, a list of FlowRecord. With two writers a database sink stores one batch while the next is
@@ -54,7 +55,7 @@ class Collector:
         max_pending_batches: int | None = None,
         max_write: int = 100_000,
         receive_buffer: int | None = None,
-        decoder: FlowDecoder | None = None,
+        decoder: DatagramDecoder | FlowDecoder | None = None,
         writers: int = 1,
     ) -> None:
         if writers < 1:
@@ -67,7 +68,7 @@ class Collector:
         self.max_write = max(batch_size, max_write)
         self.flush_interval = flush_interval
         self.receive_buffer_request = receive_buffer
-        self.decoder = decoder or FlowDecoder()
+        self.decoder = decoder or DatagramDecoder()
         self.packets_received = 0
         self.flows_received = 0
         self.flows_stored = 0

@@ -608,9 +608,13 @@ def ipv6_header(source, destination, protocol, payload):
     (ethernet(0x8847, struct.pack("!II", 100 << 12 | 64, 200 << 12 | 0x100 | 64)
               + ipv4_header("10.9.0.1", "10.9.0.2", 1, b"\x08\x00\0\0" + b"\0" * 4)),
      ("10.9.0.1", "10.9.0.2", 0, 8 << 8, 1, 28, 22)),
-], ids=["ipv4-udp", "qinq-ipv6-tcp", "mpls-ipv4-icmp"])
+    # The first fragment of an IPv6 packet: its fragment header, then UDP.
+    (ethernet(0x86DD, ipv6_header("2001:db8::a", "2001:db8::b", 44, struct.pack("!BBHI", 17, 0, 1, 7)
+                                  + struct.pack("!HHHH", 4500, 4500, 1208, 0) + b"u" * 8)),
+     ("2001:db8::a", "2001:db8::b", 4500, 4500, 17, 64, 14)),
+], ids=["ipv4-udp", "qinq-ipv6-tcp", "mpls-ipv4-icmp", "ipv6-first-fragment-udp"])
 def test_it_decodes_the_frame_header_of_a_packet_sampling_record(frame, expected):
-    from flowreports.collector.decode import parse_frame
+    from flowreports.collector.frames import parse_frame
 
     assert parse_frame(frame) == expected
 

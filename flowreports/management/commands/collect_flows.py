@@ -1,4 +1,4 @@
-"""manage.py collect_flows: receive NetFlow v5/v9 and IPFIX over UDP and store the flows as flow reports."""
+"""manage.py collect_flows: receive NetFlow v5/v9, IPFIX and sFlow v5 over UDP and store the flows as flow reports."""
 
 import logging
 import os
@@ -12,7 +12,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, connection
 from django.utils import timezone
 
-from flowreports.collector import Collector, FlowDecoder
+from flowreports.collector import Collector, DatagramDecoder, FlowDecoder
 from flowreports.selectors import exporter_sampling_rates
 from flowreports.services import FlowSink, record_collector_status
 
@@ -36,8 +36,9 @@ def parse_listen(value):
 
 class Command(BaseCommand):
     help = (
-        "Listen for NetFlow v5/v9 and IPFIX on UDP and store each flow as a flow report, attributed to "
-        "its subscriber. Prints counts every --stats-interval seconds and when stopped (SIGINT/SIGTERM)."
+        "Listen for NetFlow v5/v9, IPFIX and sFlow v5 on UDP (one socket takes all) and store each flow as a "
+        "flow report, attributed to its subscriber. Prints counts every --stats-interval seconds and when "
+        "stopped (SIGINT/SIGTERM)."
     )
 
     def add_arguments(self, parser):
@@ -81,7 +82,7 @@ class Command(BaseCommand):
         # thread encodes a batch, so it drains the socket before the kernel's buffer fills.
         sys.setswitchinterval(SWITCH_INTERVAL)
         sink = FlowSink()
-        decoder = FlowDecoder(sampling_wait=sampling_wait, default_rates=exporter_sampling_rates())
+        decoder = DatagramDecoder(FlowDecoder(sampling_wait=sampling_wait, default_rates=exporter_sampling_rates()))
         collector = Collector(sink, listen=(host, port), batch_size=batch_size, flush_interval=flush_interval,
                               writers=writers or sink.writers, decoder=decoder)
         try:
@@ -133,7 +134,7 @@ class Command(BaseCommand):
     def reload_sampling_rates(self, decoder):
         """The rates admins set for exporters: a change takes effect within --status-interval seconds."""
         try:
-            decoder.default_rates = exporter_sampling_rates()
+            decoder.flows.default_rates = exporter_sampling_rates()
         except DatabaseError as exc:
             logger.warning("could not read the exporters' sampling rates: %s", exc)
 
@@ -151,6 +152,17 @@ class Command(BaseCommand):
             f"({decoded['flows_default_rate']} then at the default rate), "
             f"timed by export time {decoded['flows_timed_by_export']}, "
             f"records without a flow {decoded['records_without_flow']}"
+        ) + self.sflow_counts(decoded)
+
+    @staticmethod
+    def sflow_counts(decoded):
+        if not decoded.get("sflow_decoded_packets"):
+            return ""
+        return (
+            f"; sFlow: {decoded['sflow_decoded_packets']} datagrams, {decoded['sflow_flow_samples']} flow samples "
+            f"({decoded['sflow_samples_without_flow']} without an IP packet), "
+            f"{decoded['sflow_counter_samples']} counter samples skipped, "
+            f"malformed datagrams {decoded['sflow_malformed_packets']}"
         )
 
     def _install_signal_handlers(self, stop):
