@@ -1,14 +1,17 @@
 """Shared models: privacy and retention settings, the audit log, API keys, job locks and ingest counters."""
 
 import hashlib
+import logging
 import secrets
 from datetime import timedelta
 
 from django.core.cache import cache
 from django.core.validators import MinValueValidator
-from django.db import IntegrityError, connection, models, transaction
+from django.db import DatabaseError, IntegrityError, connection, models, transaction
 from django.db.models import F
 from django.utils import timezone
+
+logger = logging.getLogger(__name__)
 
 
 class PrivacySettings(models.Model):
@@ -236,6 +239,36 @@ class IngestCounter(models.Model):
         except IntegrityError:
             # Another process created the row first.
             cls.objects.filter(dataset=dataset).update(**changes)
+
+
+class ServiceFailureCounter(models.Model):
+    """All-time count of operations on a service (the Redis cache) that failed and were served without it."""
+
+    service = models.CharField(max_length=64, primary_key=True)
+    failures = models.BigIntegerField(default=0)
+    last_failure_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["service"]
+        verbose_name = "service failure counter"
+
+    def __str__(self):
+        return f"{self.service}: {self.failures} failed operations"
+
+    @classmethod
+    def add(cls, service):
+        """Count one failure (a single UPDATE, so concurrent callers add up); a database error is only logged."""
+        now = timezone.now()
+        try:
+            if cls.objects.filter(service=service).update(failures=F("failures") + 1, last_failure_at=now):
+                return
+            try:
+                with transaction.atomic():
+                    cls.objects.create(service=service, failures=1, last_failure_at=now)
+            except IntegrityError:
+                cls.objects.filter(service=service).update(failures=F("failures") + 1, last_failure_at=now)
+        except DatabaseError as exc:
+            logger.warning("could not count a %s failure: %s", service, exc)
 
 
 class IngestionHealth(models.Model):

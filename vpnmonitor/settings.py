@@ -131,7 +131,9 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = DEBUG
 
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    # Fails open: with Redis down, reads are misses and throttling lets requests through (vpnmonitor/cache.py).
+    CACHES = {"default": {"BACKEND": "vpnmonitor.cache.FailOpenRedisCache", "LOCATION": REDIS_URL,
+                          "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 2}}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 

@@ -9,7 +9,7 @@ import threading
 import time
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, InterfaceError, OperationalError, connection
 from django.utils import timezone
 
 from flowreports.collector import Collector
@@ -76,7 +76,7 @@ class Command(BaseCommand):
         sys.setswitchinterval(SWITCH_INTERVAL)
         sink = FlowSink()
         collector = Collector(sink, listen=(host, port), batch_size=batch_size, flush_interval=flush_interval,
-                              writers=writers or sink.writers)
+                              writers=writers or sink.writers, retry_on=(OperationalError, InterfaceError))
         try:
             collector.start()
         except OSError as exc:
