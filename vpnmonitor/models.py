@@ -157,7 +157,7 @@ class ApiKey(models.Model):
 
 
 class JobLock(models.Model):
-    """A lock row per running job, shared by every worker through the database."""
+    """A job's lease (SQLite; PostgreSQL uses advisory locks, see vpnmonitor.jobs), renewed while the job runs."""
 
     name = models.CharField(max_length=200, primary_key=True)
     owner = models.CharField(max_length=100)
@@ -181,8 +181,14 @@ class JobLock(models.Model):
         return True
 
     @classmethod
-    def release(cls, name):
-        cls.objects.filter(name=name).delete()
+    def renew(cls, name, owner, seconds):
+        """Push the lease of `owner` on; False when it no longer holds it."""
+        expires_at = timezone.now() + timedelta(seconds=seconds)
+        return bool(cls.objects.filter(name=name, owner=owner[:100]).update(expires_at=expires_at))
+
+    @classmethod
+    def release(cls, name, owner):
+        cls.objects.filter(name=name, owner=owner[:100]).delete()
 
 
 def audit(request_or_none, action, target="", **details):

@@ -176,6 +176,8 @@ if METRICS_TOKEN and len(METRICS_TOKEN) < 16:
 STALE_SERVER_SECONDS = env_int("STALE_SERVER_SECONDS", 60, minimum=1)
 LOG_SOURCE_LAG_SECONDS = env_int("LOG_SOURCE_LAG_SECONDS", 120, minimum=1)
 FLOW_COLLECTOR_STALE_SECONDS = env_int("FLOW_COLLECTOR_STALE_SECONDS", 60, minimum=1)
+# Periodic jobs without PostgreSQL's advisory locks hold a lease this long, renewed every half of it.
+JOB_LEASE_SECONDS = env_int("JOB_LEASE_SECONDS", 30, minimum=2)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
