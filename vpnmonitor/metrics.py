@@ -27,6 +27,7 @@ COLLECTOR_COUNTER_HELP = {
     "flows_dropped": "Flow records the flow collector dropped (database behind or failing).",
     "malformed_packets": "Export packets the flow collector could not decode.",
     "sets_dropped_no_template": "NetFlow v9/IPFIX data sets dropped because their template was never received.",
+    "sink_failures": "Batches the flow collector could not store (their flows count in flows_dropped).",
 }
 
 
