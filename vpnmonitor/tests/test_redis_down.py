@@ -43,30 +43,18 @@ def test_the_cache_serves_misses_while_redis_is_unreachable_and_logs_once_a_minu
     ("flowreports", {"error": "The task broker is unavailable; try again later."}),
     ("proxylogs", {"status": "error", "message": "The task broker is unavailable; try again later."}),
 ])
-def test_a_write_that_needs_the_broker_is_a_503_in_its_family_shape(operator_client, family, shape):
-    from vpnmonitor.celery import app
-
-    broker = app.conf.broker_url
-    app.conf.broker_url = f"redis://127.0.0.1:{free_port()}/0"
-    try:
-        response = operator_client.post(f"/t/broker/{family}", {}, format="json")
-    finally:
-        app.conf.broker_url = broker
+def test_a_write_that_needs_the_broker_is_a_503_in_its_family_shape(operator_client, settings, family, shape):
+    settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    response = operator_client.post(f"/t/broker/{family}", {}, format="json")
     assert response.status_code == 503
     assert response.json() == shape
 
 
 @pytest.mark.django_db
 @pytest.mark.urls("vpnmonitor.tests.urls")
-def test_the_analytics_family_names_path_and_time_in_its_503(operator_client):
-    from vpnmonitor.celery import app
-
-    broker = app.conf.broker_url
-    app.conf.broker_url = f"redis://127.0.0.1:{free_port()}/0"
-    try:
-        response = operator_client.post("/t/broker/proxyanalytics", {}, format="json")
-    finally:
-        app.conf.broker_url = broker
+def test_the_analytics_family_names_path_and_time_in_its_503(operator_client, settings):
+    settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{free_port()}/0"
+    response = operator_client.post("/t/broker/proxyanalytics", {}, format="json")
     assert response.status_code == 503
     body = response.json()
     assert (body["message"], body["path"]) == ("The task broker is unavailable; try again later.",

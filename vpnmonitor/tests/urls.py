@@ -70,9 +70,11 @@ def broker_write(family):
     """A write that hands a task to the Celery broker, in one family's API."""
 
     def post(self, request):
+        from django.conf import settings
+
         from vpnmonitor.celery import app
 
-        with app.connection_for_write() as connection:
+        with app.connection_for_write(settings.CELERY_BROKER_URL) as connection:
             app.send_task("vpnmonitor.tasks.apply_retention", connection=connection, retry=False)
         return Response(family.ok({"queued": True}), status=202)
 
