@@ -230,21 +230,28 @@ class IngestCounter(models.Model):
         """Count one accepted batch of `records` records; a single UPDATE, so concurrent callers add up."""
         now = timezone.now()
         changes = {"records": F("records") + records, "batches": F("batches") + 1, "updated_at": now}
-        # A counter, not data: on its own, its commit need not wait for a WAL flush (a crash may lose
-        # the last increments). Inside a caller's transaction, that transaction's durability rules.
-        asynchronous = connection.vendor == "postgresql" and not connection.in_atomic_block
+        add_to_counter(cls, {"dataset": dataset}, changes, {"records": records, "batches": 1, "updated_at": now})
+
+
+def add_to_counter(model, key, changes, initial):
+    """UPDATE the counter row `key` with `changes` (F() increments), or create it with `initial` values.
+
+    A counter, not data: on its own, its commit need not wait for a WAL flush (a crash may lose the last
+    increments). Inside a caller's transaction, that transaction's durability rules.
+    """
+    asynchronous = connection.vendor == "postgresql" and not connection.in_atomic_block
+    with transaction.atomic():
+        if asynchronous:
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        if model.objects.filter(**key).update(**changes):
+            return
+    try:
         with transaction.atomic():
-            if asynchronous:
-                with connection.cursor() as cursor:
-                    cursor.execute("SET LOCAL synchronous_commit TO OFF")
-            if cls.objects.filter(dataset=dataset).update(**changes):
-                return
-        try:
-            with transaction.atomic():
-                cls.objects.create(dataset=dataset, records=records, batches=1, updated_at=now)
-        except IntegrityError:
-            # Another process created the row first.
-            cls.objects.filter(dataset=dataset).update(**changes)
+            model.objects.create(**key, **initial)
+    except IntegrityError:
+        # Another process created the row first.
+        model.objects.filter(**key).update(**changes)
 
 
 class ServiceFailureCounter(models.Model):
@@ -266,13 +273,8 @@ class ServiceFailureCounter(models.Model):
         """Count one failure (a single UPDATE, so concurrent callers add up); a database error is only logged."""
         now = timezone.now()
         try:
-            if cls.objects.filter(service=service).update(failures=F("failures") + 1, last_failure_at=now):
-                return
-            try:
-                with transaction.atomic():
-                    cls.objects.create(service=service, failures=1, last_failure_at=now)
-            except IntegrityError:
-                cls.objects.filter(service=service).update(failures=F("failures") + 1, last_failure_at=now)
+            add_to_counter(cls, {"service": service}, {"failures": F("failures") + 1, "last_failure_at": now},
+                           {"failures": 1, "last_failure_at": now})
         except DatabaseError as exc:
             logger.warning("could not count a %s failure: %s", service, exc)
 
