@@ -84,7 +84,7 @@ def test_with_redis_stopped_gunicorn_serves_reads_and_pages_and_ingestion_catche
 
     redis = RedisServer(tmp_path).start()
     monkeypatch.setenv("REDIS_URL", redis.url)  # the worker's broker
-    broker = Celery("redis-down-test", broker=redis.url, backend=redis.url)
+    broker = Celery("redis-down-test", broker=redis.url, backend=redis.url, set_as_current=False)
     try:
         with gunicorn(tmp_path, DATABASE_URL=worker.test_database_url(), REDIS_URL=redis.url, METRICS_TOKEN=TOKEN) as base, \
                 celery_worker():
