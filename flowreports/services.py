@@ -3,6 +3,7 @@
 import datetime as dt
 import ipaddress
 import logging
+import os
 import struct
 import threading
 from collections import Counter
@@ -329,6 +330,11 @@ class CollectorRows:
         return hourly, daily
 
 
+def collector_application_name():
+    """application_name of a collector's writer connections on PostgreSQL (one name per process)."""
+    return f"vpnmonitor collect_flows {os.getpid()}"
+
+
 class FlowSink:
     """The UDP collector's sink: stores each batch of FlowRecords and keeps running totals.
 
@@ -394,11 +400,16 @@ class FlowSink:
         if connection.connection is None or connection.connection is not getattr(local, "configured", None):
             connection.ensure_connection()
             with connection.cursor() as cursor:
-                # A session setting (outside the transaction, so a rolled-back batch does not undo it).
+                # Session settings (outside the transaction, so a rolled-back batch does not undo them); the
+                # name tells the collector's connections apart in pg_stat_activity.
                 cursor.execute("SET synchronous_commit = off")
+                cursor.execute("SELECT set_config('application_name', %s, false)", [collector_application_name()])
             local.configured = connection.connection
         with transaction.atomic():
-            with connection.cursor() as cursor, cursor.cursor.copy(_copy_statement("FORMAT BINARY")) as copy:
+            # psycopg's COPY bypasses Django's cursor wrapper: wrap its errors (a cut connection is then
+            # Django's OperationalError, which the collector retries, and the connection is re-opened).
+            with connection.wrap_database_errors, connection.cursor() as cursor, \
+                    cursor.cursor.copy(_copy_statement("FORMAT BINARY")) as copy:
                 for chunk in encoder.encode(batch, timezone.now()):
                     copy.write(chunk)
             hourly, daily = encoder.rollups()

@@ -25,7 +25,7 @@ def poll_openvpn_server(server_id):
     server = VpnServer.objects.filter(pk=server_id, enabled=True).first()
     if server is None:
         return {"skipped": "server gone or disabled"}
-    with exclusive(f"poll-openvpn:{server_id}", seconds=60) as acquired:
+    with exclusive(f"poll-openvpn:{server_id}") as acquired:
         if not acquired:
             return {"skipped": "a poll of this server is running"}
         result = services.poll_server(server)
@@ -34,7 +34,7 @@ def poll_openvpn_server(server_id):
 
 @shared_task(name="monitoring.tasks.rollup_usage")
 def rollup_usage():
-    with exclusive("rollup-usage", seconds=1800) as acquired:
+    with exclusive("rollup-usage") as acquired:
         if not acquired:
             return {"skipped": "a rollup is running"}
         return services.rollup_all()

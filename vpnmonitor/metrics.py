@@ -27,6 +27,7 @@ COLLECTOR_COUNTER_HELP = {
     "flows_dropped": "Flow records the flow collector dropped (database behind or failing).",
     "malformed_packets": "Export packets the flow collector could not decode.",
     "sets_dropped_no_template": "NetFlow v9/IPFIX data sets dropped because their template was never received.",
+    "sink_failures": "Batches the flow collector could not store (their flows count in flows_dropped).",
 }
 
 
@@ -133,6 +134,7 @@ class IngestionCollector:
         yield from self._flow_collectors()
         yield from self._ingest()
         yield from self._celery()
+        yield from self._cache()
 
     def _log_sources(self):
         source = ["source"]
@@ -211,6 +213,17 @@ class IngestionCollector:
             for queue, count in lengths.items():
                 length.add_metric([queue], count)
         yield from (broker_up, length)
+
+
+    def _cache(self):
+        from vpnmonitor.models import ServiceFailureCounter
+
+        failures = CounterMetricFamily(
+            "vpnmonitor_cache_failures",
+            "Cache operations that failed because Redis could not be reached (served as misses; throttling open).")
+        row = ServiceFailureCounter.objects.filter(service="cache").values_list("failures", flat=True).first()
+        failures.add_metric([], row or 0)
+        yield failures
 
 
 def registry(now=None):

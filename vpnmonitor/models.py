@@ -1,13 +1,16 @@
 """Shared models: privacy and retention settings, the audit log, API keys, job locks and ingest counters."""
 
 import hashlib
+import logging
 import secrets
 from datetime import timedelta
 
 from django.core.validators import MinValueValidator
-from django.db import IntegrityError, connection, models, transaction
+from django.db import DatabaseError, IntegrityError, connection, models, transaction
 from django.db.models import F
 from django.utils import timezone
+
+logger = logging.getLogger(__name__)
 
 
 class PrivacySettings(models.Model):
@@ -149,7 +152,7 @@ class ApiKey(models.Model):
 
 
 class JobLock(models.Model):
-    """A lock row per running job, shared by every worker through the database."""
+    """A job's lease (SQLite; PostgreSQL uses advisory locks, see vpnmonitor.jobs), renewed while the job runs."""
 
     name = models.CharField(max_length=200, primary_key=True)
     owner = models.CharField(max_length=100)
@@ -173,8 +176,14 @@ class JobLock(models.Model):
         return True
 
     @classmethod
-    def release(cls, name):
-        cls.objects.filter(name=name).delete()
+    def renew(cls, name, owner, seconds):
+        """Push the lease of `owner` on; False when it no longer holds it."""
+        expires_at = timezone.now() + timedelta(seconds=seconds)
+        return bool(cls.objects.filter(name=name, owner=owner[:100]).update(expires_at=expires_at))
+
+    @classmethod
+    def release(cls, name, owner):
+        cls.objects.filter(name=name, owner=owner[:100]).delete()
 
 
 def audit(actor, action, target="", **details):
@@ -231,21 +240,53 @@ class IngestCounter(models.Model):
         """Count one accepted batch of `records` records; a single UPDATE, so concurrent callers add up."""
         now = timezone.now()
         changes = {"records": F("records") + records, "batches": F("batches") + 1, "updated_at": now}
-        # A counter, not data: on its own, its commit need not wait for a WAL flush (a crash may lose
-        # the last increments). Inside a caller's transaction, that transaction's durability rules.
-        asynchronous = connection.vendor == "postgresql" and not connection.in_atomic_block
+        add_to_counter(cls, {"dataset": dataset}, changes, {"records": records, "batches": 1, "updated_at": now})
+
+
+def add_to_counter(model, key, changes, initial):
+    """UPDATE the counter row `key` with `changes` (F() increments), or create it with `initial` values.
+
+    A counter, not data: on its own, its commit need not wait for a WAL flush (a crash may lose the last
+    increments). Inside a caller's transaction, that transaction's durability rules.
+    """
+    asynchronous = connection.vendor == "postgresql" and not connection.in_atomic_block
+    with transaction.atomic():
+        if asynchronous:
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        if model.objects.filter(**key).update(**changes):
+            return
+    try:
         with transaction.atomic():
-            if asynchronous:
-                with connection.cursor() as cursor:
-                    cursor.execute("SET LOCAL synchronous_commit TO OFF")
-            if cls.objects.filter(dataset=dataset).update(**changes):
-                return
+            model.objects.create(**key, **initial)
+    except IntegrityError:
+        # Another process created the row first.
+        model.objects.filter(**key).update(**changes)
+
+
+class ServiceFailureCounter(models.Model):
+    """All-time count of operations on a service (the Redis cache) that failed and were served without it."""
+
+    service = models.CharField(max_length=64, primary_key=True)
+    failures = models.BigIntegerField(default=0)
+    last_failure_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["service"]
+        verbose_name = "service failure counter"
+
+    def __str__(self):
+        return f"{self.service}: {self.failures} failed operations"
+
+    @classmethod
+    def add(cls, service):
+        """Count one failure (a single UPDATE, so concurrent callers add up); a database error is only logged."""
+        now = timezone.now()
         try:
-            with transaction.atomic():
-                cls.objects.create(dataset=dataset, records=records, batches=1, updated_at=now)
-        except IntegrityError:
-            # Another process created the row first.
-            cls.objects.filter(dataset=dataset).update(**changes)
+            add_to_counter(cls, {"service": service}, {"failures": F("failures") + 1, "last_failure_at": now},
+                           {"failures": 1, "last_failure_at": now})
+        except DatabaseError as exc:
+            logger.warning("could not count a %s failure: %s", service, exc)
 
 
 class IngestionHealth(models.Model):

@@ -135,7 +135,9 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = DEBUG
 
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    # Fails open: with Redis down, reads are misses and throttling lets requests through (vpnmonitor/cache.py).
+    CACHES = {"default": {"BACKEND": "vpnmonitor.cache.FailOpenRedisCache", "LOCATION": REDIS_URL,
+                          "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 2}}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
@@ -192,6 +194,8 @@ if METRICS_TOKEN and len(METRICS_TOKEN) < 16:
 STALE_SERVER_SECONDS = env_int("STALE_SERVER_SECONDS", 60, minimum=1)
 LOG_SOURCE_LAG_SECONDS = env_int("LOG_SOURCE_LAG_SECONDS", 120, minimum=1)
 FLOW_COLLECTOR_STALE_SECONDS = env_int("FLOW_COLLECTOR_STALE_SECONDS", 60, minimum=1)
+# Periodic jobs without PostgreSQL's advisory locks hold a lease this long, renewed every half of it.
+JOB_LEASE_SECONDS = env_int("JOB_LEASE_SECONDS", 30, minimum=2)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -9,7 +9,7 @@ from vpnmonitor.jobs import exclusive
 @shared_task(name="vpnmonitor.tasks.apply_retention")
 def apply_retention():
     """Prune every dataset by its RetentionPolicy; returns rows deleted per dataset."""
-    with exclusive("apply_retention", seconds=3600) as acquired:
+    with exclusive("apply_retention") as acquired:
         if not acquired:
             return {"skipped": "another apply_retention is running"}
         return retention.prune_all()

@@ -25,6 +25,9 @@ _STOP = object()
 PENDING_FLOWS = 320_000
 # How long stop() keeps reading datagrams that arrived before it (under a steady stream it would never finish).
 _DRAIN_SECONDS = 5.0
+# Pauses between attempts to store a batch whose sink failed with a retryable error (a lost connection).
+RETRY_FIRST_DELAY = 0.1
+RETRY_MAX_DELAY = 5.0
 # Linux: with this socket option each datagram carries the count of datagrams the kernel dropped so far because
 # the receive buffer was full (Python's socket module has no name for it).
 _SO_RXQ_OVFL = getattr(socket, "SO_RXQ_OVFL", 40) if sys.platform.startswith("linux") else None
@@ -37,7 +40,10 @@ class Collector:
     The sink is called from `writers` threads (one by default, so a sink need not be thread-safe), each with one
     batch at a time, a list of FlowRecord. With two writers a database sink stores one batch while the next is
     encoded or stored over a second connection, so the database server's work is not serialized behind one
-    connection. A sink that raises loses that batch (counted in flows_dropped); it is not retried. Receiving and
+    connection. A sink that raises one of `retry_on` (a lost database connection) is called again with the same
+    batch, after a pause that doubles up to RETRY_MAX_DELAY, until it succeeds or stop() gives up; meanwhile new
+    batches wait in the queue. A sink that raises anything else loses that batch (counted in flows_dropped and
+    sink_failures). Receiving and
     decoding run in their own thread so a slow sink only fills the batch queue (by default as many batches as
     hold 320,000 flows: 7 at the default 50,000, a few seconds of traffic at the rate one collector stores); when
     that queue is full, new batches are dropped and counted. Batches waiting in the queue when a writer is free
@@ -57,11 +63,13 @@ class Collector:
         receive_buffer: int | None = None,
         decoder: DatagramDecoder | FlowDecoder | None = None,
         writers: int = 1,
+        retry_on: tuple[type[BaseException], ...] = (),
     ) -> None:
         if writers < 1:
             raise ValueError("a collector needs at least one writer")
         self.sink = sink
         self.writers = writers
+        self.retry_on = retry_on
         self.listen = listen
         self.batch_size = batch_size
         # The most flows one sink call takes when queued batches are stored together.
@@ -74,6 +82,7 @@ class Collector:
         self.flows_stored = 0
         self.flows_dropped = 0
         self.sink_failures = 0
+        self.sink_retries = 0
         self.packets_lost = 0
         self._count_kernel_drops = False
         self.receive_buffer = 0
@@ -82,6 +91,7 @@ class Collector:
         self._batches: queue.Queue = queue.Queue(maxsize=max_pending_batches)
         self._socket: socket.socket | None = None
         self._stopping = threading.Event()
+        self._abandon = threading.Event()
         self._receiver: threading.Thread | None = None
         self._writer_threads: list[threading.Thread] = []
         self._lock = threading.Lock()
@@ -110,6 +120,7 @@ class Collector:
         sock.settimeout(0.05)
         self._socket = sock
         self._stopping.clear()
+        self._abandon.clear()
         self._writer_threads = [
             threading.Thread(target=self._write_loop, name=f"flow-collector-writer-{index}", daemon=True)
             for index in range(1, self.writers + 1)
@@ -133,6 +144,8 @@ class Collector:
             self._batches.put(_STOP)
         for writer in self._writer_threads:
             writer.join(max(0.0, deadline - time.monotonic()))
+        # A writer still retrying a batch drops it (counted) at its next attempt.
+        self._abandon.set()
         self._socket.close()
         self._socket = None
         self._receiver = None
@@ -153,6 +166,7 @@ class Collector:
                 "flows_stored": self.flows_stored,
                 "flows_dropped": self.flows_dropped,
                 "sink_failures": self.sink_failures,
+                "sink_retries": self.sink_retries,
                 "packets_lost": self.packets_lost,
                 "malformed_packets": decoder_stats["malformed_packets"],
                 "sets_dropped_no_template": decoder_stats["sets_dropped_no_template"],
@@ -290,14 +304,34 @@ class Collector:
                     stopping = True
                     break
                 batch = batch + more
+            self._store(batch)
+
+    def _store(self, batch: list[FlowRecord]) -> None:
+        delay = RETRY_FIRST_DELAY
+        while True:
             try:
                 self.sink(batch)
+            except self.retry_on as exc:
+                if self._abandon.is_set():
+                    logger.error("flow sink still failing at stop (%s); dropped a batch of %d flows", exc, len(batch))
+                else:
+                    # The connection is re-opened by the next call; later batches wait in the queue meanwhile
+                    # (what overflows it is dropped and counted by the receiver).
+                    logger.warning("flow sink failed (%s); storing the batch of %d flows again in %.1f s",
+                                   exc, len(batch), delay)
+                    with self._lock:
+                        self.sink_retries += 1
+                    self._abandon.wait(delay)
+                    delay = min(delay * 2, RETRY_MAX_DELAY)
+                    continue
             except Exception:
                 # The sink is supplied by the caller (e.g. a database writer); any failure loses only this batch.
                 logger.exception("flow sink failed; dropped a batch of %d flows", len(batch))
-                with self._lock:
-                    self.flows_dropped += len(batch)
-                    self.sink_failures += 1
             else:
                 with self._lock:
                     self.flows_stored += len(batch)
+                return
+            with self._lock:
+                self.flows_dropped += len(batch)
+                self.sink_failures += 1
+            return

@@ -19,6 +19,22 @@ class BadParameter(exceptions.ValidationError):
         super().__init__({name: [f"{problem}{shown}"]})
 
 
+class BrokerUnavailable(exceptions.APIException):
+    """A write that must hand work to Celery while the broker (Redis) cannot be reached."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "The task broker is unavailable; try again later."
+    default_code = "broker_unavailable"
+
+
+def _broker_errors():
+    from kombu.exceptions import OperationalError
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    return OperationalError, RedisConnectionError, RedisTimeoutError
+
+
 class PayloadTooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_detail = "The request body is too large."
@@ -62,6 +78,8 @@ def _message(exc):
 def exception_handler(exc, context):
     if isinstance(exc, RequestDataTooBig):
         exc = PayloadTooLarge(f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.")
+    elif isinstance(exc, _broker_errors()):
+        exc = BrokerUnavailable()
     response = drf_exception_handler(exc, context)
     if response is None:
         return None

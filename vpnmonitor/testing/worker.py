@@ -39,11 +39,13 @@ def celery_worker(queues="celery"):
         sys.stderr.write("---- celery worker log ----\n" + log.read()[-5000:])
         raise
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):  # already gone (a test may kill it)
+            os.killpg(process.pid, signal.SIGTERM)
         try:
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
             process.wait()
         log.close()
         os.unlink(log.name)

@@ -38,12 +38,12 @@ def test_prune_all_reports_each_dataset():
 
 
 def test_apply_retention_task_skips_while_another_run_holds_the_lock():
-    from vpnmonitor.models import JobLock
+    from vpnmonitor.jobs import exclusive
     from vpnmonitor.tasks import apply_retention
 
-    assert JobLock.acquire("apply_retention", 60, "someone-else")
-    assert apply_retention() == {"skipped": "another apply_retention is running"}
-    JobLock.release("apply_retention")
+    with exclusive("apply_retention") as acquired:
+        assert acquired
+        assert apply_retention() == {"skipped": "another apply_retention is running"}
     assert apply_retention()["audit"] == 0
 
 

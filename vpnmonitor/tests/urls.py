@@ -83,6 +83,21 @@ class ThrottledSessions(APIView):
         return Response(families.SESSIONS.ok([]))
 
 
+def broker_write(family):
+    """A write that hands a task to the Celery broker, in one family's API."""
+
+    def post(self, request):
+        from django.conf import settings
+
+        from vpnmonitor.celery import app
+
+        with app.connection_for_write(settings.CELERY_BROKER_URL) as connection:
+            app.send_task("vpnmonitor.tasks.apply_retention", connection=connection, retry=False)
+        return Response(family.ok({"queued": True}), status=202)
+
+    return type(f"{family.name}BrokerWrite", (APIView,), {"api_family": family, "post": post}).as_view()
+
+
 urlpatterns = [
     path("", include("vpnmonitor.urls")),
     path("t/flows", listing(families.FLOW_REPORTS, pagination.PagePerPagePagination)),
@@ -93,4 +108,6 @@ urlpatterns = [
     path("t/ingest", IngestAction.as_view()),
     path("t/monitor", MonitorEcho.as_view()),
     path("t/throttled", ThrottledSessions.as_view()),
+    *(path(f"t/broker/{family.name}", broker_write(family)) for family in (
+        families.MONITOR, families.SESSIONS, families.FLOW_REPORTS, families.PROXY_LOGS, families.PROXY_ANALYTICS)),
 ]

@@ -9,7 +9,7 @@ import threading
 import time
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, InterfaceError, OperationalError, connection
 from django.utils import timezone
 
 from flowreports.collector import Collector, DatagramDecoder, FlowDecoder
@@ -84,7 +84,8 @@ class Command(BaseCommand):
         sink = FlowSink()
         decoder = DatagramDecoder(FlowDecoder(sampling_wait=sampling_wait, default_rates=exporter_sampling_rates()))
         collector = Collector(sink, listen=(host, port), batch_size=batch_size, flush_interval=flush_interval,
-                              writers=writers or sink.writers, decoder=decoder)
+                              writers=writers or sink.writers, decoder=decoder,
+                              retry_on=(OperationalError, InterfaceError))
         try:
             collector.start()
         except OSError as exc:
