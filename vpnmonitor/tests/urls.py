@@ -95,7 +95,9 @@ def broker_write(family):
             app.send_task("vpnmonitor.tasks.apply_retention", connection=connection, retry=False)
         return Response(family.ok({"queued": True}), status=202)
 
-    return type(f"{family.name}BrokerWrite", (APIView,), {"api_family": family, "post": post}).as_view()
+    return type(f"{family.name}BrokerWrite", (APIView,), {
+        "api_family": family, "post": post, "permission_classes": needs(principals.OPERATE),
+    }).as_view()
 
 
 urlpatterns = [
