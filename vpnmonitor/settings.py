@@ -191,6 +191,9 @@ REST_FRAMEWORK = {
         "sessions": env_str("SESSIONS_THROTTLE_RATE", "60/min"),
         "ingest": env_str("INGEST_THROTTLE_RATE", "600/min"),
     },
+    # Every body is strict JSON, whatever its Content-Type (vpnmonitor/api/parsers.py).
+    "DEFAULT_PARSER_CLASSES": ["vpnmonitor.api.parsers.JSONBodyParser"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "vpnmonitor.api.parsers.JSONBodyNegotiation",
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
