@@ -86,6 +86,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "vpnmonitor.logins.LoginLockedMiddleware",
 ]
 
 ROOT_URLCONF = "vpnmonitor.urls"
@@ -105,6 +106,11 @@ TEMPLATES = [
     },
 ]
 
+# Every password check is throttled and locked out per address and per user name (vpnmonitor/logins.py).
+AUTHENTICATION_BACKENDS = ["vpnmonitor.logins.GuardedModelBackend"]
+LOGIN_FAILURES_PER_MINUTE = env_int("LOGIN_FAILURES_PER_MINUTE", 5, minimum=1)
+LOGIN_LOCKOUT_FAILURES = env_int("LOGIN_LOCKOUT_FAILURES", 20, minimum=1)
+LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 900, minimum=60)
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
@@ -202,6 +208,8 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "vpnmonitor.api.exceptions.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # The caller's address for throttles and sign-in lockouts: X-Forwarded-For only from the trusted proxy.
+    "NUM_PROXIES": 1 if BEHIND_PROXY else 0,
 }
 
 SIMPLE_JWT = {
@@ -225,6 +233,8 @@ OAUTH2_PROVIDER = {
     "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
     "REFRESH_TOKEN_REUSE_PROTECTION": True,
     "ALLOWED_REDIRECT_URI_SCHEMES": ["http", "https"] if DEBUG else ["https"],
+    # Client-secret checks go through the sign-in guard (vpnmonitor/logins.py).
+    "OAUTH2_VALIDATOR_CLASS": "vpnmonitor.logins.GuardedOAuth2Validator",
 }
 
 SPECTACULAR_SETTINGS = {

@@ -1,0 +1,239 @@
+"""Sign-in throttling and lockout: the one guard that every password and client-secret check goes through.
+
+Policy, counted separately per source address (IPv6 per /64) and per user name (or OAuth client id),
+whatever address it comes from:
+
+- LOGIN_FAILURES_PER_MINUTE (5) failures within a clock minute: further attempts are refused until
+  that minute is over;
+- LOGIN_LOCKOUT_FAILURES (20) failures within LOGIN_LOCKOUT_SECONDS (15 minutes): refused for
+  LOGIN_LOCKOUT_SECONDS.
+
+A refused attempt is answered 429 with Retry-After before any password is hashed or any user is
+looked up, so a flood of bad sign-ins costs a cache read each. Every failure writes an AuditEvent
+`login.failed`, and every lock `login.locked` (attempts refused while locked are not written one by
+one). The counters live in the Django cache: Redis when configured, shared by every web process.
+
+Wiring a sign-in path:
+
+- Anything that checks a password with django.contrib.auth.authenticate(request, username=...,
+  password=...) is guarded already, through GuardedModelBackend (AUTHENTICATION_BACKENDS): HTTP
+  Basic, POST /api/auth/token, the admin and site sign-in pages, and any new view built on
+  authenticate() or on simplejwt's TokenObtainPairSerializer. Pass the request: without one the
+  guard cannot tell the source address and stays out of the way.
+- Any other secret check is one call::
+
+      result = logins.guard(request, claimed_name, lambda: check_secret(...), via="body")
+
+  which raises LoginLocked while locked, counts a falsy result as a failure, and returns the result.
+  OAuth2 client secrets go through it in GuardedOAuth2Validator (OAUTH2_PROVIDER's validator).
+- LoginLocked is a DRF Throttled: in a DRF view it comes out as a 429 in the view's family shape;
+  LoginLockedMiddleware answers it for plain Django views (an HTML page to browsers, JSON otherwise).
+"""
+
+import base64
+import binascii
+import hashlib
+import ipaddress
+import math
+import time
+from types import SimpleNamespace
+from urllib.parse import unquote_plus, urlsplit
+
+from django.conf import settings
+from django.contrib.auth.backends import ModelBackend
+from django.core.cache import cache
+from django.http import JsonResponse
+from django.http.request import HttpHeaders
+from django.shortcuts import render
+from oauth2_provider.oauth2_validators import OAuth2Validator
+from rest_framework import exceptions
+from rest_framework.throttling import BaseThrottle
+
+from vpnmonitor.api import families
+from vpnmonitor.models import AuditEvent
+
+SCOPES = ("address", "username")
+
+
+class LoginLocked(exceptions.Throttled):
+    default_code = "login_locked"
+
+    def __init__(self, wait, scope):
+        where = "from this address" if scope == "address" else "for this user name"
+        super().__init__(wait=wait, detail=f"Too many failed sign-in attempts {where}.")
+        self.scope = scope
+
+
+def client_address(request):
+    """The caller's address, as DRF's throttles see it (X-Forwarded-For only behind a trusted proxy)."""
+    return BaseThrottle().get_ident(request)
+
+
+def _address_key(address):
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    # One IPv6 subscriber holds at least a /64, and could otherwise take a fresh address per attempt.
+    return str(ipaddress.ip_network(f"{ip}/64", strict=False)) if ip.version == 6 else str(ip)
+
+
+def _name_key(name):
+    return hashlib.sha256(str(name).strip().casefold().encode()).hexdigest()[:32]
+
+
+def _lock_key(scope, ident):
+    return f"login:lock:{scope}:{ident}"
+
+
+class LoginGuard:
+    """The counters and locks of one sign-in attempt: a source address and a claimed name."""
+
+    def __init__(self, request, name, via):
+        self.request, self.name, self.via = request, str(name), via
+        self.address = client_address(request)
+        self.idents = {"address": _address_key(self.address), "username": _name_key(self.name)}
+
+    def refuse_if_locked(self):
+        now = time.time()
+        locks = cache.get_many([_lock_key(scope, ident) for scope, ident in self.idents.items()])
+        waits = [
+            (until - now, scope) for scope, ident in self.idents.items()
+            if (until := locks.get(_lock_key(scope, ident))) is not None and until > now
+        ]
+        if waits:
+            wait, scope = max(waits, key=lambda found: (found[0], found[1] == "address"))
+            raise LoginLocked(math.ceil(wait), scope)
+
+    def failed(self):
+        now = time.time()
+        minute, window = settings.LOGIN_FAILURES_PER_MINUTE, settings.LOGIN_LOCKOUT_SECONDS
+        self._audit("login.failed", {"via": self.via})
+        for scope, ident in self.idents.items():
+            in_minute = _count(f"login:fail:{scope}:{ident}:m{int(now // 60)}", 60)
+            in_window = _count(f"login:fail:{scope}:{ident}:w{int(now // window)}", window)
+            if in_window >= settings.LOGIN_LOCKOUT_FAILURES:
+                self._lock(scope, ident, now + window, in_window, now)
+            elif in_minute >= minute:
+                self._lock(scope, ident, (now // 60 + 1) * 60, in_minute, now)
+
+    def _lock(self, scope, ident, until, failures, now):
+        key = _lock_key(scope, ident)
+        current = cache.get(key)
+        if current is not None and current >= until:
+            return
+        cache.set(key, until, timeout=math.ceil(until - now))
+        self._audit("login.locked", {"via": self.via, "scope": scope, "failures": failures,
+                                     "seconds": math.ceil(until - now)})
+
+    def _audit(self, action, details):
+        # The actor is the name that was tried, not the (anonymous) caller that audit() would record.
+        try:
+            address = str(ipaddress.ip_address(self.address))
+        except ValueError:
+            address = None
+        AuditEvent.objects.create(user=self.name[:150], action=action, target=_path(self.request)[:200],
+                                  details=details, client_address=address)
+
+
+def _count(key, seconds):
+    if cache.add(key, 1, timeout=seconds + 1):
+        return 1
+    try:
+        return cache.incr(key)
+    except ValueError:  # expired between add() and incr()
+        cache.add(key, 1, timeout=seconds + 1)
+        return 1
+
+
+def _path(request):
+    return getattr(request, "path", "") or ""
+
+
+def guard(request, name, check, *, via):
+    """check() under the guard: LoginLocked while locked (check not called), a failure when it is falsy."""
+    attempt = LoginGuard(request, name, via)
+    attempt.refuse_if_locked()
+    result = check()
+    if not result:
+        attempt.failed()
+    return result
+
+
+def _via(request):
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    return "basic" if header[:6].lower() == "basic " else "password"
+
+
+class GuardedModelBackend(ModelBackend):
+    """Django's user/password backend behind the guard (see the module docstring)."""
+
+    def authenticate(self, request, username=None, password=None, **kwargs):
+        if username is None:
+            username = kwargs.get(self._username_field())
+        if request is None or username is None or password is None:
+            return super().authenticate(request, username=username, password=password, **kwargs)
+        return guard(
+            request, username,
+            lambda: ModelBackend.authenticate(self, request, username=username, password=password, **kwargs),
+            via=_via(request),
+        )
+
+    @staticmethod
+    def _username_field():
+        from django.contrib.auth import get_user_model
+
+        return get_user_model().USERNAME_FIELD
+
+
+def _presented_client_id(oauth_request):
+    header = oauth_request.headers.get("Authorization", "") or ""
+    if header[:6].lower() == "basic ":
+        try:
+            decoded = base64.b64decode(header[6:].strip(), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return None, None
+        return unquote_plus(decoded.split(":", 1)[0]), "basic"
+    client_id = getattr(oauth_request, "client_id", None)
+    return (client_id, "body") if client_id else (None, None)
+
+
+class GuardedOAuth2Validator(OAuth2Validator):
+    """django-oauth-toolkit's validator with every client-secret check behind the guard."""
+
+    def authenticate_client(self, request, *args, **kwargs):
+        client_id, via = _presented_client_id(request)
+        if client_id is None:
+            return super().authenticate_client(request, *args, **kwargs)
+        # oauthlib's request carries a copy of the Django request's META as its headers.
+        meta = request.headers
+        django_like = SimpleNamespace(META=meta, headers=HttpHeaders(meta), path=urlsplit(request.uri or "").path)
+        return guard(
+            django_like, client_id,
+            lambda: OAuth2Validator.authenticate_client(self, request, *args, **kwargs),
+            via=f"oauth client {via}",
+        )
+
+
+class LoginLockedMiddleware:
+    """Answers LoginLocked from plain Django views (sign-in pages, the OAuth2 token endpoint) with a 429."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if not isinstance(exception, LoginLocked):
+            return None
+        message = f"{exception.detail}"
+        if "text/html" in request.headers.get("Accept", ""):
+            response = render(request, "registration/locked.html", {"message": message}, status=429)
+        else:
+            match = request.resolver_match
+            family = getattr(getattr(match.func, "view_class", None), "api_family", families.DEFAULT) \
+                if match is not None else families.DEFAULT
+            response = JsonResponse(family.error(message, status=429, request=request), status=429)
+        response["Retry-After"] = str(exception.wait)
+        return response
