@@ -1,17 +1,17 @@
 """Sign-in throttling and lockout: the one guard that every password and client-secret check goes through.
 
 Policy, counted separately per source address (IPv6 per /64) and per user name (or OAuth client id),
-whatever address it comes from:
+whatever address it comes from. Failures count until LOGIN_LOCKOUT_SECONDS (15 minutes) pass without one:
 
-- LOGIN_FAILURES_PER_MINUTE (5) failures within a clock minute: further attempts are refused until
-  that minute is over;
-- LOGIN_LOCKOUT_FAILURES (20) failures within LOGIN_LOCKOUT_SECONDS (15 minutes): refused for
-  LOGIN_LOCKOUT_SECONDS.
+- after the n-th failure, attempts are refused for 4^(n-1) seconds (1, 4, 16, then
+  LOGIN_BACKOFF_MAX_SECONDS, 60), so a person who mistypes waits a moment and a guesser, or a flood
+  of bad sign-ins, gets one password check a minute;
+- after LOGIN_LOCKOUT_FAILURES (20) failures, attempts are refused for LOGIN_LOCKOUT_SECONDS.
 
 A refused attempt is answered 429 with Retry-After before any password is hashed or any user is
 looked up, so a flood of bad sign-ins costs a cache read each. Every failure writes an AuditEvent
-`login.failed`, and every lock `login.locked` (attempts refused while locked are not written one by
-one). The counters live in the Django cache: Redis when configured, shared by every web process.
+`login.failed`, and every lockout `login.locked` (refused attempts are not written one by one).
+The counters live in the Django cache: Redis when configured, shared by every web process.
 
 Wiring a sign-in path:
 
@@ -107,24 +107,26 @@ class LoginGuard:
 
     def failed(self):
         now = time.time()
-        minute, window = settings.LOGIN_FAILURES_PER_MINUTE, settings.LOGIN_LOCKOUT_SECONDS
         self._audit("login.failed", {"via": self.via})
         for scope, ident in self.idents.items():
-            in_minute = _count(f"login:fail:{scope}:{ident}:m{int(now // 60)}", 60)
-            in_window = _count(f"login:fail:{scope}:{ident}:w{int(now // window)}", window)
-            if in_window >= settings.LOGIN_LOCKOUT_FAILURES:
-                self._lock(scope, ident, now + window, in_window, now)
-            elif in_minute >= minute:
-                self._lock(scope, ident, (now // 60 + 1) * 60, in_minute, now)
+            failures = _count(f"login:fail:{scope}:{ident}", settings.LOGIN_LOCKOUT_SECONDS)
+            if failures >= settings.LOGIN_LOCKOUT_FAILURES:
+                seconds = settings.LOGIN_LOCKOUT_SECONDS
+                if self._lock(scope, ident, now + seconds, now):
+                    self._audit("login.locked", {"via": self.via, "scope": scope, "failures": failures,
+                                                 "seconds": seconds})
+            elif seconds := min(4 ** min(failures - 1, 15), settings.LOGIN_BACKOFF_MAX_SECONDS):
+                self._lock(scope, ident, now + seconds, now)
 
-    def _lock(self, scope, ident, until, failures, now):
+    @staticmethod
+    def _lock(scope, ident, until, now):
+        """Refuse attempts until `until` (unless a longer lock holds); True when this lock is new or longer."""
         key = _lock_key(scope, ident)
         current = cache.get(key)
         if current is not None and current >= until:
-            return
+            return False
         cache.set(key, until, timeout=math.ceil(until - now))
-        self._audit("login.locked", {"via": self.via, "scope": scope, "failures": failures,
-                                     "seconds": math.ceil(until - now)})
+        return True
 
     def _audit(self, action, details):
         # The actor is the name that was tried, not the (anonymous) caller that audit() would record.
@@ -137,13 +139,16 @@ class LoginGuard:
 
 
 def _count(key, seconds):
-    if cache.add(key, 1, timeout=seconds + 1):
+    """Add one to a counter that lives until `seconds` pass without an addition."""
+    if cache.add(key, 1, timeout=seconds):
         return 1
     try:
-        return cache.incr(key)
+        count = cache.incr(key)
     except ValueError:  # expired between add() and incr()
-        cache.add(key, 1, timeout=seconds + 1)
+        cache.add(key, 1, timeout=seconds)
         return 1
+    cache.touch(key, seconds)
+    return count
 
 
 def _path(request):

@@ -108,7 +108,7 @@ TEMPLATES = [
 
 # Every password check is throttled and locked out per address and per user name (vpnmonitor/logins.py).
 AUTHENTICATION_BACKENDS = ["vpnmonitor.logins.GuardedModelBackend"]
-LOGIN_FAILURES_PER_MINUTE = env_int("LOGIN_FAILURES_PER_MINUTE", 5, minimum=1)
+LOGIN_BACKOFF_MAX_SECONDS = env_int("LOGIN_BACKOFF_MAX_SECONDS", 60, minimum=0)
 LOGIN_LOCKOUT_FAILURES = env_int("LOGIN_LOCKOUT_FAILURES", 20, minimum=1)
 LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 900, minimum=60)
 AUTH_PASSWORD_VALIDATORS = [

@@ -15,8 +15,6 @@ from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import BaseParser
 
-from vpnmonitor.api.exceptions import PayloadTooLarge
-
 # Deep enough for any body the APIs take (an ingest batch nests 3 levels); shallow enough that
 # nothing downstream (validation, error messages) recurses far.
 MAX_DEPTH = 32
@@ -104,6 +102,9 @@ def load_json(raw, content_type=""):
 
 def read_body(stream, request, limit, *, noun="it"):
     """At most `limit` bytes of a request body; a PayloadTooLarge (413) beyond that."""
+    # Imported here: exceptions imports rest_framework.views, whose APIView loads this module.
+    from vpnmonitor.api.exceptions import PayloadTooLarge
+
     try:
         length = int(request.META.get("CONTENT_LENGTH") or 0) if request is not None else 0
     except ValueError:
