@@ -74,6 +74,8 @@ def _address_key(address):
         ip = ipaddress.ip_address(address)
     except ValueError:
         return address
+    if ip.version == 6 and ip.ipv4_mapped is not None:  # an IPv4 client of a dual-stack socket
+        return str(ip.ipv4_mapped)
     # One IPv6 subscriber holds at least a /64, and could otherwise take a fresh address per attempt.
     return str(ipaddress.ip_network(f"{ip}/64", strict=False)) if ip.version == 6 else str(ip)
 

@@ -169,25 +169,31 @@ def test_a_name_attacked_from_many_addresses_is_locked_for_every_address(users, 
             assert sign_in(other, f"pw-{other}-ok", NEIGHBOUR).status_code == good
 
 
-def test_twenty_failures_lock_out_for_fifteen_minutes_and_are_audited(users):
+@pytest.mark.parametrize("path", PATHS)
+def test_twenty_failures_lock_out_for_fifteen_minutes_and_are_audited(users, path):
+    sign_in, name, secret, good, bad, key = PATHS[path]
     moment = 0
     for failure in range(1, 21):
         with at(moment):
-            assert jwt_token("viewer", "wrong", ATTACKER).status_code == 401
+            assert sign_in(name, "wrong", ATTACKER).status_code == bad
         moment += min(4 ** (failure - 1), 60)
     last = moment - 60
     with at(last):
-        refused = jwt_token("viewer", "pw-viewer-ok", ATTACKER)
+        hashes = CountingHasher.computed
+        refused = sign_in(name, secret, ATTACKER)
+        assert CountingHasher.computed == hashes
     assert refused.status_code == 429
     assert refused["Retry-After"] == "900"
     locks = AuditEvent.objects.filter(action="login.locked")
     assert sorted((event.details["scope"], event.details["failures"], event.details["seconds"]) for event in locks) \
         == [("address", 20, 900), ("username", 20, 900)]
+    assert set(locks.values_list("user", "client_address")) == {(name, ATTACKER)}
     assert AuditEvent.objects.filter(action="login.failed").count() == 20
     with at(last + 899):
-        assert jwt_token("viewer", "pw-viewer-ok", ATTACKER).status_code == 429
+        assert sign_in(name, secret, ATTACKER).status_code == 429
+        assert sign_in(name, secret, NEIGHBOUR).status_code == 429  # the name is locked everywhere
     with at(last + 900):
-        assert jwt_token("viewer", "pw-viewer-ok", ATTACKER).status_code == 200
+        assert sign_in(name, secret, ATTACKER).status_code == good
 
 
 def test_an_unknown_name_costs_one_hash_per_check_and_none_while_locked(users):
@@ -242,6 +248,13 @@ def test_ipv6_addresses_of_one_slash_64_share_a_limit(users):
         jwt_token("u1", "guess", "2001:db8:1:2::1")
         assert jwt_token("viewer", "pw-viewer-ok", "2001:db8:1:2:ffff::9").status_code == 429
         assert jwt_token("viewer", "pw-viewer-ok", "2001:db8:1:3::1").status_code == 200
+
+
+def test_ipv4_clients_of_a_dual_stack_socket_keep_their_own_limits(users):
+    with at(0):
+        jwt_token("u1", "guess", f"::ffff:{ATTACKER}")
+        assert jwt_token("viewer", "pw-viewer-ok", ATTACKER).status_code == 429
+        assert jwt_token("viewer", "pw-viewer-ok", f"::ffff:{NEIGHBOUR}").status_code == 200
 
 
 def test_http_basic_failures_are_counted_before_the_request_throttles_run(users):
