@@ -52,9 +52,6 @@ from rest_framework.throttling import BaseThrottle
 from vpnmonitor.api import families
 from vpnmonitor.models import AuditEvent
 
-SCOPES = ("address", "username")
-
-
 class LoginLocked(exceptions.Throttled):
     default_code = "login_locked"
 
