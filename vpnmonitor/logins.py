@@ -52,6 +52,7 @@ from rest_framework.throttling import BaseThrottle
 from vpnmonitor.api import families
 from vpnmonitor.models import AuditEvent
 
+
 class LoginLocked(exceptions.Throttled):
     default_code = "login_locked"
 
