@@ -3,9 +3,9 @@
 Policy, counted separately per source address (IPv6 per /64) and per user name (or OAuth client id),
 whatever address it comes from. Failures count until LOGIN_LOCKOUT_SECONDS (15 minutes) pass without one:
 
-- after the n-th failure, attempts are refused for 4^(n-1) seconds (1, 4, 16, then
-  LOGIN_BACKOFF_MAX_SECONDS, 60), so a person who mistypes waits a moment and a guesser, or a flood
-  of bad sign-ins, gets one password check a minute;
+- FREE_FAILURES (3) failures cost nothing more; after each further one, attempts are refused for
+  1, 4, 16, then LOGIN_BACKOFF_MAX_SECONDS (60) seconds, so a person who mistypes is not held up
+  and a guesser, or a flood of bad sign-ins, gets one password check a minute;
 - after LOGIN_LOCKOUT_FAILURES (20) failures, attempts are refused for LOGIN_LOCKOUT_SECONDS.
 
 A refused attempt is answered 429 with Retry-After before any password is hashed or any user is
@@ -51,6 +51,8 @@ from rest_framework.throttling import BaseThrottle
 
 from vpnmonitor.api import families
 from vpnmonitor.models import AuditEvent
+
+FREE_FAILURES = 3
 
 
 class LoginLocked(exceptions.Throttled):
@@ -115,7 +117,9 @@ class LoginGuard:
                 if self._lock(scope, ident, now + seconds, now):
                     self._audit("login.locked", {"via": self.via, "scope": scope, "failures": failures,
                                                  "seconds": seconds})
-            elif seconds := min(4 ** min(failures - 1, 15), settings.LOGIN_BACKOFF_MAX_SECONDS):
+            elif failures > FREE_FAILURES and (
+                seconds := min(4 ** min(failures - FREE_FAILURES - 1, 15), settings.LOGIN_BACKOFF_MAX_SECONDS)
+            ):
                 self._lock(scope, ident, now + seconds, now)
 
     @staticmethod

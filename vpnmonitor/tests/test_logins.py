@@ -6,11 +6,14 @@ import datetime as dt
 import pytest
 import time_machine
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
+from django.urls import resolve
 from rest_framework.test import APIClient
 
+from vpnmonitor.api import families
 from vpnmonitor.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
+LOGIN_EVENTS = AuditEvent.objects.filter(action__startswith="login.")
 
 ATTACKER, NEIGHBOUR = "203.0.113.66", "198.51.100.7"
 START = dt.datetime(2026, 3, 2, 9, 0, 10, tzinfo=dt.UTC)
@@ -84,23 +87,30 @@ def oauth_token_body_secret(name, password, address):
     )
 
 
-# (sign-in, a name and its secret, how a good sign-in answers, how a bad one answers, the 429 body's message key)
+# (sign-in, a name and its secret, how a good sign-in answers, how a bad one answers, the URL whose family
+# shapes the 429, or None for an HTML page)
 PATHS = {
-    "http-basic": (http_basic, "viewer", "pw-viewer-ok", 200, 401, "error"),
-    "jwt": (jwt_token, "viewer", "pw-viewer-ok", 200, 401, "detail"),
+    "http-basic": (http_basic, "viewer", "pw-viewer-ok", 200, 401, "/api/v1/flow-reports/retention"),
+    "jwt": (jwt_token, "viewer", "pw-viewer-ok", 200, 401, "/api/auth/token"),
     "admin-page": (_sign_in_page("/admin/login/"), "admin", "pw-admin-ok", 302, 200, None),
     "site-page": (_sign_in_page("/accounts/login/"), "viewer", "pw-viewer-ok", 302, 200, None),
     "browsable-api-page": (_sign_in_page("/api-auth/login/"), "viewer", "pw-viewer-ok", 302, 200, None),
-    "oauth-basic": (oauth_token, "reporting-client", "s3cret-client-secret", 200, 401, "detail"),
-    "oauth-body": (oauth_token_body_secret, "reporting-client", "s3cret-client-secret", 200, 401, "detail"),
+    "oauth-basic": (oauth_token, "reporting-client", "s3cret-client-secret", 200, 401, "/api/beta/oauth/token"),
+    "oauth-body": (oauth_token_body_secret, "reporting-client", "s3cret-client-secret", 200, 401,
+                   "/api/beta/oauth/token"),
 }
 
 
-def locked_message(response, key):
-    if key is None:
+def locked_message(response, url):
+    """The message of a 429, after checking that the body has its family's keys (an HTML page for browsers)."""
+    if url is None:
         assert response["Content-Type"].startswith("text/html")
         return response.content.decode()
-    return response.json()[key]
+    family = getattr(resolve(url).func.view_class, "api_family", families.DEFAULT)
+    expected = family.error("x", status=429, request=None)
+    body = response.json()
+    assert set(body) == set(expected), body
+    return next(body[key] for key, value in expected.items() if value == "x")
 
 
 def at(seconds):
@@ -108,10 +118,13 @@ def at(seconds):
 
 
 @pytest.mark.parametrize("path", PATHS)
-def test_each_failure_backs_off_the_address_and_the_name_with_retry_after_and_no_hashing(users, path):
-    sign_in, name, secret, good, bad, key = PATHS[path]
+def test_failures_past_three_back_off_the_address_and_the_name_with_retry_after_and_no_hashing(users, path):
+    sign_in, name, secret, good, bad, url = PATHS[path]
     with at(0):
         assert sign_in(name, secret, ATTACKER).status_code == good
+        for _ in range(3):
+            assert sign_in(name, "wrong", ATTACKER).status_code == bad
+        assert sign_in(name, secret, ATTACKER).status_code == good  # three slips hold nobody up
         assert sign_in(name, "wrong", ATTACKER).status_code == bad
         refused = sign_in(name, secret, ATTACKER)
         assert (refused.status_code, refused["Retry-After"]) == (429, "1")
@@ -124,43 +137,42 @@ def test_each_failure_backs_off_the_address_and_the_name_with_retry_after_and_no
             refused = sign_in(name, secret_tried, ATTACKER)
             assert refused.status_code == 429
             assert refused["Retry-After"] == "16"
-            assert "Too many failed sign-in attempts" in locked_message(refused, key)
+            assert "Too many failed sign-in attempts" in locked_message(refused, url)
         assert CountingHasher.computed == hashes  # refused without hashing anything
     with at(20):
         assert sign_in(name, secret, ATTACKER).status_code == 429
     with at(21):
         assert sign_in(name, secret, ATTACKER).status_code == good
 
-    failed = AuditEvent.objects.filter(action="login.failed")
-    assert failed.count() == 3
+    failed = LOGIN_EVENTS.filter(action="login.failed")
+    assert failed.count() == 6
     assert set(failed.values_list("user", "client_address")) == {(name, ATTACKER)}
 
 
 @pytest.mark.parametrize("path", PATHS)
 def test_another_address_is_not_locked_out_by_an_address_limit(users, path):
-    sign_in, name, secret, good, bad, key = PATHS[path]
+    sign_in, name, secret, good, bad, url = PATHS[path]
     with at(0):
-        assert sign_in("alice", "guess", ATTACKER).status_code == bad
-    with at(1):
-        assert sign_in("bob", "guess", ATTACKER).status_code == bad
+        # Four names, one failure each: the attacker's address is held up, no name is.
+        for other in ("alice", "bob", "carol", "dave"):
+            assert sign_in(other, "guess", ATTACKER).status_code == bad
         refused = sign_in(name, secret, ATTACKER)
-        assert (refused.status_code, refused["Retry-After"]) == (429, "4")
-        if key is not None:
-            assert locked_message(refused, key).startswith("Too many failed sign-in attempts from this address.")
+        assert (refused.status_code, refused["Retry-After"]) == (429, "1")
+        if url is not None:
+            assert locked_message(refused, url).startswith("Too many failed sign-in attempts from this address.")
         assert sign_in(name, secret, NEIGHBOUR).status_code == good
-    assert set(AuditEvent.objects.values_list("user", "action")) == {("alice", "login.failed"), ("bob", "login.failed")}
+    assert sorted(LOGIN_EVENTS.values_list("user", flat=True)) == ["alice", "bob", "carol", "dave"]
 
 
 @pytest.mark.parametrize("path", ["http-basic", "jwt", "oauth-basic"])
-def test_a_name_attacked_from_many_addresses_is_locked_for_every_address(users, path):
-    sign_in, name, secret, good, bad, key = PATHS[path]
-    for n, moment in enumerate((0, 1, 5)):
-        with at(moment):
+def test_a_name_attacked_from_many_addresses_is_held_up_for_every_address(users, path):
+    sign_in, name, secret, good, bad, url = PATHS[path]
+    with at(0):
+        for n in range(4):
             assert sign_in(name, "guess", f"192.0.2.{n + 1}").status_code == bad
-    with at(5):
         refused = sign_in(name, secret, NEIGHBOUR)
-        assert (refused.status_code, refused["Retry-After"]) == (429, "16")
-        assert locked_message(refused, key).startswith("Too many failed sign-in attempts for this user name.")
+        assert (refused.status_code, refused["Retry-After"]) == (429, "1")
+        assert locked_message(refused, url).startswith("Too many failed sign-in attempts for this user name.")
         # Other names from that address are unaffected.
         if path == "oauth-basic":
             assert jwt_token("viewer", "pw-viewer-ok", NEIGHBOUR).status_code == 200
@@ -169,26 +181,30 @@ def test_a_name_attacked_from_many_addresses_is_locked_for_every_address(users, 
             assert sign_in(other, f"pw-{other}-ok", NEIGHBOUR).status_code == good
 
 
+def backoff(failure):
+    """Seconds refused after the given failure (the policy of vpnmonitor/logins.py)."""
+    return 0 if failure <= 3 else min(4 ** (failure - 4), 60)
+
+
 @pytest.mark.parametrize("path", PATHS)
 def test_twenty_failures_lock_out_for_fifteen_minutes_and_are_audited(users, path):
-    sign_in, name, secret, good, bad, key = PATHS[path]
+    sign_in, name, secret, good, bad, url = PATHS[path]
     moment = 0
     for failure in range(1, 21):
         with at(moment):
             assert sign_in(name, "wrong", ATTACKER).status_code == bad
-        moment += min(4 ** (failure - 1), 60)
-    last = moment - 60
+        last, moment = moment, moment + backoff(failure)
     with at(last):
         hashes = CountingHasher.computed
         refused = sign_in(name, secret, ATTACKER)
         assert CountingHasher.computed == hashes
     assert refused.status_code == 429
     assert refused["Retry-After"] == "900"
-    locks = AuditEvent.objects.filter(action="login.locked")
+    locks = LOGIN_EVENTS.filter(action="login.locked")
     assert sorted((event.details["scope"], event.details["failures"], event.details["seconds"]) for event in locks) \
         == [("address", 20, 900), ("username", 20, 900)]
     assert set(locks.values_list("user", "client_address")) == {(name, ATTACKER)}
-    assert AuditEvent.objects.filter(action="login.failed").count() == 20
+    assert LOGIN_EVENTS.filter(action="login.failed").count() == 20
     with at(last + 899):
         assert sign_in(name, secret, ATTACKER).status_code == 429
         assert sign_in(name, secret, NEIGHBOUR).status_code == 429  # the name is locked everywhere
@@ -196,70 +212,79 @@ def test_twenty_failures_lock_out_for_fifteen_minutes_and_are_audited(users, pat
         assert sign_in(name, secret, ATTACKER).status_code == good
 
 
-def test_an_unknown_name_costs_one_hash_per_check_and_none_while_locked(users):
-    for n, moment in enumerate((0, 1, 5, 21)):
+def test_an_unknown_name_costs_one_hash_per_check_and_none_while_held_up(users):
+    for n, moment in enumerate((0, 0, 0, 0, 1, 5, 21)):
         with at(moment):
             assert jwt_token("nobody", "guess", ATTACKER).status_code == 401
             assert CountingHasher.computed == n + 1
-            for _ in range(10):
-                assert jwt_token("nobody", "guess", ATTACKER).status_code == 429
-            assert CountingHasher.computed == n + 1
-    assert AuditEvent.objects.filter(action="login.failed").count() == 4
+            if n >= 3:
+                for _ in range(10):
+                    assert jwt_token("nobody", "guess", ATTACKER).status_code == 429
+                assert CountingHasher.computed == n + 1
+    assert LOGIN_EVENTS.filter(action="login.failed").count() == 7
+
+
+def fail_four_times(names, addresses):
+    for name, address in zip(names, addresses, strict=True):
+        assert jwt_token(name, "guess", address).status_code == 401
 
 
 def test_names_are_counted_whatever_their_case(users):
     with at(0):
-        jwt_token("VIEWER", "guess", "192.0.2.1")
-    with at(1):
-        jwt_token(" Viewer", "guess", "192.0.2.2")
+        fail_four_times(["VIEWER", " Viewer", "viewer ", "vIEWER"], [f"192.0.2.{n}" for n in range(1, 5)])
         refused = jwt_token("viewer", "pw-viewer-ok", NEIGHBOUR)
-    assert (refused.status_code, refused["Retry-After"]) == (429, "4")
+    assert (refused.status_code, refused["Retry-After"]) == (429, "1")
 
 
 def test_forged_forwarded_for_headers_do_not_move_the_address(users):
     with at(0):
-        APIClient().post("/api/auth/token", {"username": "u1", "password": "x"}, format="json",
-                         REMOTE_ADDR=ATTACKER, HTTP_X_FORWARDED_FOR="10.0.0.1")
+        for n in range(4):
+            APIClient().post("/api/auth/token", {"username": f"u{n}", "password": "x"}, format="json",
+                             REMOTE_ADDR=ATTACKER, HTTP_X_FORWARDED_FOR=f"10.0.0.{n}")
         refused = APIClient().post("/api/auth/token", {"username": "viewer", "password": "pw-viewer-ok"},
                                    format="json", REMOTE_ADDR=ATTACKER, HTTP_X_FORWARDED_FOR="10.9.9.9")
     assert refused.status_code == 429
-    assert set(AuditEvent.objects.values_list("client_address", flat=True)) == {ATTACKER}
+    assert set(LOGIN_EVENTS.values_list("client_address", flat=True)) == {ATTACKER}
 
 
 def test_behind_the_proxy_the_address_it_forwarded_counts(users, settings):
     from rest_framework.settings import api_settings
 
     settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+
+    def sign_in(name, password, forwarded):
+        return APIClient().post("/api/auth/token", {"username": name, "password": password}, format="json",
+                                REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR=forwarded)
+
     try:
         with at(0):
-            jwt_token_via = lambda name, password, forwarded: APIClient().post(  # noqa: E731
-                "/api/auth/token", {"username": name, "password": password}, format="json",
-                REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR=forwarded)
-            assert jwt_token_via("u1", "x", f"10.0.0.1, {ATTACKER}").status_code == 401
-            assert jwt_token_via("viewer", "pw-viewer-ok", f"10.0.0.2, {ATTACKER}").status_code == 429
-            assert jwt_token_via("viewer", "pw-viewer-ok", NEIGHBOUR).status_code == 200
+            for n in range(4):
+                assert sign_in(f"u{n}", "x", f"10.0.0.{n}, {ATTACKER}").status_code == 401
+            assert sign_in("viewer", "pw-viewer-ok", f"10.0.0.9, {ATTACKER}").status_code == 429
+            assert sign_in("viewer", "pw-viewer-ok", NEIGHBOUR).status_code == 200
     finally:
         api_settings.reload()
-    assert AuditEvent.objects.get().client_address == ATTACKER
+    assert set(LOGIN_EVENTS.values_list("client_address", flat=True)) == {ATTACKER}
 
 
 def test_ipv6_addresses_of_one_slash_64_share_a_limit(users):
     with at(0):
-        jwt_token("u1", "guess", "2001:db8:1:2::1")
+        fail_four_times(["u1", "u2", "u3", "u4"], [f"2001:db8:1:2::{n}" for n in range(1, 5)])
         assert jwt_token("viewer", "pw-viewer-ok", "2001:db8:1:2:ffff::9").status_code == 429
         assert jwt_token("viewer", "pw-viewer-ok", "2001:db8:1:3::1").status_code == 200
 
 
 def test_ipv4_clients_of_a_dual_stack_socket_keep_their_own_limits(users):
     with at(0):
-        jwt_token("u1", "guess", f"::ffff:{ATTACKER}")
+        fail_four_times(["u1", "u2", "u3", "u4"], [f"::ffff:{ATTACKER}"] * 4)
         assert jwt_token("viewer", "pw-viewer-ok", ATTACKER).status_code == 429
         assert jwt_token("viewer", "pw-viewer-ok", f"::ffff:{NEIGHBOUR}").status_code == 200
 
 
 def test_http_basic_failures_are_counted_before_the_request_throttles_run(users):
     with at(0):
-        assert http_basic("viewer", "wrong", ATTACKER).json() == {"error": "Invalid username/password."}
+        for _ in range(4):
+            assert http_basic("viewer", "wrong", ATTACKER).json() == {"error": "Invalid username/password."}
         refused = http_basic("viewer", "pw-viewer-ok", ATTACKER)
     assert refused.json() == {
         "error": "Too many failed sign-in attempts from this address. Expected available in 1 second.",
@@ -268,12 +293,14 @@ def test_http_basic_failures_are_counted_before_the_request_throttles_run(users)
 
 def test_the_oauth_token_endpoint_answers_429_as_json(users):
     with at(0):
-        assert oauth_token("reporting-client", "wrong", ATTACKER).json()["error"] == "invalid_client"
+        for _ in range(4):
+            assert oauth_token("reporting-client", "wrong", ATTACKER).json()["error"] == "invalid_client"
         refused = oauth_token("reporting-client", "s3cret-client-secret", ATTACKER)
     assert refused.status_code == 429
-    assert refused.json() == {
-        "detail": "Too many failed sign-in attempts from this address. Expected available in 1 second.",
-    }
-    assert set(AuditEvent.objects.filter(action="login.failed").values_list("user", "target")) == {
+    assert refused["Retry-After"] == "1"
+    assert locked_message(refused, "/api/beta/oauth/token") == (
+        "Too many failed sign-in attempts from this address. Expected available in 1 second."
+    )
+    assert set(LOGIN_EVENTS.filter(action="login.failed").values_list("user", "target")) == {
         ("reporting-client", "/api/beta/oauth/token"),
     }
