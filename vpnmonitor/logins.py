@@ -6,7 +6,9 @@ whatever address it comes from. Failures count until LOGIN_LOCKOUT_SECONDS (15 m
 - FREE_FAILURES (3) failures cost nothing more; after each further one, attempts are refused for
   1, 4, 16, then LOGIN_BACKOFF_MAX_SECONDS (60) seconds, so a person who mistypes is not held up
   and a guesser, or a flood of bad sign-ins, gets one password check a minute;
-- after LOGIN_LOCKOUT_FAILURES (20) failures, attempts are refused for LOGIN_LOCKOUT_SECONDS.
+- after LOGIN_LOCKOUT_FAILURES (20) failures, attempts are refused for LOGIN_LOCKOUT_SECONDS;
+- past their free failures, callers take turns: one such check at a time in the whole installation
+  (the others are told to come back in a second), so a flood from many addresses hashes on one core.
 
 A refused attempt is answered 429 with Retry-After before any password is hashed or any user is
 looked up, so a flood of bad sign-ins costs a cache read each. Every failure writes an AuditEvent
@@ -36,6 +38,7 @@ import hashlib
 import ipaddress
 import math
 import time
+import uuid
 from types import SimpleNamespace
 from urllib.parse import unquote_plus, urlsplit
 
@@ -55,12 +58,20 @@ from vpnmonitor.models import AuditEvent
 FREE_FAILURES = 3
 
 
+# Held while the password of a caller past its free failures is checked (see guard()).
+SUSPECT_CHECK_KEY = "login:suspect-check"
+
+
 class LoginLocked(exceptions.Throttled):
     default_code = "login_locked"
+    messages = {
+        "address": "Too many failed sign-in attempts from this address.",
+        "username": "Too many failed sign-in attempts for this user name.",
+        "busy": "Too many failed sign-in attempts are being checked at once.",
+    }
 
     def __init__(self, wait, scope):
-        where = "from this address" if scope == "address" else "for this user name"
-        super().__init__(wait=wait, detail=f"Too many failed sign-in attempts {where}.")
+        super().__init__(wait=wait, detail=self.messages[scope])
         self.scope = scope
 
 
@@ -88,6 +99,10 @@ def _lock_key(scope, ident):
     return f"login:lock:{scope}:{ident}"
 
 
+def _fail_key(scope, ident):
+    return f"login:fail:{scope}:{ident}"
+
+
 class LoginGuard:
     """The counters and locks of one sign-in attempt: a source address and a claimed name."""
 
@@ -97,21 +112,30 @@ class LoginGuard:
         self.idents = {"address": _address_key(self.address), "username": _name_key(self.name)}
 
     def refuse_if_locked(self):
+        """LoginLocked while the address or the name is locked; else True when either is past its free failures."""
         now = time.time()
-        locks = cache.get_many([_lock_key(scope, ident) for scope, ident in self.idents.items()])
+        keys = {scope: (_lock_key(scope, ident), _fail_key(scope, ident)) for scope, ident in self.idents.items()}
+        found = cache.get_many([key for pair in keys.values() for key in pair])
         waits = [
-            (until - now, scope) for scope, ident in self.idents.items()
-            if (until := locks.get(_lock_key(scope, ident))) is not None and until > now
+            (until - now, scope) for scope, (lock, _) in keys.items()
+            if (until := found.get(lock)) is not None and until > now
         ]
         if waits:
             wait, scope = max(waits, key=lambda found: (found[0], found[1] == "address"))
             raise LoginLocked(math.ceil(wait), scope)
+        return any((found.get(fail) or 0) >= FREE_FAILURES for _, fail in keys.values())
+
+    def checked(self, check):
+        result = check()
+        if not result:
+            self.failed()
+        return result
 
     def failed(self):
         now = time.time()
         self._audit("login.failed", {"via": self.via})
         for scope, ident in self.idents.items():
-            failures = _count(f"login:fail:{scope}:{ident}", settings.LOGIN_LOCKOUT_SECONDS)
+            failures = _count(_fail_key(scope, ident), settings.LOGIN_LOCKOUT_SECONDS)
             if failures >= settings.LOGIN_LOCKOUT_FAILURES:
                 seconds = settings.LOGIN_LOCKOUT_SECONDS
                 if self._lock(scope, ident, now + seconds, now):
@@ -162,11 +186,18 @@ def _path(request):
 def guard(request, name, check, *, via):
     """check() under the guard: LoginLocked while locked (check not called), a failure when it is falsy."""
     attempt = LoginGuard(request, name, via)
-    attempt.refuse_if_locked()
-    result = check()
-    if not result:
-        attempt.failed()
-    return result
+    if not attempt.refuse_if_locked():
+        return attempt.checked(check)
+    # Past their free failures, callers take turns: one such password check at a time in the whole
+    # installation, so that a flood from many addresses keeps at most one core hashing.
+    turn = uuid.uuid4().hex
+    if not cache.add(SUSPECT_CHECK_KEY, turn, timeout=10):
+        raise LoginLocked(1, "busy")
+    try:
+        return attempt.checked(check)
+    finally:
+        if cache.get(SUSPECT_CHECK_KEY) == turn:
+            cache.delete(SUSPECT_CHECK_KEY)
 
 
 def _via(request):

@@ -304,3 +304,25 @@ def test_the_oauth_token_endpoint_answers_429_as_json(users):
     assert set(LOGIN_EVENTS.filter(action="login.failed").values_list("user", "target")) == {
         ("reporting-client", "/api/beta/oauth/token"),
     }
+
+
+def test_callers_past_their_free_failures_take_turns_and_others_do_not_wait(users):
+    from django.core.cache import cache
+
+    from vpnmonitor.logins import SUSPECT_CHECK_KEY
+
+    with at(0):
+        fail_four_times(["u1", "u2", "u3", "u4"], [ATTACKER] * 4)
+    with at(1):
+        cache.set(SUSPECT_CHECK_KEY, "another check", timeout=10)  # a check of another such caller runs
+        hashes = CountingHasher.computed
+        waiting = jwt_token("viewer", "pw-viewer-ok", ATTACKER)
+        assert (waiting.status_code, waiting["Retry-After"]) == (429, "1")
+        assert locked_message(waiting, "/api/auth/token") == (
+            "Too many failed sign-in attempts are being checked at once. Expected available in 1 second."
+        )
+        assert CountingHasher.computed == hashes
+        assert jwt_token("viewer", "pw-viewer-ok", NEIGHBOUR).status_code == 200  # no failures: no turn to take
+        cache.delete(SUSPECT_CHECK_KEY)
+        assert jwt_token("viewer", "pw-viewer-ok", ATTACKER).status_code == 200
+        assert cache.get(SUSPECT_CHECK_KEY) is None  # the turn is given back
