@@ -11,11 +11,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from proxylogs.traffic import selectors, serializers, services
-from vpnmonitor.api import families
+from vpnmonitor.api import families, parsers
 from vpnmonitor.api.exceptions import BadParameter, PayloadTooLarge
 from vpnmonitor.api.pagination import PageLimitPagination
 from vpnmonitor.api.params import QueryParams, int_parameter
-from vpnmonitor.api.parsers import load_json, read_body
 from vpnmonitor.api.permissions import CanIngest
 from vpnmonitor.api.principals import tenant_of
 from vpnmonitor.models import IngestCounter
@@ -91,14 +90,14 @@ class IngestBodyParser(BaseParser):
     """The raw body, with this endpoint's own size limit, checked before the body is read.
 
     The project's parser reads at most DATA_UPLOAD_MAX_MEMORY_SIZE; a full batch of 10,000 records
-    may be larger. The view decodes: a valid batch in one msgspec pass, anything else by load_json().
+    may be larger. The view decodes: a valid batch in one msgspec pass, anything else by parsers.load_json().
     """
 
     media_type = "application/json"
 
     def parse(self, stream, media_type=None, parser_context=None):
         limit = getattr(settings, "PROXY_TRAFFIC_MAX_INGEST_BYTES", DEFAULT_MAX_INGEST_BYTES)
-        return read_body(stream, (parser_context or {}).get("request"), limit, noun="a batch")
+        return parsers.read_body(stream, (parser_context or {}).get("request"), limit, noun="a batch")
 
 
 class IngestView(AnalyticsView):
@@ -125,7 +124,7 @@ class IngestView(AnalyticsView):
         raw, tenant = request.data, tenant_of(request)
         records = serializers.decode_batch(raw, tenant=tenant) if isinstance(raw, bytes) else None
         if records is None:  # not a valid batch: find out why, and say so
-            body = load_json(raw, request.content_type) if isinstance(raw, bytes) else raw
+            body = parsers.load_json(raw, request.content_type) if isinstance(raw, bytes) else raw
             logs = body.get("logs") if isinstance(body, dict) else None
             if isinstance(logs, list) and len(logs) > serializers.MAX_RECORDS:
                 raise PayloadTooLarge(
