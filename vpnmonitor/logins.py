@@ -12,7 +12,7 @@ whatever address it comes from. Failures count until LOGIN_LOCKOUT_SECONDS (15 m
 
 A refused attempt is answered 429 with Retry-After before any password is hashed or any user is
 looked up, so a flood of bad sign-ins costs a cache read each. Every failure writes an AuditEvent
-`login.failed`, and every lockout `login.locked` (refused attempts are not written one by one).
+`auth.login_failed`, and every lockout `auth.login_locked` (refused attempts are not written one by one).
 The counters live in the Django cache: Redis when configured, shared by every web process.
 
 Wiring a sign-in path:
@@ -133,13 +133,13 @@ class LoginGuard:
 
     def failed(self):
         now = time.time()
-        self._audit("login.failed", {"via": self.via})
+        self._audit("auth.login_failed", {"reason": "bad_credentials", "via": self.via})
         for scope, ident in self.idents.items():
             failures = _count(_fail_key(scope, ident), settings.LOGIN_LOCKOUT_SECONDS)
             if failures >= settings.LOGIN_LOCKOUT_FAILURES:
                 seconds = settings.LOGIN_LOCKOUT_SECONDS
                 if self._lock(scope, ident, now + seconds, now):
-                    self._audit("login.locked", {"via": self.via, "scope": scope, "failures": failures,
+                    self._audit("auth.login_locked", {"via": self.via, "scope": scope, "failures": failures,
                                                  "seconds": seconds})
             elif failures > FREE_FAILURES and (
                 seconds := min(4 ** min(failures - FREE_FAILURES - 1, 15), settings.LOGIN_BACKOFF_MAX_SECONDS)
@@ -157,13 +157,14 @@ class LoginGuard:
         return True
 
     def _audit(self, action, details):
-        # The actor is the name that was tried, not the (anonymous) caller that audit() would record.
+        # Written here rather than through audit(): that reads request.user, which during authentication
+        # would authenticate again; the caller is anonymous and the target is the name that was tried.
         try:
             address = str(ipaddress.ip_address(self.address))
         except ValueError:
             address = None
-        AuditEvent.objects.create(user=self.name[:150], action=action, target=_path(self.request)[:200],
-                                  details=details, client_address=address)
+        AuditEvent.objects.create(user="anonymous", action=action, target=self.name[:200],
+                                  details={**details, "path": _path(self.request)[:200]}, client_address=address)
 
 
 def _count(key, seconds):
