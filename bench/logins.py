@@ -7,8 +7,8 @@ within 2x its idle p95. Each flooding client has its own source address (127.0.0
 alternates POST /api/auth/token and HTTP Basic with wrong passwords, --rate per second each (0: as
 fast as it is answered).
 The valid request is GET /api/v1/flow-reports/retention with an API key, from 127.0.0.1.
-`--no-lockout` raises the limits out of reach, so every bad login is hashed (the behaviour
-before the sign-in guard). Use REDIS_URL: without it, each gunicorn worker counts on its own.
+`--no-lockout` takes away the backoff and the lockout, so every bad login is checked; past three
+failures the checks still take turns (one at a time). Use REDIS_URL: without it, each gunicorn worker counts on its own.
 """
 
 import argparse
@@ -41,7 +41,7 @@ def run(argv):
     parser.add_argument("--rate", type=float, default=10,
                         help="bad logins per second per flooding client; 0: as fast as answered")
     parser.add_argument("--warmup", type=float, default=5, help="seconds of flood before measuring")
-    parser.add_argument("--no-lockout", action="store_true", help="limits out of reach: every bad login hashed")
+    parser.add_argument("--no-lockout", action="store_true", help="no backoff or lockout: every bad login checked")
     args = parser.parse_args(argv)
 
     user, _ = get_user_model().objects.get_or_create(username="bench-target")
@@ -84,7 +84,7 @@ def run(argv):
 
     idle_p50, idle_p95 = percentile(idle, 0.5), percentile(idle, 0.95)
     flood_p50, flood_p95 = percentile(flooded, 0.5), percentile(flooded, 0.95)
-    mode = "limits out of reach (every bad login hashed)" if args.no_lockout else "sign-in guard on"
+    mode = "no backoff or lockout (every bad login checked, in turns)" if args.no_lockout else "sign-in guard on"
     pace = f"{args.rate:g} bad logins/s per client" if args.rate else "each client as fast as answered"
     answered = ", ".join(f"{count:,} × {status}" for status, count in sorted(statuses.items()))
     return [
