@@ -89,6 +89,7 @@ MIDDLEWARE = [
     "vpnmonitor.api.permissions.RolePolicyMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "vpnmonitor.logins.LoginLockedMiddleware",
 ]
 
 ROOT_URLCONF = "vpnmonitor.urls"
@@ -109,6 +110,11 @@ TEMPLATES = [
     },
 ]
 
+# Every password check is throttled and locked out per address and per user name (vpnmonitor/logins.py).
+AUTHENTICATION_BACKENDS = ["vpnmonitor.logins.GuardedModelBackend"]
+LOGIN_BACKOFF_MAX_SECONDS = env_int("LOGIN_BACKOFF_MAX_SECONDS", 60, minimum=0)
+LOGIN_LOCKOUT_FAILURES = env_int("LOGIN_LOCKOUT_FAILURES", 20, minimum=1)
+LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 900, minimum=60)
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
@@ -213,6 +219,9 @@ REST_FRAMEWORK = {
         "sessions": env_str("SESSIONS_THROTTLE_RATE", "60/min"),
         "ingest": env_str("INGEST_THROTTLE_RATE", "600/min"),
     },
+    # Every body is strict JSON, whatever its Content-Type (vpnmonitor/api/parsers.py).
+    "DEFAULT_PARSER_CLASSES": ["vpnmonitor.api.parsers.JSONBodyParser"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "vpnmonitor.api.parsers.JSONBodyNegotiation",
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
@@ -221,6 +230,8 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "vpnmonitor.api.exceptions.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # The caller's address for throttles and sign-in lockouts: X-Forwarded-For only from the trusted proxy.
+    "NUM_PROXIES": 1 if BEHIND_PROXY else 0,
 }
 
 SIMPLE_JWT = {
@@ -250,6 +261,8 @@ OAUTH2_PROVIDER = {
     "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
     "REFRESH_TOKEN_REUSE_PROTECTION": True,
     "ALLOWED_REDIRECT_URI_SCHEMES": ["http", "https"] if DEBUG else ["https"],
+    # Client-secret checks go through the sign-in guard (vpnmonitor/logins.py).
+    "OAUTH2_VALIDATOR_CLASS": "vpnmonitor.logins.GuardedOAuth2Validator",
 }
 
 SPECTACULAR_SETTINGS = {

@@ -272,7 +272,7 @@ def decode_batch(raw, *, tenant=None, now=None):
     """
     try:
         logs = _decode_body(raw).logs
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError):
         return None
     if len(logs) > MAX_RECORDS:
         return None

@@ -1,19 +1,17 @@
 """Proxy analytics API: POST /analytics/ingest and the /analytics charts and breakdowns."""
 
 import datetime as dt
-import json
 
 from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import generics, status
-from rest_framework.exceptions import ParseError
 from rest_framework.parsers import BaseParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from proxylogs.traffic import selectors, serializers, services
-from vpnmonitor.api import families
+from vpnmonitor.api import families, parsers
 from vpnmonitor.api.exceptions import BadParameter, PayloadTooLarge
 from vpnmonitor.api.pagination import PageLimitPagination
 from vpnmonitor.api.params import QueryParams, int_parameter
@@ -87,40 +85,18 @@ class AnalyticsView(APIView):
     api_family = families.PROXY_ANALYTICS
 
 
-def _refuse_constant(name):
-    raise ValueError(f"{name} is not valid JSON")
-
-
 class IngestBodyParser(BaseParser):
-    """JSON with this endpoint's own size limit, checked before the body is read.
+    """The raw body, with this endpoint's own size limit, checked before the body is read.
 
-    DRF's JSONParser reads request.body, which is capped by DATA_UPLOAD_MAX_MEMORY_SIZE
-    (2.5 MB) with a bare HTML 400 beyond it; a full batch of 10,000 records is larger.
+    The project's parser reads at most DATA_UPLOAD_MAX_MEMORY_SIZE; a full batch of 10,000 records
+    may be larger. The view decodes: a valid batch in one msgspec pass, anything else by parsers.load_json().
     """
 
     media_type = "application/json"
 
     def parse(self, stream, media_type=None, parser_context=None):
         limit = getattr(settings, "PROXY_TRAFFIC_MAX_INGEST_BYTES", DEFAULT_MAX_INGEST_BYTES)
-        request = (parser_context or {}).get("request")
-        try:
-            length = int(request.META.get("CONTENT_LENGTH") or 0) if request is not None else 0
-        except ValueError:
-            length = 0
-        if length > limit:
-            raise PayloadTooLarge(f"The body is {length} bytes; a batch may be at most {limit} bytes.")
-        raw = stream.read(limit + 1)
-        if len(raw) > limit:
-            raise PayloadTooLarge(f"The body is over {limit} bytes; split the batch.")
-        # Decoded by the view: a valid batch in one msgspec pass, anything else by parse_json().
-        return raw
-
-
-def parse_json(raw):
-    try:
-        return json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
-    except (ValueError, RecursionError) as exc:
-        raise ParseError(f"The body is not valid JSON: {exc}") from None
+        return parsers.read_body(stream, (parser_context or {}).get("request"), limit, noun="a batch")
 
 
 class IngestView(AnalyticsView):
@@ -146,7 +122,7 @@ class IngestView(AnalyticsView):
         raw, tenant = request.data, tenant_of(request)
         records = serializers.decode_batch(raw, tenant=tenant) if isinstance(raw, bytes) else None
         if records is None:  # not a valid batch: find out why, and say so
-            body = parse_json(raw) if isinstance(raw, bytes) else raw
+            body = parsers.load_json(raw, request.content_type) if isinstance(raw, bytes) else raw
             logs = body.get("logs") if isinstance(body, dict) else None
             if isinstance(logs, list) and len(logs) > serializers.MAX_RECORDS:
                 raise PayloadTooLarge(

@@ -85,6 +85,7 @@ def exception_handler(exc, context):
         return None
     view = context.get("view")
     request = context.get("request")
+    _settle_authentication(request)
     family = getattr(view, "api_family", families.DEFAULT)
     exc = exc if isinstance(exc, exceptions.APIException) else _converted(exc)
     structured = exc.detail if isinstance(exc, exceptions.ValidationError) else None
@@ -96,6 +97,17 @@ def exception_handler(exc, context):
         if header.lower() in {"www-authenticate", "retry-after", "allow"}:
             new[header] = value
     return new
+
+
+def _settle_authentication(request):
+    """Run authentication now if it has not run (a 406 comes before it), so that rendering the error
+    (an HTML template reads request.user) meets a bad credential as anonymous instead of raising."""
+    if request is None or hasattr(request, "_user"):
+        return
+    try:
+        request.user  # noqa: B018 - evaluated for its side effect
+    except exceptions.APIException:
+        pass  # DRF has already made the request anonymous
 
 
 def _converted(exc):

@@ -137,7 +137,7 @@ def test_a_body_over_the_limit_is_413_in_the_family_shape(key_client, settings):
     response = key_client("ingest").post("/t/ingest", data="x" * 5000, content_type="application/json",
                                          HTTP_AUTHORIZATION="Bearer some-oauth-token")
     assert response.status_code == 413
-    assert response.json()["message"] == "The request body is larger than 2048 bytes."
+    assert response.json()["message"] == "The body is 5000 bytes; it may be at most 2048 bytes."
 
 
 @pytest.mark.parametrize("value", ["9999-12-31T23:00:00-05:00", "0001-01-01T00:00:00+01:00"])

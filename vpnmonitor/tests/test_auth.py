@@ -54,7 +54,8 @@ def test_jwt_obtain_refresh_and_use(api_client, viewer_user):
 
 
 def test_a_tampered_jwt_is_401(api_client, viewer_user):
-    access = api_client.post("/api/auth/token", {"username": "viewer", "password": "pw-viewer"}).json()["access"]
+    access = api_client.post("/api/auth/token", {"username": "viewer", "password": "pw-viewer"},
+                             format="json").json()["access"]
     header, payload, signature = access.split(".")
     forged = f"{header}.{payload}.{signature[::-1]}"
     response = api_client.get("/t/flows", HTTP_AUTHORIZATION=f"Bearer {forged}")
