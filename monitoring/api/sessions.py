@@ -10,13 +10,14 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from oauth2_provider.views import TokenView
 from rest_framework import generics, serializers
+from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.permissions import AllowAny
 from rest_framework.views import APIView
 
 from monitoring import selectors
 from monitoring.models import VpnSession
-from vpnmonitor.api import families
-from vpnmonitor.api.exceptions import BadParameter
+from vpnmonitor.api import families, parsers
+from vpnmonitor.api.exceptions import BadParameter, flatten_errors
 from vpnmonitor.api.pagination import SignedKeysetPagination
 from vpnmonitor.api.params import QueryParams
 from vpnmonitor.api.throttling import FullWindowRateThrottle
@@ -317,9 +318,9 @@ class OAuthTokenView(APIView):
                 return _oauth_error("The form data cannot be read.")
         elif django_request.body.strip():
             try:
-                fields = json.loads(django_request.body)
-            except (UnicodeDecodeError, ValueError):
-                return _oauth_error("The body is neither form data nor a JSON object.")
+                fields = parsers.load_json(django_request.body, django_request.content_type)
+            except (ParseError, ValidationError) as exc:
+                return _oauth_error("; ".join(flatten_errors(exc.detail)))
             if not isinstance(fields, dict) or not all(isinstance(v, str) for v in fields.values()):
                 return _oauth_error("The JSON body must be an object of strings.")
             django_request.POST = QueryDict(mutable=True)

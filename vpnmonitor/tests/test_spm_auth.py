@@ -35,11 +35,13 @@ def test_a_wrong_password_is_a_401_in_its_shape_and_audited(api_client, viewer_u
     assert response.json() == {"status": "error", "detail": "incorrect username or password"}
     assert response["WWW-Authenticate"].startswith("Bearer")
     event = AuditEvent.objects.get(action="auth.login_failed")
-    assert (event.target, event.details) == ("viewer", {"reason": "bad_credentials"})
+    assert (event.target, event.details) == (
+        "viewer", {"reason": "bad_credentials", "via": "password", "path": "/api/auth/login"})
     # The Audit page lists it with its details as text.
     listed = api_client.get("/api/audit-log", HTTP_AUTHORIZATION=f"Bearer {login(api_client).json()['access_token']}")
     failed = next(row for row in listed.json()["data"] if row["action"] == "auth.login_failed")
-    assert failed["details"] == "reason=bad_credentials" and failed["username"] == "anonymous"
+    assert failed["details"] == "reason=bad_credentials, via=password, path=/api/auth/login"
+    assert failed["username"] == "anonymous"
 
 
 def test_the_jwt_token_endpoint_checks_and_audits_passwords_the_same_way(api_client, viewer_user):
