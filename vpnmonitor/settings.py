@@ -58,6 +58,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = env_redis_url("REDIS_URL")
 
 INSTALLED_APPS = [
+    # First, so that its createsuperuser and changepassword (Django's, audited) take the place of auth's.
+    "vpnmonitor",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -71,7 +73,6 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
-    "vpnmonitor",
     "monitoring",
     "flowreports",
     "proxylogs",

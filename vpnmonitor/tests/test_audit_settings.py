@@ -196,3 +196,21 @@ def test_the_beat_schedule_changed_in_admin_is_audited(root):
           every=str(interval.every * 2), **inline_management_form)
     event, changes = _event("schedule.update")
     assert changes == {"every": {"before": interval.every, "after": interval.every * 2}}
+
+
+def test_users_made_or_changed_by_djangos_own_commands_are_audited_without_the_password(monkeypatch):
+    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", "first-Secret-77")
+    call_command("createsuperuser", username="ops", email="ops@example.com", interactive=False, verbosity=0)
+    from django.contrib.auth.management.commands.changepassword import Command as DjangoChangePassword
+
+    monkeypatch.setattr(DjangoChangePassword, "_get_pass", lambda self, prompt="": "second-Secret-88")
+    call_command("changepassword", "ops", verbosity=0)
+
+    events = AuditEvent.objects.filter(target="ops").order_by("id")
+    assert [(e.action, e.user.split(" (")[0], e.details["changes"]) for e in events] == [
+        ("user.create", "manage.py createsuperuser",
+         {"username": {"after": "ops"}, "is_superuser": {"after": True}, "password": {"changed": True}}),
+        ("user.update", "manage.py changepassword", {"password": {"changed": True}}),
+    ]
+    written = json.dumps([e.details for e in events])
+    assert "Secret" not in written
