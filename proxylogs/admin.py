@@ -64,9 +64,9 @@ class TrafficBucketAdmin(MaskedAddressesAdminMixin, admin.ModelAdmin):
 
 @admin.register(ProxyLogEntry)
 class ProxyLogEntryAdmin(MaskedAddressesAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
-    masked_addresses = ("client_ip",)
+    masked_addresses = ("client_ip", "client_host")
     # Entries are evidence and feed the hourly rollup: clearing goes through the audited API.
-    list_display = ["timestamp", "client_ip", "method", "destination", "http_status", "result_code", "bytes",
+    list_display = ["timestamp", "client_ip", "client_host", "method", "destination", "http_status", "result_code", "bytes",
                     "blocked", "waf_category"]
     list_filter = ["blocked", "method"]
     paginator = CheapPaginator

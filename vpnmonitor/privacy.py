@@ -45,6 +45,8 @@ def mask_client(value):
     except ValueError:
         return mask_host(value)
     return mask_ip(value)
+
+
 def mask_endpoint(value, mask):
     """Mask the address of 'IP', 'IP:port' or '[IPv6]:port' and keep the port."""
     if not value:
@@ -118,12 +120,15 @@ class MaskedClientField(MaskedIPField):
             return None
         value = serializers.CharField.to_representation(self, value)
         return mask_client(value) if should_mask(self.context.get("request")) else value
+
+
 class MaskedAddressesAdminMixin:
     """Admin for records holding personal addresses: in GDPR mode, staff without the unmasked-ip permission see
     them masked in lists and detail pages, cannot search by them, and cannot edit or bulk-delete such records
     (their pages and confirmations would show the addresses, and a form would save the masked values back).
 
-    masked_addresses names the fields holding an address, 'IP:port' or '[IPv6]:port'.
+    masked_addresses names the fields holding an address, 'IP:port', '[IPv6]:port' or a client's host name
+    (masked as mask_client() does: a keyed hash).
     """
 
     masked_addresses = ()
@@ -136,7 +141,7 @@ class MaskedAddressesAdminMixin:
 
     def _masked_column(self, name):
         def column(obj):
-            return mask_endpoint(getattr(obj, name), mask_ip)
+            return mask_endpoint(getattr(obj, name), mask_client)
 
         column.short_description = self.model._meta.get_field(name).verbose_name
         column.admin_order_field = name
@@ -152,7 +157,7 @@ class MaskedAddressesAdminMixin:
         obj = super().get_object(request, object_id, from_field)
         if obj is not None and should_mask(request):
             for name in self.masked_addresses:
-                setattr(obj, name, mask_endpoint(getattr(obj, name), mask_ip))
+                setattr(obj, name, mask_endpoint(getattr(obj, name), mask_client))
             obj._addresses_masked = True
         return obj
 

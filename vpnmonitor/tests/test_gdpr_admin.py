@@ -4,18 +4,22 @@ import datetime as dt
 
 import pytest
 from django.contrib.auth.models import Group, Permission
+
+from vpnmonitor.privacy import mask_host
 from django.urls import reverse
 from django.utils import timezone
 
 pytestmark = pytest.mark.django_db
 
-RAW = ("203.0.113.77", "10.8.0.66", "198.51.100.23", "192.0.2.141", "2001:db8:aa:bb::5")
+HOST = "alice-laptop.corp.example"
+RAW = ("203.0.113.77", "10.8.0.66", "198.51.100.23", "192.0.2.141", "2001:db8:aa:bb::5", "203.0.113.78",
+       "10.8.0.67", HOST)
 
 
 @pytest.fixture
 def records():
     from flowreports.models import FlowReport
-    from monitoring.models import VpnServer, VpnSession
+    from monitoring.models import VpnClient, VpnServer, VpnSession
     from proxylogs.models import ProxyLogEntry
     from vpnmonitor.models import AuditEvent
 
@@ -35,13 +39,21 @@ def records():
         timestamp=now, client_ip="192.0.2.141", client_network="192.0.2.0", method="GET", url="http://example.com/", http_status=200,
         result_code="TCP_MISS", bytes=10,
     )
+    named = ProxyLogEntry.objects.create(
+        timestamp=now, client_host=HOST, client_network=mask_host(HOST), method="GET", url="http://example.com/",
+        http_status=200, result_code="TCP_MISS", bytes=10,
+    )
+    vpn_client = VpnClient.objects.create(server=server, common_name="bob", real_address="203.0.113.78:1194",
+                                          virtual_address="10.8.0.67")
     event = AuditEvent.objects.create(user="root", action="logs.clear", client_address="192.0.2.141")
-    return {"vpnsession": session, "flowreport": flow, "proxylogentry": entry, "auditevent": event}
+    return {"vpnsession": session, "flowreport": flow, "proxylogentry": entry, "namedentry": named,
+            "vpnclient": vpn_client, "auditevent": event}
 
 
 def _staff(django_user_model, name, unmasked):
     user = django_user_model.objects.create_user(name, password=None, is_staff=True)
-    codenames = ["view_vpnsession", "change_vpnsession", "view_flowreport", "view_proxylogentry", "view_auditevent"]
+    codenames = ["view_vpnsession", "change_vpnsession", "view_vpnclient", "view_flowreport", "view_proxylogentry",
+                 "view_auditevent"]
     user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
     if unmasked:
         user.groups.add(Group.objects.get(name="unmasked-ip"))
@@ -58,13 +70,19 @@ def test_staff_without_the_permission_see_only_masked_addresses_in_lists_and_det
     client.force_login(_staff(django_user_model, "clerk", unmasked=False))
     for obj in records.values():
         for page in ("changelist", "change"):
-            html = client.get(_admin_url(obj, page)).content.decode()
+            response = client.get(_admin_url(obj, page))
+            assert response.status_code == 200, (obj._meta.model_name, page)
+            html = response.content.decode()
             assert not [raw for raw in RAW if raw in html], (obj._meta.model_name, page)
     sessions = client.get(_admin_url(records["vpnsession"], "changelist")).content.decode()
     assert "203.0.113.0" in sessions and "10.8.0.0" in sessions
     detail = client.get(_admin_url(records["vpnsession"], "change")).content.decode()
     assert "203.0.113.0:51820" in detail and "2001:db8:aa::" in detail
-    assert "192.0.2.0" in client.get(_admin_url(records["proxylogentry"], "changelist")).content.decode()
+    entries = client.get(_admin_url(records["proxylogentry"], "changelist")).content.decode()
+    assert "192.0.2.0" in entries and mask_host(HOST) in entries
+    assert mask_host(HOST) in client.get(_admin_url(records["namedentry"], "change")).content.decode()
+    assert "10.8.0.0" in client.get(_admin_url(records["vpnclient"], "changelist")).content.decode()
+    assert "203.0.113.0:1194" in client.get(_admin_url(records["vpnclient"], "change")).content.decode()
     flows = client.get(_admin_url(records["flowreport"], "changelist")).content.decode()
     assert "10.8.0.0" in flows and "198.51.100.0" in flows
 
