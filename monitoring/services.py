@@ -37,6 +37,7 @@ from monitoring.sources.status import (
 from monitoring.sources.statusfile import read_status_file
 from vpnmonitor import timeseries
 from vpnmonitor.db import update_fields
+from vpnmonitor.secrets_at_rest import reveal
 
 logger = logging.getLogger(__name__)
 
@@ -229,7 +230,7 @@ def read_status(server) -> StatusSnapshot:
     if server.status_file:
         return read_status_file(server.status_file, tz=server.tzinfo)
     address = parse_management_address(server.management_socket or server.management_address)
-    with ManagementClient(address, password=server.management_password or None, timeout=5.0) as management:
+    with ManagementClient(address, password=reveal(server.management_password) or None, timeout=5.0) as management:
         return management.status(3, tz=server.tzinfo)
 
 

@@ -66,8 +66,8 @@ class TrafficBucketAdmin(MaskedAddressesAdminMixin, admin.ModelAdmin):
 class ProxyLogEntryAdmin(MaskedAddressesAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     masked_addresses = ("client_ip", "client_host")
     # Entries are evidence and feed the hourly rollup: clearing goes through the audited API.
-    list_display = ["timestamp", "client_ip", "client_host", "method", "destination", "http_status", "result_code", "bytes",
-                    "blocked", "waf_category"]
+    list_display = ["timestamp", "client_ip", "client_host", "method", "destination", "http_status", "result_code",
+                    "bytes", "blocked", "waf_category"]
     list_filter = ["blocked", "method"]
     paginator = CheapPaginator
     show_full_result_count = False

@@ -37,12 +37,34 @@ def decrypt(token):
         ) from None
 
 
+class UndecryptableSecret(str):
+    """A stored token that no configured key opens (SECRET_KEY changed without SECRET_KEY_FALLBACKS).
+
+    Its row still loads, shows and saves (the token is written back unchanged); only using the secret, through
+    reveal(), fails, so one server's unreadable password is that server's poll error and nothing else.
+    """
+
+
+def reveal(value):
+    """The plaintext of an EncryptedTextField's value; ValueError when it cannot be decrypted."""
+    if isinstance(value, UndecryptableSecret):
+        return decrypt(str(value))
+    return value
+
+
 class EncryptedTextField(models.TextField):
-    """A text column holding a Fernet token; Python sees the plaintext."""
+    """A text column holding a Fernet token; Python sees the plaintext (or an UndecryptableSecret)."""
 
     def from_db_value(self, value, expression, connection):
-        return decrypt(value) if value else value
+        if not value:
+            return value
+        try:
+            return decrypt(value)
+        except ValueError:
+            return UndecryptableSecret(value)
 
     def get_prep_value(self, value):
+        if isinstance(value, UndecryptableSecret):
+            return str(value)
         value = super().get_prep_value(value)
         return encrypt(value) if value else value

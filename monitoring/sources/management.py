@@ -191,7 +191,7 @@ class ManagementClient:
         """Next line that is not a real-time notification."""
         while True:
             while b"\n" not in self._buffer:
-                self._receive(deadline, f"the answer to {waiting_for!r}")
+                self._receive(deadline, f"the answer to the {waiting_for} command")
             line = self._pop_line()
             if not line.startswith(">"):
                 return line

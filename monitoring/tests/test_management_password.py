@@ -40,6 +40,31 @@ def test_a_rotated_secret_key_still_opens_old_tokens_through_the_fallbacks(setti
     assert VpnServer.objects.get(pk=server.pk).management_password == "mgmt-pass-42"
 
 
+def test_a_password_no_key_opens_fails_only_that_servers_poll_and_survives_a_save(settings, client,
+                                                                                  django_user_model):
+    from monitoring.services import poll_server
+
+    locked = VpnServer.objects.create(name="vpn-locked", management_address="127.0.0.1:9",
+                                      management_password="mgmt-pass-42")
+    token = _stored(locked)
+    settings.SECRET_KEY = "a-new-secret-key-without-fallbacks-" + "y" * 30
+
+    server = VpnServer.objects.get(pk=locked.pk)  # loads; only using the password fails
+    result = poll_server(server)
+    assert not result.ok
+    assert "cannot be decrypted" in result.error and token not in result.error
+    assert VpnServer.objects.get(pk=locked.pk).last_error == result.error
+
+    client.force_login(django_user_model.objects.create_superuser("root", password=None))
+    assert client.get(reverse("admin:monitoring_vpnserver_changelist")).status_code == 200
+    url = reverse("admin:monitoring_vpnserver_change", args=[locked.pk])
+    assert client.get(url).status_code == 200
+    fields = {"name": "vpn-locked", "enabled": "on", "management_address": "127.0.0.1:9", "region": "eu"}
+    assert client.post(url, {**fields, "management_password": ""}).status_code == 302
+    assert _stored(locked) == token  # kept as it was, for the old key to open once it is a fallback
+    settings.SECRET_KEY_FALLBACKS = ["a-new-secret-key-without-fallbacks-" + "y" * 30]
+
+
 def test_admin_never_shows_the_password_and_an_empty_field_keeps_it(client, django_user_model):
     server = VpnServer.objects.create(name="vpn-eu", management_address="127.0.0.1:7505",
                                       management_password="mgmt-pass-42")
@@ -62,7 +87,7 @@ def test_the_migration_encrypts_the_passwords_already_stored():
     from django.db.migrations.executor import MigrationExecutor
 
     executor = MigrationExecutor(connection)
-    before, after = [("monitoring", "0001_initial")], [("monitoring", "0002_encrypt_management_password")]
+    before, after = [("monitoring", "0002_server_time_zone")], [("monitoring", "0003_encrypt_management_password")]
     executor.migrate(before)
     try:
         old_server = MigrationExecutor(connection).loader.project_state(before).apps.get_model("monitoring", "VpnServer")
@@ -103,4 +128,4 @@ def test_a_real_openvpn_server_with_a_management_password_is_read_with_the_decry
         VpnServer.objects.filter(pk=server.pk).update(management_password="wrong")  # stored encrypted, like any save
         with pytest.raises(CommandError, match="1 server"):
             call_command("poll_openvpn", "--server", "lab")
-        assert "'password'" in VpnServer.objects.get(name="lab").last_error
+        assert "waiting for the answer to the password command" in VpnServer.objects.get(name="lab").last_error

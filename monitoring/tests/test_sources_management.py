@@ -191,7 +191,7 @@ def test_stalled_status_output_times_out(make_server):
     server = make_server(status_mode="stall")
     with (
         ManagementClient(server.address, timeout=0.3) as client,
-        pytest.raises(ManagementError, match="timed out .* waiting for the answer to 'status 3'"),
+        pytest.raises(ManagementError, match="timed out .* waiting for the answer to the status 3 command"),
     ):
         client.status()
 
