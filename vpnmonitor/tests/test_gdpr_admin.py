@@ -4,10 +4,10 @@ import datetime as dt
 
 import pytest
 from django.contrib.auth.models import Group, Permission
-
-from vpnmonitor.privacy import mask_host
 from django.urls import reverse
 from django.utils import timezone
+
+from vpnmonitor.privacy import mask_host
 
 pytestmark = pytest.mark.django_db
 
