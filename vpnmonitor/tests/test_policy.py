@@ -59,6 +59,38 @@ def test_every_url_of_the_site_has_a_line_in_the_policy_table_and_no_line_is_sta
     assert sorted(listed - endpoints) == [], "POLICY lines for endpoints that do not exist"
 
 
+# What the README's roles say each endpoint needs, written out by hand (not read from POLICY), so a wrong line in
+# the table fails here even though the matrix below checks the site against the table.
+README_WRITES = {
+    ("flow-reports", "POST"): INGEST, ("traffic-ingest", "POST"): INGEST,
+    ("flow-reports", "DELETE"): OPERATE, ("flow-reports-retention", "PUT"): OPERATE,
+    ("proxylogs-clear", "POST"): OPERATE, ("proxylogs-clear-old", "POST"): OPERATE,
+}
+README_PUBLIC = {
+    "health", "vpn-health-short", "liveness", "schema", "swagger-ui", "dashboard:favicon",
+    "token_obtain_pair", "token_refresh", "auth-login", "auth-refresh",
+    "oauth-token", "oauth-token-v1", "oauth2_provider:token", "oauth2_provider:revoke-token",
+}
+README_TENANT = {"traffic-ingest", "traffic-chart", "traffic-requests", "traffic-concurrency", "traffic-domains",
+                 "traffic-errors", "traffic-websites"}
+
+
+def test_the_policy_table_says_what_the_readmes_roles_say():
+    for name, rules in POLICY.items():
+        for method, rule in rules.items():
+            needed = rule.removesuffix(TENANT)
+            if (name, method) in README_WRITES:
+                assert needed == README_WRITES[name, method], (name, method)
+            elif name in README_PUBLIC:
+                assert (method, needed) in {("GET", PUBLIC), ("POST", PUBLIC)}, (name, method)
+            else:
+                assert (method, needed) == ("GET", READ), (name, method)  # metrics, audit log, pages, data
+            assert rule.endswith(TENANT) == (name in README_TENANT), (name, method)
+    assert {name for name, _ in README_WRITES} | README_PUBLIC | README_TENANT <= set(POLICY)
+    assert {(name, method) for name, rules in POLICY.items() for method in rules if method != "GET"} == (
+        set(README_WRITES) | {(name, "POST") for name in README_PUBLIC if "POST" in POLICY[name]})
+
+
 def test_an_endpoint_left_out_of_the_table_is_refused_to_everyone(settings, api_client, django_user_model):
     settings.ROOT_URLCONF = "vpnmonitor.tests.urls_unlisted"
     root = django_user_model.objects.create_superuser("root", password=None)
