@@ -23,7 +23,7 @@ from proxylogs.models import (
     WafCategory,
 )
 from vpnmonitor.models import AuditEvent
-from vpnmonitor.privacy import mask_client
+from vpnmonitor.privacy import is_masked_host, mask_client
 from vpnmonitor.timeseries import EpochBucket, floor_time, format_timestamp, last_buckets, zero_fill
 
 HOUR = 3600
@@ -195,12 +195,13 @@ def clients_statistics(hours, *, masked, limit=10, now=None):
 def client_details(address, hours, *, masked, now=None):
     """/api/clients/<ip>/details: one client's totals, top destinations and newest requests in the window.
 
-    The client is an address or a host name, as logged. In GDPR mode the client is its masked network (or the
+    The client is an address or a host name, as logged (or, for a masked caller, the host name's keyed hash
+    that the clients listing showed it). In GDPR mode the client is its masked network (or the
     host name's keyed hash), as the clients listing shows it: the network's entries are summed and the address
     shown is the network.
     """
     if masked:
-        key, value = "client_network", mask_client(address)
+        key, value = "client_network", address if is_masked_host(address) else mask_client(address)
     else:
         key, value = ("client_ip" if _is_address(address) else "client_host"), address
     entries = _window(hours, now).filter(**{key: value})

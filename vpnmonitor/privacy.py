@@ -36,6 +36,11 @@ def mask_host(name):
     return f"host-{digest[:16]}"
 
 
+def is_masked_host(text):
+    """Whether text is what mask_host() shows for a name (so a masked caller can ask for that client again)."""
+    return len(text) == 21 and text.startswith("host-") and all(c in "0123456789abcdef" for c in text[5:])
+
+
 def mask_client(value):
     """A client as logged (an IP address or a host name), masked: mask_ip() for addresses, mask_host() for names."""
     if not isinstance(value, str) or not value:

@@ -1,6 +1,5 @@
 """Views of the proxy-logs API: read parameters, call a selector or service, wrap the envelope."""
 
-import ipaddress
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -11,6 +10,7 @@ from rest_framework.views import APIView
 from proxylogs import selectors, services
 from proxylogs.api import serializers as s
 from proxylogs.filtersets import LogEntryFilterSet
+from proxylogs.ingest.parse import ParseError, canonical_client
 from proxylogs.security import security_score
 from vpnmonitor.api import families, pagination
 from vpnmonitor.api.exceptions import BadParameter
@@ -123,10 +123,10 @@ class ClientDetailsView(ProxyLogsView):
                    responses=s.envelope("ClientDetailsResponse", s.ClientDetailsSerializer()))
     def get(self, request, ip):
         try:
-            address = str(ipaddress.ip_address(ip))
-        except ValueError:
-            raise BadParameter("ip", "must be an IPv4 or IPv6 address", ip) from None
-        return self.ok(s.ClientDetailsSerializer, selectors.client_details(address, self.hours(WEEK),
+            client = canonical_client(ip)
+        except ParseError:
+            raise BadParameter("ip", "must be an IPv4 or IPv6 address or a client host name", ip) from None
+        return self.ok(s.ClientDetailsSerializer, selectors.client_details(client, self.hours(WEEK),
                                                                            masked=self.masked))
 
 

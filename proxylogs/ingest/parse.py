@@ -202,6 +202,11 @@ def _client(text: str) -> str:
     return ip
 
 
+def canonical_client(text: str) -> str:
+    """A client as entries store it: the canonical address, or a host name as given; ParseError otherwise."""
+    return _client(text)
+
+
 def _dash(text: str) -> str | None:
     return None if text == "-" or not text else text
 

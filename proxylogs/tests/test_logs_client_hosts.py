@@ -81,6 +81,22 @@ def test_gdpr_mode_shows_host_names_only_as_a_stable_keyed_hash(viewer_client, m
     assert summary["recent_blocks"][0]["client_ip"] == masked
 
 
+def test_a_host_name_clients_details_are_found_by_its_name_and_in_gdpr_mode_by_its_hash(
+        viewer_client, mixed_log, settings):
+    details = viewer_client.get(f"/api/clients/{WORKSTATION}/details").json()["data"]
+    assert (details["ip_address"], details["total_requests"], details["blocked"]) == (WORKSTATION, 3, 1)
+
+    from vpnmonitor.models import PrivacySettings
+
+    PrivacySettings(gdpr_mode=True).save()
+    listed = viewer_client.get("/api/clients/statistics").json()["data"]["clients"][0]["ip_address"]
+    assert listed == mask_host(WORKSTATION)
+    details = viewer_client.get(f"/api/clients/{listed}/details").json()["data"]
+    assert (details["ip_address"], details["total_requests"], details["blocked"]) == (listed, 3, 1)
+    assert WORKSTATION not in viewer_client.get(f"/api/clients/{WORKSTATION}/details").content.decode()
+    PrivacySettings(gdpr_mode=False).save()
+
+
 def test_the_hash_of_a_host_name_depends_on_the_secret_key(settings):
     first = mask_host(WORKSTATION)
     assert mask_host(WORKSTATION.upper()) == first  # DNS names are case-insensitive

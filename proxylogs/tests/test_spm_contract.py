@@ -165,11 +165,11 @@ def test_it_serves_one_clients_details_for_the_clients_page_panel(viewer_client,
         ("shop.example.org", "403 Forbidden", 250), ("ads.example.net", "403 Forbidden", 300)]
 
 
-def test_a_client_that_is_not_an_address_is_a_400(viewer_client):
-    response = viewer_client.get("/api/clients/not-an-ip/details")
+def test_a_client_that_is_neither_an_address_nor_a_host_name_is_a_400(viewer_client):
+    response = viewer_client.get("/api/clients/not%20a%20host/details")
     assert response.status_code == 400
     assert response.json() == {"status": "error", "message": "Invalid value for 'ip': must be an IPv4 or IPv6 "
-                                                             "address (got 'not-an-ip')."}
+                                                             "address or a client host name (got 'not a host')."}
 
 
 def test_in_gdpr_mode_a_clients_details_are_its_networks(viewer_client, imported, gdpr_on):
