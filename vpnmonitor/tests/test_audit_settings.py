@@ -129,10 +129,11 @@ def test_vpn_servers_and_log_sources_are_audited_and_the_management_password_is_
     password_file = tmp_path / "mgmt.pw"
     password_file.write_text("management-secret-1\n")
     call_command("add_vpn_server", "vpn-eu-1", "--management", "127.0.0.1:7505",
-                 "--password-file", str(password_file), stdout=None)
+                 "--password-file", str(password_file), "--time-zone", "Europe/Berlin", stdout=None)
     event, changes = _event("vpnserver.create")
     assert event.user.startswith("manage.py add_vpn_server (")
     assert changes["management_address"] == {"after": "127.0.0.1:7505"}
+    assert changes["time_zone"] == {"after": "Europe/Berlin"}
     assert changes["management_password"] == {"changed": True}
 
     server = VpnServer.objects.get(name="vpn-eu-1")

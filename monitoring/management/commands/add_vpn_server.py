@@ -59,7 +59,7 @@ class Command(BaseCommand):
         audit(command_actor("add_vpn_server"), "vpnserver.create", server, changes={
             **{field: {"after": getattr(server, field)} for field in (
                 "name", "management_address", "management_socket", "status_file", "pki_dir", "log_file", "region",
-                "network_name")},
+                "network_name", "time_zone")},
             "management_password": {"changed": bool(password)},
         })
         self.stdout.write(f"Added VPN server {server.name} reading {server.source_description}.")
