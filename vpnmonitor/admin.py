@@ -112,6 +112,7 @@ class RetentionPolicyAdmin(AuditedAdminMixin, admin.ModelAdmin):
 @admin.register(AuditEvent)
 class AuditEventAdmin(MaskedAddressesAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     masked_addresses = ("client_address",)
+    masked_free_text = ("target", "details")
     list_display = ["created_at", "user", "action", "target", "client_address"]
     list_filter = ["action"]
     search_fields = ["user", "action", "target"]

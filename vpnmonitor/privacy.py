@@ -73,6 +73,24 @@ def mask_endpoint(value, mask):
     return f"[{masked}]:{port}" if ":" in masked else f"{masked}:{port}"
 
 
+def mask_addresses_in(value):
+    """value with every string that is an address, 'IP:port' or a network (CIDR) masked, in nested dicts and
+    lists too; other text (names, paths) is left as it is. For free-form records such as audit details."""
+    if isinstance(value, dict):
+        return {key: mask_addresses_in(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [mask_addresses_in(item) for item in value]
+    if not isinstance(value, str) or not value:
+        return value
+    if "/" in value:
+        try:
+            network = ipaddress.ip_network(value.strip(), strict=False)
+        except ValueError:
+            return value
+        return f"{mask_ip(str(network.network_address))}/{network.prefixlen}"
+    return mask_endpoint(value, mask_ip)  # mask_ip leaves text that is no address as it is
+
+
 def gdpr_mode():
     from vpnmonitor.models import PrivacySettings
 
@@ -133,20 +151,28 @@ class MaskedAddressesAdminMixin:
     (their pages and confirmations would show the addresses, and a form would save the masked values back).
 
     masked_addresses names the fields holding an address, 'IP:port', '[IPv6]:port' or a client's host name
-    (masked as mask_client() does: a keyed hash).
+    (masked as mask_client() does: a keyed hash); masked_free_text the fields (text or JSON) that may hold
+    addresses among other values, which mask_addresses_in() masks and leaves the rest of.
     """
 
     masked_addresses = ()
+    masked_free_text = ()
+
+    def _mask(self, name, value):
+        if name in self.masked_addresses:
+            return mask_endpoint(value, mask_client)
+        return mask_addresses_in(value)
 
     def get_list_display(self, request):
         names = super().get_list_display(request)
         if not should_mask(request):
             return names
-        return [self._masked_column(name) if name in self.masked_addresses else name for name in names]
+        masked = (*self.masked_addresses, *self.masked_free_text)
+        return [self._masked_column(name) if name in masked else name for name in names]
 
     def _masked_column(self, name):
         def column(obj):
-            return mask_endpoint(getattr(obj, name), mask_client)
+            return self._mask(name, getattr(obj, name))
 
         column.short_description = self.model._meta.get_field(name).verbose_name
         column.admin_order_field = name
@@ -156,13 +182,14 @@ class MaskedAddressesAdminMixin:
         fields = super().get_search_fields(request)
         if not should_mask(request):
             return fields
-        return [field for field in fields if field.lstrip("=^@") not in self.masked_addresses]
+        masked = (*self.masked_addresses, *self.masked_free_text)
+        return [field for field in fields if field.lstrip("=^@") not in masked]
 
     def get_object(self, request, object_id, from_field=None):
         obj = super().get_object(request, object_id, from_field)
         if obj is not None and should_mask(request):
-            for name in self.masked_addresses:
-                setattr(obj, name, mask_endpoint(getattr(obj, name), mask_client))
+            for name in (*self.masked_addresses, *self.masked_free_text):
+                setattr(obj, name, self._mask(name, getattr(obj, name)))
             obj._addresses_masked = True
         return obj
 

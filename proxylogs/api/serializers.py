@@ -7,7 +7,7 @@ from rest_framework import serializers
 
 from proxylogs.ingest.parse import status_text
 from vpnmonitor.models import AuditEvent
-from vpnmonitor.privacy import MaskedClientField, MaskedIPField
+from vpnmonitor.privacy import MaskedClientField, MaskedIPField, mask_addresses_in, should_mask
 from vpnmonitor.timeseries import format_timestamp
 
 Int = serializers.IntegerField
@@ -336,8 +336,9 @@ class WafCategorySerializer(serializers.Serializer):
 class AuditEventSerializer(serializers.ModelSerializer):
     timestamp = serializers.SerializerMethodField(help_text="UTC, 'YYYY-MM-DD HH:MM:SS'")
     username = serializers.CharField(source="user", help_text="User name, API key or OAuth client")
+    target = serializers.SerializerMethodField(help_text="What the action was on; addresses masked in GDPR mode")
     details = serializers.SerializerMethodField(help_text="The event's details as text: 'key=value, ...'")
-    detail_fields = serializers.JSONField(source="details", help_text="The same details as an object")
+    detail_fields = serializers.SerializerMethodField(help_text="The same details as an object")
     client_address = MaskedIPField()
 
     class Meta:
@@ -345,11 +346,21 @@ class AuditEventSerializer(serializers.ModelSerializer):
         fields = ["id", "timestamp", "username", "user", "action", "target", "details", "detail_fields",
                   "client_address"]
 
+    def _masked(self, value):
+        # Audited settings can hold personal addresses (a subscriber's /32 prefix, a client's address).
+        return mask_addresses_in(value) if should_mask(self.context.get("request")) else value
+
     def get_timestamp(self, event) -> str:
         return format_timestamp(event.created_at)
 
+    def get_target(self, event) -> str:
+        return self._masked(event.target)
+
+    def get_detail_fields(self, event) -> dict:
+        return self._masked(event.details)
+
     def get_details(self, event) -> str:
-        details = event.details
+        details = self._masked(event.details)
         if not details:
             return ""
         if not isinstance(details, dict):

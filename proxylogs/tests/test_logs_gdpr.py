@@ -54,5 +54,19 @@ def test_audit_log_masks_the_callers_address(viewer_client, dataset, gdpr_on):
     assert viewer_client.get("/api/audit-log").json()["data"][0]["client_address"] == "127.0.0.0"
 
 
+def test_audit_log_masks_addresses_in_targets_and_details(viewer_client, gdpr_on):
+    from vpnmonitor.models import AuditEvent
+
+    AuditEvent.objects.create(user="root", action="subscriberprefix.update", target="2001:db8:77:1::/64",
+                              details={"changes": {"cidr": {"before": "100.64.0.7/32", "after": "2001:db8:77:1::/64"}},
+                                       "peer": "192.0.2.141:5000", "server": "vpn-eu-1"})
+    row = viewer_client.get("/api/audit-log").json()["data"][0]
+    assert row["target"] == "2001:db8:77::/64"
+    assert row["detail_fields"] == {"changes": {"cidr": {"before": "100.64.0.0/32", "after": "2001:db8:77::/64"}},
+                                    "peer": "192.0.2.0:5000", "server": "vpn-eu-1"}
+    assert "100.64.0.7" not in row["details"] and "192.0.2.141" not in row["details"]
+    assert "peer=192.0.2.0:5000" in row["details"] and "server=vpn-eu-1" in row["details"]
+
+
 def test_without_gdpr_mode_addresses_are_shown(viewer_client, dataset):
     assert viewer_client.get("/api/clients/statistics").json()["data"]["clients"][0]["client_ip"] == "10.0.0.5"

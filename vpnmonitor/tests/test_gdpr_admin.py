@@ -114,3 +114,23 @@ def test_without_gdpr_mode_staff_see_raw_addresses(client, django_user_model, re
     assert "192.0.2.141" in client.get(_admin_url(records["proxylogentry"], "changelist")).content.decode()
     listing = client.get(_admin_url(records["vpnsession"], "changelist"), {"q": "203.0.113.77"})
     assert listing.context["cl"].result_count == 1
+
+
+def test_addresses_in_audit_targets_and_details_are_masked_for_staff_without_the_permission(
+        client, django_user_model, gdpr_on):
+    from vpnmonitor.models import AuditEvent
+
+    event = AuditEvent.objects.create(user="root", action="subscriberprefix.create", target="100.64.0.7/32",
+                                      details={"changes": {"cidr": {"after": "100.64.0.7/32"},
+                                                           "subscriber_id": {"after": "alice"}},
+                                               "peer": "192.0.2.141:5000"})
+    client.force_login(_staff(django_user_model, "clerk", unmasked=False))
+    for page in ("changelist", "change"):
+        response = client.get(_admin_url(event, page))
+        assert response.status_code == 200
+        html = response.content.decode()
+        assert "100.64.0.7" not in html and "192.0.2.141" not in html, page
+        assert "100.64.0.0/32" in html, page
+    assert "alice" in client.get(_admin_url(event, "change")).content.decode()  # the rest of the details stays
+    listing = client.get(_admin_url(event, "changelist"), {"q": "100.64.0.7"})
+    assert listing.context["cl"].result_count == 0  # the target is not searched while it is masked
