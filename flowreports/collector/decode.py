@@ -594,9 +594,9 @@ class FlowDecoder(DecoderCounters):
             return
         self._held_flow_count -= len(flows)
         for record, sampler in flows:
-            rate = self._known_rate(key, sampler)
+            rate = self._flow_rate(key, 0, sampler, settled=False)
             if not rate:
-                rate = self.default_rate(record.exporter, record.observation_domain)
+                rate = self._flow_rate(key, 0, sampler, settled=True)
                 self.flows_default_rate += 1
             if max(record.packets, record.bytes) * rate > COUNTER_MAX:
                 self.flows_out_of_range += 1
@@ -623,13 +623,21 @@ class FlowDecoder(DecoderCounters):
             return 1
         return rates.get((exporter, domain)) or rates.get((exporter, None)) or 1
 
-    def _known_rate(self, key: tuple[int, str, int], sampler: int | None) -> int:
-        """The rate options records gave the sampler (when the flow names one) or else the exporter; 0 if none."""
+    def _flow_rate(self, key: tuple[int, str, int], own_rate: int, sampler: int | None, settled: bool) -> int:
+        """A flow's sampling rate, the one order every path follows: the record's own rate (own_rate, 0 if it
+        carries none), else the rate options records gave its sampler (when it names one), else its exporter's
+        own sampling options rate, else, once settled (the exporter's wait for sampling options is over), the
+        admin's default rate or 1. 0 while not settled and no options gave a rate: the flow waits."""
+        if own_rate:
+            return own_rate
         if sampler is not None:
             rate = self.sampler_rates.get((key, sampler))
             if rate:
                 return rate
-        return self.exporter_rates.get(key, 0)
+        rate = self.exporter_rates.get(key)
+        if rate:
+            return rate
+        return self.default_rate(key[1], key[2]) if settled else 0
 
     def decode_into(self, packet: bytes, exporter: str, now: float, out: list[FlowRecord]) -> None:
         """Decode one packet appending to out; raises MalformedPacket."""
@@ -900,13 +908,10 @@ class FlowDecoder(DecoderCounters):
         times = _TIME_FUNCTIONS[time_mode]
         extended = template.extended
         has_sampler = template.has_sampler
-        # One rate for the whole set unless its records carry their own rates or sampler IDs: the exporter's, or
-        # once its wait for sampling options is over, the default.
-        set_rate = 0
-        if not (template.has_own_rate or has_sampler):
-            set_rate = self._known_rate(domain_key, None)
-            if not set_rate and now - self._first_data[domain_key] >= self.sampling_wait:
-                set_rate = self.default_rate(exporter, domain)
+        # The rate of the set's records that carry no rate of their own and name no sampler: the exporter's, or
+        # once its wait for sampling options is over, the default (0 while they wait).
+        settled = now - self._first_data[domain_key] >= self.sampling_wait
+        set_rate = self._flow_rate(domain_key, 0, None, settled)
         decoded: list[FlowRecord] = []
         append = decoded.append
         if set_rate and not extended:
@@ -997,13 +1002,12 @@ class FlowDecoder(DecoderCounters):
                     (packet_interval + packet_space + packet_interval // 2) // packet_interval if packet_interval
                     else 0
                 )
-                if own_rate:
-                    if own_rate > RATE_MAX:
-                        raise MalformedPacket("sampling rate out of range")
-                    rate = own_rate
-                elif has_sampler:
-                    sampler = sampler_id
-                    rate = self._known_rate(domain_key, sampler)
+                if own_rate > RATE_MAX:
+                    raise MalformedPacket("sampling rate out of range")
+                if own_rate or has_sampler:
+                    if has_sampler:
+                        sampler = sampler_id
+                    rate = self._flow_rate(domain_key, own_rate, sampler, settled)
             record = _tuple_new(
                 FlowRecord,
                 (exporter, domain, source, destination, sport, dport, protocol, packets, octets, start, end, action,
@@ -1044,8 +1048,8 @@ class FlowDecoder(DecoderCounters):
     def _hold_unrated(
         self, key: tuple[int, str, int], flows: list[tuple[FlowRecord, int | None]], now: float, out: list[FlowRecord]
     ) -> None:
-        """Flows without a rate: held while their exporter is new (its sampling options may follow), else at the
-        default rate."""
+        """Flows without a rate: held while their exporter is new (its sampling options may follow); when too many
+        wait already, at the rate they have by now (the default, as no options gave one)."""
         waiting = now - self._first_data[key] < self.sampling_wait
         if waiting and self._held_flow_count + len(flows) <= self.max_held_flows:
             self._held_flows.setdefault(key, []).extend(flows)
@@ -1054,8 +1058,8 @@ class FlowDecoder(DecoderCounters):
             return
         if key in self._held_flows:
             self._release_domain(key, self._released)
-        for record, _sampler in flows:
-            rate = self.default_rate(record.exporter, record.observation_domain)
+        for record, sampler in flows:
+            rate = self._flow_rate(key, 0, sampler, settled=True)
             if max(record.packets, record.bytes) * rate > COUNTER_MAX:
                 self.flows_out_of_range += 1
                 continue

@@ -785,3 +785,77 @@ def test_it_scales_netflow_v5_by_the_sampling_interval_of_its_header():
     packet[22:24] = struct.pack("!H", 1 << 14 | 100)  # mode 1 (deterministic), 1 in 100
     [record] = FlowDecoder().decode(bytes(packet), EXPORTER)
     assert (record.packets, record.bytes, record.sampling_rate) == (400, 40_000, 100)
+
+
+# The exporter's own sampling options record (v9 options template 301: scope system, samplingInterval).
+V9_EXPORTER_OPTIONS = struct.pack("!HHH", 301, 4, 4) + struct.pack("!HHHH", 1, 4, 34, 4)
+
+
+def v9_exporter_rate(rate):
+    return flowset(1, V9_EXPORTER_OPTIONS) + flowset(301, struct.pack("!II", 0, rate))
+
+
+def v9_sampler_rate(sampler, rate):
+    return flowset(1, V9_SAMPLER_OPTIONS) + flowset(300, struct.pack("!IHIB", 0, sampler, rate, 2) + b"\0" * 3)
+
+
+# Data templates whose records carry no rate of their own: plain, an own samplingInterval of 0, a sampler ID
+# that no options record gave a rate.
+UNRATED_TEMPLATES = {
+    "plain": (V9_FIELDS, v9_data(V9_ROW_ALLOW)),
+    "own interval 0": (V9_FIELDS + [(34, 4)], v9_data(V9_ROW_ALLOW) + struct.pack("!I", 0)),
+    "unknown sampler": (V9_FIELDS + [(48, 2)], v9_data(V9_ROW_ALLOW) + struct.pack("!H", 9)),
+}
+
+
+@pytest.mark.parametrize("kind", list(UNRATED_TEMPLATES))
+def test_a_record_without_its_own_rate_takes_its_exporters_rate_whether_held_or_decoded_after_the_wait(kind):
+    fields, row = UNRATED_TEMPLATES[kind]
+    decoder = FlowDecoder(sampling_wait=2.0, default_rates={(EXPORTER, None): 7})
+    template = flowset(0, template_record(256, fields))
+    # Data before the exporter's sampling options: held, then scaled by the rate the options give.
+    assert decoder.decode(v9_packet(template, flowset(256, row)), EXPORTER, now=100.0) == []
+    [held] = decoder.decode(v9_packet(v9_exporter_rate(100)), EXPORTER, now=101.0)
+    # The same record once the wait is over: decoded at once, at the same rate.
+    [later] = decoder.decode(v9_packet(flowset(256, row)), EXPORTER, now=103.0)
+    for record in (held, later):
+        assert (record.packets, record.bytes, record.sampling_rate) == (300, 21_000, 100)
+    assert (decoder.flows_held_for_sampling, decoder.flows_default_rate) == (1, 0)
+
+
+@pytest.mark.parametrize("kind", list(UNRATED_TEMPLATES))
+def test_the_admin_default_rate_applies_only_to_an_exporter_that_sends_no_rate(kind):
+    fields, row = UNRATED_TEMPLATES[kind]
+    template = flowset(0, template_record(256, fields))
+    silent = FlowDecoder(default_rates={(EXPORTER, None): 7})
+    [record] = silent.decode(v9_packet(template, flowset(256, row)), EXPORTER)
+    assert (record.packets, record.bytes, record.sampling_rate) == (21, 1_470, 7)
+    telling = FlowDecoder(default_rates={(EXPORTER, None): 7})
+    [record] = telling.decode(v9_packet(v9_exporter_rate(100), template, flowset(256, row)), EXPORTER)
+    assert (record.packets, record.bytes, record.sampling_rate) == (300, 21_000, 100)
+    unsampled = FlowDecoder()
+    [record] = unsampled.decode(v9_packet(template, flowset(256, row)), EXPORTER)
+    assert (record.packets, record.bytes, record.sampling_rate) == (3, 210, 1)
+
+
+def test_a_records_own_non_zero_interval_wins_over_its_samplers_and_its_exporters_rate():
+    fields = V9_FIELDS + [(48, 2), (34, 4)]
+    row = v9_data(V9_ROW_ALLOW) + struct.pack("!HI", 5, 10)
+    decoder = FlowDecoder(sampling_wait=2.0, default_rates={(EXPORTER, None): 7})
+    packet = v9_packet(
+        v9_exporter_rate(100), v9_sampler_rate(5, 64), flowset(0, template_record(256, fields)), flowset(256, row)
+    )
+    [record] = decoder.decode(packet, EXPORTER, now=100.0)
+    assert (record.packets, record.bytes, record.sampling_rate) == (30, 2_100, 10)
+
+
+def test_a_samplers_rate_wins_over_its_exporters_rate():
+    fields = V9_FIELDS + [(48, 2), (34, 4)]
+    rows = v9_data(V9_ROW_ALLOW) + struct.pack("!HI", 5, 0) + v9_data(V9_ROW_ALLOW) + struct.pack("!HI", 9, 0)
+    decoder = FlowDecoder(sampling_wait=2.0, default_rates={(EXPORTER, None): 7})
+    packet = v9_packet(
+        v9_exporter_rate(100), v9_sampler_rate(5, 64), flowset(0, template_record(256, fields)), flowset(256, rows)
+    )
+    sampled, unknown_sampler = decoder.decode(packet, EXPORTER, now=100.0)
+    assert (sampled.packets, sampled.bytes, sampled.sampling_rate) == (192, 13_440, 64)
+    assert (unknown_sampler.packets, unknown_sampler.bytes, unknown_sampler.sampling_rate) == (300, 21_000, 100)
