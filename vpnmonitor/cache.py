@@ -22,6 +22,7 @@ import time
 
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django.core.cache.backends.redis import RedisCache
+from django.utils.functional import cached_property
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -84,24 +85,30 @@ class _FailureCount:
 failures = _FailureCount()
 
 
-class FailOpenRedisCache(RedisCache):
-    def __init__(self, server, params):
-        super().__init__(server, params)
-        self._skip_until = 0.0
+# {Redis location: time.monotonic() until which it is left alone}, shared by the threads of a process (Django
+# gives each thread its own cache object).
+_skip_until = {}
 
+
+class FailOpenRedisCache(RedisCache):
     def _guard(self, operation, call, fallback):
-        if time.monotonic() < self._skip_until:
+        location = self._location_key
+        if time.monotonic() < _skip_until.get(location, 0.0):
             failures.record(operation)
             return fallback
         try:
             result = call()
         except UNREACHABLE as exc:
-            self._skip_until = time.monotonic() + BREAKER_SECONDS
+            _skip_until[location] = time.monotonic() + BREAKER_SECONDS
             failures.record(operation, exc)
             return fallback
         if failures.pending:
             failures.flush_if_due()
         return result
+
+    @cached_property
+    def _location_key(self):
+        return ",".join(self._servers)
 
     def add(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):
         return self._guard("add", lambda: super(FailOpenRedisCache, self).add(key, value, timeout, version), False)
