@@ -1,9 +1,10 @@
-"""Deployment checks of our own: `check --deploy` fails while a placeholder secret of the example env file is in use."""
+"""Deployment checks of our own: `check --deploy` fails while a placeholder secret of the example env file is in use,
+and warns when REDIS_URL is unset."""
 
 from pathlib import Path
 
 from django.conf import settings
-from django.core.checks import Error, Tags, register
+from django.core.checks import Error, Tags, Warning, register
 
 EXAMPLE_ENV = Path(__file__).resolve().parent.parent / "deploy" / "vpnmonitor.env.example"
 PLACEHOLDER_MARK = "change-me"
@@ -43,3 +44,14 @@ def check_placeholder_secrets(app_configs=None, **kwargs):
                 id="vpnmonitor.E001",
             ))
     return errors
+
+
+@register(Tags.security, deploy=True)
+def check_shared_cache(app_configs=None, **kwargs):
+    if settings.REDIS_URL:
+        return []
+    return [Warning(
+        "REDIS_URL is unset: sign-in backoff and lockout and the API throttles are counted per process.",
+        hint="Set REDIS_URL so that every web process shares them (and Celery uses Redis as its broker).",
+        id="vpnmonitor.W001",
+    )]

@@ -220,7 +220,8 @@ class IngestionCollector:
 
         failures = CounterMetricFamily(
             "vpnmonitor_cache_failures",
-            "Cache operations that failed because Redis could not be reached (served as misses; throttling open).")
+            "Cache operations served without Redis (served as misses; throttling open): failed, or skipped for a "
+            "few seconds after a failure. Each process adds its count at most once a minute.")
         row = ServiceFailureCounter.objects.filter(service="cache").values_list("failures", flat=True).first()
         failures.add_metric([], row or 0)
         yield failures

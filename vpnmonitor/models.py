@@ -279,14 +279,16 @@ class ServiceFailureCounter(models.Model):
         return f"{self.service}: {self.failures} failed operations"
 
     @classmethod
-    def add(cls, service):
-        """Count one failure (a single UPDATE, so concurrent callers add up); a database error is only logged."""
+    def add(cls, service, count=1):
+        """Count failures (a single UPDATE, so concurrent callers add up); False, logged, on a database error."""
         now = timezone.now()
         try:
-            add_to_counter(cls, {"service": service}, {"failures": F("failures") + 1, "last_failure_at": now},
-                           {"failures": 1, "last_failure_at": now})
+            add_to_counter(cls, {"service": service}, {"failures": F("failures") + count, "last_failure_at": now},
+                           {"failures": count, "last_failure_at": now})
         except DatabaseError as exc:
-            logger.warning("could not count a %s failure: %s", service, exc)
+            logger.warning("could not count %d %s failures: %s", count, service, exc)
+            return False
+        return True
 
 
 class IngestionHealth(models.Model):

@@ -40,7 +40,6 @@ def production_environment(tmp_path, **overrides):
         "METRICS_TOKEN": secrets.token_urlsafe(24),
         "VPNMONITOR_VAR_DIR": str(tmp_path / "var"),
         "DATABASE_URL": f"sqlite:///{tmp_path / 'check.sqlite3'}",
-        "REDIS_URL": "",
     }
     env.update(overrides)
     return env
@@ -71,6 +70,16 @@ def test_check_deploy_still_warns_when_nothing_redirects_plain_http(tmp_path):
 
     assert result.returncode == 1
     assert "security.W008" in result.stderr + result.stdout
+
+
+def test_check_deploy_warns_that_sign_in_limits_and_throttles_are_per_process_without_redis(tmp_path):
+    result = check_deploy(production_environment(tmp_path, REDIS_URL=""))
+
+    assert result.returncode == 1
+    output = result.stdout + result.stderr
+    assert "WARNINGS:" in output and "ERRORS:" not in output
+    assert "vpnmonitor.W001" in output
+    assert "REDIS_URL is unset: sign-in backoff and lockout and the API throttles are counted per process." in output
 
 
 def test_check_deploy_fails_with_debug_on(tmp_path):

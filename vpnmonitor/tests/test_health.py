@@ -1,4 +1,8 @@
+import json
+
 import pytest
+
+from vpnmonitor.testing.servers import fetch, free_port, gunicorn
 
 pytestmark = pytest.mark.django_db
 
@@ -44,3 +48,20 @@ def test_an_admin_changed_interval_survives_the_next_migrate():
     task.save()
     assert ensure_periodic_tasks() == []
     assert PeriodicTask.objects.get(name="apply-retention").interval.every == 7200
+
+
+@pytest.mark.integration
+def test_a_database_that_does_not_answer_is_down_with_no_error_text_and_the_reason_is_logged(tmp_path):
+    # gunicorn whose database is a PostgreSQL server that is not there: the driver's error names host and port.
+    port = free_port()
+    with gunicorn(tmp_path, DATABASE_URL=f"postgres://vpnmonitor-user@127.0.0.1:{port}/vpnmonitor",
+                  REDIS_URL="") as base:
+        for path in ("/api/v1/health", "/api/health"):
+            status, _, text = fetch(f"{base}{path}")
+            assert status == 503, text
+            body = json.loads(text)
+            assert (body["status"], body["checks"]) == ("unhealthy", {"database": "down"})
+            assert str(port) not in text and "vpnmonitor-user" not in text and "127.0.0.1" not in text
+    log = next(tmp_path.glob("gunicorn-*.log")).read_text()
+    assert "health: the database does not answer: OperationalError" in log
+    assert str(port) in log

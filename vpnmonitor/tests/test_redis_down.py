@@ -4,22 +4,32 @@ broker is a 503 in its family's shape, health is a 503 naming Redis, and everyth
 import base64
 import json
 import logging
+import time
 
 import pytest
 from celery import Celery
 from prometheus_client.parser import text_string_to_metric_families
 
+from vpnmonitor import cache as cache_module
 from vpnmonitor.cache import FailOpenRedisCache
-from vpnmonitor.models import ServiceFailureCounter
+from vpnmonitor.models import AuditEvent, ServiceFailureCounter
 from vpnmonitor.testing import worker
 from vpnmonitor.testing.servers import RedisServer, fetch, free_port, gunicorn, signed_in_opener
 from vpnmonitor.testing.worker import celery_worker
+from vpnmonitor.tests.test_logins import PATHS, users  # noqa: F401 - users is a fixture
 
 TOKEN = "a-metrics-token-for-the-redis-test"
 
 
+@pytest.fixture(autouse=True)
+def fresh_failure_count(monkeypatch):
+    """Each test starts with no failures pending in this process."""
+    monkeypatch.setattr(cache_module, "failures", cache_module._FailureCount())
+
+
 @pytest.mark.django_db
-def test_the_cache_serves_misses_while_redis_is_unreachable_and_logs_once_a_minute(caplog):
+def test_the_cache_serves_misses_while_redis_is_unreachable_and_logs_once_a_minute(caplog, monkeypatch):
+    monkeypatch.setattr(cache_module, "FLUSH_INTERVAL", 0.5)
     cache = FailOpenRedisCache(f"redis://127.0.0.1:{free_port()}/0", {"OPTIONS": {"socket_connect_timeout": 1}})
     with caplog.at_level(logging.WARNING, logger="vpnmonitor.cache"):
         assert cache.get("throttle:default:user:1", []) == []
@@ -27,11 +37,48 @@ def test_the_cache_serves_misses_while_redis_is_unreachable_and_logs_once_a_minu
         assert cache.add("key", 1) is False
         assert cache.get_many(["a", "b"]) == {}
         cache.delete("key")
+        with pytest.raises(ValueError):
+            cache.incr("key")
+        with pytest.raises(ValueError):
+            cache.decr("key")
 
-    assert ServiceFailureCounter.objects.get(service="cache").failures == 5
+    # The first failure is written at once; the other six wait for the next flush, at most once a minute.
+    assert ServiceFailureCounter.objects.get(service="cache").failures == 1
+    assert cache_module.failures.pending == 6
+    time.sleep(0.6)
+    assert cache.has_key("key") is False
+    assert ServiceFailureCounter.objects.get(service="cache").failures == 8
     messages = [record.getMessage() for record in caplog.records]
     assert len(messages) == 1
     assert "Redis cache unreachable" in messages[0]
+
+
+@pytest.mark.django_db
+def test_after_a_failure_the_cache_leaves_redis_alone_for_a_few_seconds_then_uses_it_again(
+        tmp_path, monkeypatch):
+    import redis as redis_py
+
+    monkeypatch.setattr(cache_module, "BREAKER_SECONDS", 1.0)
+    server = RedisServer(tmp_path).start()
+    try:
+        cache = FailOpenRedisCache(server.url, {"OPTIONS": {"socket_connect_timeout": 1}})
+        cache.set("before", 1)
+        assert cache.get("before") == 1
+        server.stop()
+        assert cache.get("before") is None  # fails, and opens the breaker
+        server.start()
+        direct = redis_py.Redis.from_url(server.url)
+        cache.set("during", 2)  # skipped: Redis is not asked
+        assert cache.get("during") is None
+        assert direct.keys("*") == []
+        time.sleep(1.1)
+        cache.set("after", 3)
+        assert cache.get("after") == 3
+        assert len(direct.keys("*")) == 1
+    finally:
+        server.stop()
+    assert ServiceFailureCounter.objects.get(service="cache").failures == 1
+    assert cache_module.failures.pending == 2
 
 
 @pytest.mark.django_db
@@ -108,7 +155,9 @@ def test_with_redis_stopped_gunicorn_serves_reads_and_pages_and_ingestion_catche
             assert status == 200
             values = metric_values(text)
             assert values[("vpnmonitor_celery_broker_up", ())] == 0
-            assert values[("vpnmonitor_cache_failures_total", ())] >= 2  # the throttle's read and write above
+            # The throttle's read and write above: a process writes its first failure at once, later ones with
+            # its next flush (at most once a minute).
+            assert values[("vpnmonitor_cache_failures_total", ())] >= 1
 
             # Lines written while Redis is down are imported by the first run after it returns.
             more = tmp_path / "more.log"
@@ -125,3 +174,28 @@ def test_with_redis_stopped_gunicorn_serves_reads_and_pages_and_ingestion_catche
     finally:
         redis.stop()
     assert ProxyLogEntry.objects.count() == 350
+
+
+@pytest.fixture
+def stopped_redis_cache(tmp_path, settings):
+    """The default cache on a private redis-server that has been stopped (the shared Redis is left alone)."""
+    redis = RedisServer(tmp_path).start()
+    redis.stop()
+    settings.CACHES = {"default": {"BACKEND": "vpnmonitor.cache.FailOpenRedisCache", "LOCATION": redis.url,
+                                   "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 2}}}
+    settings.PASSWORD_HASHERS = ["vpnmonitor.tests.test_logins.CountingHasher"]
+    return redis
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("stopped_redis_cache", "users")
+@pytest.mark.parametrize("path", ["http-basic", "jwt", "admin-page"])
+def test_with_redis_stopped_a_wrong_password_is_refused_as_usual_and_the_right_one_signs_in(path):
+    sign_in, name, secret, good, bad, _ = PATHS[path]
+    for _ in range(2):
+        response = sign_in(name, "wrong", "203.0.113.66")
+        assert response.status_code == bad
+    if path == "admin-page":
+        assert 'name="password"' in response.content.decode()
+    assert sign_in(name, secret, "203.0.113.66").status_code == good
+    assert AuditEvent.objects.filter(action="auth.login_failed", target=name).count() == 2
