@@ -266,9 +266,11 @@ def test_it_serves_audit_entries_with_text_details_the_audit_page_can_search(ope
 ])
 def test_no_client_address_shows_in_gdpr_mode(viewer_client, imported, gdpr_on, path):
     with time_machine.travel(NOW, tick=False):
-        text = viewer_client.get(path).content.decode()
+        response = viewer_client.get(path)
+    assert response.status_code == 200, path
+    text = response.content.decode()
     for address in CLIENTS:
-        assert f'"{address}"' not in text, (path, address)
+        assert address not in text, (path, address)
 
 
 def test_gdpr_mode_masks_ip_and_ip_address_and_source_ip_to_the_network(viewer_client, imported, gdpr_on):
