@@ -450,11 +450,11 @@ def record_collector_status(*, hostname, listen, pid, started_at, stats, stopped
     )
 
 
-def clear_flow_reports(*, request=None):
-    """Delete every flow report (audited); returns how many were deleted."""
+def clear_flow_reports(*, actor=None):
+    """Delete every flow report (audited as done by actor, see vpnmonitor.models.audit); returns how many."""
     with transaction.atomic():
         deleted, _ = FlowReport.objects.all().delete()
-        audit(request, "flowreports.clear", "flow_reports", deleted=deleted)
+        audit(actor, "flowreports.clear", "flow_reports", deleted=deleted)
     return deleted
 
 
@@ -462,11 +462,11 @@ def retention_days():
     return retention.retention_days(DATASET)
 
 
-def set_retention_days(days, *, request=None):
+def set_retention_days(days, *, actor=None):
     """Change how long flow reports are kept (audited) and prune right away; returns rows pruned."""
     with transaction.atomic():
         previous = retention.retention_days(DATASET)
         retention.set_retention_days(DATASET, days)
-        audit(request, "retention.update", DATASET, days=days, previous_days=previous,
+        audit(actor, "retention.update", DATASET, days=days, previous_days=previous,
               changes={"days": {"before": previous, "after": days}})
     return retention.prune(DATASET)

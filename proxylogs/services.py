@@ -447,7 +447,7 @@ def tail_enabled_sources():
     return results
 
 
-def clear_logs(request):
+def clear_logs(actor=None):
     """Delete every access-log entry (POST /api/logs/clear); audited. Returns how many were deleted."""
     with transaction.atomic():
         deleted = ProxyLogEntry.objects.count()
@@ -457,13 +457,13 @@ def clear_logs(request):
                 cursor.execute(f"TRUNCATE {ProxyLogEntry._meta.db_table}")
         else:
             ProxyLogEntry.objects.all().delete()
-        audit(request, "proxylogs.clear", "proxy_logs", deleted=deleted)
+        audit(actor, "proxylogs.clear", "proxy_logs", deleted=deleted)
     return deleted
 
 
-def clear_old_logs(request):
+def clear_old_logs(actor=None):
     """Delete entries past the proxy_logs retention policy (POST /api/logs/clear-old); audited."""
     days = retention.retention_days("proxy_logs")
     deleted = retention.prune("proxy_logs")
-    audit(request, "proxylogs.clear_old", "proxy_logs", deleted=deleted, retention_days=days)
+    audit(actor, "proxylogs.clear_old", "proxy_logs", deleted=deleted, retention_days=days)
     return deleted, days

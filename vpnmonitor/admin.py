@@ -8,11 +8,15 @@ from django.contrib import admin, messages
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group, User
 from django.core.exceptions import PermissionDenied
+from django.template.response import TemplateResponse
+from django.utils import timezone
 from django_celery_beat.admin import CrontabScheduleAdmin, IntervalScheduleAdmin, PeriodicTaskAdmin
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 from oauth2_provider.admin import ApplicationAdmin
 from oauth2_provider.models import get_application_model
 
+from vpnmonitor import ingestion_health
+from vpnmonitor.api.principals import request_actor
 from vpnmonitor.models import ApiKey, AuditEvent, IngestionHealth, PrivacySettings, RetentionPolicy, audit
 from vpnmonitor.privacy import MaskedAddressesAdminMixin
 
@@ -69,16 +73,16 @@ class AuditedAdminMixin:
     def save_related(self, request, form, formsets, change):
         # After the many-to-many fields are saved, so the row describes the finished change.
         super().save_related(request, form, formsets, change)
-        audit(request, f"{self._audit_prefix()}.{'update' if change else 'create'}", form.instance,
+        audit(request_actor(request), f"{self._audit_prefix()}.{'update' if change else 'create'}", form.instance,
               changes=self.audit_changes(form, change))
 
     def delete_model(self, request, obj):
-        audit(request, f"{self._audit_prefix()}.delete", obj)
+        audit(request_actor(request), f"{self._audit_prefix()}.delete", obj)
         super().delete_model(request, obj)
 
     def delete_queryset(self, request, queryset):
         for obj in queryset:
-            audit(request, f"{self._audit_prefix()}.delete", obj)
+            audit(request_actor(request), f"{self._audit_prefix()}.delete", obj)
         super().delete_queryset(request, queryset)
 
 
@@ -139,12 +143,11 @@ class ApiKeyAdmin(AuditedAdminMixin, admin.ModelAdmin):
 
     @admin.action(description="Revoke the selected keys")
     def revoke(self, request, queryset):
-        from django.utils import timezone
-
         active = list(queryset.filter(revoked_at__isnull=True))
         count = queryset.filter(pk__in=[key.pk for key in active]).update(revoked_at=timezone.now())
         for key in active:
-            audit(request, "apikey.revoke", key, changes={"revoked_at": {"before": None, "after": "revoked"}})
+            audit(request_actor(request), "apikey.revoke", key,
+                  changes={"revoked_at": {"before": None, "after": "revoked"}})
         self.message_user(request, f"Revoked {count} key(s).")
 
 
@@ -168,10 +171,6 @@ class IngestionHealthAdmin(admin.ModelAdmin):
         return False
 
     def changelist_view(self, request, extra_context=None):
-        from django.template.response import TemplateResponse
-
-        from vpnmonitor import ingestion_health
-
         if not self.has_view_permission(request):
             raise PermissionDenied
         report = ingestion_health.ingestion_health()
@@ -206,7 +205,7 @@ class AuditedUserAdmin(AuditedAdminMixin, UserAdmin):
     def user_change_password(self, request, id, form_url=""):
         response = super().user_change_password(request, id, form_url)
         if request.method == "POST" and response.status_code == 302:
-            audit(request, "user.password_change", self.get_object(request, id))
+            audit(request_actor(request), "user.password_change", self.get_object(request, id))
         return response
 
 
@@ -232,7 +231,7 @@ class AuditedPeriodicTaskAdmin(AuditedAdminMixin, PeriodicTaskAdmin):
         change(queryset)
         after = dict(PeriodicTask.objects.filter(pk__in=before).values_list("pk", "enabled"))
         for task in PeriodicTask.objects.filter(pk__in=before):
-            audit(request, "periodic_task.update", task,
+            audit(request_actor(request), "periodic_task.update", task,
                   changes={"enabled": {"before": before[task.pk], "after": after[task.pk]}})
 
     @admin.action(description="Enable selected tasks")
@@ -253,7 +252,7 @@ class AuditedPeriodicTaskAdmin(AuditedAdminMixin, PeriodicTaskAdmin):
     @admin.action(description="Run selected tasks")
     def run_tasks(self, request, queryset):
         for task in queryset:
-            audit(request, "periodic_task.run", task)
+            audit(request_actor(request), "periodic_task.run", task)
         super().run_tasks(request, queryset)
 
 

@@ -2,6 +2,7 @@
 
 from django.contrib.auth import authenticate
 
+from vpnmonitor.api.principals import request_actor
 from vpnmonitor.models import audit
 
 
@@ -15,5 +16,5 @@ def check_credentials(request, username, password):
     if user is None or not user.is_active:
         return None
     request.user = user  # so the audit event names who signed in
-    audit(request, "auth.login", username)
+    audit(request_actor(request), "auth.login", username)
     return user

@@ -43,6 +43,7 @@ from types import SimpleNamespace
 from urllib.parse import unquote_plus, urlsplit
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 from django.core.cache import cache
 from django.http import JsonResponse
@@ -53,7 +54,7 @@ from rest_framework import exceptions
 from rest_framework.throttling import BaseThrottle
 
 from vpnmonitor.api import families
-from vpnmonitor.models import AuditEvent
+from vpnmonitor.models import Actor, audit
 
 FREE_FAILURES = 3
 
@@ -157,14 +158,13 @@ class LoginGuard:
         return True
 
     def _audit(self, action, details):
-        # Written here rather than through audit(): that reads request.user, which during authentication
-        # would authenticate again; the caller is anonymous and the target is the name that was tried.
+        # The caller is anonymous (request.user is not read: during authentication that would authenticate
+        # again) and the target is the name that was tried.
         try:
             address = str(ipaddress.ip_address(self.address))
         except ValueError:
             address = None
-        AuditEvent.objects.create(user="anonymous", action=action, target=self.name[:200],
-                                  details={**details, "path": _path(self.request)[:200]}, client_address=address)
+        audit(Actor("anonymous", address), action, self.name, **details, path=_path(self.request)[:200])
 
 
 def _count(key, seconds):
@@ -222,8 +222,6 @@ class GuardedModelBackend(ModelBackend):
 
     @staticmethod
     def _username_field():
-        from django.contrib.auth import get_user_model
-
         return get_user_model().USERNAME_FIELD
 
 

@@ -1,8 +1,10 @@
 """Shared models: privacy and retention settings, the audit log, API keys, job locks and ingest counters."""
 
+import getpass
 import hashlib
 import logging
 import secrets
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.core.validators import MinValueValidator
@@ -186,29 +188,41 @@ class JobLock(models.Model):
         cls.objects.filter(name=name, owner=owner[:100]).delete()
 
 
-def audit(actor, action, target="", **details):
-    """Record an AuditEvent. actor is an HTTP request (its caller and address), a user or principal, a name
-    (e.g. command_actor()), or None for the system. details must never hold a secret."""
-    from vpnmonitor.api.principals import describe_actor
+@dataclass(frozen=True)
+class Actor:
+    """Who did something, for audit(): a name and, when it came over HTTP, the client's address.
 
-    user, address = "system", None
-    if isinstance(actor, str):
-        user = actor
-    elif hasattr(actor, "META"):
-        user = describe_actor(getattr(actor, "user", None))
-        address = actor.META.get("REMOTE_ADDR") or None
-    elif actor is not None:
-        user = describe_actor(actor)
+    vpnmonitor.api.principals.request_actor(request) gives the Actor of an HTTP request.
+    """
+
+    name: str
+    address: str | None = None
+
+
+def describe_actor(user):
+    """The name an audit row gives a caller: a user name, apikey:NAME, oauth:CLIENT_ID or anonymous."""
+    if user is None or not user.is_authenticated:
+        return "anonymous"
+    return str(getattr(user, "username", user)) or "unknown"
+
+
+def audit(actor, action, target="", **details):
+    """Record an AuditEvent. actor is an Actor, a name (e.g. command_actor()), or None for the system.
+    details must never hold a secret."""
+    if actor is None:
+        actor = Actor("system")
+    elif isinstance(actor, str):
+        actor = Actor(actor)
+    elif not isinstance(actor, Actor):
+        raise TypeError(f"audit() takes an Actor, a name or None, not {type(actor).__name__}")
     return AuditEvent.objects.create(
-        user=user[:150], action=action, target=str(target)[:200], details=details,
-        client_address=address,
+        user=actor.name[:150], action=action, target=str(target)[:200], details=details,
+        client_address=actor.address,
     )
 
 
 def command_actor(command):
     """Who ran a management command, for audit(): the command and the operating-system user."""
-    import getpass
-
     try:
         who = getpass.getuser()
     except (KeyError, OSError):

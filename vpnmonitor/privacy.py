@@ -1,13 +1,14 @@
-"""GDPR masking: mask_ip(), the serializer field and the admin mixin that apply it when GDPR mode is on."""
+"""GDPR masking: mask_ip() and the other masks, who sees addresses unmasked, and the admin mixin that applies
+them when GDPR mode is on. The serializer fields that apply them in API responses are vpnmonitor.api.fields."""
 
 import hashlib
 import hmac
 import ipaddress
 
 from django.conf import settings
-from rest_framework import serializers
 
-from vpnmonitor.api.principals import can_view_unmasked_ip
+from vpnmonitor.models import PrivacySettings
+from vpnmonitor.roles import UNMASKED_IP, has_capability
 
 
 def mask_ip(value):
@@ -92,13 +93,17 @@ def mask_addresses_in(value):
 
 
 def gdpr_mode():
-    from vpnmonitor.models import PrivacySettings
-
     return PrivacySettings.current().gdpr_mode
 
 
+def can_view_unmasked_ip(request):
+    """Whether the caller of a request (Django's or DRF's) holds the unmasked-ip capability."""
+    return has_capability(request, UNMASKED_IP)
+
+
 def should_mask(request):
-    """True when this request's responses must hide personal IP addresses."""
+    """True when this request's responses must hide personal IP addresses (None: no caller, so masked in GDPR
+    mode)."""
     if request is None:
         return gdpr_mode()
     cached = getattr(request, "_vpnmonitor_mask", None)
@@ -118,31 +123,6 @@ def masker(request):
 
 def _identity(value):
     return value
-
-
-class MaskedIPField(serializers.CharField):
-    """An IP address field that is masked in GDPR mode for callers without the permission."""
-
-    def __init__(self, **kwargs):
-        kwargs.setdefault("read_only", True)
-        kwargs.setdefault("allow_null", True)
-        super().__init__(**kwargs)
-
-    def to_representation(self, value):
-        if value is None:
-            return None
-        value = super().to_representation(value)
-        return masker(self.context.get("request"))(value)
-
-
-class MaskedClientField(MaskedIPField):
-    """A client as logged (IP address or host name), masked with mask_client() in GDPR mode."""
-
-    def to_representation(self, value):
-        if value is None:
-            return None
-        value = serializers.CharField.to_representation(self, value)
-        return mask_client(value) if should_mask(self.context.get("request")) else value
 
 
 class MaskedAddressesAdminMixin:

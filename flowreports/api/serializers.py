@@ -5,7 +5,7 @@ import datetime as dt
 from rest_framework import serializers
 
 from flowreports.models import SAMPLING_RATE_MAX, FlowReport
-from vpnmonitor.privacy import MaskedIPField
+from vpnmonitor.api.fields import MaskedIPField
 
 BIGINT_MAX = 2**63 - 1
 

@@ -22,6 +22,7 @@ from vpnmonitor.api import families
 from vpnmonitor.api.exceptions import BadParameter, PayloadTooLarge
 from vpnmonitor.api.pagination import PagePerPagePagination
 from vpnmonitor.api.params import QueryParams
+from vpnmonitor.api.principals import request_actor
 from vpnmonitor.models import IngestCounter
 from vpnmonitor.privacy import should_mask
 
@@ -182,7 +183,7 @@ class FlowReportsView(generics.GenericAPIView):
         responses={200: _message("FlowReportsCleared"), 403: _ERROR},
     )
     def delete(self, request):
-        services.clear_flow_reports(request=request)
+        services.clear_flow_reports(actor=request_actor(request))
         return Response(FAMILY.ok({"message": "All flow reports cleared successfully"}))
 
 
@@ -258,5 +259,5 @@ class FlowReportRetentionView(APIView):
             raise BadParameter("days", "must be a positive JSON integer", days)
         if not 1 <= days <= MAX_RETENTION_DAYS:
             raise BadParameter("days", f"must be between 1 and {MAX_RETENTION_DAYS}", days)
-        services.set_retention_days(days, request=request)
+        services.set_retention_days(days, actor=request_actor(request))
         return Response(FAMILY.ok({"message": "Flow reports retention policy updated successfully"}))

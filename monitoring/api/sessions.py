@@ -18,10 +18,11 @@ from monitoring import selectors
 from monitoring.models import VpnSession
 from vpnmonitor.api import families, parsers
 from vpnmonitor.api.exceptions import BadParameter, flatten_errors
+from vpnmonitor.api.fields import MaskedIPField
 from vpnmonitor.api.pagination import SignedKeysetPagination
 from vpnmonitor.api.params import QueryParams
 from vpnmonitor.api.throttling import FullWindowRateThrottle
-from vpnmonitor.privacy import MaskedIPField, should_mask
+from vpnmonitor.privacy import should_mask
 
 HISTORY = dt.timedelta(days=7)
 

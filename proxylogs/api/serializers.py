@@ -6,8 +6,9 @@ from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 
 from proxylogs.ingest.parse import status_text
+from vpnmonitor.api.fields import MaskedClientField, MaskedIPField
 from vpnmonitor.models import AuditEvent
-from vpnmonitor.privacy import MaskedClientField, MaskedIPField, mask_addresses_in, should_mask
+from vpnmonitor.privacy import mask_addresses_in, should_mask
 from vpnmonitor.timeseries import format_timestamp
 
 Int = serializers.IntegerField

@@ -15,6 +15,7 @@ from proxylogs.security import security_score
 from vpnmonitor.api import families, pagination
 from vpnmonitor.api.exceptions import BadParameter
 from vpnmonitor.api.params import QueryParams, int_parameter
+from vpnmonitor.api.principals import request_actor
 from vpnmonitor.privacy import should_mask
 
 TAG = ["proxy logs"]
@@ -74,7 +75,7 @@ class ClearLogsView(ProxyLogsView):
     @extend_schema(tags=TAG, summary="Delete every log entry (operators; audited)", request=None,
                    responses=s.message_envelope("ClearLogsResponse", deleted=s.Int()))
     def post(self, request):
-        deleted = services.clear_logs(request)
+        deleted = services.clear_logs(request_actor(request))
         return Response({"status": "success", "message": "All logs cleared", "deleted": deleted})
 
 
@@ -82,7 +83,7 @@ class ClearOldLogsView(ProxyLogsView):
     @extend_schema(tags=TAG, summary="Delete entries past the retention policy (operators; audited)", request=None,
                    responses=s.message_envelope("ClearOldLogsResponse", deleted=s.Int(), retention_days=s.Int()))
     def post(self, request):
-        deleted, days = services.clear_old_logs(request)
+        deleted, days = services.clear_old_logs(request_actor(request))
         return Response({"status": "success", "message": "Cleared old logs", "deleted": deleted,
                          "retention_days": days})
 

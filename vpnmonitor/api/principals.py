@@ -1,12 +1,10 @@
 """Who is calling (Django users, API keys, OAuth2 clients) and which capabilities that gives them."""
 
-from django.contrib.auth.models import AnonymousUser
+from django.contrib.auth.models import AnonymousUser, Permission
+from django.db.models import Q
 
-from vpnmonitor.models import ApiKey
-
-# Capabilities are the codenames of vpnmonitor's permissions, so a Django user holds them through groups.
-READ, OPERATE, INGEST, UNMASKED_IP = "read", "operate", "ingest", "view_unmasked_ip"
-CAPABILITIES = (READ, OPERATE, INGEST, UNMASKED_IP)
+from vpnmonitor.models import Actor, ApiKey, describe_actor
+from vpnmonitor.roles import CAPABILITIES, INGEST, OPERATE, READ, UNMASKED_IP, has_capability
 
 # What an API key of each role may do (keys never see unmasked addresses).
 KEY_ROLE_CAPABILITIES = {
@@ -75,9 +73,6 @@ class OAuthClientPrincipal(_Principal):
 
 def application_role(application):
     """The capabilities an OAuth2 application's owner holds explicitly (superuser status not counted)."""
-    from django.contrib.auth.models import Permission
-    from django.db.models import Q
-
     owner = application.user
     if owner is None or not owner.is_active:
         return frozenset()
@@ -85,22 +80,6 @@ def application_role(application):
         Q(user=owner) | Q(group__user=owner), content_type__app_label="vpnmonitor", codename__in=CAPABILITIES,
     ).values_list("codename", flat=True)
     return frozenset(held)
-
-
-def capabilities_of(user):
-    """The set of capabilities (READ, OPERATE, INGEST, UNMASKED_IP) of request.user."""
-    if user is None or not user.is_authenticated:
-        return frozenset()
-    own = getattr(user, "capabilities", None)
-    if own is not None:
-        return own
-    if not user.is_active:
-        return frozenset()
-    return frozenset(c for c in CAPABILITIES if user.has_perm(f"vpnmonitor.{c}"))
-
-
-def has_capability(request, capability):
-    return capability in capabilities_of(getattr(request, "user", None))
 
 
 def api_key_of(request):
@@ -120,26 +99,17 @@ def can_ingest(request):
     return has_capability(request, INGEST)
 
 
-def can_view_unmasked_ip(request):
-    return has_capability(request, UNMASKED_IP)
-
-
 def tenant_of(request):
     """The proxy-analytics user_id a caller is confined to, or None for all tenants."""
     api_key = api_key_of(request)
     return api_key.tenant_user_id if api_key is not None else None
 
 
-def describe_principal(request):
-    user = getattr(request, "user", None)
-    return describe_actor(user)
-
-
-def describe_actor(user):
-    """The name an audit row gives a caller: a user name, apikey:NAME, oauth:CLIENT_ID or anonymous."""
-    if user is None or not user.is_authenticated:
-        return "anonymous"
-    return str(getattr(user, "username", user)) or "unknown"
+def request_actor(request):
+    """Who made an HTTP request (Django's or DRF's), for audit(): its caller and client address."""
+    if request is None:
+        return None
+    return Actor(describe_actor(getattr(request, "user", None)), request.META.get("REMOTE_ADDR") or None)
 
 
 def throttle_identity(request):

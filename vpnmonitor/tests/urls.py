@@ -7,10 +7,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from vpnmonitor.api import families, pagination, principals
+from vpnmonitor.api.fields import MaskedIPField
 from vpnmonitor.api.params import QueryParams
 from vpnmonitor.api.permissions import MESSAGES
 from vpnmonitor.models import AuditEvent
-from vpnmonitor.privacy import MaskedIPField
 
 
 class AuditEventSerializer(serializers.ModelSerializer):
