@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.backends.signals import connection_created
 
 
 class FlowReportsConfig(AppConfig):
@@ -6,13 +7,15 @@ class FlowReportsConfig(AppConfig):
     verbose_name = "Flow reports"
 
     def ready(self):
-        from django.db.backends.signals import connection_created
-
+        from flowreports import health
+        from flowreports.metrics import FlowCollectorCollector
         from flowreports.selectors import register_sqlite_functions
-        from vpnmonitor import retention
+        from vpnmonitor import ingestion_health, metrics, retention
 
         retention.register(
             "flowreports", "flowreports.FlowReport", "start_time", 7,
             "Flow reports (IPFIX/NetFlow collector and HTTP ingest), by flow start time",
         )
         connection_created.connect(register_sqlite_functions, dispatch_uid="flowreports.sqlite_functions")
+        ingestion_health.register("collectors", "flow_collectors", health.check)
+        metrics.register(FlowCollectorCollector)

@@ -8,6 +8,14 @@ from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from flowreports import rollups
+from flowreports.models import (
+    ExporterSampling,
+    FlowReport,
+    FlowReportDestinationDaily,
+    FlowReportDestinationHourly,
+    FlowReportHourly,
+    FlowReportSealedHour,
+)
 from vpnmonitor.privacy import mask_ip
 from vpnmonitor.timeseries import floor_time
 
@@ -202,8 +210,6 @@ def _spans(start, end, floor, step):
 
 def window_count(queryset, window, dimensions):
     """queryset.count() of a window filtered only by protocol/direction/action, from the hourly rollup."""
-    from flowreports.models import FlowReport, FlowReportHourly
-
     plan = _rollup_plan(window, rollups.floor_hour, rollups.HOUR)
     return _rollup_count(queryset, plan, FlowReport.objects.filter(**dimensions),
                          FlowReportHourly.objects.filter(**dimensions), field="hour")
@@ -231,8 +237,6 @@ def endpoint_count(queryset, window, dimensions, endpoint, address, port):
     rollups.SOURCE or rollups.DESTINATION) and otherwise only by protocol/direction/action, from that
     endpoint's daily rollup (or from the raw flows when a folded port could match: _endpoint_where).
     """
-    from flowreports.models import FlowReport, FlowReportDestinationHourly
-
     where = _endpoint_where(window, dimensions, endpoint, address, port)
     if where is None:
         return queryset.count()
@@ -282,8 +286,6 @@ def _day_plan(window, *, sealed_hours=False):
     """_rollup_plan over days, as (first, stop, hours, ranges). With sealed_hours, each raw range whose whole
     hours are all sealed is counted from those hours of the hourly destination rollup, (sign, first, stop)
     in `hours`, plus or minus the raw flows of the partial hours at its ends (at most half an hour each)."""
-    from flowreports.models import FlowReportSealedHour
-
     plan = _rollup_plan(window, rollups.floor_day, rollups.DAY)
     if plan is None or not sealed_hours:
         return plan
@@ -364,8 +366,6 @@ def rollup_stats(queryset, window, dimensions, *, endpoint=None, mask=False):
     and the daily destination parts the whole hours of those edges from the hourly destination rollup where
     they are sealed (_day_plan). A port that a folded port could hide (_endpoint_where) is counted raw.
     """
-    from flowreports.models import FlowReport, FlowReportDestinationDaily, FlowReportDestinationHourly, FlowReportHourly
-
     where, side = {}, None
     if endpoint is not None:
         side, address, port = endpoint
@@ -439,8 +439,6 @@ def rollup_stats(queryset, window, dimensions, *, endpoint=None, mask=False):
 def exporter_sampling_rates():
     """{(exporter address, observation domain or None for all its domains): rate} that admins set for exporters
     that do not export their sampling rate."""
-    from flowreports.models import ExporterSampling
-
     return {
         (exporter, domain): rate
         for exporter, domain, rate in ExporterSampling.objects.values_list(

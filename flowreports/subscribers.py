@@ -3,6 +3,8 @@
 import ipaddress
 import logging
 
+from flowreports.models import SubscriberPrefix
+
 logger = logging.getLogger(__name__)
 
 
@@ -41,8 +43,6 @@ class SubscriberTable:
     @staticmethod
     def entries():
         """[(network, subscriber id)] of the admin prefixes, then the VPN tunnel addresses (two queries)."""
-        from flowreports.models import SubscriberPrefix
-
         entries = []
         for cidr, subscriber_id in SubscriberPrefix.objects.values_list("cidr", "subscriber_id"):
             try:

@@ -6,7 +6,9 @@ class MonitoringConfig(AppConfig):
     verbose_name = "OpenVPN monitoring"
 
     def ready(self):
-        from vpnmonitor import retention
+        from monitoring import health
+        from monitoring.metrics import CertificateCollector, OpenVpnCollector
+        from vpnmonitor import ingestion_health, metrics, retention
 
         retention.register("vpn_raw", "monitoring.UsageSample", "timestamp", 7, "OpenVPN raw samples (usage_history)")
         retention.register("vpn_polls", "monitoring.PollRecord", "timestamp", 31, "OpenVPN poll totals (poll_history)")
@@ -16,3 +18,6 @@ class MonitoringConfig(AppConfig):
         retention.register("vpn_6h", "monitoring.Stats6h", "bucket", 365, "OpenVPN 6-hour rollup")
         retention.register("vpn_daily", "monitoring.StatsDaily", "bucket", 1825, "OpenVPN daily rollup")
         retention.register("vpn_sessions", "monitoring.VpnSession", "updated_at", 30, "VPN sessions")
+        ingestion_health.register("servers", "openvpn_servers", health.check)
+        metrics.register(OpenVpnCollector)
+        metrics.register(CertificateCollector)

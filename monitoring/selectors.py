@@ -6,7 +6,17 @@ from dataclasses import dataclass
 from django.db.models import Case, F, IntegerField, Max, Q, Sum, When
 from django.utils import timezone
 
-from monitoring.models import Certificate, PollQuarter, Stats6h, StatsDaily, StatsHourly, UsageSample, VpnClient
+from monitoring.models import (
+    Certificate,
+    PollQuarter,
+    Stats6h,
+    StatsDaily,
+    StatsHourly,
+    UsageSample,
+    UserProfile,
+    VpnClient,
+    VpnSession,
+)
 from vpnmonitor import timeseries
 
 MIB = 1024 * 1024
@@ -272,8 +282,6 @@ def vpn_subscriber_addresses():
 
 def sessions_in_window(start, end, *, status=None, only_new=False):
     """Sessions created (only_new) or updated in [start, end); empty when start >= end."""
-    from monitoring.models import VpnSession
-
     field = "created_at" if only_new else "updated_at"
     sessions = VpnSession.objects.select_related("server").filter(**{f"{field}__gte": start, f"{field}__lt": end})
     if status:
@@ -282,6 +290,4 @@ def sessions_in_window(start, end, *, status=None, only_new=False):
 
 
 def profiles_for(common_names):
-    from monitoring.models import UserProfile
-
     return {profile.common_name: profile for profile in UserProfile.objects.filter(common_name__in=common_names)}

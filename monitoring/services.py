@@ -27,6 +27,7 @@ from monitoring.models import (
 )
 from monitoring.sources.management import ManagementClient, ManagementError, parse_management_address
 from monitoring.sources.rates import client_rates
+from monitoring.sources.serverlog import parse_log_line
 from monitoring.sources.status import (
     ClientRecord,
     IncompleteStatus,
@@ -38,6 +39,7 @@ from monitoring.sources.statusfile import read_status_file
 from vpnmonitor import timeseries
 from vpnmonitor.db import update_fields
 from vpnmonitor.secrets_at_rest import reveal
+from vpnmonitor.tailing import Checkpoint, read_new_lines
 
 logger = logging.getLogger(__name__)
 
@@ -431,9 +433,6 @@ def tail_server_log(server, *, max_batches=50):
     The checkpoint and the per-peer state are saved with the sessions they produced, batch by
     batch, so a line is never counted twice and a crash loses nothing.
     """
-    from monitoring.sources.serverlog import parse_log_line
-    from vpnmonitor.tailing import Checkpoint, read_new_lines
-
     tz = server.tzinfo
     state = dict(server.log_checkpoint or {})
     checkpoint = Checkpoint.from_dict(state.get("position"))

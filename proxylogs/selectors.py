@@ -22,6 +22,7 @@ from proxylogs.models import (
     ShadowItService,
     WafCategory,
 )
+from proxylogs.security import security_score
 from vpnmonitor.models import AuditEvent
 from vpnmonitor.privacy import is_masked_host, mask_client
 from vpnmonitor.timeseries import EpochBucket, floor_time, format_timestamp, last_buckets, zero_fill
@@ -401,8 +402,6 @@ def threat_categories(hours, *, now=None):
 def dashboard_summary(hours, *, masked, now=None):
     """/api/dashboard/summary: what the dashboard shows, in one call, under secure-proxy-manager's keys (counters,
     top_blocked, top_clients, threat_categories, recent_blocks, waf) and ours (stats, window, timeline, ...)."""
-    from proxylogs.security import security_score
-
     stats = log_stats()
     today = floor_time(now or timezone.now(), DAY)
     today_totals = ProxyLogHour.objects.filter(hour__gte=today).aggregate(total=Sum("total"), blocked=Sum("blocked"))

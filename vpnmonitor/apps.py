@@ -1,4 +1,4 @@
-from django.apps import AppConfig
+from django.apps import AppConfig, apps
 from django.db.models.signals import post_migrate
 
 
@@ -18,8 +18,6 @@ class VpnMonitorConfig(AppConfig):
 def _after_migrate(sender, app_config=None, using="default", **kwargs):
     # Run once, after the last app's post_migrate (Django sends it per app with models, in INSTALLED_APPS
     # order), so every app's tables and permissions exist.
-    from django.apps import apps
-
     last = [config for config in apps.get_app_configs() if config.models_module is not None][-1]
     if app_config is None or app_config.label != last.label:
         return

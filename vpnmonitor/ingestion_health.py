@@ -1,124 +1,80 @@
-"""Ingestion health: how fresh every data source is, read once for /metrics, /api/v1/health and admin."""
+"""Ingestion health: how fresh every data source is, read once for /metrics, /api/v1/health and admin.
+
+Each app registers a check for its own sources (register(), called from its AppConfig.ready()): the check reads
+its sources and says whether they make ingestion degraded. This module knows no app; it adds the checks up and
+keeps what every app shares: the HTTP ingest counters and the Celery queue.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from django.conf import settings
 from django.utils import timezone
 
+from vpnmonitor.models import IngestCounter
 from vpnmonitor.tailing import Checkpoint
 
-POLL_TASK_NAME = "poll-openvpn"
-STALE_POLL_INTERVALS = 3
-"""A server is stale after missing this many polls in a row (or STALE_SERVER_SECONDS, whichever is longer)."""
+
+@dataclass(frozen=True)
+class Section:
+    """What one check found: its items (one per source, for admin and /metrics), whether they make ingestion
+    degraded, and the summary /api/v1/health shows without authentication (names and counts; no paths,
+    addresses or error texts)."""
+
+    items: list
+    degraded: bool
+    summary: dict
 
 
 @dataclass(frozen=True)
-class ServerHealth:
+class Check:
     name: str
-    last_polled_at: datetime | None
-    last_success_at: datetime | None
-    last_status_time: datetime | None
-    seconds_since_success: float | None
-    stale: bool
-    failing: bool
-    """The last poll ended in an error."""
-
-    @property
-    def up(self):
-        return self.last_success_at is not None and not self.failing and not self.stale
+    """The report's attribute that holds the check's items (report.servers, report.log_sources ...)."""
+    summary_key: str
+    """The check's key in health_details()."""
+    read: Callable[[datetime], Section]
 
 
-@dataclass(frozen=True)
-class LogSourceHealth:
-    name: str
-    path: str
-    last_import_at: datetime | None
-    seconds_since_import: float | None
-    lines_imported: int
-    lines_rejected: int
-    unread_bytes: int | None
-    """Bytes of the file not read yet; None when this process cannot see the file."""
-    lagging: bool
-    failing: bool
+_checks: dict[str, Check] = {}
 
 
-@dataclass(frozen=True)
-class CollectorHealth:
-    name: str
-    hostname: str
-    listen: str
-    pid: int
-    started_at: datetime
-    updated_at: datetime
-    stopped_at: datetime | None
-    seconds_since_update: float
-    stale: bool
-    """Not stopped cleanly, yet silent for longer than FLOW_COLLECTOR_STALE_SECONDS (it died or hangs)."""
-    counters: dict[str, int]
+def register(name, summary_key, read):
+    """Declare a health check (call from an AppConfig.ready()). read(now) returns a Section; the report shows its
+    items as report.<name>, and health_details() its summary under summary_key. Checks run in the order
+    they were registered (INSTALLED_APPS order)."""
+    _checks[name] = Check(name, summary_key, read)
 
-    @property
-    def running(self):
-        return self.stopped_at is None and not self.stale
+
+def checks():
+    return dict(_checks)
 
 
 @dataclass(frozen=True)
 class IngestionHealth:
     now: datetime
-    stale_server_seconds: float
-    servers: list[ServerHealth] = field(default_factory=list)
-    log_sources: list[LogSourceHealth] = field(default_factory=list)
-    collectors: list[CollectorHealth] = field(default_factory=list)
+    sections: dict[str, Section]
+    """{check name: Section}, in registration order."""
+
+    def __getattr__(self, name):
+        # report.<check name>: the items of that check.
+        sections = self.__dict__.get("sections") or {}
+        if name not in sections:
+            raise AttributeError(f"no health check named {name!r}")
+        return sections[name].items
 
     @property
     def degraded(self):
-        return (
-            any(s.stale or s.failing for s in self.servers)
-            or any(s.lagging or s.failing for s in self.log_sources)
-            or any(c.stale for c in self.collectors)
-        )
+        return any(section.degraded for section in self.sections.values())
 
 
-def _age(now, moment):
+def seconds_since(now, moment):
+    """Seconds from moment to now (never negative), or None when moment is None."""
     return None if moment is None else max(0.0, (now - moment).total_seconds())
-
-
-def poll_interval_seconds():
-    """The interval of the poll-openvpn beat entry as set in admin (the built-in default when it is missing)."""
-    from django_celery_beat.models import PeriodicTask
-
-    from vpnmonitor.schedule import SCHEDULE
-
-    task = PeriodicTask.objects.filter(name=POLL_TASK_NAME).select_related("interval").first()
-    if task is not None and task.interval is not None:
-        return task.interval.schedule.run_every.total_seconds()
-    return float(SCHEDULE[POLL_TASK_NAME]["every_seconds"])
-
-
-def stale_server_seconds():
-    return max(float(settings.STALE_SERVER_SECONDS), STALE_POLL_INTERVALS * poll_interval_seconds())
-
-
-def server_health(now, stale_after):
-    """Enabled servers. One never polled successfully counts from when it was added, so a new one is not stale."""
-    from monitoring.models import VpnServer
-
-    rows = VpnServer.objects.filter(enabled=True).order_by("name").values_list(
-        "name", "created_at", "last_polled_at", "last_success_at", "last_status_time", "last_error"
-    )
-    return [
-        ServerHealth(
-            name=name, last_polled_at=polled, last_success_at=success, last_status_time=status_time,
-            seconds_since_success=_age(now, success),
-            stale=_age(now, success or created) > stale_after,
-            failing=bool(error),
-        )
-        for name, created, polled, success, status_time, error in rows
-    ]
 
 
 def unread_bytes(path, checkpoint):
@@ -133,50 +89,10 @@ def unread_bytes(path, checkpoint):
     return stat.st_size - mark.offset
 
 
-def log_source_health(now):
-    """Enabled Squid log sources. A source lags when its last import is older than LOG_SOURCE_LAG_SECONDS while
-    its file holds unread bytes (or cannot be seen from here): an idle log read on schedule is not lagging."""
-    from proxylogs.models import LogSource
-
-    lag_after = settings.LOG_SOURCE_LAG_SECONDS
-    result = []
-    for source in LogSource.objects.filter(enabled=True).order_by("name"):
-        unread = unread_bytes(source.path, source.checkpoint)
-        age = _age(now, source.last_import_at)
-        late = age is None or age > lag_after
-        result.append(LogSourceHealth(
-            name=source.name, path=source.path, last_import_at=source.last_import_at, seconds_since_import=age,
-            lines_imported=source.lines_imported, lines_rejected=source.lines_rejected, unread_bytes=unread,
-            lagging=late and unread != 0, failing=bool(source.last_error),
-        ))
-    return result
-
-
-def collector_health(now):
-    from flowreports.models import CollectorStatus
-    from flowreports.services import COLLECTOR_COUNTERS
-
-    stale_after = settings.FLOW_COLLECTOR_STALE_SECONDS
-    result = []
-    for row in CollectorStatus.objects.order_by("hostname", "listen"):
-        age = _age(now, row.updated_at)
-        result.append(CollectorHealth(
-            name=row.name, hostname=row.hostname, listen=row.listen, pid=row.pid, started_at=row.started_at,
-            updated_at=row.updated_at, stopped_at=row.stopped_at, seconds_since_update=age,
-            stale=row.stopped_at is None and age > stale_after,
-            counters={name: getattr(row, name) for name in COLLECTOR_COUNTERS},
-        ))
-    return result
-
-
 def ingestion_health(now=None):
     """Every fact the health check, /metrics and the admin page show, in a handful of small queries."""
     now = now or timezone.now()
-    stale_after = stale_server_seconds()
-    return IngestionHealth(
-        now=now, stale_server_seconds=stale_after, servers=server_health(now, stale_after),
-        log_sources=log_source_health(now), collectors=collector_health(now),
-    )
+    return IngestionHealth(now=now, sections={name: check.read(now) for name, check in _checks.items()})
 
 
 def ingest_record_counts():
@@ -185,8 +101,6 @@ def ingest_record_counts():
     The hook for new ingest paths: call vpnmonitor.models.IngestCounter.add("<dataset>", n) after storing a
     batch and the dataset shows up here, in /metrics and in admin.
     """
-    from vpnmonitor.models import IngestCounter
-
     return {row.dataset: (row.records, row.batches) for row in IngestCounter.objects.order_by("dataset")}
 
 
@@ -221,23 +135,7 @@ def celery_queue_lengths(queues=("celery",)):
 
 def health_details(report):
     """What /api/v1/health shows without authentication: names and counts, no paths, addresses or errors."""
-    servers, sources, collectors = report.servers, report.log_sources, report.collectors
-    return {
-        "ingestion": "degraded" if report.degraded else "ok",
-        "openvpn_servers": {
-            "enabled": len(servers),
-            "stale": [s.name for s in servers if s.stale],
-            "failing": [s.name for s in servers if s.failing],
-            "stale_after_seconds": round(report.stale_server_seconds),
-        },
-        "proxy_log_sources": {
-            "enabled": len(sources),
-            "lagging": [s.name for s in sources if s.lagging],
-            "failing": [s.name for s in sources if s.failing],
-            "lag_after_seconds": settings.LOG_SOURCE_LAG_SECONDS,
-        },
-        "flow_collectors": {
-            "running": sum(1 for c in collectors if c.running),
-            "stale": sum(1 for c in collectors if c.stale),
-        },
-    }
+    details = {"ingestion": "degraded" if report.degraded else "ok"}
+    for name, section in report.sections.items():
+        details[_checks[name].summary_key] = section.summary
+    return details

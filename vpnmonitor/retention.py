@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from django.apps import apps
 from django.utils import timezone
 
+from vpnmonitor.models import RetentionPolicy
+
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 5000
@@ -52,8 +54,6 @@ def datasets():
 
 def policy(name):
     """The RetentionPolicy row that governs a dataset, created with its default when missing."""
-    from vpnmonitor.models import RetentionPolicy
-
     dataset = _registry[_registry[name].policy]
     row, _ = RetentionPolicy.objects.get_or_create(
         dataset=dataset.name, defaults={"days": dataset.default_days, "description": dataset.description}
@@ -80,8 +80,6 @@ def ensure_policies():
 
 def prune(name, *, now=None, batch_size=BATCH_SIZE):
     """Delete the rows of dataset `name` older than its retention; return how many."""
-    from vpnmonitor.models import RetentionPolicy
-
     dataset = _registry[name]
     row = policy(name)
     cutoff = (now or timezone.now()) - dt.timedelta(days=row.days)

@@ -4,6 +4,8 @@ migrate when missing, so intervals an admin changed are kept across deploys.
 `expires` drops a queued run when workers fall behind, instead of piling runs up.
 """
 
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
 SCHEDULE = {
     "poll-openvpn": {
         "task": "monitoring.tasks.poll_openvpn_servers",
@@ -46,8 +48,6 @@ SCHEDULE = {
 
 def ensure_periodic_tasks(schedule=None):
     """Create the PeriodicTask rows that do not exist yet; leave existing ones alone."""
-    from django_celery_beat.models import IntervalSchedule, PeriodicTask
-
     created = []
     for name, entry in (schedule or SCHEDULE).items():
         if PeriodicTask.objects.filter(name=name).exists():

@@ -6,7 +6,6 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from oauth2_provider import views as oauth_views
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
-from monitoring.api.sessions import OAuthTokenView
 from vpnmonitor import auth_views, views
 
 urlpatterns = [
@@ -22,8 +21,6 @@ urlpatterns = [
     path("api/auth/login", auth_views.LoginView.as_view(), name="auth-login"),
     path("api/auth/refresh", auth_views.RefreshView.as_view(), name="auth-refresh"),
     path("api/health", auth_views.LivenessView.as_view(), name="liveness"),
-    path("api/beta/oauth/token", OAuthTokenView.as_view(), name="oauth-token"),
-    path("api/v1/oauth/token", OAuthTokenView.as_view(), name="oauth-token-v1"),
     # Only client credentials are offered: django-oauth-toolkit's token and revocation endpoints, without its
     # authorization, device, client-registration and application-management pages (applications are managed
     # in admin, where every change is audited).

@@ -26,8 +26,6 @@ logger = logging.getLogger(__name__)
 def check_services():
     """{service: "ok" | "down"} for the database and, when configured, Redis; the reason is only logged (the
     health endpoints answer without authentication, and a database error names host, port and user)."""
-    from django.conf import settings
-
     checks = {}
     try:
         with connection.cursor() as cursor:

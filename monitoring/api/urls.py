@@ -15,4 +15,6 @@ urlpatterns = [
     path("health", HealthView.as_view(), name="vpn-health-short"),
     path("api/beta/sessions", sessions.SessionsView.as_view(), name="vpn-sessions"),
     path("api/v1/sessions", sessions.SessionsV1View.as_view(), name="vpn-sessions-v1"),
+    path("api/beta/oauth/token", sessions.OAuthTokenView.as_view(), name="oauth-token"),
+    path("api/v1/oauth/token", sessions.OAuthTokenView.as_view(), name="oauth-token-v1"),
 ]

@@ -1,7 +1,8 @@
 """One exception handler: every error comes out in its API family's shape with a message."""
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -111,9 +112,6 @@ def _settle_authentication(request):
 
 
 def _converted(exc):
-    from django.core.exceptions import PermissionDenied
-    from django.http import Http404
-
     if isinstance(exc, Http404):
         return exceptions.NotFound(str(exc) or "Not found.")
     if isinstance(exc, PermissionDenied):

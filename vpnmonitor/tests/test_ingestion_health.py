@@ -10,7 +10,7 @@ from django.utils import timezone
 from flowreports.models import CollectorStatus
 from monitoring.models import VpnServer
 from proxylogs.models import LogSource
-from vpnmonitor.ingestion_health import ingestion_health, unread_bytes
+from vpnmonitor.ingestion_health import health_details, ingestion_health, unread_bytes
 
 pytestmark = pytest.mark.django_db
 
@@ -79,7 +79,7 @@ def test_the_stale_threshold_follows_a_longer_poll_interval_set_in_admin(setting
 
     report = ingestion_health(now)
 
-    assert report.stale_server_seconds == 900  # three missed polls of five minutes
+    assert health_details(report)["openvpn_servers"]["stale_after_seconds"] == 900  # three missed polls of five minutes
     assert {s.name: s.stale for s in report.servers} == {"dead": True, "slow": False}
 
 
