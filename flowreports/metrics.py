@@ -14,7 +14,6 @@ COLLECTOR_COUNTER_HELP = {
 }
 
 
-
 class FlowCollectorCollector:
     """Per flow collector: whether it runs, when it last reported, and its counters."""
 
