@@ -96,6 +96,20 @@ def test_the_walk_sees_module_level_and_function_level_imports():
     assert "flowreports.models" in graph["flowreports.rollups"]  # inside functions only
 
 
+def test_each_app_registers_its_health_check_and_its_collectors_in_installed_apps_order():
+    from vpnmonitor import ingestion_health, metrics
+
+    checks = {name: check.summary_key for name, check in ingestion_health.checks().items()}
+    collectors = [f"{factory.__module__}.{factory.__name__}" for factory in metrics.collectors()]
+
+    assert checks == {"servers": "openvpn_servers", "collectors": "flow_collectors", "log_sources": "proxy_log_sources"}
+    assert list(checks) == ["servers", "collectors", "log_sources"]
+    assert collectors == [
+        "monitoring.metrics.OpenVpnCollector", "monitoring.metrics.CertificateCollector",
+        "flowreports.metrics.FlowCollectorCollector", "proxylogs.metrics.LogSourceCollector",
+    ]
+
+
 def test_the_core_imports_no_app():
     _, graph = import_graph()
 

@@ -7,7 +7,8 @@ from django.core.management import call_command
 from django.forms import MultiWidget
 from django.urls import reverse
 
-from vpnmonitor.models import AuditEvent
+from vpnmonitor.api.principals import request_actor
+from vpnmonitor.models import Actor, AuditEvent, audit
 
 pytestmark = pytest.mark.django_db
 
@@ -215,3 +216,24 @@ def test_users_made_or_changed_by_djangos_own_commands_are_audited_without_the_p
     ]
     written = json.dumps([e.details for e in events])
     assert "Secret" not in written
+
+
+@pytest.mark.django_db
+def test_audit_records_an_actor_its_name_or_the_system_and_refuses_a_request(rf, django_user_model):
+    request = rf.get("/admin/", REMOTE_ADDR="192.0.2.7")
+    request.user = django_user_model.objects.create_user("alice", password="pw")
+
+    audit(request_actor(request), "test.by_request", "target-1")
+    audit("manage.py thing (root)", "test.by_name")
+    audit(None, "test.by_system")
+    with pytest.raises(TypeError):
+        audit(request, "test.refused")
+
+    rows = AuditEvent.objects.order_by("id").values_list("user", "action", "target", "client_address")
+    assert list(rows) == [
+        ("alice", "test.by_request", "target-1", "192.0.2.7"),
+        ("manage.py thing (root)", "test.by_name", "", None),
+        ("system", "test.by_system", "", None),
+    ]
+    assert request_actor(request) == Actor("alice", "192.0.2.7")
+
