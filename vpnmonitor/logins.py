@@ -52,6 +52,7 @@ from oauth2_provider.oauth2_validators import OAuth2Validator
 from rest_framework import exceptions
 from rest_framework.throttling import BaseThrottle
 
+from vpnmonitor.addresses import canonical_ip_or_none
 from vpnmonitor.api import families
 from vpnmonitor.models import AuditEvent
 
@@ -159,10 +160,7 @@ class LoginGuard:
     def _audit(self, action, details):
         # Written here rather than through audit(): that reads request.user, which during authentication
         # would authenticate again; the caller is anonymous and the target is the name that was tried.
-        try:
-            address = str(ipaddress.ip_address(self.address))
-        except ValueError:
-            address = None
+        address = canonical_ip_or_none(self.address)
         AuditEvent.objects.create(user="anonymous", action=action, target=self.name[:200],
                                   details={**details, "path": _path(self.request)[:200]}, client_address=address)
 

@@ -22,6 +22,7 @@ from vpnmonitor.api import families
 from vpnmonitor.api.exceptions import BadParameter, PayloadTooLarge
 from vpnmonitor.api.pagination import PagePerPagePagination
 from vpnmonitor.api.params import QueryParams
+from vpnmonitor.api.parsers import is_json_integer
 from vpnmonitor.models import IngestCounter
 from vpnmonitor.privacy import should_mask
 
@@ -254,7 +255,7 @@ class FlowReportRetentionView(APIView):
         if not isinstance(data, dict) or "days" not in data:
             raise BadParameter("days", "is required in a JSON object body")
         days = data["days"]
-        if isinstance(days, bool) or not isinstance(days, int):
+        if not is_json_integer(days):
             raise BadParameter("days", "must be a positive JSON integer", days)
         if not 1 <= days <= MAX_RETENTION_DAYS:
             raise BadParameter("days", f"must be between 1 and {MAX_RETENTION_DAYS}", days)

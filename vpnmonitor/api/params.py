@@ -1,11 +1,11 @@
 """Strict query-parameter parsing: a bad value is a BadParameter (400) naming it, never a fallback."""
 
 import datetime as dt
-import ipaddress
 
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter
 
+from vpnmonitor.addresses import canonical_ip
 from vpnmonitor.api.exceptions import BadParameter
 
 
@@ -124,7 +124,7 @@ class QueryParams:
         if value in (None, ""):
             return default
         try:
-            return str(ipaddress.ip_address(value.strip()))
+            return canonical_ip(value.strip())
         except ValueError:
             raise BadParameter(name, "must be an IPv4 or IPv6 address", value) from None
 
