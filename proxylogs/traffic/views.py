@@ -61,7 +61,7 @@ TO = QueryParameter("to", OpenApiTypes.STR, functools.partial(_moment, end_of_da
                     examples=[OpenApiExample("the next day", value="2026-03-02")])
 DOMAIN = string_parameter("domain", "Only this domain (exact, case-insensitive)", max_length=255)
 ORDER = int_parameter("orderId", 0, serializers.MAX_ID, None, "Only this order (its numeric id)", summary=False,
-                      format="int64")
+                      int_format="int64")
 SORT_BY = choice_parameter("sortBy", ("bytes", "count"), "bytes",
                            description="bytes (sent + received, default) or count (requests)")
 DOMAINS_LIMIT = int_parameter("limit", 1, 100, 30, "Max results")

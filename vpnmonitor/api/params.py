@@ -43,16 +43,17 @@ class QueryParameter(OpenApiParameter):
         parameter.description = description
         return parameter
 
-    def read(self, request, **overrides):
-        """The value of a request (or a QueryParams); overrides replace the declared default and so on."""
+    def read(self, request, **default):
+        """The value of a request (or a QueryParams); default=... replaces the declared default (for one that
+        depends on the time of the request)."""
         params = request if isinstance(request, QueryParams) else QueryParams(request)
-        return self._reader(params, self.name, **overrides)
+        return self._reader(params, self.name, **default)
 
 
-def int_parameter(name, minimum, maximum, default, description, *, summary=True, format=None, required=False):
+def int_parameter(name, minimum, maximum, default, description, *, summary=True, int_format=None, required=False):
     """An integer from minimum to maximum (QueryParams.int): the bounds documented are the ones that give a 400
     outside them. summary adds them to the description."""
-    schema = {"type": "integer", **({"format": format} if format else {}), "minimum": minimum, "maximum": maximum}
+    schema = {"type": "integer", **({"format": int_format} if int_format else {}), "minimum": minimum, "maximum": maximum}
     if default is not None:
         schema["default"] = default
     if summary:
