@@ -53,7 +53,8 @@ class QueryParameter(OpenApiParameter):
 def int_parameter(name, minimum, maximum, default, description, *, summary=True, int_format=None, required=False):
     """An integer from minimum to maximum (QueryParams.int): the bounds documented are the ones that give a 400
     outside them. summary adds them to the description."""
-    schema = {"type": "integer", **({"format": int_format} if int_format else {}), "minimum": minimum, "maximum": maximum}
+    schema = {"type": "integer", **({"format": int_format} if int_format else {}),
+              "minimum": minimum, "maximum": maximum}
     if default is not None:
         schema["default"] = default
     if summary:
