@@ -1,22 +1,10 @@
 """Admin: subscriber prefixes (editable) and flow reports (read-only, cheap on a table of millions)."""
 
 from django.contrib import admin
-from django.core.paginator import Paginator
-from django.utils.functional import cached_property
 
 from flowreports.models import CollectorStatus, ExporterSampling, FlowReport, SubscriberPrefix
-from vpnmonitor.admin import AuditedAdminMixin
+from vpnmonitor.admin import AuditedAdminMixin, LargeTableAdminMixin
 from vpnmonitor.privacy import MaskedAddressesAdminMixin
-
-
-class CappedCountPaginator(Paginator):
-    """Counts at most CAP rows, so a page of a huge table never waits for COUNT(*) of all of it."""
-
-    CAP = 10_000
-
-    @cached_property
-    def count(self):
-        return self.object_list.order_by().values("pk")[: self.CAP].count()
 
 
 @admin.register(SubscriberPrefix)
@@ -35,7 +23,7 @@ class ExporterSamplingAdmin(AuditedAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(FlowReport)
-class FlowReportAdmin(MaskedAddressesAdminMixin, admin.ModelAdmin):
+class FlowReportAdmin(MaskedAddressesAdminMixin, LargeTableAdminMixin, admin.ModelAdmin):
     masked_addresses = ("source_ip", "destination_ip")
     list_display = [
         "start_time", "subscriber_id", "source_ip", "source_port", "destination_ip", "destination_port",
@@ -44,8 +32,6 @@ class FlowReportAdmin(MaskedAddressesAdminMixin, admin.ModelAdmin):
     list_filter = ["direction", "action"]
     # Exact matches only: they use the (subscriber_id, start_time) and address indexes.
     search_fields = ["=subscriber_id", "=source_ip", "=destination_ip"]
-    paginator = CappedCountPaginator
-    show_full_result_count = False
     list_per_page = 50
 
     def get_readonly_fields(self, request, obj=None):

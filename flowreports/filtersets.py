@@ -1,7 +1,6 @@
 """The flow report filters (list, group_by and stats): strict parsing, every bad value a 400 naming it."""
 
 import datetime as dt
-import ipaddress
 import re
 
 import django_filters
@@ -11,6 +10,7 @@ from drf_spectacular.utils import extend_schema_field
 
 from flowreports import rollups
 from flowreports.models import FlowReport
+from vpnmonitor.addresses import ZoneIndexError, canonical_ip
 from vpnmonitor.api.exceptions import BadParameter
 
 DEFAULT_DAYS = 7
@@ -29,12 +29,11 @@ def parse_port(name, text, original):
 
 def parse_address(name, text, original):
     try:
-        address = ipaddress.ip_address(text)
+        return canonical_ip(text)
+    except ZoneIndexError:
+        raise BadParameter(name, "must not carry an IPv6 zone index", original) from None
     except ValueError:
         raise BadParameter(name, "must be IP, IP:port, [IPv6]:port or :port", original) from None
-    if getattr(address, "scope_id", None):
-        raise BadParameter(name, "must not carry an IPv6 zone index", original)
-    return str(address)
 
 
 def parse_endpoint(name, value):

@@ -10,7 +10,7 @@ count the partial hours (or days) at the window's edges from the raw table.
 The daily rollups keep every port except one kind: the subscriber's own port of a connection it
 opened (the destination port of a downlink flow, the source port of an uplink flow) from 1024 up
 is ephemeral, one per connection, and keeping each would add a row per flow. Those are counted
-together under OTHER_PORT; an IP:port filter for such a port falls back to counting raw flows
+together under OTHER_PORT (see ports.py); an IP:port filter for such a port falls back to counting raw flows
 when the window has any of them (see selectors.endpoint_count). Flows without a port count under
 NO_PORT.
 
@@ -41,6 +41,8 @@ from django.db.models import Count
 from django.db.models.functions import Trunc
 from django.utils import timezone
 
+from flowreports.ports import folded, folded_expression
+
 logger = logging.getLogger(__name__)
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -50,10 +52,6 @@ DAY = dt.timedelta(days=1)
 DIMENSIONS = frozenset({"start_time", "protocol", "direction", "action", "destination_ip", "destination_port",
                         "source_ip", "source_port"})
 CHUNK = 5000
-# The port a daily endpoint row holds for what it does not keep per port (see above).
-OTHER_PORT = -1
-NO_PORT = -2
-FIRST_EPHEMERAL_PORT = 1024
 HOURLY_DESTINATION_KEY = ("hour", "destination_ip", "destination_port", "protocol", "direction", "action")
 # An hour is sealed once it ended this long ago: an exporter reports a long flow when it ends (or at its
 # active timeout), so flows of a closed hour keep arriving for a while, and each after the seal costs its write.
@@ -91,22 +89,11 @@ class Endpoint(NamedTuple):
 
     def port_key(self, direction, port):
         """The port under which a flow counts in this rollup."""
-        if port is None:
-            return NO_PORT
-        if port >= FIRST_EPHEMERAL_PORT and direction == self.subscriber_direction:
-            return OTHER_PORT
-        return port
+        return folded(port, direction == self.subscriber_direction)
 
     def port_key_expression(self):
         """port_key() in SQL, for grouping stored flows."""
-        from django.db.models import Case, F, IntegerField, Value, When
-
-        return Case(
-            When(**{f"{self.port}__isnull": True}, then=Value(NO_PORT)),
-            When(direction=self.subscriber_direction, **{f"{self.port}__gte": FIRST_EPHEMERAL_PORT},
-                 then=Value(OTHER_PORT)),
-            default=F(self.port), output_field=IntegerField(),
-        )
+        return folded_expression(self.port, direction=self.subscriber_direction)
 
 
 DESTINATION = Endpoint("destination", "FlowReportDestinationDaily", "downlink")

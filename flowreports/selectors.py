@@ -7,7 +7,7 @@ from django.db.models import CharField, Count, Func, Sum
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
-from flowreports import rollups
+from flowreports import ports, rollups
 from flowreports.models import (
     ExporterSampling,
     FlowReport,
@@ -218,14 +218,14 @@ def window_count(queryset, window, dimensions):
 def _endpoint_where(window, dimensions, endpoint, address, port):
     """The filter() keywords of one endpoint (address, port or both) for its daily rollup and the raw table,
     or None when the rollup cannot tell: the subscriber's own ports from 1024 up are not kept per port
-    (rollups.OTHER_PORT), so when the window has such flows at the address they could be on the port asked for.
+    (ports.OTHER_PORT), so when the window has such flows at the address they could be on the port asked for.
     """
     where = {endpoint.ip: address} if address is not None else {}
     if port is not None:
-        if port >= rollups.FIRST_EPHEMERAL_PORT:
+        if ports.may_be_folded(port):
             first, last = rollups.floor_day(window[0]), rollups.floor_day(window[1])
             if endpoint.model.objects.filter(
-                day__range=(first, last), **dimensions, **where, **{endpoint.port: rollups.OTHER_PORT}
+                day__range=(first, last), **dimensions, **where, **{endpoint.port: ports.OTHER_PORT}
             ).exists():
                 return None
         where[endpoint.port] = port

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from django.db import DEFAULT_DB_ALIAS, close_old_connections, connections, transaction
 from django.utils import timezone
 
-from flowreports import rollups
+from flowreports import ports, rollups
 from flowreports.models import CollectorStatus, FlowReport
 from flowreports.subscribers import SubscriberTable
 from vpnmonitor import retention
+from vpnmonitor.addresses import canonical_ip
 from vpnmonitor.models import audit
 
 logger = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ def _address(value, cache):
     except KeyError:
         pass
     # The canonical spelling, so that filters (and PostgreSQL's inet) compare like with like.
-    text = cache[value] = str(ipaddress.ip_address(str(value).strip()))
+    text = cache[value] = canonical_ip(str(value).strip())
     return text
 
 
@@ -232,7 +233,7 @@ class CollectorRows:
         fixed = _FIXED.pack
         rate_field = _RATE.pack
         pg_epoch_us, hour_us, day_us = _PG_EPOCH_US, _HOUR_US, _DAY_US
-        other_port, first_ephemeral = rollups.OTHER_PORT, rollups.FIRST_EPHEMERAL_PORT
+        folded = ports.folded
         out = [_COPY_SIGNATURE]
         append = out.append
         unattributed = 0
@@ -259,16 +260,12 @@ class CollectorRows:
             append(rate_field(4, sampling_rate))
             key = (start_us // hour_us, protocol, direction, action)
             hourly[key] = hourly.get(key, 0) + 1
-            # Endpoint.port_key, inline (collector flows always carry ports): this loop runs for every flow.
             day = start_us // day_us
             if source_ip:
-                key = (day, source_ip, other_port if source_folds and source_port >= first_ephemeral else source_port,
-                       protocol, direction, action)
+                key = (day, source_ip, folded(source_port, source_folds), protocol, direction, action)
                 sources[key] = sources.get(key, 0) + 1
             if destination_ip:
-                key = (day, destination_ip,
-                       other_port if destination_folds and destination_port >= first_ephemeral else destination_port,
-                       protocol, direction, action)
+                key = (day, destination_ip, folded(destination_port, destination_folds), protocol, direction, action)
                 destinations[key] = destinations.get(key, 0) + 1
             if count % _CHUNK_ROWS == 0:
                 yield b"".join(out)
@@ -306,9 +303,7 @@ class CollectorRows:
                 continue
             addresses = (record.source_ip, record.destination_ip)
             _head, direction, _source_folds, destination_folds = self._pairs.get(addresses) or self._pair(*addresses)
-            port = record.destination_port
-            if destination_folds and port >= rollups.FIRST_EPHEMERAL_PORT:
-                port = rollups.OTHER_PORT
+            port = ports.folded(record.destination_port, destination_folds)
             counts[hour, record.destination_ip, port, record.protocol, direction, record.action] += 1
         return counts
 

@@ -1,8 +1,6 @@
 """Admin of proxylogs: log sources, the security profile, the shadow-IT and WAF catalogues, read-only entries."""
 
 from django.contrib import admin
-from django.core.paginator import Paginator
-from django.utils.functional import cached_property
 
 from proxylogs.models import (
     LogImport,
@@ -13,18 +11,10 @@ from proxylogs.models import (
     TrafficBucket,
     WafCategory,
 )
-from vpnmonitor.admin import AuditedAdminMixin, ReadOnlyAdminMixin
+from vpnmonitor.admin import AuditedAdminMixin, LargeTableAdminMixin, ReadOnlyAdminMixin
 from vpnmonitor.privacy import MaskedAddressesAdminMixin
 
 # ---- Proxy access logs (Squid) ----
-
-
-class CheapPaginator(Paginator):
-    """The rollup-backed count for the unfiltered list; filtered lists are capped instead of counted."""
-
-    @cached_property
-    def count(self):
-        return self.object_list.count() if not self.object_list.query.where else 10000
 
 
 @admin.register(LogSource)
@@ -63,14 +53,12 @@ class TrafficBucketAdmin(MaskedAddressesAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(ProxyLogEntry)
-class ProxyLogEntryAdmin(MaskedAddressesAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class ProxyLogEntryAdmin(MaskedAddressesAdminMixin, ReadOnlyAdminMixin, LargeTableAdminMixin, admin.ModelAdmin):
     masked_addresses = ("client_ip", "client_host")
     # Entries are evidence and feed the hourly rollup: clearing goes through the audited API.
     list_display = ["timestamp", "client_ip", "client_host", "method", "destination", "http_status", "result_code",
                     "bytes", "blocked", "waf_category"]
     list_filter = ["blocked", "method"]
-    paginator = CheapPaginator
-    show_full_result_count = False
     ordering = ["-timestamp", "-id"]
 
 

@@ -15,7 +15,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from proxylogs.ingest.domains import file_extension, registrable_domain, user_agent_category
-from proxylogs.ingest.parse import Summary, parse_lines
+from proxylogs.ingest.parse import Summary, blocked, parse_lines
 from proxylogs.models import LogImport, LogSource, ProxyLogEntry, WafCategory
 from vpnmonitor import retention
 from vpnmonitor.models import audit
@@ -119,7 +119,6 @@ def entry_row(record, *, source_id=None, waf=None):
     if http_status > 999 or size > _INT64 or (elapsed_ms or 0) > _INT32:
         return None
     # Values longer than their column are cut (inline rather than through a helper: this runs for every line).
-    blocked = http_status != 407 and (http_status == 403 or "DENIED" in result_code or "BLOCKED" in result_code)
     domain = registrable_domain(host)
     # The host is never longer than the destination, nor its registrable domain than the host.
     if destination is not None and len(destination) > 255:
@@ -139,7 +138,7 @@ def entry_row(record, *, source_id=None, waf=None):
     return (
         timestamp, elapsed_ms, *_client_columns(client_ip), user, method, url, destination, host, port, is_ip,
         domain, file_extension(url), http_status, result_code, size, hierarchy, peer, mime_type, user_agent,
-        user_agent_category(user_agent) if user_agent else None, referer, blocked,
+        user_agent_category(user_agent) if user_agent else None, referer, blocked(http_status, result_code),
         waf.tag(url) if waf is not None else None, source_id,
     )
 

@@ -8,8 +8,10 @@ from django.contrib import admin, messages
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group, User
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.template.response import TemplateResponse
 from django.utils import timezone
+from django.utils.functional import cached_property
 from django_celery_beat.admin import CrontabScheduleAdmin, IntervalScheduleAdmin, PeriodicTaskAdmin
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 from oauth2_provider.admin import ApplicationAdmin
@@ -23,6 +25,28 @@ from vpnmonitor.privacy import MaskedAddressesAdminMixin
 admin.site.site_header = "vpnmonitor administration"
 admin.site.site_title = "vpnmonitor"
 admin.site.index_title = "Settings and data"
+
+
+class LargeTablePaginator(Paginator):
+    """For tables of millions of rows: a page never waits for COUNT(*) of all of them. A filtered list counts at
+    most CAP rows (admin then pages through the first CAP); the unfiltered list is counted in full only when its
+    QuerySet says that is cheap (unfiltered_count_is_cheap, e.g. a sum over an hourly rollup)."""
+
+    CAP = 10_000
+
+    @cached_property
+    def count(self):
+        queryset = self.object_list
+        if not queryset.query.where and getattr(queryset, "unfiltered_count_is_cheap", False):
+            return queryset.count()
+        return queryset.order_by().values("pk")[: self.CAP].count()
+
+
+class LargeTableAdminMixin:
+    """The list of a table of millions of rows: LargeTablePaginator, and no full count beside a filtered one."""
+
+    paginator = LargeTablePaginator
+    show_full_result_count = False
 
 
 class ReadOnlyAdminMixin:

@@ -53,6 +53,7 @@ from oauth2_provider.oauth2_validators import OAuth2Validator
 from rest_framework import exceptions
 from rest_framework.throttling import BaseThrottle
 
+from vpnmonitor.addresses import canonical_ip_or_none
 from vpnmonitor.api import families
 from vpnmonitor.models import Actor, audit
 
@@ -160,11 +161,8 @@ class LoginGuard:
     def _audit(self, action, details):
         # The caller is anonymous (request.user is not read: during authentication that would authenticate
         # again) and the target is the name that was tried.
-        try:
-            address = str(ipaddress.ip_address(self.address))
-        except ValueError:
-            address = None
-        audit(Actor("anonymous", address), action, self.name, **details, path=_path(self.request)[:200])
+        audit(Actor("anonymous", canonical_ip_or_none(self.address)), action, self.name, **details,
+              path=_path(self.request)[:200])
 
 
 def _count(key, seconds):

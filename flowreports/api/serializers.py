@@ -6,6 +6,7 @@ from rest_framework import serializers
 
 from flowreports.models import SAMPLING_RATE_MAX, FlowReport
 from vpnmonitor.api.fields import MaskedIPField
+from vpnmonitor.api.parsers import StrictIntegerField
 
 BIGINT_MAX = 2**63 - 1
 
@@ -34,17 +35,6 @@ class FlowReportSerializer(serializers.ModelSerializer):
             "protocol", "packets", "bytes", "start_time", "end_time", "direction", "action", "sampling_rate",
         ]
         read_only_fields = fields
-
-
-class StrictIntegerField(serializers.IntegerField):
-    """A JSON integer: no strings, floats or booleans (true is not 1 packet)."""
-
-    default_error_messages = {"invalid": "A JSON integer is required."}
-
-    def to_internal_value(self, data):
-        if isinstance(data, bool) or not isinstance(data, int):
-            self.fail("invalid")
-        return super().to_internal_value(data)
 
 
 class FlowReportItemSerializer(serializers.Serializer):

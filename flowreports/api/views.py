@@ -1,11 +1,9 @@
 """HTTP for flow reports: list (or group_by), ingest, clear, stats and retention at /api/v1/flow-reports."""
 
-from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django_filters.rest_framework import DjangoFilterBackend
 from django_filters.utils import translate_validation
 from drf_spectacular.utils import (
-    OpenApiParameter,
     PolymorphicProxySerializer,
     extend_schema,
     inline_serializer,
@@ -21,7 +19,8 @@ from flowreports.models import FlowReport
 from vpnmonitor.api import families
 from vpnmonitor.api.exceptions import BadParameter, PayloadTooLarge
 from vpnmonitor.api.pagination import PagePerPagePagination
-from vpnmonitor.api.params import QueryParams
+from vpnmonitor.api.params import QueryParams, choice_parameter
+from vpnmonitor.api.parsers import is_json_integer
 from vpnmonitor.api.principals import request_actor
 from vpnmonitor.models import IngestCounter
 from vpnmonitor.privacy import should_mask
@@ -73,16 +72,20 @@ def rollup_counter(filterset):
 class RollupCountPagination(PagePerPagePagination):
     """page/per_page whose total_count the view may supply (from the rollup) instead of COUNT(*)."""
 
-    def paginate_queryset(self, queryset, request, view=None):
-        if not queryset.ordered:
-            raise ImproperlyConfigured(f"Paginating an unordered queryset of {queryset.model.__name__}")
-        params = QueryParams(request)
-        self.page = params.int("page", 1, minimum=1, maximum=10**7)
-        self.per_page = params.int("per_page", self.default_size, minimum=1, maximum=self.max_size)
+    def count(self, queryset, view):
         counter = getattr(view, "count_queryset", None)
-        self.total = queryset.count() if counter is None else counter(queryset)
-        start = (self.page - 1) * self.per_page
-        return selectors.page_of(queryset, start, start + self.per_page)
+        return queryset.count() if counter is None else counter(queryset)
+
+    def page_of(self, queryset, start, stop):
+        return selectors.page_of(queryset, start, stop)
+
+
+PAGE = RollupCountPagination.page_parameter.described("1-based page index (of groups with group_by).")
+PER_PAGE = RollupCountPagination.per_page_parameter.described(
+    "Items (or groups with group_by) per page: 1…100, default 25."
+)
+GROUP_BY = choice_parameter("group_by", ["day", "subscriber"],
+                            description="Return flows grouped by UTC day or by subscriber instead of a paginated list.")
 
 
 class FlowReportsView(generics.GenericAPIView):
@@ -118,29 +121,18 @@ class FlowReportsView(generics.GenericAPIView):
             "that day or subscriber."
         ),
         filters=True,
-        parameters=[OpenApiParameter(
-            "page", {"type": "integer", "minimum": 1, "default": 1}, required=False,
-            description="1-based page index (of groups with group_by).",
-        ), OpenApiParameter(
-            "per_page", {"type": "integer", "minimum": 1, "maximum": 100, "default": 25}, required=False,
-            description="Items (or groups with group_by) per page: 1…100, default 25.",
-        ), OpenApiParameter(
-            "group_by", str, enum=["day", "subscriber"], required=False,
-            description="Return flows grouped by UTC day or by subscriber instead of a paginated list.",
-        )],
+        parameters=[PAGE, PER_PAGE, GROUP_BY],
         responses={200: _LIST, 400: _ERROR},
     )
     def get(self, request):
         params = QueryParams(request)
-        group_by = params.choice("group_by", ["day", "subscriber"])
+        group_by = GROUP_BY.read(params)
         filterset, queryset = filtered(self)
         self.count_queryset = rollup_counter(filterset)
         if group_by is None:
             page = self.paginate_queryset(queryset)
             return self.get_paginated_response(self.get_serializer(page, many=True).data)
-        page = params.int("page", 1, minimum=1, maximum=10**7)
-        per_page = params.int("per_page", PagePerPagePagination.default_size,
-                              minimum=1, maximum=PagePerPagePagination.max_size)
+        page, per_page = PAGE.read(params), PER_PAGE.read(params)
         groups = selectors.grouped_flows(queryset, group_by, offset=(page - 1) * per_page, limit=per_page)
         return Response(FAMILY.ok([
             {key: self.get_serializer(flows, many=True).data} for key, flows in groups
@@ -255,7 +247,7 @@ class FlowReportRetentionView(APIView):
         if not isinstance(data, dict) or "days" not in data:
             raise BadParameter("days", "is required in a JSON object body")
         days = data["days"]
-        if isinstance(days, bool) or not isinstance(days, int):
+        if not is_json_integer(days):
             raise BadParameter("days", "must be a positive JSON integer", days)
         if not 1 <= days <= MAX_RETENTION_DAYS:
             raise BadParameter("days", f"must be between 1 and {MAX_RETENTION_DAYS}", days)

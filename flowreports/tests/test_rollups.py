@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 from django.utils import timezone
 
-from flowreports import rollups, services
+from flowreports import ports, rollups, services
 from flowreports.filtersets import FlowReportFilterSet
 from flowreports.models import (
     FlowReport,
@@ -315,7 +315,7 @@ def test_destination_total_count_is_read_from_the_rollup_unless_a_folded_port_co
         destination_ip="10.8.0.3", destination_port=40000).count() > 0
     day = rollups.floor_day(stored - dt.timedelta(days=1))  # GRE (47): no stored flow has that protocol
     for address, port, direction in (("8.8.8.8", 443, "uplink"), ("10.8.0.3", 22, "downlink"),
-                                     ("10.8.0.3", rollups.OTHER_PORT, "downlink")):
+                                     ("10.8.0.3", ports.OTHER_PORT, "downlink")):
         FlowReportDestinationDaily.objects.create(day=day, destination_ip=address, destination_port=port,
                                                   protocol=47, direction=direction, action="allow", flows=1000)
     after = totals()
@@ -339,7 +339,7 @@ def test_stats_with_a_destination_are_read_from_the_rollup_unless_a_folded_port_
 
     before = {q: stats(q) for q in ("destination=8.8.8.8:443", "destination=10.8.0.3:40000")}
     day = rollups.floor_day(stored - dt.timedelta(days=1))
-    for address, port, direction in (("8.8.8.8", 443, "uplink"), ("10.8.0.3", rollups.OTHER_PORT, "downlink")):
+    for address, port, direction in (("8.8.8.8", 443, "uplink"), ("10.8.0.3", ports.OTHER_PORT, "downlink")):
         FlowReportDestinationDaily.objects.create(day=day, destination_ip=address, destination_port=port,
                                                   protocol=47, direction=direction, action="allow", flows=1000)
     after = stats("destination=8.8.8.8:443")
@@ -391,7 +391,7 @@ def test_source_total_count_is_read_from_the_rollup_unless_a_folded_port_could_m
     assert before["source=8.8.8.8:443"] == FlowReport.objects.filter(source_ip="8.8.8.8", source_port=443).count() > 0
     day = rollups.floor_day(stored - dt.timedelta(days=1))  # GRE (47): no stored flow has that protocol
     for address, port, direction in (("8.8.8.8", 443, "downlink"), ("10.8.0.3", 22, "uplink"),
-                                     ("10.8.0.3", rollups.OTHER_PORT, "uplink")):
+                                     ("10.8.0.3", ports.OTHER_PORT, "uplink")):
         FlowReportSourceDaily.objects.create(day=day, source_ip=address, source_port=port, protocol=47,
                                              direction=direction, action="allow", flows=1000)
     after = totals()

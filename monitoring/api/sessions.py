@@ -6,8 +6,7 @@ import json
 from django.http import JsonResponse, QueryDict
 from django.http.multipartparser import MultiPartParserError
 from django.utils import timezone
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, inline_serializer
 from oauth2_provider.views import TokenView
 from rest_framework import generics, serializers
 from rest_framework.exceptions import ParseError, ValidationError
@@ -20,7 +19,7 @@ from vpnmonitor.api import families, parsers
 from vpnmonitor.api.exceptions import BadParameter, flatten_errors
 from vpnmonitor.api.fields import MaskedIPField
 from vpnmonitor.api.pagination import SignedKeysetPagination
-from vpnmonitor.api.params import QueryParams
+from vpnmonitor.api.params import QueryParams, bool_parameter, choice_parameter, datetime_parameter
 from vpnmonitor.api.throttling import FullWindowRateThrottle
 from vpnmonitor.privacy import should_mask
 
@@ -181,12 +180,11 @@ class SessionV1Serializer(SessionValues, serializers.ModelSerializer):
         ]
 
 
-WINDOW_PARAMETERS = [
-    OpenApiParameter("startDate", OpenApiTypes.DATETIME, description="Inclusive; default now - 1 day."),
-    OpenApiParameter("endDate", OpenApiTypes.DATETIME, description="Exclusive; default now."),
-    OpenApiParameter("status", OpenApiTypes.STR, enum=list(VpnSession.Status.values)),
-    OpenApiParameter("returnOnlyNew", OpenApiTypes.BOOL, default=False),
-]
+START_DATE = datetime_parameter("startDate", "Inclusive; default now - 1 day.", instant_only=True)
+END_DATE = datetime_parameter("endDate", "Exclusive; default now.", instant_only=True)
+STATUS = choice_parameter("status", VpnSession.Status.values)
+RETURN_ONLY_NEW = bool_parameter("returnOnlyNew", False)
+WINDOW_PARAMETERS = [START_DATE, END_DATE, STATUS, RETURN_ONLY_NEW]
 
 
 class SessionPagination(SignedKeysetPagination):
@@ -207,14 +205,14 @@ class SessionsView(generics.ListAPIView):
         if not hasattr(self, "_parsed"):
             params = QueryParams(request)
             now = timezone.now()
-            start = params.datetime("startDate", now - dt.timedelta(days=1), instant_only=True)
-            end = params.datetime("endDate", now, instant_only=True)
+            start = START_DATE.read(params, default=now - dt.timedelta(days=1))
+            end = END_DATE.read(params, default=now)
             if start < now - HISTORY - dt.timedelta(seconds=1):
                 raise BadParameter("startDate", "must not be more than 7 days ago", params.raw("startDate"))
             self._parsed = {
                 "start": start, "end": end, "now": now,
-                "status": params.choice("status", tuple(VpnSession.Status.values)),
-                "only_new": params.bool("returnOnlyNew", False),
+                "status": STATUS.read(params),
+                "only_new": RETURN_ONLY_NEW.read(params),
             }
         return self._parsed
 

@@ -11,16 +11,17 @@ from monitoring import selectors
 from monitoring.models import VpnServer
 from vpnmonitor.api import families
 from vpnmonitor.api.exceptions import BadParameter
-from vpnmonitor.api.params import QueryParams
+from vpnmonitor.api.params import QueryParams, choice_parameter, string_parameter
 from vpnmonitor.timeseries import format_timestamp
 
-SERVER_PARAM = OpenApiParameter(
-    "server", OpenApiTypes.STR, description="Narrow to one VPN server (its name).", required=False
-)
+SERVER_PARAM = string_parameter("server", "Narrow to one VPN server (its name).", max_length=100)
+ANALYTICS_RANGE = choice_parameter("range", selectors.ANALYTICS_STEPS, "24h")
+STATS_RANGE = choice_parameter("range", selectors.STATS_RANGES, "24h")
+RESOLUTION = choice_parameter("resolution", selectors.RESOLUTIONS, "auto")
 
 
-def _server(params):
-    name = params.string("server", max_length=100)
+def _server(request):
+    name = SERVER_PARAM.read(request)
     if name is None:
         return None
     server = VpnServer.objects.filter(name=name).first()
@@ -39,15 +40,14 @@ class AnalyticsView(MonitorView):
         description="Exactly 96 zero-filled points: 15-minute steps for 24h, 105 minutes for 7d, 450 minutes "
         "for 30d. Totals and concurrency come from every poll; top clients from the hourly rollup.",
         parameters=[
-            OpenApiParameter("range", OpenApiTypes.STR, enum=list(selectors.ANALYTICS_STEPS), default="24h"),
+            ANALYTICS_RANGE,
             SERVER_PARAM,
         ],
         responses={200: OpenApiTypes.OBJECT},
     )
     def get(self, request):
-        params = QueryParams(request)
-        range_name = params.choice("range", tuple(selectors.ANALYTICS_STEPS), "24h")
-        server = _server(params)
+        range_name = ANALYTICS_RANGE.read(request)
+        server = _server(request)
         now = timezone.now()
         data = selectors.analytics(range_name, server=server, now=now)
         return Response(families.MONITOR.ok(data, timestamp=format_timestamp(now), range=range_name))
@@ -67,16 +67,16 @@ class ClientStatsView(MonitorView):
             OpenApiParameter("common_name", OpenApiTypes.STR, OpenApiParameter.PATH,
                              description="The client's certificate common name.",
                              examples=[OpenApiExample("a client of the demo data", value="user-alice")]),
-            OpenApiParameter("range", OpenApiTypes.STR, enum=list(selectors.STATS_RANGES), default="24h"),
-            OpenApiParameter("resolution", OpenApiTypes.STR, enum=list(selectors.RESOLUTIONS), default="auto"),
+            STATS_RANGE,
+            RESOLUTION,
             SERVER_PARAM,
         ],
         responses={200: OpenApiTypes.OBJECT},
     )
     def get(self, request, common_name):
         params = QueryParams(request)
-        range_name = params.choice("range", selectors.STATS_RANGES, "24h")
-        resolution = params.choice("resolution", selectors.RESOLUTIONS, "auto")
+        range_name = STATS_RANGE.read(params)
+        resolution = RESOLUTION.read(params)
         server = _server(params)
         if not selectors.client_exists(common_name, server):
             raise NotFound(f"No client with common name {common_name!r}.")
@@ -98,21 +98,21 @@ class StatsView(MonitorView):
     @extend_schema(summary="Current statistics of all clients", parameters=[SERVER_PARAM],
                    responses={200: OpenApiTypes.OBJECT})
     def get(self, request):
-        rows = selectors.all_clients(server=_server(QueryParams(request)))
+        rows = selectors.all_clients(server=_server(request))
         return Response(families.MONITOR.ok(rows, count=len(rows)))
 
 
 class SystemStatsView(MonitorView):
     @extend_schema(summary="System statistics", parameters=[SERVER_PARAM], responses={200: OpenApiTypes.OBJECT})
     def get(self, request):
-        return Response(families.MONITOR.ok(selectors.system_stats(server=_server(QueryParams(request)))))
+        return Response(families.MONITOR.ok(selectors.system_stats(server=_server(request))))
 
 
 class ClientsView(MonitorView):
     @extend_schema(summary="Client names and status (for dropdowns)", parameters=[SERVER_PARAM],
                    responses={200: OpenApiTypes.OBJECT})
     def get(self, request):
-        rows = selectors.all_clients(server=_server(QueryParams(request)))
+        rows = selectors.all_clients(server=_server(request))
         data = [{"common_name": row["common_name"], "status": row["status"]} for row in rows]
         return Response(families.MONITOR.ok(data, count=len(data)))
 
@@ -120,5 +120,5 @@ class ClientsView(MonitorView):
 class CertificatesView(MonitorView):
     @extend_schema(summary="Certificate expiry", parameters=[SERVER_PARAM], responses={200: OpenApiTypes.OBJECT})
     def get(self, request):
-        rows = selectors.certificates(server=_server(QueryParams(request)))
+        rows = selectors.certificates(server=_server(request))
         return Response(families.MONITOR.ok(rows, count=len(rows)))

@@ -1,8 +1,7 @@
 """Views of the proxy-logs API: read parameters, call a selector or service, wrap the envelope."""
 
 
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import generics
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -14,7 +13,7 @@ from proxylogs.ingest.parse import ParseError, canonical_client
 from proxylogs.security import security_score
 from vpnmonitor.api import families, pagination
 from vpnmonitor.api.exceptions import BadParameter
-from vpnmonitor.api.params import QueryParams, int_parameter
+from vpnmonitor.api.params import choice_parameter, int_parameter
 from vpnmonitor.api.principals import request_actor
 from vpnmonitor.privacy import should_mask
 
@@ -24,7 +23,9 @@ WEEK = 168
 HOURS_WEEK = int_parameter("hours", 1, 720, WEEK, "Window: the last N hours (default 7 days)")
 LIMIT = int_parameter("limit", 1, 100, 10, "How many rows")
 LIMIT_50 = int_parameter("limit", 1, 100, 50, "How many rows")
-PERIOD = OpenApiParameter("period", OpenApiTypes.STR, enum=list(selectors.TRAFFIC_PERIODS), default="day",
+EXTENSIONS_LIMIT = int_parameter("limit", 1, 100, 30, "How many extensions")
+DOMAINS_LIMIT = int_parameter("limit", 1, 200, 50, "How many domains")
+PERIOD = choice_parameter("period", selectors.TRAFFIC_PERIODS, default="day",
                           description="hour: 12 five-minute buckets; day: 24 hours; week: 7 days; month: 30 days "
                                       "(UTC, ending with the current bucket)")
 
@@ -34,12 +35,6 @@ class ProxyLogsView(APIView):
 
     def ok(self, serializer_class, data, many=False):
         return Response(self.api_family.ok(serializer_class(data, many=many).data))
-
-    def hours(self, default=24):
-        return QueryParams(self.request).int("hours", default, minimum=1, maximum=720)
-
-    def limit(self, default=10, maximum=100):
-        return QueryParams(self.request).int("limit", default, minimum=1, maximum=maximum)
 
     @property
     def masked(self):
@@ -68,7 +63,7 @@ class LogTimelineView(ProxyLogsView):
                    parameters=[HOURS],
                    responses=s.envelope("TimelineResponse", s.TimelinePointSerializer(many=True)))
     def get(self, request):
-        return self.ok(s.TimelinePointSerializer, selectors.timeline(self.hours()), many=True)
+        return self.ok(s.TimelinePointSerializer, selectors.timeline(HOURS.read(request)), many=True)
 
 
 class ClearLogsView(ProxyLogsView):
@@ -99,22 +94,22 @@ class DashboardSummaryView(ProxyLogsView):
     @extend_schema(tags=TAG, summary="Dashboard data in one call", parameters=[HOURS],
                    responses=s.envelope("DashboardResponse", s.DashboardSerializer()))
     def get(self, request):
-        return self.ok(s.DashboardSerializer, selectors.dashboard_summary(self.hours(), masked=self.masked))
+        return self.ok(s.DashboardSerializer, selectors.dashboard_summary(HOURS.read(request), masked=self.masked))
 
 
 class TrafficStatisticsView(ProxyLogsView):
     @extend_schema(tags=TAG, summary="Traffic chart and totals of a period", parameters=[PERIOD],
                    responses=s.envelope("TrafficStatisticsResponse", s.TrafficStatisticsSerializer()))
     def get(self, request):
-        period = QueryParams(request).choice("period", tuple(selectors.TRAFFIC_PERIODS), "day")
-        return self.ok(s.TrafficStatisticsSerializer, selectors.traffic_statistics(period))
+        return self.ok(s.TrafficStatisticsSerializer, selectors.traffic_statistics(PERIOD.read(request)))
 
 
 class ClientsStatisticsView(ProxyLogsView):
     @extend_schema(tags=TAG, summary="Top clients", parameters=[HOURS_WEEK, LIMIT_50],
                    responses=s.envelope("ClientsStatisticsResponse", s.ClientsStatisticsSerializer()))
     def get(self, request):
-        data = selectors.clients_statistics(self.hours(WEEK), masked=self.masked, limit=self.limit(50))
+        data = selectors.clients_statistics(HOURS_WEEK.read(request), masked=self.masked,
+                                            limit=LIMIT_50.read(request))
         return self.ok(s.ClientsStatisticsSerializer, data)
 
 
@@ -127,7 +122,7 @@ class ClientDetailsView(ProxyLogsView):
             client = canonical_client(ip)
         except ParseError:
             raise BadParameter("ip", "must be an IPv4 or IPv6 address or a client host name", ip) from None
-        return self.ok(s.ClientDetailsSerializer, selectors.client_details(client, self.hours(WEEK),
+        return self.ok(s.ClientDetailsSerializer, selectors.client_details(client, HOURS_WEEK.read(request),
                                                                            masked=self.masked))
 
 
@@ -136,7 +131,7 @@ class DomainsStatisticsView(ProxyLogsView):
                    responses=s.envelope("DomainsStatisticsResponse", s.DomainStatisticsRowSerializer(many=True),
                                         hours=s.Int(), unique_domains=s.Int()))
     def get(self, request):
-        data = selectors.domains_statistics(self.hours(WEEK), limit=self.limit(50))
+        data = selectors.domains_statistics(HOURS_WEEK.read(request), limit=LIMIT_50.read(request))
         rows = s.DomainStatisticsRowSerializer(data["domains"], many=True).data
         return Response(self.api_family.ok(rows, hours=data["hours"], unique_domains=data["unique_domains"]))
 
@@ -146,45 +141,47 @@ class ShadowItView(ProxyLogsView):
                    parameters=[HOURS_WEEK],
                    responses=s.envelope("ShadowItResponse", s.ShadowItSerializer(many=True)))
     def get(self, request):
-        return self.ok(s.ShadowItSerializer, selectors.shadow_it(self.hours(WEEK)), many=True)
+        return self.ok(s.ShadowItSerializer, selectors.shadow_it(HOURS_WEEK.read(request)), many=True)
 
 
 class UserAgentsView(ProxyLogsView):
     @extend_schema(tags=TAG, summary="User-Agent categories and methods", parameters=[HOURS_WEEK, LIMIT],
                    responses=s.envelope("UserAgentsResponse", s.UserAgentsSerializer()))
     def get(self, request):
-        return self.ok(s.UserAgentsSerializer, selectors.user_agents(self.hours(WEEK), limit=self.limit()))
+        data = selectors.user_agents(HOURS_WEEK.read(request), limit=LIMIT.read(request))
+        return self.ok(s.UserAgentsSerializer, data)
 
 
 class FileExtensionsView(ProxyLogsView):
     @extend_schema(tags=TAG, summary="File-extension distribution and file-type categories",
-                   parameters=[HOURS_WEEK, int_parameter("limit", 1, 100, 30, "How many extensions")],
+                   parameters=[HOURS_WEEK, EXTENSIONS_LIMIT],
                    responses=s.envelope("FileExtensionsResponse", s.FileExtensionsSerializer()))
     def get(self, request):
-        return self.ok(s.FileExtensionsSerializer, selectors.file_extensions(self.hours(WEEK), limit=self.limit(30)))
+        return self.ok(s.FileExtensionsSerializer, selectors.file_extensions(
+            HOURS_WEEK.read(request), limit=EXTENSIONS_LIMIT.read(request)))
 
 
 class TopDomainsView(ProxyLogsView):
     @extend_schema(tags=TAG, summary="Top registrable domains (word cloud)",
-                   parameters=[HOURS, int_parameter("limit", 1, 200, 50, "How many domains")],
+                   parameters=[HOURS, DOMAINS_LIMIT],
                    responses=s.envelope("TopDomainsResponse", s.TopDomainSerializer(many=True)))
     def get(self, request):
-        return self.ok(s.TopDomainSerializer, selectors.top_domains(self.hours(), limit=self.limit(50, 200)),
-                       many=True)
+        data = selectors.top_domains(HOURS.read(request), limit=DOMAINS_LIMIT.read(request))
+        return self.ok(s.TopDomainSerializer, data, many=True)
 
 
 class WafStatsView(ProxyLogsView):
     @extend_schema(tags=TAG, summary="WAF statistics", parameters=[HOURS],
                    responses=s.envelope("WafStatsResponse", s.WafStatsSerializer()))
     def get(self, request):
-        return self.ok(s.WafStatsSerializer, selectors.waf_stats(self.hours()))
+        return self.ok(s.WafStatsSerializer, selectors.waf_stats(HOURS.read(request)))
 
 
 class WafCategoriesView(ProxyLogsView):
     @extend_schema(tags=TAG, summary="WAF categories with their toggle (managed in admin)", parameters=[HOURS],
                    responses=s.envelope("WafCategoriesResponse", s.WafCategorySerializer(many=True)))
     def get(self, request):
-        return self.ok(s.WafCategorySerializer, selectors.waf_categories(self.hours()), many=True)
+        return self.ok(s.WafCategorySerializer, selectors.waf_categories(HOURS.read(request)), many=True)
 
 
 @extend_schema(tags=TAG, summary="Audit log (admin and destructive actions)")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import ipaddress
 from functools import lru_cache
 
 from publicsuffixlist import PublicSuffixList
+
+from vpnmonitor.addresses import canonical_ip_or_none
 
 __all__ = [
     "USER_AGENT_CATEGORIES",
@@ -37,10 +38,9 @@ def registrable_domain(host: str | None) -> str | None:
     if not host:
         return None
     if ":" in host or host[-1].isdigit():
-        try:
-            return str(ipaddress.ip_address(host))
-        except ValueError:
-            pass
+        address = canonical_ip_or_none(host)
+        if address is not None:
+            return address
     return _PSL.privatesuffix(host) or host
 
 

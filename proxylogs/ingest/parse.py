@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -12,11 +11,14 @@ from http import HTTPStatus
 from typing import NamedTuple
 from urllib.parse import unquote
 
+from vpnmonitor.addresses import canonical_ip_or_none
+
 __all__ = [
     "FORMATS",
     "LogRecord",
     "ParseError",
     "Summary",
+    "blocked",
     "is_blocked",
     "parse_combined",
     "parse_common",
@@ -79,12 +81,7 @@ _new_record = tuple.__new__
 # ---------------------------------------------------------------------------------------------------------------
 # Small cached helpers: client IPs, destinations and timestamps repeat heavily in real logs.
 
-@lru_cache(maxsize=65536)
-def _canonical_ip(text: str) -> str | None:
-    try:
-        return str(ipaddress.ip_address(text))
-    except ValueError:
-        return None
+_canonical_ip = canonical_ip_or_none
 
 
 def _is_ip(host: str) -> bool:
@@ -463,15 +460,16 @@ def status_text(code: int, method: str | None = None) -> str:
 
 
 def is_blocked(record: LogRecord) -> bool:
-    """True when the proxy refused the request: HTTP 403, or a result code with DENIED/BLOCKED.
+    """True when the proxy refused the request (see blocked())."""
+    return blocked(record.http_status, record.result_code)
+
+
+def blocked(http_status: int, result_code: str) -> bool:
+    """True when the proxy refused a request: HTTP 403, or a result code with DENIED/BLOCKED.
 
     A 407 is never blocked: TCP_DENIED/407 is Squid asking the client for proxy credentials, and a browser
     normally retries with them straight away, so counting it would report every authenticated session as blocked.
     """
-    status = record.http_status
-    if status == 407:
+    if http_status == 407:
         return False
-    if status == 403:
-        return True
-    code = record.result_code
-    return "DENIED" in code or "BLOCKED" in code
+    return http_status == 403 or "DENIED" in result_code or "BLOCKED" in result_code

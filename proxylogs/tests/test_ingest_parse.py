@@ -20,6 +20,7 @@ from proxylogs.ingest.parse import (
     split_destination,
     status_text,
 )
+from proxylogs.services import COLUMNS, entry_row
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -426,3 +427,21 @@ def test_sparse_timestamps_across_minutes_days_and_years_match_the_epoch() -> No
         line = f"{value}.007      1 10.0.0.1 TCP_MISS/200 10 GET http://a.example/ - HIER_DIRECT/192.0.2.1 text/html"
         expected = datetime.fromtimestamp(value, UTC).replace(microsecond=7000)
         assert parse_squid(line).timestamp == expected
+
+
+@pytest.mark.parametrize(("status", "code", "blocked"), [
+    (403, "TCP_MISS", True), (200, "TCP_DENIED", True), (200, "TCP_DENIED_REPLY", True), (0, "NONE_BLOCKED", True),
+    (407, "TCP_DENIED", False), (407, "TCP_MISS", False), (200, "TCP_MISS", False), (503, "NONE_NONE", False),
+])
+def test_a_request_is_blocked_on_403_or_a_denied_code_but_never_on_407(status: int, code: str,
+                                                                        blocked: bool) -> None:
+    record = parse_squid(f"1795335350.143 2 10.0.0.5 {code}/{status:03d} 626 GET http://a.example/ - HIER_NONE/- -")
+    assert is_blocked(record) is blocked
+    assert entry_row(record)[COLUMNS.index("blocked")] is blocked
+
+
+def test_a_client_address_with_a_zone_index_is_a_bad_line() -> None:
+    with pytest.raises(ParseError, match="bad client address"):
+        parse_squid("1795335350.143 2 fe80::1%eth0 TCP_MISS/200 626 GET http://a.example/ - HIER_DIRECT/- -")
+    record = parse_squid("1795335350.143 2 FE80::0001 TCP_MISS/200 626 GET http://a.example/ - HIER_DIRECT/- -")
+    assert record.client_ip == "fe80::1"

@@ -1,10 +1,11 @@
 """Proxy analytics API: POST /analytics/ingest and the /analytics charts and breakdowns."""
 
 import datetime as dt
+import functools
 
 from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
 from rest_framework import generics, status
 from rest_framework.parsers import BaseParser
 from rest_framework.response import Response
@@ -14,7 +15,13 @@ from proxylogs.traffic import selectors, serializers, services
 from vpnmonitor.api import families, parsers
 from vpnmonitor.api.exceptions import BadParameter, PayloadTooLarge
 from vpnmonitor.api.pagination import PageLimitPagination
-from vpnmonitor.api.params import QueryParams, int_parameter
+from vpnmonitor.api.params import (
+    QueryParameter,
+    QueryParams,
+    choice_parameter,
+    int_parameter,
+    string_parameter,
+)
 from vpnmonitor.api.principals import tenant_of
 from vpnmonitor.models import IngestCounter
 from vpnmonitor.timeseries import window_between
@@ -34,20 +41,6 @@ CHART_DOC = (
     "An API key scoped to a user_id only ever sees that tenant's traffic."
 )
 
-FROM = OpenApiParameter("from", OpenApiTypes.STR, required=True,
-                        description="Start, ISO 8601 date or date-time (UTC when no offset), e.g. 2026-03-01",
-                        examples=[OpenApiExample("a day", value="2026-03-01")])
-TO = OpenApiParameter("to", OpenApiTypes.STR, required=True,
-                      description="End (exclusive), ISO 8601 date or date-time; after `from`, at most 62 days later",
-                      examples=[OpenApiExample("the next day", value="2026-03-02")])
-DOMAIN = OpenApiParameter("domain", OpenApiTypes.STR, description="Only this domain (exact, case-insensitive)")
-ORDER = OpenApiParameter("orderId", OpenApiTypes.INT64, description="Only this order (its numeric id)")
-
-
-def _error_responses(*codes):
-    return {code: serializers.AnalyticsErrorSerializer for code in codes}
-
-
 def _moment(params, name, *, end_of_day=False):
     try:
         moment = params.datetime(name, required=True)
@@ -60,11 +53,30 @@ def _moment(params, name, *, end_of_day=False):
     return moment
 
 
+FROM = QueryParameter("from", OpenApiTypes.STR, _moment, required=True,
+                      description="Start, ISO 8601 date or date-time (UTC when no offset), e.g. 2026-03-01",
+                      examples=[OpenApiExample("a day", value="2026-03-01")])
+TO = QueryParameter("to", OpenApiTypes.STR, functools.partial(_moment, end_of_day=True), required=True,
+                    description="End (exclusive), ISO 8601 date or date-time; after `from`, at most 62 days later",
+                    examples=[OpenApiExample("the next day", value="2026-03-02")])
+DOMAIN = string_parameter("domain", "Only this domain (exact, case-insensitive)", max_length=255)
+ORDER = int_parameter("orderId", 0, serializers.MAX_ID, None, "Only this order (its numeric id)", summary=False,
+                      int_format="int64")
+SORT_BY = choice_parameter("sortBy", ("bytes", "count"), "bytes",
+                           description="bytes (sent + received, default) or count (requests)")
+DOMAINS_LIMIT = int_parameter("limit", 1, 100, 30, "Max results")
+ERRORS_LIMIT = int_parameter("limit", 1, 100, 50, "Max results")
+
+
+def _error_responses(*codes):
+    return {code: serializers.AnalyticsErrorSerializer for code in codes}
+
+
 def traffic_query(request):
     """The TrafficQuery of a request: from/to, domain and orderId checked, the caller's tenant applied."""
     params = QueryParams(request)
-    start = _moment(params, "from")
-    end = _moment(params, "to", end_of_day=True)
+    start = FROM.read(params)
+    end = TO.read(params)
     try:
         window = window_between(start, end, max_span=selectors.MAX_RANGE)
     except ValueError as exc:
@@ -72,8 +84,8 @@ def traffic_query(request):
                            params.raw("to")) from None
     return selectors.TrafficQuery(
         start=window.start, end=window.end, tenant=tenant_of(request),
-        order_id=params.int("orderId", minimum=0, maximum=serializers.MAX_ID),
-        domain=params.string("domain", max_length=255),
+        order_id=ORDER.read(params),
+        domain=DOMAIN.read(params),
     )
 
 
@@ -172,9 +184,8 @@ class DomainsView(AnalyticsView):
         description=WINDOW_DOC + "Ties are broken by domain name.",
         parameters=[
             FROM, TO, DOMAIN, ORDER,
-            OpenApiParameter("sortBy", OpenApiTypes.STR, enum=["bytes", "count"],
-                             description="bytes (sent + received, default) or count (requests)"),
-            int_parameter("limit", 1, 100, 30, "Max results"),
+            SORT_BY,
+            DOMAINS_LIMIT,
         ],
         responses={200: _envelope("DomainBreakdown", serializers.DomainSerializer),
                    **_error_responses(400, 401, 403, 429)},
@@ -182,11 +193,7 @@ class DomainsView(AnalyticsView):
     )
     def get(self, request):
         query = traffic_query(request)
-        params = QueryParams(request)
-        rows = selectors.domains(
-            query, sort_by=params.choice("sortBy", ("bytes", "count"), "bytes"),
-            limit=params.int("limit", 30, minimum=1, maximum=100),
-        )
+        rows = selectors.domains(query, sort_by=SORT_BY.read(request), limit=DOMAINS_LIMIT.read(request))
         return Response(self.api_family.ok(serializers.DomainSerializer(rows, many=True).data))
 
 
@@ -199,14 +206,14 @@ class ErrorsView(AnalyticsView):
             'that type. Records without an error type ("") are not listed.'
         ),
         parameters=[FROM, TO, DOMAIN, ORDER,
-                    int_parameter("limit", 1, 100, 50, "Max results")],
+                    ERRORS_LIMIT],
         responses={200: _envelope("ErrorBreakdown", serializers.ErrorTypeSerializer),
                    **_error_responses(400, 401, 403, 429)},
         tags=["proxy analytics"],
     )
     def get(self, request):
         query = traffic_query(request)
-        rows = selectors.errors(query, limit=QueryParams(request).int("limit", 50, minimum=1, maximum=100))
+        rows = selectors.errors(query, limit=ERRORS_LIMIT.read(request))
         return Response(self.api_family.ok(serializers.ErrorTypeSerializer(rows, many=True).data))
 
 

@@ -5,12 +5,13 @@ import datetime as dt
 from django.core import signing
 from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Count, Q
+from drf_spectacular.plumbing import build_basic_type
 from rest_framework.pagination import BasePagination
 from rest_framework.response import Response
 
 from vpnmonitor.api import families
 from vpnmonitor.api.exceptions import BadParameter
-from vpnmonitor.api.params import QueryParams
+from vpnmonitor.api.params import QueryParams, int_parameter, string_parameter
 from vpnmonitor.db import GroupedWindow
 
 
@@ -20,15 +21,15 @@ def _require_ordering(queryset):
         raise ImproperlyConfigured(f"Paginating an unordered queryset of {queryset.model.__name__}")
 
 
-def _int_schema(name, description, minimum=None, maximum=None, default=None, required=False):
-    schema = {"type": "integer"}
-    if minimum is not None:
-        schema["minimum"] = minimum
-    if maximum is not None:
-        schema["maximum"] = maximum
-    if default is not None:
-        schema["default"] = default
-    return {"name": name, "in": "query", "required": required, "description": description, "schema": schema}
+def _schema(*parameters):
+    """get_schema_operation_parameters() of QueryParameters: the ones the pagination reads."""
+    return [{"name": parameter.name, "in": "query", "required": parameter.required,
+             "description": parameter.description,
+             "schema": parameter.type if isinstance(parameter.type, dict) else build_basic_type(parameter.type)}
+            for parameter in parameters]
+
+
+MAX_PAGE = 10**7
 
 
 class PagePerPagePagination(BasePagination):
@@ -36,15 +37,25 @@ class PagePerPagePagination(BasePagination):
 
     default_size = 25
     max_size = 100
+    page_parameter = int_parameter("page", 1, MAX_PAGE, 1, "1-based page index.", summary=False)
+    per_page_parameter = int_parameter("per_page", 1, max_size, default_size, "Items per page.", summary=False)
 
     def paginate_queryset(self, queryset, request, view=None):
         _require_ordering(queryset)
         params = QueryParams(request)
-        self.page = params.int("page", 1, minimum=1, maximum=10**7)
-        self.per_page = params.int("per_page", self.default_size, minimum=1, maximum=self.max_size)
-        self.total = queryset.count()
+        self.page = self.page_parameter.read(params)
+        self.per_page = self.per_page_parameter.read(params)
+        self.total = self.count(queryset, view)
         start = (self.page - 1) * self.per_page
-        return list(queryset[start:start + self.per_page])
+        return self.page_of(queryset, start, start + self.per_page)
+
+    def count(self, queryset, view):
+        """total_count of the whole queryset."""
+        return queryset.count()
+
+    def page_of(self, queryset, start, stop):
+        """The rows start..stop of the queryset."""
+        return list(queryset[start:stop])
 
     def get_paginated_response(self, data):
         return Response(families.FLOW_REPORTS.ok(
@@ -58,10 +69,7 @@ class PagePerPagePagination(BasePagination):
         }}}}
 
     def get_schema_operation_parameters(self, view):
-        return [
-            _int_schema("page", "1-based page index.", minimum=1, default=1),
-            _int_schema("per_page", "Items per page.", 1, self.max_size, self.default_size),
-        ]
+        return _schema(self.page_parameter, self.per_page_parameter)
 
 
 class LimitOffsetPagination(BasePagination):
@@ -69,13 +77,19 @@ class LimitOffsetPagination(BasePagination):
 
     default_limit = 100
     max_limit = 1000
+    offset_parameter = int_parameter("offset", 0, 10**9, 0, "Number of entries to skip.", summary=False)
+
+    def limit_parameter(self, view):
+        # A view may set its own default_limit and max_limit.
+        return int_parameter("limit", 1, getattr(view, "max_limit", self.max_limit),
+                             getattr(view, "default_limit", self.default_limit), "Maximum number of entries.",
+                             summary=False)
 
     def paginate_queryset(self, queryset, request, view=None):
         _require_ordering(queryset)
         params = QueryParams(request)
-        self.limit = params.int("limit", getattr(view, "default_limit", self.default_limit),
-                                minimum=1, maximum=getattr(view, "max_limit", self.max_limit))
-        self.offset = params.int("offset", 0, minimum=0, maximum=10**9)
+        self.limit = self.limit_parameter(view).read(params)
+        self.offset = self.offset_parameter.read(params)
         self.total = queryset.count()
         return list(queryset[self.offset:self.offset + self.limit])
 
@@ -89,12 +103,7 @@ class LimitOffsetPagination(BasePagination):
         }}
 
     def get_schema_operation_parameters(self, view):
-        return [
-            _int_schema("limit", "Maximum number of entries.", 1,
-                        getattr(view, "max_limit", self.max_limit),
-                        getattr(view, "default_limit", self.default_limit)),
-            _int_schema("offset", "Number of entries to skip.", minimum=0, default=0),
-        ]
+        return _schema(self.limit_parameter(view), self.offset_parameter)
 
 
 class PageLimitPagination(BasePagination):
@@ -105,12 +114,14 @@ class PageLimitPagination(BasePagination):
 
     default_limit = 25
     max_limit = 100
+    page_parameter = int_parameter("page", 1, MAX_PAGE, 1, "Page number.", summary=False)
+    limit_parameter = int_parameter("limit", 1, max_limit, default_limit, "Items per page.", summary=False)
 
     def paginate_queryset(self, queryset, request, view=None):
         _require_ordering(queryset)
         params = QueryParams(request)
-        self.page = params.int("page", 1, minimum=1, maximum=10**7)
-        self.limit = params.int("limit", self.default_limit, minimum=1, maximum=self.max_limit)
+        self.page = self.page_parameter.read(params)
+        self.limit = self.limit_parameter.read(params)
         start = (self.page - 1) * self.limit
         if queryset.query.group_by is None or not queryset.query.values_select:
             self.total = queryset.count()
@@ -138,10 +149,7 @@ class PageLimitPagination(BasePagination):
         }}
 
     def get_schema_operation_parameters(self, view):
-        return [
-            _int_schema("page", "Page number.", minimum=1, default=1),
-            _int_schema("limit", "Items per page.", 1, self.max_limit, self.default_limit),
-        ]
+        return _schema(self.page_parameter, self.limit_parameter)
 
 
 class SignedKeysetPagination(BasePagination):
@@ -157,6 +165,13 @@ class SignedKeysetPagination(BasePagination):
     size_param = "size"
     cursor_param = "cursor"
     max_size = 100
+
+    def size_parameter(self):
+        return int_parameter(self.size_param, 1, self.max_size, None, "How many to return in one batch.",
+                             summary=False, required=True)
+
+    def cursor_parameter(self):
+        return string_parameter(self.cursor_param, "The nextCursor of the previous response.", max_length=1000)
 
     def _field(self, view, request):
         getter = getattr(view, "get_cursor_field", None)
@@ -176,9 +191,9 @@ class SignedKeysetPagination(BasePagination):
 
     def paginate_queryset(self, queryset, request, view=None):
         params = QueryParams(request)
-        self.size = params.int(self.size_param, minimum=1, maximum=self.max_size, required=True)
+        self.size = self.size_parameter().read(params)
         field = self._field(view, request)
-        token = params.string(self.cursor_param, max_length=1000)
+        token = self.cursor_parameter().read(params)
         if token:
             after_time, after_id = self.decode(token, field)
             # "field >= t" is implied by the OR, but only it lets the index seek straight to the cursor,
@@ -205,8 +220,4 @@ class SignedKeysetPagination(BasePagination):
         }}
 
     def get_schema_operation_parameters(self, view):
-        return [
-            _int_schema(self.size_param, "How many to return in one batch.", 1, self.max_size, required=True),
-            {"name": self.cursor_param, "in": "query", "required": False, "schema": {"type": "string"},
-             "description": "The nextCursor of the previous response."},
-        ]
+        return _schema(self.size_parameter(), self.cursor_parameter())

@@ -1,11 +1,13 @@
 """Strict query-parameter parsing: a bad value is a BadParameter (400) naming it, never a fallback."""
 
+import copy
 import datetime as dt
-import ipaddress
 
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
 
+from vpnmonitor.addresses import canonical_ip
 from vpnmonitor.api.exceptions import BadParameter
 
 
@@ -27,11 +29,80 @@ def parse_datetime_value(value, *, instant_only=False):
     return parsed.astimezone(dt.UTC)
 
 
-def int_parameter(name, minimum, maximum, default, description):
-    """The OpenAPI query parameter of QueryParams.int(name, default, minimum=..., maximum=...): the
-    bounds it documents are the ones that give a 400 outside them."""
-    schema = {"type": "integer", "minimum": minimum, "maximum": maximum, "default": default}
-    return OpenApiParameter(name, schema, description=f"{description} ({minimum}..{maximum}, default {default}).")
+class QueryParameter(OpenApiParameter):
+    """A query parameter declared once: it is the OpenAPI entry (give it to extend_schema's parameters) and it
+    reads the value (read(), strictly, through QueryParams), so what is documented is what is enforced."""
+
+    def __init__(self, name, schema, reader, **openapi):
+        super().__init__(name, schema, OpenApiParameter.QUERY, **openapi)
+        self._reader = reader
+
+    def described(self, description):
+        """The same parameter with another description (for an endpoint where it means a little more)."""
+        parameter = copy.copy(self)
+        parameter.description = description
+        return parameter
+
+    def read(self, request, **default):
+        """The value of a request (or a QueryParams); default=... replaces the declared default (for one that
+        depends on the time of the request)."""
+        params = request if isinstance(request, QueryParams) else QueryParams(request)
+        return self._reader(params, self.name, **default)
+
+
+def int_parameter(name, minimum, maximum, default, description, *, summary=True, int_format=None, required=False):
+    """An integer from minimum to maximum (QueryParams.int): the bounds documented are the ones that give a 400
+    outside them. summary adds them to the description."""
+    schema = {"type": "integer", **({"format": int_format} if int_format else {}),
+              "minimum": minimum, "maximum": maximum}
+    if default is not None:
+        schema["default"] = default
+    if summary:
+        description = f"{description} ({minimum}..{maximum}, default {default})."
+
+    def read(params, name, default=default):
+        return params.int(name, default, minimum=minimum, maximum=maximum, required=required)
+
+    return QueryParameter(name, schema, read, description=description, required=required)
+
+
+def choice_parameter(name, choices, default=None, description=""):
+    """One of choices (QueryParams.choice)."""
+    choices = tuple(choices)
+
+    def read(params, name, default=default):
+        return params.choice(name, choices, default)
+
+    return QueryParameter(name, OpenApiTypes.STR, read, enum=list(choices), default=default, description=description)
+
+
+def string_parameter(name, description="", *, max_length=200, schema=OpenApiTypes.STR, required=False, **openapi):
+    """Text of at most max_length characters (QueryParams.string)."""
+
+    def read(params, name, default=None):
+        if required and not params.present(name):
+            raise BadParameter(name, "is required")
+        return params.string(name, default, max_length=max_length)
+
+    return QueryParameter(name, schema, read, description=description, required=required, **openapi)
+
+
+def bool_parameter(name, default=False, description=""):
+    """true/false (also 1/0, yes/no: QueryParams.bool)."""
+
+    def read(params, name, default=default):
+        return params.bool(name, default)
+
+    return QueryParameter(name, OpenApiTypes.BOOL, read, default=default, description=description)
+
+
+def datetime_parameter(name, description="", *, instant_only=False, required=False, schema=OpenApiTypes.DATETIME):
+    """An ISO 8601 date-time (QueryParams.datetime); a default that depends on the time is given to read()."""
+
+    def read(params, name, default=None):
+        return params.datetime(name, default, instant_only=instant_only, required=required)
+
+    return QueryParameter(name, schema, read, description=description, required=required)
 
 
 class QueryParams:
@@ -124,7 +195,7 @@ class QueryParams:
         if value in (None, ""):
             return default
         try:
-            return str(ipaddress.ip_address(value.strip()))
+            return canonical_ip(value.strip())
         except ValueError:
             raise BadParameter(name, "must be an IPv4 or IPv6 address", value) from None
 

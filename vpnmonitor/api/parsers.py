@@ -11,6 +11,7 @@ import re
 
 import msgspec
 from django.conf import settings
+from rest_framework import serializers
 from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import BaseParser
@@ -22,6 +23,23 @@ FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _decode = msgspec.json.Decoder().decode
+
+
+def is_json_integer(value):
+    """True for a JSON integer as the body decodes: not a string, not a float (1.0 included), not a boolean
+    (bool is an int subclass in Python, and true is not 1 packet)."""
+    return type(value) is int
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """A serializer field that takes a JSON integer only (is_json_integer)."""
+
+    default_error_messages = {"invalid": "A JSON integer is required."}
+
+    def to_internal_value(self, data):
+        if not is_json_integer(data):
+            self.fail("invalid")
+        return super().to_internal_value(data)
 
 
 def _media_type(content_type):

@@ -53,3 +53,32 @@ def test_creating_an_api_key_in_admin_shows_the_key_once(admin_client_with_data)
     key = ApiKey.objects.get(name="worker-7")
     assert (key.role, key.tenant_user_id) == ("ingest", 3)
     assert ApiKey.authenticate(plaintext) == key
+
+
+def test_a_large_table_list_counts_at_most_its_cap_unless_an_unfiltered_count_is_cheap(tmp_path):
+    from flowreports.models import FlowReport
+    from flowreports.tests.conftest import flow
+    from proxylogs import services
+    from proxylogs.models import ProxyLogEntry
+    from vpnmonitor.admin import LargeTablePaginator
+
+    class Paginator(LargeTablePaginator):
+        CAP = 3
+
+    for minute in range(5):
+        flow(source_ip="192.0.2.1", destination_ip="10.8.0.3", protocol=6 if minute < 4 else 17,
+             start=f"2025-02-22T10:0{minute}:00")
+    flows = FlowReport.objects.order_by("-start_time")
+    assert Paginator(flows, 2).count == 3
+    assert Paginator(flows.filter(protocol=17), 2).count == 1
+    assert Paginator(flows.filter(protocol=6), 2).num_pages == 2
+
+    log = tmp_path / "access.log"
+    log.write_text("".join(f"1795335350.{i:03d} 2 10.0.0.{i} TCP_MISS/200 626 GET http://a.example/ - "
+                           "HIER_DIRECT/192.0.2.8 text/html\n" for i in range(5)))
+    services.import_source(services.source_for_path(log))
+    entries = ProxyLogEntry.objects.order_by("-timestamp", "-id")
+    # The unfiltered count is a sum over the hourly rollup, so it is exact however large the table.
+    assert Paginator(entries, 2).count == 5
+    assert Paginator(entries.filter(client_ip="10.0.0.1"), 2).count == 1
+    assert Paginator(entries.filter(http_status=200), 2).count == 3
