@@ -187,8 +187,11 @@ _CLIENT_HOST = re.compile(r"^(?=.{1,253}$)(?:[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[
 
 
 def _client(text: str) -> str:
-    """The client address in canonical form, or a client host name as given."""
-    ip = _canonical_ip(text)
+    """The client address in canonical form, or a client host name as given.
+
+    A link-local client logged with its zone ("fe80::1%eth0") is kept without it: the zone names the proxy's own
+    interface, not the client, and dropping the line would lose a real request."""
+    ip = _canonical_ip(text.partition("%")[0] if "%" in text else text)
     if ip is None:
         if not _CLIENT_HOST.match(text):
             raise ParseError("bad client address")

@@ -440,8 +440,10 @@ def test_a_request_is_blocked_on_403_or_a_denied_code_but_never_on_407(status: i
     assert entry_row(record)[COLUMNS.index("blocked")] is blocked
 
 
-def test_a_client_address_with_a_zone_index_is_a_bad_line() -> None:
+def test_a_client_address_with_a_zone_index_is_kept_without_the_zone() -> None:
+    record = parse_squid("1795335350.143 2 fe80::1%eth0 TCP_MISS/200 626 GET http://a.example/ - HIER_DIRECT/- -")
+    assert record.client_ip == "fe80::1"
     with pytest.raises(ParseError, match="bad client address"):
-        parse_squid("1795335350.143 2 fe80::1%eth0 TCP_MISS/200 626 GET http://a.example/ - HIER_DIRECT/- -")
+        parse_squid("1795335350.143 2 fe80::zz%eth0 TCP_MISS/200 626 GET http://a.example/ - HIER_DIRECT/- -")
     record = parse_squid("1795335350.143 2 FE80::0001 TCP_MISS/200 626 GET http://a.example/ - HIER_DIRECT/- -")
     assert record.client_ip == "fe80::1"
