@@ -10,7 +10,7 @@ from rest_framework.parsers import BaseParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from proxylogs.traffic import selectors, serializers, services
+from proxytraffic import schema, selectors, serializers, services
 from vpnmonitor.api import families, parsers
 from vpnmonitor.api.exceptions import BadParameter, PayloadTooLarge
 from vpnmonitor.api.pagination import PageLimitPagination
@@ -72,7 +72,7 @@ def traffic_query(request):
                            params.raw("to")) from None
     return selectors.TrafficQuery(
         start=window.start, end=window.end, tenant=tenant_of(request),
-        order_id=params.int("orderId", minimum=0, maximum=serializers.MAX_ID),
+        order_id=params.int("orderId", minimum=0, maximum=schema.MAX_ID),
         domain=params.string("domain", max_length=255),
     )
 
@@ -120,15 +120,15 @@ class IngestView(AnalyticsView):
     )
     def post(self, request):
         raw, tenant = request.data, tenant_of(request)
-        records = serializers.decode_batch(raw, tenant=tenant) if isinstance(raw, bytes) else None
+        records = schema.decode_batch(raw, tenant=tenant) if isinstance(raw, bytes) else None
         if records is None:  # not a valid batch: find out why, and say so
             body = parsers.load_json(raw, request.content_type) if isinstance(raw, bytes) else raw
             logs = body.get("logs") if isinstance(body, dict) else None
-            if isinstance(logs, list) and len(logs) > serializers.MAX_RECORDS:
+            if isinstance(logs, list) and len(logs) > schema.MAX_RECORDS:
                 raise PayloadTooLarge(
-                    f"A batch may hold at most {serializers.MAX_RECORDS:,} records (got {len(logs):,}); split it."
+                    f"A batch may hold at most {schema.MAX_RECORDS:,} records (got {len(logs):,}); split it."
                 )
-            records = serializers.check_batch(body, tenant=tenant)
+            records = schema.check_batch(body, tenant=tenant)
         services.ingest_records(records)
         IngestCounter.add("proxy_traffic", len(records))  # after the commit, so batches don't queue on it
         return Response(status=status.HTTP_204_NO_CONTENT)
