@@ -9,10 +9,11 @@ from proxytraffic import schema
 from vpnmonitor.timeseries import format_timestamp
 
 
-def serializer_of(struct, name):
+def serializer_of(struct, name, item_names=None):
     """A DRF serializer with the fields, bounds, defaults and descriptions of a msgspec struct, for the OpenAPI
-    schema only: the checks themselves are the struct's (schema.check_batch), without a DRF field per value, so
-    that a batch of 10,000 is checked in a fraction of a second."""
+    schema only (item_names: the names of the structs it holds lists of). The checks themselves are the
+    struct's (schema.check_batch), without a DRF field per value, so that a batch of 10,000 is checked in a
+    fraction of a second."""
     fields = {}
     for field in msgspec.inspect.type_info(struct).fields:
         info, options = field.type, {}
@@ -21,17 +22,17 @@ def serializer_of(struct, name):
         if not field.required:
             options.update(required=False, default=field.default)
         if isinstance(info, msgspec.inspect.ListType):
-            item = serializer_of(info.item_type.cls, info.item_type.cls.__name__.removeprefix("Wire"))
+            item = serializer_of(info.item_type.cls, item_names[info.item_type.cls])
             fields[field.name] = item(many=True, max_length=info.max_length, **options)
         elif isinstance(info, msgspec.inspect.IntType):
             fields[field.name] = serializers.IntegerField(min_value=info.ge, max_value=info.le, **options)
         else:
             fields[field.name] = serializers.CharField(max_length=info.max_length, allow_blank=not field.required,
                                                        trim_whitespace=False, **options)
-    return type(f"{name}Serializer", (serializers.Serializer,), fields)
+    return type(f"{name}Serializer", (serializers.Serializer,), {**fields, "__doc__": struct.__doc__})
 
 
-IngestSerializer = serializer_of(schema.IngestBody, "Ingest")
+IngestSerializer = serializer_of(schema.IngestBody, "Ingest", {schema.WireRecord: "TrafficRecord"})
 
 
 @extend_schema_field({"type": "string", "example": "2026-03-15 10:15:00", "description": "UTC"})
