@@ -73,12 +73,22 @@ def _canonical_ip(text):
     return str(ipaddress.ip_address(text))
 
 
+_fromisoformat = dt.datetime.fromisoformat
+
+
 def moment(value, now):
     if len(value.strip()) <= 10:
         raise FieldError("must include a time of day")
     try:
-        parsed = parse_datetime_value(value)
-    except (ValueError, OverflowError):
+        # Python's ISO parser alone takes what workers send; parse_datetime_value() the rest (spaces around).
+        parsed = _fromisoformat(value)
+        parsed = parsed.replace(tzinfo=dt.UTC) if parsed.tzinfo is None else parsed.astimezone(dt.UTC)
+    except ValueError:
+        try:
+            parsed = parse_datetime_value(value)
+        except (ValueError, OverflowError):
+            raise FieldError(f"must be {TS_FORMAT}") from None
+    except OverflowError:
         raise FieldError(f"must be {TS_FORMAT}") from None
     if parsed < EARLIEST_TS:
         raise FieldError("must not be before 2000-01-01")
@@ -210,38 +220,40 @@ _FIELD_NAMES = frozenset(field.name for field in FIELDS)
 TrafficRecord = NamedTuple("TrafficRecord", [
     (field.name, dt.datetime if moment in field.checks else field.kind) for field in FIELDS
 ])
-# (position, checks) of the fields with checks beyond their type.
-_CHECKED = tuple((index, field.checks) for index, field in enumerate(FIELDS) if field.checks)
+
+
+def _chain(checks):
+    """One check(value, now) that applies `checks` in order."""
+    if len(checks) == 1:
+        return checks[0]
+    first, *rest = checks
+    then = _chain(tuple(rest))
+    return lambda value, now: then(first(value, now), now)
+
+
+# (position, its checks as one) of the fields with checks beyond their type.
+_CHECKED = tuple((index, _chain(field.checks)) for index, field in enumerate(FIELDS) if field.checks)
 _USER_ID = TrafficRecord._fields.index("user_id")
+_new_record = functools.partial(tuple.__new__, TrafficRecord)
 
 
 def _checked_records(logs, tenant, now):
     """The TrafficRecords of decoded WireRecords when every value passes its field's checks, else None.
 
-    Per distinct value, not per record: text, domains, addresses and timestamps repeat.
+    Column by column, and per distinct value, not per record: text, domains, addresses and timestamps repeat.
     """
-    seen = {}
-    plan = [(index, seen.setdefault(checks, {}), checks) for index, checks in _CHECKED]
-    records = []
-    append, new, as_tuple = records.append, tuple.__new__, msgspec.structs.astuple
+    if not logs:
+        return []
+    columns = list(zip(*map(msgspec.structs.astuple, logs), strict=True))
     try:
-        for wire in logs:
-            values = list(as_tuple(wire))
-            for index, cache, checks in plan:
-                value = values[index]
-                checked = cache.get(value, cache)
-                if checked is cache:
-                    checked = value
-                    for check in checks:
-                        checked = check(checked, now)
-                    cache[value] = checked
-                values[index] = checked
-            if tenant is not None and foreign_tenant(values[_USER_ID], tenant):
-                return None
-            append(new(TrafficRecord, values))
+        for index, check in _CHECKED:
+            checked = {value: check(value, now) for value in set(columns[index])}
+            columns[index] = map(checked.__getitem__, columns[index])
+        if tenant is not None and any(foreign_tenant(user_id, tenant) for user_id in set(columns[_USER_ID])):
+            return None
     except FieldError:
         return None
-    return records
+    return list(map(_new_record, zip(*columns, strict=True)))
 
 
 _decode_body = msgspec.json.Decoder(IngestBody).decode
