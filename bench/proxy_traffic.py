@@ -27,8 +27,8 @@ from django.db import connection
 from django.test import Client
 
 from bench.datasets import analyze, batched, latency_ms, rng, stopwatch, timed_threads
-from proxylogs.models import TrafficBucket, TrafficDomainDay, TrafficErrorDay, TrafficTotal
-from proxylogs.traffic import serializers, services
+from proxytraffic import schema, services
+from proxytraffic.models import TrafficBucket, TrafficDomainDay, TrafficErrorDay, TrafficTotal
 from vpnmonitor.models import ApiKey
 
 ENDPOINTS = ("traffic", "requests", "concurrency", "domains", "errors", "websites")
@@ -102,7 +102,7 @@ def run(argv):
                             start=start, days=args.days, in_time_order=not args.random_times)
         for batch in batched(generated, args.batch):
             with stopwatch() as checked:
-                clean = serializers.check_batch({"logs": batch})
+                clean = schema.check_batch({"logs": batch})
             with stopwatch() as written:
                 services.ingest_records(clean)
             check_seconds += checked["seconds"]
@@ -125,7 +125,7 @@ def run(argv):
         with stopwatch() as replayed:
             replayed_count = 0
             for batch in batched(replay, args.batch):
-                services.ingest_records(serializers.check_batch({"logs": batch}))
+                services.ingest_records(schema.check_batch({"logs": batch}))
                 replayed_count += len(batch)
         rows.append(("ingest via service onto existing rows, records/s",
                      f"{replayed_count / replayed['seconds']:,.0f}"))
@@ -215,7 +215,7 @@ def database_ceiling(args, end):
         with cursor.cursor.copy(f"COPY {CEILING_SOURCE} (batch_no, {columns}) FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types(["int4"] + [kind for _, kind in services.STAGE_COLUMNS])
             for number, batch in enumerate(batched(generated, args.batch)):
-                for record in serializers.check_batch({"logs": batch}):
+                for record in schema.check_batch({"logs": batch}):
                     copy.write_row((number, *record))
         cursor.execute(f"CREATE INDEX ON {CEILING_SOURCE} (batch_no)")
         cursor.execute(f"ANALYZE {CEILING_SOURCE}")

@@ -2,15 +2,7 @@
 
 from django.contrib import admin
 
-from proxylogs.models import (
-    LogImport,
-    LogSource,
-    ProxyLogEntry,
-    SecurityProfile,
-    ShadowItService,
-    TrafficBucket,
-    WafCategory,
-)
+from proxylogs.models import LogImport, LogSource, ProxyLogEntry, SecurityProfile, ShadowItService, WafCategory
 from vpnmonitor.admin import AuditedAdminMixin, LargeTableAdminMixin, ReadOnlyAdminMixin
 from vpnmonitor.privacy import MaskedAddressesAdminMixin
 
@@ -31,25 +23,6 @@ class LogImportAdmin(admin.ModelAdmin):
     list_display = ["started_at", "path", "format", "status", "lines_imported", "lines_rejected"]
     list_filter = ["status", "format"]
     readonly_fields = [field.name for field in LogImport._meta.fields]
-# ---- Proxy traffic (pre-aggregated by proxy workers) ----
-
-
-@admin.register(TrafficBucket)
-class TrafficBucketAdmin(MaskedAddressesAdminMixin, admin.ModelAdmin):
-    masked_addresses = ("ip_out", "ip_from")
-    list_display = ["bucket", "user_id", "order_id", "domain", "error", "worker", "count", "bytes_sent",
-                    "bytes_received", "error_count", "max_concurrency"]
-    search_fields = ["=domain", "=worker"]
-    ordering = ["-bucket"]
-    # Millions of rows: no full COUNT(*) on every page.
-    show_full_result_count = False
-    readonly_fields = [field.name for field in TrafficBucket._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(ProxyLogEntry)

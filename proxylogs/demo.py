@@ -96,13 +96,5 @@ def seed(*, now, options):
     profile = SecurityProfile.current()
     profile.domain_blacklist = profile.direct_ip_blocking = profile.default_password_changed = True
     profile.save()
-    summary = f"{stored} proxy log entries"
-    try:
-        from proxylogs.traffic import demo as traffic_demo
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("proxylogs.traffic", "proxylogs.traffic.demo"):
-            raise
-    else:
-        summary += f"; {traffic_demo.seed(now=now, options=options)}"
-    return summary
+    return f"{stored} proxy log entries"
 

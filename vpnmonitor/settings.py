@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "monitoring",
     "flowreports",
     "proxylogs",
+    "proxytraffic",
     "dashboard",
 ]
 

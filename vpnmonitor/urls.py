@@ -34,4 +34,5 @@ urlpatterns = [
     path("", include("monitoring.api.urls")),
     path("", include("flowreports.api.urls")),
     path("", include("proxylogs.api.urls")),
+    path("", include("proxytraffic.urls")),
 ]

@@ -1,6 +1,6 @@
 """URL routes of the proxylogs API."""
 
-from django.urls import include, path
+from django.urls import path
 
 from proxylogs.api import views
 
@@ -23,5 +23,4 @@ urlpatterns = [
     path("api/waf/stats", views.WafStatsView.as_view(), name="proxylogs-waf-stats"),
     path("api/waf/categories", views.WafCategoriesView.as_view(), name="proxylogs-waf-categories"),
     path("api/audit-log", views.AuditLogView.as_view(), name="proxylogs-audit-log"),
-    path("", include("proxylogs.traffic.urls")),
 ]

@@ -201,7 +201,7 @@ def test_ella_core_client_changes_retention_without_a_content_type(operator_user
 
 
 def test_a_traffic_batch_without_a_content_type_is_ingested(make_api_key):
-    from proxylogs.models import TrafficBucket
+    from proxytraffic.models import TrafficBucket
 
     client = RawClient()
     client.credentials(HTTP_X_API_KEY=make_api_key("ingest"))
@@ -212,7 +212,7 @@ def test_a_traffic_batch_without_a_content_type_is_ingested(make_api_key):
 
 
 def test_invalid_utf8_inside_a_traffic_record_is_a_400_and_stores_nothing(make_api_key):
-    from proxylogs.models import TrafficBucket
+    from proxytraffic.models import TrafficBucket
 
     client = RawClient()
     client.credentials(HTTP_X_API_KEY=make_api_key("ingest"))

@@ -7,7 +7,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
-LOCAL_APPS = ("vpnmonitor", "monitoring", "flowreports", "proxylogs")
+LOCAL_APPS = ("vpnmonitor", "monitoring", "flowreports", "proxylogs", "proxytraffic")
 
 
 class Command(BaseCommand):

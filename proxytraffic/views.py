@@ -11,7 +11,7 @@ from rest_framework.parsers import BaseParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from proxylogs.traffic import selectors, serializers, services
+from proxytraffic import schema, selectors, serializers, services
 from vpnmonitor.api import families, parsers
 from vpnmonitor.api.exceptions import BadParameter, PayloadTooLarge
 from vpnmonitor.api.pagination import PageLimitPagination
@@ -60,7 +60,7 @@ TO = QueryParameter("to", OpenApiTypes.STR, functools.partial(_moment, end_of_da
                     description="End (exclusive), ISO 8601 date or date-time; after `from`, at most 62 days later",
                     examples=[OpenApiExample("the next day", value="2026-03-02")])
 DOMAIN = string_parameter("domain", "Only this domain (exact, case-insensitive)", max_length=255)
-ORDER = int_parameter("orderId", 0, serializers.MAX_ID, None, "Only this order (its numeric id)", summary=False,
+ORDER = int_parameter("orderId", 0, schema.MAX_ID, None, "Only this order (its numeric id)", summary=False,
                       int_format="int64")
 SORT_BY = choice_parameter("sortBy", ("bytes", "count"), "bytes",
                            description="bytes (sent + received, default) or count (requests)")
@@ -132,15 +132,15 @@ class IngestView(AnalyticsView):
     )
     def post(self, request):
         raw, tenant = request.data, tenant_of(request)
-        records = serializers.decode_batch(raw, tenant=tenant) if isinstance(raw, bytes) else None
+        records = schema.decode_batch(raw, tenant=tenant) if isinstance(raw, bytes) else None
         if records is None:  # not a valid batch: find out why, and say so
             body = parsers.load_json(raw, request.content_type) if isinstance(raw, bytes) else raw
             logs = body.get("logs") if isinstance(body, dict) else None
-            if isinstance(logs, list) and len(logs) > serializers.MAX_RECORDS:
+            if isinstance(logs, list) and len(logs) > schema.MAX_RECORDS:
                 raise PayloadTooLarge(
-                    f"A batch may hold at most {serializers.MAX_RECORDS:,} records (got {len(logs):,}); split it."
+                    f"A batch may hold at most {schema.MAX_RECORDS:,} records (got {len(logs):,}); split it."
                 )
-            records = serializers.check_batch(body, tenant=tenant)
+            records = schema.check_batch(body, tenant=tenant)
         services.ingest_records(records)
         IngestCounter.add("proxy_traffic", len(records))  # after the commit, so batches don't queue on it
         return Response(status=status.HTTP_204_NO_CONTENT)

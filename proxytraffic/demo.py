@@ -3,8 +3,8 @@
 import datetime as dt
 import random
 
-from proxylogs.models import TrafficBucket
-from proxylogs.traffic import serializers, services
+from proxytraffic import schema, services
+from proxytraffic.models import TrafficBucket
 
 DOMAINS = [
     "google.com", "youtube.com", "facebook.com", "github.com", "wikipedia.org", "amazon.com", "instagram.com",
@@ -55,7 +55,7 @@ def seed(*, now, options):
     orders = [(user_id, user_id * 100 + n) for user_id in (1, 2, 3) for n in range(1, 1 + per_tenant)]
     records = list(_records(rng, now=now, days=days, count=count, orders=orders))
     rows = 0
-    for start in range(0, len(records), serializers.MAX_RECORDS):
-        batch = serializers.check_batch({"logs": records[start:start + serializers.MAX_RECORDS]}, now=now)
+    for start in range(0, len(records), schema.MAX_RECORDS):
+        batch = schema.check_batch({"logs": records[start:start + schema.MAX_RECORDS]}, now=now)
         rows += services.ingest_records(batch)
     return f"{count} proxy traffic records from {len(orders)} orders of 3 tenants in {rows} bucket rows"

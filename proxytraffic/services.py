@@ -5,8 +5,8 @@ PostgreSQL: the batch is COPYed into a temporary table and summed there; SQLite:
 
 from django.db import connection, transaction
 
-from proxylogs.models import TRAFFIC_KEY_FIELDS, TrafficBucket, TrafficDomainDay, TrafficErrorDay, TrafficTotal
-from proxylogs.traffic.serializers import TrafficRecord
+from proxytraffic.models import TRAFFIC_KEY_FIELDS, TrafficBucket, TrafficDomainDay, TrafficErrorDay, TrafficTotal
+from proxytraffic.schema import TrafficRecord
 from vpnmonitor.timeseries import floor_time
 
 BUCKET_SECONDS = 900

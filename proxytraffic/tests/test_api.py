@@ -5,8 +5,8 @@ import datetime as dt
 import pytest
 from django.db.models import Max, Sum
 
-from proxylogs.models import TrafficBucket, TrafficErrorDay
-from proxylogs.traffic import selectors, serializers, services
+from proxytraffic import schema, selectors, services
+from proxytraffic.models import TrafficBucket, TrafficErrorDay
 
 pytestmark = pytest.mark.django_db
 
@@ -29,7 +29,7 @@ def ingest(rows):
          "worker": "worker-01"}
         for _, ts, user, order, domain, error, count, sent, received, errors, concurrency in rows
     ]
-    services.ingest_records(serializers.check_batch({"logs": logs}, now=NOW))
+    services.ingest_records(schema.check_batch({"logs": logs}, now=NOW))
 
 
 @pytest.fixture
@@ -292,7 +292,7 @@ def test_the_schema_documents_every_analytics_endpoint_with_required_from_and_to
 def test_unfiltered_charts_read_the_totals_and_agree_with_the_bucket_rows(db):
     from django.utils import timezone
 
-    from proxylogs.traffic import demo
+    from proxytraffic import demo
 
     now = timezone.now()
     demo.seed(now=now, options={"seed": 3, "days": 20, "log_lines": 3000, "clients": 9})
@@ -315,7 +315,7 @@ def test_unfiltered_charts_read_the_totals_and_agree_with_the_bucket_rows(db):
 def test_breakdowns_over_whole_days_read_the_daily_rollup_and_agree_with_the_bucket_rows(db):
     from django.utils import timezone
 
-    from proxylogs.traffic import demo
+    from proxytraffic import demo
 
     now = timezone.now()
     demo.seed(now=now, options={"seed": 4, "days": 20, "log_lines": 3000, "clients": 9})

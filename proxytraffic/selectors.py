@@ -7,7 +7,7 @@ from django.db import connection
 from django.db.models import Max, Min, Sum
 from django.utils.dateparse import parse_datetime
 
-from proxylogs.models import TrafficBucket, TrafficDomainDay, TrafficErrorDay, TrafficTotal
+from proxytraffic.models import TrafficBucket, TrafficDomainDay, TrafficErrorDay, TrafficTotal
 from vpnmonitor.timeseries import EpochBucket, bucket_starts, floor_time, zero_fill
 
 STORED_BUCKET = dt.timedelta(minutes=15)

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from proxylogs.traffic import views
+from proxytraffic import views
 
 urlpatterns = [
     path("analytics/ingest", views.IngestView.as_view(), name="traffic-ingest"),

@@ -5,10 +5,9 @@ import json
 
 import pytest
 from django.test import override_settings
-from rest_framework.exceptions import ValidationError
 
-from proxylogs.models import TrafficBucket
-from proxylogs.traffic import serializers, services
+from proxytraffic import schema, services
+from proxytraffic.models import TrafficBucket
 
 pytestmark = pytest.mark.django_db
 
@@ -241,9 +240,9 @@ def test_operators_and_jwt_users_in_the_ingest_group_may_ingest(operator_client,
 
 
 def test_counters_saturate_at_the_bigint_maximum_instead_of_failing(db):
-    big = serializers.MAX_COUNTER
+    big = schema.MAX_COUNTER
     now = dt.datetime(2026, 3, 16, tzinfo=dt.UTC)
-    records = serializers.check_batch({"logs": [record(count=big, bytes_sent=big)] * 10_000}, now=now)
+    records = schema.check_batch({"logs": [record(count=big, bytes_sent=big)] * 10_000}, now=now)
     for _ in range(2):
         services.ingest_records(records)
     row = TrafficBucket.objects.get()
@@ -254,7 +253,7 @@ def test_counters_saturate_at_the_bigint_maximum_instead_of_failing(db):
 def test_demo_data_goes_through_the_ingest_checks_and_shows_up_in_the_api(viewer_client):
     from django.utils import timezone
 
-    from proxylogs.traffic import demo
+    from proxytraffic import demo
 
     assert not demo.has_data()
     now = timezone.now()
@@ -268,7 +267,7 @@ def test_demo_data_goes_through_the_ingest_checks_and_shows_up_in_the_api(viewer
 
 
 def test_retention_prunes_buckets_and_rollups_older_than_90_days_by_default(ingest):
-    from proxylogs.models import TrafficTotal
+    from proxytraffic.models import TrafficTotal
     from vpnmonitor import retention
 
     post(ingest, [record(ts="2026-03-15 10:15:00", error="ETIMEDOUT", error_count=1),
@@ -314,7 +313,7 @@ FAST_PATH_CASES = [
     {"port": 65536},
     {"count": 5, "error_count": 6},
     {"count": 5, "error_count": 5},
-    {"bytes_sent": serializers.MAX_COUNTER + 1},
+    {"bytes_sent": schema.MAX_COUNTER + 1},
     {"max_concurrency": -1},
     {"user_id": "7"},
     {"ts": "2026-03-01"},
@@ -330,17 +329,18 @@ FAST_PATH_CASES = [
 
 @pytest.mark.parametrize("changes", FAST_PATH_CASES)
 @pytest.mark.parametrize("tenant", [None, 1, 2])
-def test_the_fast_check_agrees_with_the_full_check(changes, tenant, monkeypatch):
+def test_the_fast_check_agrees_with_the_full_check(changes, tenant):
+    """convert_batch() (one msgspec pass) accepts exactly what check_record() accepts, and yields the same record."""
     raw = record(**changes)
     now = dt.datetime(2026, 3, 16, tzinfo=dt.UTC)
-    fast = serializers.check_record(raw, now, tenant)
-    monkeypatch.setattr(serializers, "_quick_record", lambda *args: None)
-    assert fast == serializers.check_record(raw, now, tenant)
+    checked, errors = schema.check_record(raw, now, tenant)
+    fast = schema.convert_batch({"logs": [raw]}, tenant=tenant, now=now)
+    assert fast == (None if errors else [checked])
 
 
 def test_the_fast_check_accepts_valid_records():
     now = dt.datetime(2026, 3, 16, tzinfo=dt.UTC)
-    assert serializers._quick_record(record(domain=" Google.COM"), now, None).domain == "google.com"
+    assert schema.convert_batch({"logs": [record(domain=" Google.COM")]}, now=now)[0].domain == "google.com"
 
 
 BATCH_CASES = FAST_PATH_CASES + [
@@ -363,23 +363,18 @@ BATCH_CASES = FAST_PATH_CASES + [
 @pytest.mark.parametrize("changes", BATCH_CASES)
 @pytest.mark.parametrize("tenant", [None, 1, 2])
 def test_the_one_pass_batch_decoder_agrees_with_the_full_check(changes, tenant):
-    """decode_batch() accepts only what check_batch() accepts, and yields the same records."""
+    """decode_batch() (one msgspec pass) accepts exactly what the field-by-field check accepts, and yields the
+    same records."""
     body = {"logs": [record(), record(**changes), record(domain="Other.example", ip_out="")]}
     now = dt.datetime(2026, 3, 16, tzinfo=dt.UTC)
-    try:
-        expected = serializers.check_batch(body, tenant=tenant, now=now)
-    except ValidationError:
-        expected = None
-    decoded = serializers.decode_batch(json.dumps(body).encode(), tenant=tenant, now=now)
-    if decoded is None and expected is not None:
-        # Declining a valid batch only costs speed (check_batch takes it); this is the one case.
-        assert changes == {"ts": " 2026-03-15 10:00:00"}
-    else:
-        assert decoded == expected
+    checked = [schema.check_record(raw, now, tenant) for raw in body["logs"]]
+    expected = None if any(errors for _, errors in checked) else [checked_record for checked_record, _ in checked]
+    assert schema.decode_batch(json.dumps(body).encode(), tenant=tenant, now=now) == expected
+    assert schema.convert_batch(body, tenant=tenant, now=now) == expected
 
 
 @pytest.mark.parametrize("raw", [b"", b"[]", b"{}", b'{"logs": {}}', b'{"logs": [], "x": 1}', b"{\"logs\": [NaN]}"])
 def test_the_one_pass_batch_decoder_declines_what_is_not_a_batch(raw):
-    assert serializers.decode_batch(raw) is None
-    assert serializers.decode_batch(b'{"logs": []}') == []
-    assert serializers.decode_batch(json.dumps({"logs": [record()] * (serializers.MAX_RECORDS + 1)}).encode()) is None
+    assert schema.decode_batch(raw) is None
+    assert schema.decode_batch(b'{"logs": []}') == []
+    assert schema.decode_batch(json.dumps({"logs": [record()] * (schema.MAX_RECORDS + 1)}).encode()) is None
