@@ -1,6 +1,5 @@
 """HTTP for flow reports: list (or group_by), ingest, clear, stats and retention at /api/v1/flow-reports."""
 
-from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django_filters.rest_framework import DjangoFilterBackend
 from django_filters.utils import translate_validation
@@ -58,32 +57,6 @@ def filtered(view):
     return filterset, filterset.qs
 
 
-def rollup_counter(filterset):
-    """A function counting the filtered flows from a rollup, or None when no rollup keeps the filters."""
-    dimensions = filterset.rollup_dimensions()
-    if dimensions is not None:
-        return lambda queryset: selectors.window_count(queryset, filterset.window, dimensions)
-    endpoint = filterset.endpoint_rollup()
-    if endpoint is not None:
-        return lambda queryset: selectors.endpoint_count(queryset, filterset.window, *endpoint)
-    return None
-
-
-class RollupCountPagination(PagePerPagePagination):
-    """page/per_page whose total_count the view may supply (from the rollup) instead of COUNT(*)."""
-
-    def paginate_queryset(self, queryset, request, view=None):
-        if not queryset.ordered:
-            raise ImproperlyConfigured(f"Paginating an unordered queryset of {queryset.model.__name__}")
-        params = QueryParams(request)
-        self.page = params.int("page", 1, minimum=1, maximum=10**7)
-        self.per_page = params.int("per_page", self.default_size, minimum=1, maximum=self.max_size)
-        counter = getattr(view, "count_queryset", None)
-        self.total = queryset.count() if counter is None else counter(queryset)
-        start = (self.page - 1) * self.per_page
-        return selectors.page_of(queryset, start, start + self.per_page)
-
-
 class FlowReportsView(generics.GenericAPIView):
     """GET lists (or groups) flow reports, POST stores a batch, DELETE clears them all."""
 
@@ -91,8 +64,8 @@ class FlowReportsView(generics.GenericAPIView):
     queryset = FlowReport.objects.order_by("-start_time", "-id")
     serializer_class = FlowReportSerializer
     filterset_class = FlowReportFilterSet
-    pagination_class = RollupCountPagination
-    count_queryset = None
+    pagination_class = PagePerPagePagination
+    filterset = None
 
     @property
     def throttle_scope(self):
@@ -132,8 +105,7 @@ class FlowReportsView(generics.GenericAPIView):
     def get(self, request):
         params = QueryParams(request)
         group_by = params.choice("group_by", ["day", "subscriber"])
-        filterset, queryset = filtered(self)
-        self.count_queryset = rollup_counter(filterset)
+        self.filterset, queryset = filtered(self)
         if group_by is None:
             page = self.paginate_queryset(queryset)
             return self.get_paginated_response(self.get_serializer(page, many=True).data)
@@ -144,6 +116,9 @@ class FlowReportsView(generics.GenericAPIView):
         return Response(FAMILY.ok([
             {key: self.get_serializer(flows, many=True).data} for key, flows in groups
         ]))
+
+    def page_with_total(self, queryset, start, stop):
+        return selectors.flow_report_page(self.filterset, queryset, start, stop)
 
     @extend_schema(
         summary="Store flow reports",
@@ -216,15 +191,7 @@ class FlowReportStatsView(generics.GenericAPIView):
     )
     def get(self, request):
         filterset, queryset = filtered(self)
-        mask = should_mask(request)
-        dimensions, endpoint = filterset.rollup_dimensions(), None
-        if dimensions is None and (found := filterset.endpoint_rollup()) is not None:
-            dimensions, endpoint = found[0], found[1:]
-        if dimensions is None:
-            return Response(FAMILY.ok(selectors.flow_stats(queryset, mask=mask)))
-        return Response(FAMILY.ok(selectors.rollup_stats(
-            queryset, filterset.window, dimensions, endpoint=endpoint, mask=mask,
-        )))
+        return Response(FAMILY.ok(selectors.filtered_flow_stats(filterset, queryset, mask=should_mask(request))))
 
 
 class FlowReportRetentionView(APIView):

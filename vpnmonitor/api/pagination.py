@@ -20,6 +20,16 @@ def _require_ordering(queryset):
         raise ImproperlyConfigured(f"Paginating an unordered queryset of {queryset.model.__name__}")
 
 
+def _page_with_total(view, queryset, start, stop):
+    """(rows [start:stop], total) of an ordered queryset: from the view's page_with_total when it plans its own
+    reads (rollup counts, keyset or time boundaries), else COUNT(*) and a slice."""
+    planned = getattr(view, "page_with_total", None)
+    if planned is not None:
+        return planned(queryset, start, stop)
+    total = queryset.count()
+    return list(queryset[start:stop]), total
+
+
 def _int_schema(name, description, minimum=None, maximum=None, default=None, required=False):
     schema = {"type": "integer"}
     if minimum is not None:
@@ -42,9 +52,9 @@ class PagePerPagePagination(BasePagination):
         params = QueryParams(request)
         self.page = params.int("page", 1, minimum=1, maximum=10**7)
         self.per_page = params.int("per_page", self.default_size, minimum=1, maximum=self.max_size)
-        self.total = queryset.count()
         start = (self.page - 1) * self.per_page
-        return list(queryset[start:start + self.per_page])
+        rows, self.total = _page_with_total(view, queryset, start, start + self.per_page)
+        return rows
 
     def get_paginated_response(self, data):
         return Response(families.FLOW_REPORTS.ok(
@@ -76,8 +86,8 @@ class LimitOffsetPagination(BasePagination):
         self.limit = params.int("limit", getattr(view, "default_limit", self.default_limit),
                                 minimum=1, maximum=getattr(view, "max_limit", self.max_limit))
         self.offset = params.int("offset", 0, minimum=0, maximum=10**9)
-        self.total = queryset.count()
-        return list(queryset[self.offset:self.offset + self.limit])
+        rows, self.total = _page_with_total(view, queryset, self.offset, self.offset + self.limit)
+        return rows
 
     def get_paginated_response(self, data):
         return Response(families.PROXY_LOGS.ok(data, total=self.total, limit=self.limit, offset=self.offset))
@@ -93,7 +103,8 @@ class LimitOffsetPagination(BasePagination):
             _int_schema("limit", "Maximum number of entries.", 1,
                         getattr(view, "max_limit", self.max_limit),
                         getattr(view, "default_limit", self.default_limit)),
-            _int_schema("offset", "Number of entries to skip.", minimum=0, default=0),
+            _int_schema("offset", getattr(view, "offset_description", "Number of entries to skip."), minimum=0,
+                        default=0),
         ]
 
 
