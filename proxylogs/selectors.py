@@ -70,9 +70,9 @@ def log_page(queryset, offset, limit, *, deep_offset=DEEP_OFFSET):
 
     In time order ((timestamp, id) either way, which is total) with no filter, a deep offset is turned into a
     time boundary through the hourly rollup's exact counts: the running count of the hours, in the page's
-    order, finds the hour holding row `offset`, and the page is read from that hour's edge with the residual
-    offset (less than one hour's rows) on the (timestamp, id) index. Every other queryset, and offsets below
-    deep_offset, read the plain OFFSET.
+    order, finds the hour holding row `offset`, and the page's ids are read from that hour's edge with the
+    residual offset (less than one hour's rows) on the (timestamp, id) index, then their rows. Every other
+    queryset, and offsets below deep_offset, read the plain OFFSET.
     """
     direction = _TIME_ORDERS.get(tuple(queryset.query.order_by))
     query = queryset.query
@@ -90,7 +90,10 @@ def log_page(queryset, offset, limit, *, deep_offset=DEEP_OFFSET):
         rest = queryset.filter(timestamp__gte=start)
     else:
         rest = queryset.filter(timestamp__lt=start + dt.timedelta(seconds=HOUR))
-    return list(rest[skip:skip + limit])
+    # The page's ids first, from the (timestamp, id) index alone where the visibility map allows, then just
+    # those rows: stepping over the residual offset costs index entries rather than table rows.
+    keys = list(rest.values_list("pk", flat=True)[skip:skip + limit])
+    return list(queryset.filter(pk__in=keys)) if keys else []
 
 
 def last_import_time():
