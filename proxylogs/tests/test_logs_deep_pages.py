@@ -128,3 +128,13 @@ def test_deep_api_pages_in_time_order_match_the_offset_query(viewer_client, entr
         body = viewer_client.get(f"/api/logs?sort=timestamp&order={order}&limit=50&offset={offset}").json()
         assert (body["total"], body["limit"], body["offset"]) == (entries, 50, offset)
         assert [row["id"] for row in body["data"]] == _ids(queryset[offset:offset + 50])
+
+
+def test_the_openapi_offset_states_what_a_deep_offset_costs_in_each_sort(viewer_client):
+    schema = viewer_client.get("/api/schema/?format=json").json()
+    offset = next(p for p in schema["paths"]["/api/logs"]["get"]["parameters"] if p["name"] == "offset")
+    assert "sort=timestamp" in offset["description"]
+    assert "every other sort" in offset["description"]
+    assert "an offset of 1,000,000 takes 15 to 25 s" in offset["description"]
+    audit = next(p for p in schema["paths"]["/api/audit-log"]["get"]["parameters"] if p["name"] == "offset")
+    assert audit["description"] == "Number of entries to skip."
