@@ -9,7 +9,9 @@ databases, go through store_flows and time it), VACUUM ANALYZEs, seals the close
 would, then times requests through Django's test client (auth, filters, serializers and envelope
 included): p50/p95 of the listing with filters, of stats over 7 days and in the default window (now - 7 d
 to now, once at the real time and once with the clock at 12:30 UTC, its worst time of day), and of group_by.
---reuse keeps an existing dataset of the same size instead of generating it again.
+--reuse keeps an existing dataset of the same size instead of generating it again. The dashboard pages that show
+flows (the overview and the flows page) are timed first, signed in, through Django's test client; --dashboard-only
+times nothing else. Targets (issue 23, 10M flows over 7 days): overview p95 < 300 ms, flows page p95 < 200 ms.
 
     python -m bench flowreports --collector-rate 50000 [--collector-seconds 30]
 
@@ -459,6 +461,8 @@ def run(argv):
     parser.add_argument("--collector-sampling", type=int, default=0, metavar="RATE",
                         help="offer IPFIX from an exporter that samples 1 in RATE packets (its sampling options in "
                              "every packet), so every flow is scaled by RATE, instead of unsampled NetFlow v5")
+    parser.add_argument("--dashboard-only", action="store_true",
+                        help="time only the dashboard pages that show flows (the overview and the flows page)")
     parser.add_argument("--raw", action="store_true",
                         help="answer total_count and stats from the raw table only, as before the rollups")
     args = parser.parse_args(argv)
@@ -557,6 +561,9 @@ def run(argv):
         ("group_by=day, 7 d", f"/api/v1/flow-reports?group_by=day&{week}"),
         ("group_by=subscriber, 7 d, page 1", f"/api/v1/flow-reports?group_by=subscriber&{week}"),
     ]
+    rows += dashboard_pages(user, today, subscriber, args.repeat)
+    if args.dashboard_only:
+        return rows
     for name, url in cases:
         rows.append(_timed(client, name, url, args.repeat))
     # The default window's first day is partial, so its cost depends on the time of day. It is worst at
@@ -575,6 +582,27 @@ def run(argv):
         rows.append(_timed(client, "list, destination=:443, default window from 12:30 UTC",
                            "/api/v1/flow-reports?destination=:443", args.repeat))
     return rows
+
+
+def dashboard_pages(user, today, subscriber, repeat):
+    """The HTML pages that show flows, signed in as an operator: each renders its template in full.
+
+    The overview also draws the VPN and proxy panels (from their own tables, small here unless a proxylogs
+    run filled them); the flows page shows the stats, the total and one page of 50 flows.
+    """
+    from django.test import Client
+
+    client = Client(SERVER_NAME="localhost")
+    client.force_login(user)
+    return [_timed(client, name, url, repeat) for name, url in (
+        ("dashboard overview (flows panel: default window)", "/"),
+        ("dashboard flows page, default window, page 1", "/dashboard/flows/"),
+        ("dashboard flows page, protocol=17, page 1", "/dashboard/flows/?protocol=17"),
+        ("dashboard flows page, destination=8.8.0.0:443, page 1", "/dashboard/flows/?destination=8.8.0.0:443"),
+        ("dashboard flows page, subscriber_id, page 1", f"/dashboard/flows/?subscriber_id={subscriber}"),
+        ("dashboard flows page, one day, page 200",
+         f"/dashboard/flows/?start={today.isoformat()}&end={today.isoformat()}&page=200"),
+    )]
 
 
 def _timed(client, name, url, repeat):

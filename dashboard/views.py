@@ -9,6 +9,7 @@ from django.shortcuts import render
 from django.templatetags.static import static
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.functional import cached_property
 from django.utils.http import urlencode
 
 from dashboard import charts
@@ -84,8 +85,8 @@ def overview(request):
     top = analytics[f"top_clients_{range_name}"]
     distribution = analytics["traffic_distribution"]
     active = [_connection(row, mask) for row in dashboard_selectors.active_clients()]
-    flows = FlowReportFilterSet({}, queryset=FlowReport.objects.all()).qs
-    flow_stats = flow_selectors.flow_stats(flows, mask=should_mask(request))
+    flow_filters = FlowReportFilterSet({}, queryset=FlowReport.objects.all())
+    flow_stats = flow_selectors.filtered_flow_stats(flow_filters, flow_filters.qs, mask=should_mask(request))
     timeline = proxy_selectors.timeline(24)
     score = security_score()
     context = {
@@ -153,15 +154,34 @@ def vpn_client(request, common_name):
     return _page(request, "dashboard/vpn_client.html", context)
 
 
+class FlowPaginator(Paginator):
+    """Django's paginator over the filtered flows, counted and paged by the API's selectors (rollup counts,
+    deferred deep pages) instead of COUNT(*) and OFFSET."""
+
+    def __init__(self, filterset, queryset, per_page):
+        super().__init__(queryset, per_page)
+        self.filterset = filterset
+
+    @cached_property
+    def count(self):
+        return flow_selectors.count_flows(self.filterset, self.object_list)
+
+    def page(self, number):
+        number = self.validate_number(number)
+        start = (number - 1) * self.per_page
+        return self._get_page(flow_selectors.page_of(self.object_list, start, start + self.per_page), number, self)
+
+
 @login_required
 def flows(request):
     params = {name: request.GET[name] for name in FLOW_FILTERS if request.GET.get(name, "").strip()}
     mask = masker(request)
     context = {"filters": {name: request.GET.get(name, "") for name in FLOW_FILTERS}}
     try:
-        queryset = FlowReportFilterSet(params, queryset=FlowReport.objects.order_by("-start_time", "-id")).qs
-        stats = flow_selectors.flow_stats(queryset, mask=should_mask(request))
-        page = Paginator(queryset, FLOWS_PER_PAGE).get_page(request.GET.get("page"))
+        filterset = FlowReportFilterSet(params, queryset=FlowReport.objects.order_by("-start_time", "-id"))
+        queryset = filterset.qs
+        stats = flow_selectors.filtered_flow_stats(filterset, queryset, mask=should_mask(request))
+        page = FlowPaginator(filterset, queryset, FLOWS_PER_PAGE).get_page(request.GET.get("page"))
     except BadParameter as error:
         context["error"] = error.message
         return _page(request, "dashboard/flows.html", context, status=400)

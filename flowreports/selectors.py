@@ -445,3 +445,40 @@ def exporter_sampling_rates():
             "exporter", "observation_domain", "sampling_rate"
         )
     }
+
+
+# ---- Planning: which reads answer a filtered listing or its stats. The API and the dashboard both call these,
+# with a FlowReportFilterSet whose queryset was already filtered (so every value was checked).
+
+
+def flow_counter(filterset):
+    """A function counting the filtered flows from a rollup, or None when no rollup keeps the filters."""
+    dimensions = filterset.rollup_dimensions()
+    if dimensions is not None:
+        return lambda queryset: window_count(queryset, filterset.window, dimensions)
+    endpoint = filterset.endpoint_rollup()
+    if endpoint is not None:
+        return lambda queryset: endpoint_count(queryset, filterset.window, *endpoint)
+    return None
+
+
+def count_flows(filterset, queryset):
+    """How many flows the filtered queryset holds: from a rollup when one keeps the filters, else COUNT(*)."""
+    counter = flow_counter(filterset)
+    return queryset.count() if counter is None else counter(queryset)
+
+
+def flow_report_page(filterset, queryset, start, stop):
+    """(the rows [start:stop] of the filtered, ordered queryset, total_count) for one page of the listing."""
+    total = count_flows(filterset, queryset)
+    return page_of(queryset, start, stop), total
+
+
+def filtered_flow_stats(filterset, queryset, *, mask=False):
+    """flow_stats of the filtered flows: from the rollups when they keep the filters, else from the raw rows."""
+    dimensions, endpoint = filterset.rollup_dimensions(), None
+    if dimensions is None and (found := filterset.endpoint_rollup()) is not None:
+        dimensions, endpoint = found[0], found[1:]
+    if dimensions is None:
+        return flow_stats(queryset, mask=mask)
+    return rollup_stats(queryset, filterset.window, dimensions, endpoint=endpoint, mask=mask)

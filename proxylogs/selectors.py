@@ -9,7 +9,7 @@ import datetime as dt
 import ipaddress
 import math
 
-from django.db.models import Case, CharField, Count, F, IntegerField, Max, Min, Q, Sum, Value, When
+from django.db.models import Case, CharField, Count, F, IntegerField, Max, Min, Q, Sum, Value, When, Window
 from django.utils import timezone
 
 from proxylogs.catalogue import FILE_TYPE_CATEGORIES
@@ -57,6 +57,44 @@ def _time(moment):
 def log_entries():
     """Every entry; filtersets.LogEntryFilterSet orders it for /api/logs."""
     return ProxyLogEntry.objects.all()
+
+
+# From this offset on, a page in time order starts at the hour the rollup's running counts point to; below it
+# a plain OFFSET skips at most this many index entries, as cheap as reading the rollup.
+DEEP_OFFSET = 1000
+_TIME_ORDERS = {("timestamp", "id"): "asc", ("-timestamp", "-id"): "desc"}
+
+
+def log_page(queryset, offset, limit, *, deep_offset=DEEP_OFFSET):
+    """Rows offset..offset+limit of an ordered log queryset: the same rows, in the same order, as
+    `queryset[offset:offset + limit]`.
+
+    In time order ((timestamp, id) either way, which is total) with no filter, a deep offset is turned into a
+    time boundary through the hourly rollup's exact counts: the running count of the hours, in the page's
+    order, finds the hour holding row `offset`, and the page's ids are read from that hour's edge with the
+    residual offset (less than one hour's rows) on the (timestamp, id) index, then their rows. Every other
+    queryset, and offsets below deep_offset, read the plain OFFSET.
+    """
+    direction = _TIME_ORDERS.get(tuple(queryset.query.order_by))
+    query = queryset.query
+    if (offset < deep_offset or direction is None or query.where or query.is_sliced or query.distinct
+            or query.combinator or query.extra_order_by):
+        return list(queryset[offset:offset + limit])
+    order = F("hour").asc() if direction == "asc" else F("hour").desc()
+    hour = (ProxyLogHour.objects.annotate(running=Window(Sum("total"), order_by=order))
+            .filter(running__gt=offset).order_by(order).values_list("hour", "running", "total").first())
+    if hour is None:
+        return []  # the offset is past the last row
+    start, running, total = hour
+    skip = offset - (running - total)
+    if direction == "asc":
+        rest = queryset.filter(timestamp__gte=start)
+    else:
+        rest = queryset.filter(timestamp__lt=start + dt.timedelta(seconds=HOUR))
+    # The page's ids first, from the (timestamp, id) index alone where the visibility map allows, then just
+    # those rows: stepping over the residual offset costs index entries rather than table rows.
+    keys = list(rest.values_list("pk", flat=True)[skip:skip + limit])
+    return list(queryset.filter(pk__in=keys)) if keys else []
 
 
 def last_import_time():

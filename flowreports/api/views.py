@@ -58,30 +58,8 @@ def filtered(view):
     return filterset, filterset.qs
 
 
-def rollup_counter(filterset):
-    """A function counting the filtered flows from a rollup, or None when no rollup keeps the filters."""
-    dimensions = filterset.rollup_dimensions()
-    if dimensions is not None:
-        return lambda queryset: selectors.window_count(queryset, filterset.window, dimensions)
-    endpoint = filterset.endpoint_rollup()
-    if endpoint is not None:
-        return lambda queryset: selectors.endpoint_count(queryset, filterset.window, *endpoint)
-    return None
-
-
-class RollupCountPagination(PagePerPagePagination):
-    """page/per_page whose total_count the view may supply (from the rollup) instead of COUNT(*)."""
-
-    def count(self, queryset, view):
-        counter = getattr(view, "count_queryset", None)
-        return queryset.count() if counter is None else counter(queryset)
-
-    def page_of(self, queryset, start, stop):
-        return selectors.page_of(queryset, start, stop)
-
-
-PAGE = RollupCountPagination.page_parameter.described("1-based page index (of groups with group_by).")
-PER_PAGE = RollupCountPagination.per_page_parameter.described(
+PAGE = PagePerPagePagination.page_parameter.described("1-based page index (of groups with group_by).")
+PER_PAGE = PagePerPagePagination.per_page_parameter.described(
     "Items (or groups with group_by) per page: 1…100, default 25."
 )
 GROUP_BY = choice_parameter("group_by", ["day", "subscriber"],
@@ -95,8 +73,8 @@ class FlowReportsView(generics.GenericAPIView):
     queryset = FlowReport.objects.order_by("-start_time", "-id")
     serializer_class = FlowReportSerializer
     filterset_class = FlowReportFilterSet
-    pagination_class = RollupCountPagination
-    count_queryset = None
+    pagination_class = PagePerPagePagination
+    filterset = None
 
     @property
     def throttle_scope(self):
@@ -127,8 +105,7 @@ class FlowReportsView(generics.GenericAPIView):
     def get(self, request):
         params = QueryParams(request)
         group_by = GROUP_BY.read(params)
-        filterset, queryset = filtered(self)
-        self.count_queryset = rollup_counter(filterset)
+        self.filterset, queryset = filtered(self)
         if group_by is None:
             page = self.paginate_queryset(queryset)
             return self.get_paginated_response(self.get_serializer(page, many=True).data)
@@ -137,6 +114,9 @@ class FlowReportsView(generics.GenericAPIView):
         return Response(FAMILY.ok([
             {key: self.get_serializer(flows, many=True).data} for key, flows in groups
         ]))
+
+    def page_with_total(self, queryset, start, stop):
+        return selectors.flow_report_page(self.filterset, queryset, start, stop)
 
     @extend_schema(
         summary="Store flow reports",
@@ -209,15 +189,7 @@ class FlowReportStatsView(generics.GenericAPIView):
     )
     def get(self, request):
         filterset, queryset = filtered(self)
-        mask = should_mask(request)
-        dimensions, endpoint = filterset.rollup_dimensions(), None
-        if dimensions is None and (found := filterset.endpoint_rollup()) is not None:
-            dimensions, endpoint = found[0], found[1:]
-        if dimensions is None:
-            return Response(FAMILY.ok(selectors.flow_stats(queryset, mask=mask)))
-        return Response(FAMILY.ok(selectors.rollup_stats(
-            queryset, filterset.window, dimensions, endpoint=endpoint, mask=mask,
-        )))
+        return Response(FAMILY.ok(selectors.filtered_flow_stats(filterset, queryset, mask=should_mask(request))))
 
 
 class FlowReportRetentionView(APIView):

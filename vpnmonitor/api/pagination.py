@@ -32,6 +32,16 @@ def _schema(*parameters):
 MAX_PAGE = 10**7
 
 
+def _page_with_total(view, queryset, start, stop):
+    """(rows [start:stop], total) of an ordered queryset: from the view's page_with_total when it plans its own
+    reads (rollup counts, keyset or time boundaries), else COUNT(*) and a slice."""
+    planned = getattr(view, "page_with_total", None)
+    if planned is not None:
+        return planned(queryset, start, stop)
+    total = queryset.count()
+    return list(queryset[start:stop]), total
+
+
 class PagePerPagePagination(BasePagination):
     """Flow reports: page >= 1, per_page 1..100 -> {"result": {items, page, per_page, total_count}}."""
 
@@ -45,17 +55,9 @@ class PagePerPagePagination(BasePagination):
         params = QueryParams(request)
         self.page = self.page_parameter.read(params)
         self.per_page = self.per_page_parameter.read(params)
-        self.total = self.count(queryset, view)
         start = (self.page - 1) * self.per_page
-        return self.page_of(queryset, start, start + self.per_page)
-
-    def count(self, queryset, view):
-        """total_count of the whole queryset."""
-        return queryset.count()
-
-    def page_of(self, queryset, start, stop):
-        """The rows start..stop of the queryset."""
-        return list(queryset[start:stop])
+        rows, self.total = _page_with_total(view, queryset, start, start + self.per_page)
+        return rows
 
     def get_paginated_response(self, data):
         return Response(families.FLOW_REPORTS.ok(
@@ -90,8 +92,8 @@ class LimitOffsetPagination(BasePagination):
         params = QueryParams(request)
         self.limit = self.limit_parameter(view).read(params)
         self.offset = self.offset_parameter.read(params)
-        self.total = queryset.count()
-        return list(queryset[self.offset:self.offset + self.limit])
+        rows, self.total = _page_with_total(view, queryset, self.offset, self.offset + self.limit)
+        return rows
 
     def get_paginated_response(self, data):
         return Response(families.PROXY_LOGS.ok(data, total=self.total, limit=self.limit, offset=self.offset))
@@ -103,7 +105,10 @@ class LimitOffsetPagination(BasePagination):
         }}
 
     def get_schema_operation_parameters(self, view):
-        return _schema(self.limit_parameter(view), self.offset_parameter)
+        offset = self.offset_parameter
+        if getattr(view, "offset_description", None):
+            offset = offset.described(view.offset_description)
+        return _schema(self.limit_parameter(view), offset)
 
 
 class PageLimitPagination(BasePagination):
