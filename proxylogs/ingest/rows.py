@@ -8,7 +8,8 @@ in dictionaries, and builds the row without a LogRecord in between.
 It only takes the plain shape of a line: ten fields, a millisecond timestamp, a client, result code and
 hierarchy it has seen before, numbers in range and values that fit their columns. Any other line goes through
 parse_squid and entry_row, which decide its row, its rejection reason or its blank count, so the result of a
-batch is the same line for line as parse_lines followed by entry_row (proxylogs/tests/test_ingest_rows.py compares them).
+batch is the same line for line as parse_lines followed by entry_row (proxylogs/tests/test_ingest_rows.py
+compares them).
 """
 
 from __future__ import annotations
