@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from proxylogs.ingest.domains import file_extension, registrable_domain, user_agent_category
 from proxylogs.ingest.parse import Summary, blocked, parse_lines
+from proxylogs.ingest.rows import SquidRows
 from proxylogs.models import LogImport, LogSource, ProxyLogEntry, WafCategory
 from vpnmonitor import retention
 from vpnmonitor.models import audit
@@ -273,6 +274,9 @@ class _PreparedBatch:
 def _prepare_batches(source, expected, waf, batch_bytes, complete=False):
     """Read what is new in the source's file since `expected` and parse it, batch by batch (CPU only, no database)."""
     line_number = int(expected.get("line", 0))
+    # Native lines take the fused parse-and-derive path; it gives the rows parse_lines and entry_row give.
+    native = (SquidRows(source_id=source.pk, waf=waf, entry_row=entry_row, client_columns=_client_columns)
+              if source.format in ("squid", "native") else None)
     for batch in read_new_lines(source.path, Checkpoint.from_dict(expected), max_bytes=batch_bytes,
                                 complete=complete):
         if batch.event in ("rotated", "truncated"):
@@ -288,15 +292,17 @@ def _prepare_batches(source, expected, waf, batch_bytes, complete=False):
                     samples.append([number, "NUL character"])
             lines = ["" if "\x00" in line else line for line in lines]
         summary = Summary(max_errors=MAX_REJECTED_SAMPLES)
-        rows = []
-        append = rows.append
-        source_id = source.pk
-        for number, record in parse_lines(lines, source.format, summary, start=line_number + 1):
-            row = entry_row(record, source_id=source_id, waf=waf)
-            if row is None:
-                samples.append([number, "value out of range"])
-            else:
-                append(row)
+        if native is not None:
+            rows = native.rows(lines, line_number + 1, summary, samples)
+        else:
+            rows = []
+            append = rows.append
+            for number, record in parse_lines(lines, source.format, summary, start=line_number + 1):
+                row = entry_row(record, source_id=source.pk, waf=waf)
+                if row is None:
+                    samples.append([number, "value out of range"])
+                else:
+                    append(row)
         out_of_range = len(samples) - nul_lines
         samples += [[number, reason] for number, reason in summary.errors]
         line_number += len(batch.lines)

@@ -239,7 +239,7 @@ def parse_squid(line: str) -> LogRecord:
             micro = int((frac + "000000")[:6]) if frac else 0
         # datetime(...) with positional fields is ~4x cheaper than base.replace(microsecond=...).
         timestamp = datetime(*base, micro, UTC)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise ParseError("bad timestamp") from None
 
     client = _IPS.get(client_text)

@@ -447,3 +447,15 @@ def test_a_client_address_with_a_zone_index_is_kept_without_the_zone() -> None:
         parse_squid("1795335350.143 2 fe80::zz%eth0 TCP_MISS/200 626 GET http://a.example/ - HIER_DIRECT/- -")
     record = parse_squid("1795335350.143 2 FE80::0001 TCP_MISS/200 626 GET http://a.example/ - HIER_DIRECT/- -")
     assert record.client_ip == "fe80::1"
+
+
+@pytest.mark.parametrize("seconds", ["99999999999999999999", "253402300800", "9" * 400])
+def test_a_timestamp_past_any_date_is_a_bad_line_and_the_next_line_still_counts(seconds: str) -> None:
+    lines = [f"{seconds}.143 2 10.0.0.5 TCP_MISS/200 626 GET http://a.example/ - HIER_NONE/- -",
+             "1795335350.143 2 10.0.0.5 TCP_MISS/200 626 GET http://a.example/ - HIER_NONE/- -"]
+    with pytest.raises(ParseError, match="bad timestamp"):
+        parse_squid(lines[0])
+    summary = Summary()
+    records = list(parse_lines(lines, "squid", summary))
+    assert [(number, record.timestamp.year) for number, record in records] == [(2, 2026)]
+    assert (summary.lines, summary.parsed, summary.rejected) == (2, 1, 1)

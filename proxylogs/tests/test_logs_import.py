@@ -264,14 +264,15 @@ def test_an_error_while_parsing_fails_the_import_and_stores_nothing_after_it(tmp
     log = tmp_path / "access.log"
     write(log, LINES)
     source = services.source_for_path(log)
-    real_entry_row = services.entry_row
+    real_client_columns = services._client_columns
 
-    def failing_entry_row(record, **kwargs):
-        if record.http_status == 407:
+    # The derived columns of the fifth line's client (10.0.0.6, first seen there) cannot be computed.
+    def failing_client_columns(client):
+        if client == "10.0.0.6":
             raise LookupError("broken derivation")
-        return real_entry_row(record, **kwargs)
+        return real_client_columns(client)
 
-    monkeypatch.setattr(services, "entry_row", failing_entry_row)
+    monkeypatch.setattr(services, "_client_columns", failing_client_columns)
     with pytest.raises(LookupError, match="broken derivation"):
         services.import_source(source, batch_bytes=150)
     assert not _parse_threads()
