@@ -294,3 +294,16 @@ def test_the_planner_reads_what_the_raw_rows_hold(db_tables, start, end):
 
 def test_a_window_inside_one_bucket_has_no_plan():
     assert rollups.plan((START + dt.timedelta(minutes=1), START + dt.timedelta(minutes=59)), rollups.HOUR) is None
+
+
+def test_retention_through_the_core_delete_keeps_the_rollups_exact(db_tables):
+    from vpnmonitor import retention
+
+    store(readings(700))
+    cutoff = START + dt.timedelta(days=1, hours=7, minutes=30)
+    older = Reading.objects.filter(time__lt=cutoff).count()
+    deleted = retention.delete_before(Reading, "time", cutoff, batch_size=100,
+                                      delete=lambda batch: rollups.delete(batch, rollups=ALL))
+    assert deleted == older
+    assert not Reading.objects.filter(time__lt=cutoff).exists()
+    assert_exact()
