@@ -8,11 +8,14 @@ class FlowReportsConfig(AppConfig):
     def ready(self):
         from django.db.backends.signals import connection_created
 
+        from flowreports import rollups  # noqa: F401 - registers the flow rollups
         from flowreports.selectors import register_sqlite_functions
+        from flowreports.services import delete_flows
         from vpnmonitor import retention
 
         retention.register(
             "flowreports", "flowreports.FlowReport", "start_time", 7,
             "Flow reports (IPFIX/NetFlow collector and HTTP ingest), by flow start time",
+            delete=delete_flows,  # keeps the rollups exact
         )
         connection_created.connect(register_sqlite_functions, dispatch_uid="flowreports.sqlite_functions")

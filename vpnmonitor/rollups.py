@@ -139,9 +139,12 @@ class Rollup:
     def raw_filter(self):
         """The source rows this rollup counts (those whose required dimensions are not empty)."""
         where = Q()
+        meta = self.source_model._meta
         for dimension in self.dimensions:
             if dimension.required:
-                where &= Q(**{f"{dimension.source}__isnull": False}) & ~Q(**{dimension.source: ""})
+                where &= Q(**{f"{dimension.source}__isnull": False})
+                if meta.get_field(dimension.source).get_internal_type() in ("CharField", "TextField"):
+                    where &= ~Q(**{dimension.source: ""})
         return where
 
     # Reads ---------------------------------------------------------------------------------------------
@@ -311,7 +314,7 @@ def upsert(rollup, counts, *, using=DEFAULT_DB_ALIAS):
             # longer than the upsert itself.
             types = [_pg_array_type(f, connection) for f in fields]
             select = ", ".join(f"%s::{kind}[]" for kind in types)
-            params = [_array_literal([row[i] for row in rows]) for i in range(len(fields))]
+            params = [_array_literal([row[i] for row in rows], kind) for i, kind in enumerate(types)]
             cursor.execute(f"INSERT INTO {table} ({columns}) SELECT * FROM unnest({select}) {on_conflict}", params)
         else:
             placeholders = ", ".join(["%s"] * len(fields))
@@ -337,24 +340,19 @@ def _pg_array_type(model_field, connection):
     return kind.split(" CHECK", 1)[0].split(" check", 1)[0]
 
 
-def _array_literal(values):
-    """A PostgreSQL array literal: text quoted and escaped; numbers, booleans, addresses and timestamps as
-    they print (none needs quoting but timestamps, which contain a space)."""
-    spelled = {}
-    out = []
-    for value in values:
-        if value is None:
-            out.append("NULL")
-        elif isinstance(value, str):
-            out.append('"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"')
-        elif isinstance(value, dt.datetime):
-            text = spelled.get(value)
-            if text is None:
-                text = spelled[value] = f'"{value}"'
-            out.append(text)
-        else:
-            out.append(str(value))
-    return "{" + ",".join(out) + "}"
+def _array_literal(values, kind):
+    """A PostgreSQL array literal of values of one column type: text quoted and escaped, timestamps quoted
+    (they contain a space); numbers, addresses and booleans bare (they have no character that needs it)."""
+    if kind == "text":
+        return "{" + ",".join(
+            "NULL" if value is None else '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            for value in values
+        ) + "}"
+    if kind.startswith("timestamp"):
+        # A batch's rows share a few buckets: format each once.
+        spelled = {value: "NULL" if value is None else f'"{value}"' for value in set(values)}
+        return "{" + ",".join(map(spelled.__getitem__, values)) + "}"
+    return "{" + ",".join("NULL" if value is None else str(value) for value in values) + "}"
 
 
 def counts_in(rollup, queryset, *, kept=None):

@@ -307,3 +307,12 @@ def test_retention_through_the_core_delete_keeps_the_rollups_exact(db_tables):
     assert deleted == older
     assert not Reading.objects.filter(time__lt=cutoff).exists()
     assert_exact()
+
+
+def test_array_literals_quote_text_and_times_and_leave_numbers_and_addresses_bare():
+    assert rollups._array_literal(['a"b', "c\\d", "", "uplink", None], "text") == '{"a\\"b","c\\\\d","","uplink",NULL}'
+    assert rollups._array_literal([6, -1, 443, None], "integer") == "{6,-1,443,NULL}"
+    assert rollups._array_literal(["8.8.8.8", "2001:db8::1"], "inet") == "{8.8.8.8,2001:db8::1}"
+    day = dt.datetime(2026, 11, 23, tzinfo=UTC)
+    assert rollups._array_literal([day, day], "timestamp with time zone") == (
+        '{"2026-11-23 00:00:00+00:00","2026-11-23 00:00:00+00:00"}')
