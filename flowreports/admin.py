@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.core.paginator import Paginator
 from django.utils.functional import cached_property
 
+from flowreports import services
 from flowreports.models import CollectorStatus, ExporterSampling, FlowReport, SubscriberPrefix
 from vpnmonitor.admin import AuditedAdminMixin
 from vpnmonitor.privacy import MaskedAddressesAdminMixin
@@ -57,6 +58,13 @@ class FlowReportAdmin(MaskedAddressesAdminMixin, admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    # Deletes go through the service, which keeps the rollups exact.
+    def delete_model(self, request, obj):
+        services.delete_flows(FlowReport.objects.filter(pk=obj.pk))
+
+    def delete_queryset(self, request, queryset):
+        services.delete_flows(queryset)
 
 
 @admin.register(CollectorStatus)

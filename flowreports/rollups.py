@@ -1,5 +1,9 @@
 """The flow rollups: hourly counts and daily endpoints, kept exact at write time.
 
+They are declared here and registered with vpnmonitor.rollups, which buckets, upserts, subtracts and plans
+reads; flowreports.services is the only writer of flows and keeps them through it. This module adds what is
+particular to flows: the port folding rule, and the seal of hours for the hourly destination rollup.
+
 Every insert adds its flows to FlowReportHourly (hour, protocol, direction, action) and, per
 endpoint, to FlowReportDestinationDaily and FlowReportSourceDaily (day, address, port, protocol,
 direction, action), in the same transaction as the flows themselves; every delete subtracts what
@@ -41,6 +45,7 @@ from django.utils import timezone
 
 from vpnmonitor import rollups as core
 from vpnmonitor.rollups import Dimension, Measure, Rollup
+from vpnmonitor.timeseries import floor_time
 
 logger = logging.getLogger(__name__)
 
@@ -133,11 +138,11 @@ def _utc(moment):
 
 
 def floor_hour(moment):
-    return _utc(moment).replace(minute=0, second=0, microsecond=0)
+    return floor_time(_utc(moment), HOUR)
 
 
 def floor_day(moment):
-    return _utc(moment).replace(hour=0, minute=0, second=0, microsecond=0)
+    return floor_time(_utc(moment), DAY)
 
 
 # PostgreSQL advisory lock keys (two int4): this namespace, and an hour as whole hours since the epoch, or

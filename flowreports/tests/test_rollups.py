@@ -158,6 +158,21 @@ def test_a_naive_start_time_counts_in_the_hour_it_is_stored_in(stored, settings)
     assert_exact()
 
 
+def test_deleting_flows_in_the_admin_keeps_the_rollups_exact(stored, client, django_user_model):
+    client.force_login(django_user_model.objects.create_superuser("root", password="x"))
+    tcp = list(FlowReport.objects.filter(protocol=6).order_by("pk").values_list("pk", flat=True)[:5])
+    response = client.post("/admin/flowreports/flowreport/",
+                           {"action": "delete_selected", "_selected_action": tcp, "post": "yes"})
+    assert response.status_code == 302
+    assert not FlowReport.objects.filter(pk__in=tcp).exists()
+    assert FlowReport.objects.count() == 895
+    assert_exact()
+    one = FlowReport.objects.filter(protocol=17).order_by("pk").first()
+    assert client.post(f"/admin/flowreports/flowreport/{one.pk}/delete/", {"post": "yes"}).status_code == 302
+    assert FlowReport.objects.count() == 894
+    assert_exact()
+
+
 def test_clearing_empties_the_rollups(stored, operator_client):
     assert operator_client.delete(URL).status_code == 200
     assert not FlowReport.objects.exists()
