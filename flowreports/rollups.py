@@ -194,10 +194,15 @@ SOURCE_DAILY = core.register(Rollup(
     name="flowreports.source_daily", source=FLOW, model="flowreports.FlowReportSourceDaily",
     time="start_time", step=DAY, bucket="day", dimensions=SOURCE.dimensions(), measures=(Measure("flows"),),
 ))
+def _sealed_hours(hours, *, using=DEFAULT_DB_ALIAS):
+    """The keep rule of the hourly destination rollup: sealed_among, looked up when a write asks."""
+    return sealed_among(hours, using=using)
+
+
 DESTINATION_HOURLY = core.register(Rollup(
     name="flowreports.destination_hourly", source=FLOW, model="flowreports.FlowReportDestinationHourly",
     time="start_time", step=HOUR, bucket="hour", dimensions=DESTINATION.dimensions(), measures=(Measure("flows"),),
-    keep=sealed_among,
+    keep=_sealed_hours,
 ))
 
 
