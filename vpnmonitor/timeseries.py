@@ -74,9 +74,11 @@ def _seconds(step):
 
 
 def floor_time(moment, step):
-    """The start of the bucket that contains moment (exact: whole steps since the epoch)."""
-    step = dt.timedelta(seconds=_seconds(step))
-    return EPOCH + (moment - EPOCH) // step * step
+    """The start of the bucket that contains moment (exact integer arithmetic on whole seconds since the epoch)."""
+    seconds = _seconds(step)
+    since = moment - EPOCH
+    epoch_seconds = since.days * 86400 + since.seconds  # floors: a timedelta's fraction is never negative
+    return EPOCH + dt.timedelta(seconds=epoch_seconds - epoch_seconds % seconds)
 
 
 def bucket_starts(start, end, step):
