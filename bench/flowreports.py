@@ -68,10 +68,10 @@ def _flows(count, days, subscribers, random, now):
 
 def generate(count, days, subscribers, seed=42):
     from flowreports.models import FlowReport
-    from flowreports.services import store_flows
+    from flowreports.services import delete_flows, store_flows
     from flowreports.subscribers import SubscriberTable
 
-    FlowReport.objects.all().delete()
+    delete_flows(FlowReport.objects.all())
     _prefixes(subscribers)
     table = SubscriberTable.load()
     random, now = rng(seed), utcnow()
@@ -323,14 +323,14 @@ def collector_run(rate, seconds, subscribers, batch_size=None, late=False, sampl
     from flowreports.collector.server import Collector
     from flowreports.management.commands.collect_flows import SWITCH_INTERVAL
     from flowreports.models import FlowReport
-    from flowreports.services import FlowSink
+    from flowreports.services import FlowSink, delete_flows
 
     if connection.vendor == "postgresql":
         # Every run starts from the same empty table (a DELETE would leave the last run's rows as dead tuples).
         with connection.cursor() as cursor:
             cursor.execute(TRUNCATE)
     else:
-        FlowReport.objects.all().delete()
+        delete_flows(FlowReport.objects.all())
     if subscribers:
         _prefixes(subscribers)
     sealed = _seal_offered_hour(subscribers) if late else None

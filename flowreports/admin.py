@@ -2,6 +2,7 @@
 
 from django.contrib import admin
 
+from flowreports import services
 from flowreports.models import CollectorStatus, ExporterSampling, FlowReport, SubscriberPrefix
 from vpnmonitor.admin import AuditedAdminMixin, LargeTableAdminMixin
 from vpnmonitor.privacy import MaskedAddressesAdminMixin
@@ -43,6 +44,13 @@ class FlowReportAdmin(MaskedAddressesAdminMixin, LargeTableAdminMixin, admin.Mod
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    # Deletes go through the service, which keeps the rollups exact.
+    def delete_model(self, request, obj):
+        services.delete_flows(FlowReport.objects.filter(pk=obj.pk))
+
+    def delete_queryset(self, request, queryset):
+        services.delete_flows(queryset)
 
 
 @admin.register(CollectorStatus)

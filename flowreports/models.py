@@ -1,79 +1,17 @@
 """Flow reports: one row per unidirectional flow, and the prefixes that name a flow's subscriber."""
 
 import ipaddress
-from collections import Counter
 
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
-from django.db import connections, models, router, transaction
+from django.db import models
 from django.utils import timezone
-
-
-class FlowReportQuerySet(models.QuerySet):
-    """Keeps the rollups exact through every ORM write: bulk_create adds, delete and update subtract first."""
-
-    def bulk_create(self, objs, *args, **kwargs):
-        from flowreports import rollups
-
-        if len(args) > 1 or kwargs.get("ignore_conflicts") or kwargs.get("update_conflicts"):
-            # Skipped or updated rows would be counted as inserted.
-            raise NotImplementedError("FlowReport.bulk_create keeps the rollups only for plain inserts")
-        with transaction.atomic(using=self.db, savepoint=False):
-            created = super().bulk_create(objs, *args, **kwargs)
-            rollups.add(rollups.model_rows(created), using=self.db)
-        return created
-
-    def delete(self):
-        from flowreports import rollups
-
-        if self.query.is_sliced:
-            return super().delete()  # Django's own error
-        with transaction.atomic(using=self.db, savepoint=False):
-            if not self.query.where:
-                # Everything: wait for the inserts under way, then empty the rollups with the table.
-                connection = connections[self.db]
-                if connection.vendor == "postgresql":
-                    with connection.cursor() as cursor:
-                        cursor.execute(f"LOCK TABLE {connection.ops.quote_name(self.model._meta.db_table)} "
-                                       "IN SHARE ROW EXCLUSIVE MODE")
-                rollups.clear(using=self.db)
-                return super().delete()
-            # Lock the rows first, so that two deletes of the same rows never both subtract them.
-            pks = list(self.order_by().select_for_update().values_list("pk", flat=True))
-            total, per_model = 0, Counter()
-            for first in range(0, len(pks), rollups.CHUNK):
-                chunk = pks[first:first + rollups.CHUNK]
-                rollups.subtract_pks(self.model, chunk, using=self.db)
-                deleted, counts = models.QuerySet.delete(self.model._base_manager.using(self.db).filter(pk__in=chunk))
-                total += deleted
-                per_model.update(counts)
-            return total, dict(per_model)
-
-    delete.alters_data = True
-    delete.queryset_only = True
-
-    def update(self, **kwargs):
-        from flowreports import rollups
-
-        if not set(kwargs) & rollups.DIMENSIONS:
-            return super().update(**kwargs)
-        with transaction.atomic(using=self.db, savepoint=False):
-            pks = list(self.order_by().select_for_update().values_list("pk", flat=True))
-            base = self.model._base_manager.using(self.db)
-            rollups.subtract_pks(self.model, pks, using=self.db)
-            updated = models.QuerySet.update(base.filter(pk__in=pks), **kwargs)
-            rollups.add(rollups.model_rows(base.filter(pk__in=pks)), using=self.db)
-        return updated
-
-    update.alters_data = True
-    update.queryset_only = False
-
-
-FlowReportManager = models.Manager.from_queryset(FlowReportQuerySet)
 
 
 class FlowReport(models.Model):
     """A unidirectional flow seen by an exporter (IPFIX/NetFlow) or pushed over HTTP.
+
+    Written only through flowreports.services, which keeps the rollups (flowreports.rollups) exact.
 
     Reads filter on start_time (when the flow began), so every listing index leads with it
     or with the key the filter pins first.
@@ -114,12 +52,8 @@ class FlowReport(models.Model):
                   "already scaled by it.",
     )
 
-    objects = FlowReportManager()
-
     class Meta:
         ordering = ["-start_time", "-id"]
-        # Retention deletes through the base manager: it must keep the rollups exact too.
-        base_manager_name = "objects"
         indexes = [
             # Listing (newest first), time windows, retention, group_by=day, and the partial hours
             # at the edges of a window that the hourly rollup does not cover.
@@ -138,26 +72,11 @@ class FlowReport(models.Model):
     def __str__(self):
         return f"{self.source_ip}:{self.source_port} -> {self.destination_ip}:{self.destination_port} ({self.protocol})"
 
-    def save(self, *args, **kwargs):
-        from flowreports import rollups
-
-        using = kwargs.get("using") or router.db_for_write(FlowReport, instance=self)
-        with transaction.atomic(using=using, savepoint=False):
-            if self.pk is not None:
-                rollups.subtract_pks(FlowReport, [self.pk], using=using)
-            super().save(*args, **kwargs)
-            rollups.add(rollups.model_rows([self]), using=using)
-
-    def delete(self, *args, **kwargs):
-        using = kwargs.get("using") or router.db_for_write(FlowReport, instance=self)
-        return FlowReport._base_manager.using(using).filter(pk=self.pk).delete()
-
-
 class FlowReportHourly(models.Model):
     """How many flows began in one UTC hour, per protocol, direction and action (kept at write time).
 
     total_count and the protocol breakdown read this instead of counting raw flows whenever the
-    filters are only a window, protocol, direction and action; FlowReportQuerySet and store_flows
+    filters are only a window, protocol, direction and action; the services (through vpnmonitor.rollups)
     keep it equal to the raw table in the same transaction as every insert and delete.
     """
 

@@ -2,10 +2,7 @@
 
 import datetime as dt
 
-from django.db import connection
-from django.db.models import CharField, Count, Func, Sum
-from django.db.models.expressions import RawSQL
-from django.utils import timezone
+from django.db.models import CharField, Count, Func
 
 from flowreports import ports, rollups
 from flowreports.models import (
@@ -16,6 +13,7 @@ from flowreports.models import (
     FlowReportHourly,
     FlowReportSealedHour,
 )
+from vpnmonitor import rollups as core_rollups
 from vpnmonitor.privacy import mask_ip
 from vpnmonitor.timeseries import floor_time
 
@@ -181,38 +179,16 @@ def _top_destinations(queryset, mask):
     return [(row["ip"], row["count"]) for row in top]
 
 
-# Rollup reads: the whole hours (or days) of a window from the rollups, its partial edges from the raw table.
-
-def _spans(start, end, floor, step):
-    """(first, stop, edges): the whole steps [first, stop) inside the inclusive window, and the raw edges.
-
-    edges are (low, high) pairs, both inclusive, of the window's partial steps. None when the
-    window holds no whole step (it is then counted from the raw table alone).
-    """
-    try:
-        first = floor(start)
-        if first < start:
-            first += step
-        stop = floor(end)
-        if stop + step - dt.timedelta(microseconds=1) <= end:
-            stop += step
-    except OverflowError:
-        return None
-    if first >= stop:
-        return None
-    edges = []
-    if start < first:
-        edges.append((start, first - dt.timedelta(microseconds=1)))
-    if stop <= end:
-        edges.append((stop, end))
-    return first, stop, edges
-
+# Rollup reads, planned by vpnmonitor.rollups: the whole hours (or days) of a window from the rollups, its
+# partial edges from the raw table.
 
 def window_count(queryset, window, dimensions):
     """queryset.count() of a window filtered only by protocol/direction/action, from the hourly rollup."""
-    plan = _rollup_plan(window, rollups.floor_hour, rollups.HOUR)
-    return _rollup_count(queryset, plan, FlowReport.objects.filter(**dimensions),
-                         FlowReportHourly.objects.filter(**dimensions), field="hour")
+    plan = rollups.HOURLY.plan(window)
+    if plan is None:
+        return queryset.count()
+    return rollups.HOURLY.total(plan, raw=FlowReport.objects.filter(**dimensions),
+                                rows=FlowReportHourly.objects.filter(**dimensions))
 
 
 def _endpoint_where(window, dimensions, endpoint, address, port):
@@ -232,6 +208,25 @@ def _endpoint_where(window, dimensions, endpoint, address, port):
     return where
 
 
+def _all_sealed(first, stop):
+
+    return FlowReportSealedHour.objects.filter(hour__gte=first, hour__lt=stop).count() == (stop - first) // rollups.HOUR
+
+
+def _day_plan(window, *, sealed_hours=False):
+    """The plan over days; with sealed_hours, each raw edge whose whole hours are all sealed is read from
+    those hours of the hourly destination rollup, and only the partial hours at its ends from raw flows."""
+    plan = rollups.DESTINATION_DAILY.plan(window)
+    if plan is None or not sealed_hours:
+        return plan
+    return core_rollups.refine(plan, rollups.HOUR, _all_sealed)
+
+
+def _hourly_destinations(dimensions, where):
+
+    return rollups.DESTINATION_HOURLY, FlowReportDestinationHourly.objects.filter(**dimensions, **where)
+
+
 def endpoint_count(queryset, window, dimensions, endpoint, address, port):
     """queryset.count() of a window filtered by one endpoint (address, port or both: endpoint is
     rollups.SOURCE or rollups.DESTINATION) and otherwise only by protocol/direction/action, from that
@@ -241,118 +236,14 @@ def endpoint_count(queryset, window, dimensions, endpoint, address, port):
     if where is None:
         return queryset.count()
     destination = endpoint is rollups.DESTINATION
-    return _rollup_count(
-        queryset, _day_plan(window, sealed_hours=destination), FlowReport.objects.filter(**dimensions, **where),
-        endpoint.model.objects.filter(**dimensions, **where), field="day",
-        hourly=FlowReportDestinationHourly.objects.filter(**dimensions, **where) if destination else None,
-    )
-
-
-_US = dt.timedelta(microseconds=1)
-
-
-def _rollup_plan(window, floor, step):
-    """How to count a window from a rollup of steps (hours or days): (first, stop, [], ranges), or None when
-    the window holds no whole step (it is then counted from the raw table alone).
-
-    The rollup's steps [first, stop) are counted, plus or minus the raw flows of each range: ranges are
-    (sign, low, high) start_time ranges, both ends inclusive, sign 1 to add and -1 to subtract. A partial
-    step at an edge is added from the raw table, or counted as that step's rollup less the rest of the step
-    when the rest is the shorter time (no flow starts after now, so the edge at "now" then costs nothing).
-    The empty list is for the spans of sealed hours that _day_plan puts in place of raw ranges.
-    """
-    spans = _spans(*window, floor, step)
-    if spans is None:
-        return None
-    first, stop, edges = spans
-    now = timezone.now()
-    ranges = []
-    for low, high in edges:
-        start = floor(low)
-        end = start + step
-        rest = (low - start) + max(dt.timedelta(0), min(end, now) - high)
-        if high - low <= rest:
-            ranges.append((1, low, high))
-            continue
-        first, stop = min(first, start), max(stop, end)
-        if start < low:
-            ranges.append((-1, start, low - _US))
-        if high + _US < end:
-            ranges.append((-1, high + _US, end - _US))
-    return first, stop, [], ranges
-
-
-def _day_plan(window, *, sealed_hours=False):
-    """_rollup_plan over days, as (first, stop, hours, ranges). With sealed_hours, each raw range whose whole
-    hours are all sealed is counted from those hours of the hourly destination rollup, (sign, first, stop)
-    in `hours`, plus or minus the raw flows of the partial hours at its ends (at most half an hour each)."""
-    plan = _rollup_plan(window, rollups.floor_day, rollups.DAY)
-    if plan is None or not sealed_hours:
-        return plan
-    first, stop, hours, ranges = plan
-    raw = []
-    for sign, low, high in ranges:
-        inner = _rollup_plan((low, high), rollups.floor_hour, rollups.HOUR)
-        if inner is not None:
-            hour, end, _, inner_ranges = inner
-            sealed = FlowReportSealedHour.objects.filter(hour__gte=hour, hour__lt=end).count()
-            if sealed == (end - hour) // rollups.HOUR:
-                hours.append((sign, hour, end))
-                raw.extend((sign * inner_sign, a, b) for inner_sign, a, b in inner_ranges)
-                continue
-        raw.append((sign, low, high))
-    return first, stop, hours, raw
-
-
-def _rollup_count(queryset, plan, raw, rollup, *, field, hourly=None):
-    """queryset.count() (its flows in the window) from a plan (_rollup_plan or _day_plan): the rollup's steps,
-    the hourly destination rollup's sealed hours and the raw ranges, each with its sign.
-
-    raw is every flow the rollup rows count (queryset without the window), and hourly those rows of the hourly
-    destination rollup. One statement, so the rollups and the raw table are read from one snapshot.
-    """
+    plan = _day_plan(window, sealed_hours=destination)
     if plan is None:
         return queryset.count()
-    first, stop, hours, ranges = plan
-    whole = rollup.filter(**{f"{field}__gte": first, f"{field}__lt": stop}).order_by()
-    sql, params = whole.values("flows").query.sql_with_params()
-    parts, all_params = [f"(SELECT COALESCE(SUM(r.flows), 0) FROM ({sql}) r)"], list(params)
-    for sign, low, high in hours:
-        sql, params = hourly.filter(hour__gte=low, hour__lt=high).order_by().values("flows").query.sql_with_params()
-        parts.append(f"{'+' if sign > 0 else '-'} (SELECT COALESCE(SUM(h.flows), 0) FROM ({sql}) h)")
-        all_params.extend(params)
-    for sign, low, high in ranges:
-        sql, params = raw.filter(start_time__range=(low, high)).order_by().values("pk").query.sql_with_params()
-        parts.append(f"{'+' if sign > 0 else '-'} (SELECT COUNT(*) FROM ({sql}) c)")
-        all_params.extend(params)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT " + " ".join(parts), all_params)
-        return int(cursor.fetchone()[0])
-
-
-def _union_sum(parts, key, *, limit=None, label=None):
-    """[(key, n)]: the parts' (key, n) rows summed per key, most first, ties by key; keys left with no flows
-    are dropped. parts are (sign, queryset) pairs, sign 1 or -1. label (IPText or MaskedIP) turns the summed
-    parts' keys into the keys returned: applied to a few thousand summed rows, not to every raw flow."""
-    sql, params = [], []
-    for sign, part in parts:
-        part_sql, part_params = part.query.sql_with_params()
-        sql.append(f"SELECT p.{key} AS k, {'-' if sign < 0 else ''}p.n AS n FROM ({part_sql}) p")
-        params.extend(part_params)
-    union = " UNION ALL ".join(sql)
-    outer = "u.k"
-    if label is not None:
-        compiler = parts[0][1].query.get_compiler(connection=connection)
-        outer, label_params = compiler.compile(label(RawSQL("u.k", ())))
-        params = [*label_params, *params, *label_params]
-    limit_sql = "" if limit is None else f" LIMIT {int(limit)}"
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT {outer} AS g, SUM(u.n) AS n FROM ({union}) u GROUP BY {outer} HAVING SUM(u.n) > 0 "
-            f"ORDER BY n DESC, g{limit_sql}",
-            params,
-        )
-        return [(k, int(n)) for k, n in cursor.fetchall()]
+    return endpoint.rollup.total(
+        plan, raw=FlowReport.objects.filter(**dimensions, **where),
+        rows=endpoint.model.objects.filter(**dimensions, **where),
+        finer=_hourly_destinations(dimensions, where) if destination else None,
+    )
 
 
 def rollup_stats(queryset, window, dimensions, *, endpoint=None, mask=False):
@@ -362,9 +253,9 @@ def rollup_stats(queryset, window, dimensions, *, endpoint=None, mask=False):
     Protocols come from the hourly rollup, or with an endpoint from that endpoint's daily rollup. The top
     uplink destinations come from the daily destination rollup. With a source they are counted from the raw
     flows, unless its rollup shows that the source has no uplink flow in the window (a remote server, say):
-    then there is nothing to list. Each part has the window's partial edges from the raw table (_rollup_plan),
-    and the daily destination parts the whole hours of those edges from the hourly destination rollup where
-    they are sealed (_day_plan). A port that a folded port could hide (_endpoint_where) is counted raw.
+    then there is nothing to list. Each part has the window's partial edges from the raw table, and the daily
+    destination parts the whole hours of those edges from the hourly destination rollup where they are sealed
+    (_day_plan). A port that a folded port could hide (_endpoint_where) is counted raw.
     """
     where, side = {}, None
     if endpoint is not None:
@@ -372,64 +263,37 @@ def rollup_stats(queryset, window, dimensions, *, endpoint=None, mask=False):
         where = _endpoint_where(window, dimensions, side, address, port)
         if where is None:
             return flow_stats(queryset, mask=mask)
-    hours = _rollup_plan(window, rollups.floor_hour, rollups.HOUR)
+    hours = rollups.HOURLY.plan(window)
     days = _day_plan(window, sealed_hours=side is not rollups.SOURCE)
     if hours is None or (side is not None and days is None):
         return flow_stats(queryset, mask=mask)
-    raw = FlowReport.objects.filter(**dimensions, **where).order_by()
-
-    def signed(plan, steps, count, hourly=None):
-        # The parts of a _union_sum: the rollup's steps, the sealed hours and the raw ranges, each with its sign.
-        first, stop, sealed, ranges = plan
-        return ([(1, steps(first, stop))] + [(sign, hourly(low, high)) for sign, low, high in sealed]
-                + [(sign, count(raw.filter(start_time__range=(low, high)))) for sign, low, high in ranges])
-
-    def per_protocol(flows):
-        return flows.order_by().values("protocol").annotate(n=Count("id"))
-
-    def hourly_destinations(low, high, **lookups):
-        return FlowReportDestinationHourly.objects.filter(
-            hour__gte=low, hour__lt=high, **{**dimensions, **lookups}, **where).order_by()
+    raw = FlowReport.objects.filter(**dimensions, **where)
 
     if side is None:
-        protocols = _union_sum(signed(
-            hours,
-            lambda first, stop: FlowReportHourly.objects.filter(hour__gte=first, hour__lt=stop, **dimensions)
-            .order_by().values("protocol").annotate(n=Sum("flows")),
-            per_protocol,
-        ), "protocol")
+        protocols = rollups.HOURLY.grouped(hours, "protocol", raw=raw,
+                                           rows=FlowReportHourly.objects.filter(**dimensions))
     else:
-        endpoint_daily = side.model.objects.filter(**dimensions, **where).order_by()
-        protocols = _union_sum(signed(
-            days,
-            lambda first, stop: endpoint_daily.filter(day__gte=first, day__lt=stop)
-            .values("protocol").annotate(n=Sum("flows")),
-            per_protocol,
-            lambda low, high: hourly_destinations(low, high).values("protocol").annotate(n=Sum("flows")),
-        ), "protocol")
-
-    def per_destination(flows):
-        return (flows.filter(direction="uplink", destination_ip__isnull=False).order_by()
-                .values("destination_ip").annotate(n=Count("id")))
+        endpoint_daily = side.model.objects.filter(**dimensions, **where)
+        protocols = side.rollup.grouped(
+            days, "protocol", raw=raw, rows=endpoint_daily,
+            finer=_hourly_destinations(dimensions, where) if side is rollups.DESTINATION else None,
+        )
 
     if dimensions.get("direction", "uplink") != "uplink":
         top = []
     elif side is rollups.SOURCE:
-        uplink = _rollup_count(queryset.filter(direction="uplink"), days, raw.filter(direction="uplink"),
-                               endpoint_daily.filter(direction="uplink"), field="day")
+        uplink = side.rollup.total(days, raw=raw.filter(direction="uplink"),
+                                   rows=endpoint_daily.filter(direction="uplink"))
         top = _top_destinations(queryset, mask) if uplink else []
     elif days is None:
         top = _top_destinations(queryset, mask)
     else:
-        destinations = FlowReportDestinationDaily.objects.filter(**{**dimensions, "direction": "uplink"}, **where)
-        top = _union_sum(signed(
-            days,
-            lambda first, stop: destinations.filter(day__gte=first, day__lt=stop).order_by()
-            .values("destination_ip").annotate(n=Sum("flows")),
-            per_destination,
-            lambda low, high: hourly_destinations(low, high, direction="uplink")
-            .values("destination_ip").annotate(n=Sum("flows")),
-        ), "destination_ip", limit=TOP_DESTINATIONS, label=MaskedIP if mask else IPText)
+        uplink = {**dimensions, "direction": "uplink"}
+        top = rollups.DESTINATION_DAILY.grouped(
+            days, "destination_ip", raw=raw.filter(direction="uplink"),
+            rows=FlowReportDestinationDaily.objects.filter(**uplink, **where),
+            finer=_hourly_destinations(uplink, where), limit=TOP_DESTINATIONS, label=MaskedIP if mask else IPText,
+        )
     return {
         "protocols": [{"protocol": protocol, "count": n} for protocol, n in protocols],
         "top_destinations_uplink": [{"ip": str(ip), "count": n} for ip, n in top],

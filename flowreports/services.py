@@ -1,4 +1,8 @@
-"""Writes of the flow reports app: store flows (attributed, in bulk), clear them, change their retention."""
+"""Writes of the flow reports app: store flows (attributed, in bulk), delete and clear them, change their retention.
+
+These are the only writers of FlowReport: each keeps the rollups (flowreports.rollups, kept by vpnmonitor.rollups)
+exact in the same transaction as the flows.
+"""
 
 import datetime as dt
 import ipaddress
@@ -17,6 +21,7 @@ from flowreports import ports, rollups
 from flowreports.models import CollectorStatus, FlowReport
 from flowreports.subscribers import SubscriberTable
 from vpnmonitor import retention
+from vpnmonitor import rollups as core_rollups
 from vpnmonitor.addresses import canonical_ip
 from vpnmonitor.models import audit
 
@@ -28,6 +33,10 @@ COLUMNS = (
     "packets", "bytes", "start_time", "end_time", "direction", "action", "exporter", "created_at", "sampling_rate",
 )
 BULK_CREATE_BATCH = 2000
+# What the rollups read of a row of COLUMNS.
+_ROLLUP_COLUMNS = ("start_time", "protocol", "direction", "action", "source_ip", "source_port", "destination_ip",
+                   "destination_port")
+_ROLLUP_INDEXES = tuple(COLUMNS.index(name) for name in _ROLLUP_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -135,12 +144,12 @@ def store_flows(records, *, exporter="", table=None, now=None):
     with transaction.atomic():
         if connection.vendor == "postgresql":
             _copy(connection, rows)
-            rollups.add([(row[8], row[5], row[10], row[11], row[1], row[3], row[2], row[4]) for row in rows])
         else:
-            # FlowReportQuerySet.bulk_create adds them to the rollups.
             FlowReport.objects.bulk_create(
                 [FlowReport(**dict(zip(COLUMNS, row, strict=True))) for row in rows], batch_size=BULK_CREATE_BATCH
             )
+        core_rollups.add(FlowReport, [dict(zip(_ROLLUP_COLUMNS, (row[i] for i in _ROLLUP_INDEXES), strict=True))
+                                      for row in rows])
     if unattributed:
         logger.debug("flowreports: %d of %d flows matched no subscriber", unattributed, len(rows))
     return StoreResult(len(rows), unattributed)
@@ -307,8 +316,9 @@ class CollectorRows:
             counts[hour, record.destination_ip, port, record.protocol, direction, record.action] += 1
         return counts
 
-    def rollups(self):
-        """(hourly Counter, {endpoint: daily Counter}) of the last encoded batch, as rollups.apply takes them."""
+    def rollup_counts(self, records):
+        """The last encoded batch's counts for every flow rollup, as vpnmonitor.rollups.apply takes them; the
+        hourly destinations (kept for sealed hours only) are made once the core knows which hours are sealed."""
         moments = {}
 
         def moment(microseconds):
@@ -318,11 +328,16 @@ class CollectorRows:
             return value
 
         hourly = Counter({(moment(key[0] * _HOUR_US), *key[1:]): n for key, n in self._hourly.items()})
-        daily = {
-            endpoint: Counter({(moment(key[0] * _DAY_US), *key[1:]): n for key, n in counts.items()})
-            for endpoint, counts in ((rollups.SOURCE, self._sources), (rollups.DESTINATION, self._destinations))
+        hours = {key[0] for key in hourly}
+        return {
+            rollups.HOURLY: hourly,
+            rollups.SOURCE_DAILY: Counter(
+                {(moment(key[0] * _DAY_US), *key[1:]): n for key, n in self._sources.items()}),
+            rollups.DESTINATION_DAILY: Counter(
+                {(moment(key[0] * _DAY_US), *key[1:]): n for key, n in self._destinations.items()}),
+            rollups.DESTINATION_HOURLY: core_rollups.Deferred(
+                count=lambda sealed: self.hourly_destinations(records, sealed), buckets=lambda: hours),
         }
-        return hourly, daily
 
 
 def collector_application_name():
@@ -407,8 +422,7 @@ class FlowSink:
                     cursor.cursor.copy(_copy_statement("FORMAT BINARY")) as copy:
                 for chunk in encoder.encode(batch, timezone.now()):
                     copy.write(chunk)
-            hourly, daily = encoder.rollups()
-            rollups.apply(hourly, daily, lambda sealed: encoder.hourly_destinations(batch, sealed))
+            core_rollups.apply(encoder.rollup_counts(batch))
         return StoreResult(len(batch), encoder.unattributed)
 
     def totals(self):
@@ -445,10 +459,44 @@ def record_collector_status(*, hostname, listen, pid, started_at, stats, stopped
     )
 
 
+def add_flows(flows):
+    """Insert FlowReport instances as they are (no attribution) and add them to the rollups; returns them.
+
+    For flows built field by field (the admin's tests, fixtures); store_flows is the ingest path."""
+    flows = list(flows)
+    with transaction.atomic():
+        created = FlowReport.objects.bulk_create(flows, batch_size=BULK_CREATE_BATCH)
+        core_rollups.add(FlowReport, created)
+    return created
+
+
+def update_flows(queryset, **changes):
+    """queryset.update(**changes) with the rollups kept exact: the flows are subtracted, changed and added again.
+
+    Returns how many flows were changed."""
+    with transaction.atomic():
+        pks = list(queryset.order_by().select_for_update().values_list("pk", flat=True))
+        changed = 0
+        for first in range(0, len(pks), core_rollups.CHUNK):
+            chunk = FlowReport.objects.filter(pk__in=pks[first:first + core_rollups.CHUNK])
+            core_rollups.subtract(chunk)
+            changed += chunk.update(**changes)
+            core_rollups.add(FlowReport, list(chunk))
+    return changed
+
+
+def delete_flows(queryset):
+    """Delete flows and subtract them from the rollups; returns how many were deleted (also retention's delete)."""
+    with transaction.atomic():
+        if not queryset.query.where:
+            rollups.hold_off_seals()  # every flow, every hour: no seal counts hours meanwhile
+        return core_rollups.delete(queryset)
+
+
 def clear_flow_reports(*, actor=None):
     """Delete every flow report (audited as done by actor, see vpnmonitor.models.audit); returns how many."""
     with transaction.atomic():
-        deleted, _ = FlowReport.objects.all().delete()
+        deleted = delete_flows(FlowReport.objects.all())
         audit(actor, "flowreports.clear", "flow_reports", deleted=deleted)
     return deleted
 

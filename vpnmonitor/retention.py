@@ -26,6 +26,9 @@ class Dataset:
     default_days: int
     description: str = ""
     policy_name: str = ""  # another dataset whose RetentionPolicy applies (derived tables)
+    # The owning service's delete of a queryset (returns how many rows it deleted), for tables whose writes
+    # keep something else exact, such as rollups; None deletes the rows directly.
+    delete: object = None
 
     @property
     def policy(self):
@@ -39,13 +42,15 @@ class Dataset:
 _registry: dict[str, Dataset] = {}
 
 
-def register(name, model_label, time_field, default_days, description="", *, policy=""):
+def register(name, model_label, time_field, default_days, description="", *, policy="", delete=None):
     """Declare a dataset (call from an AppConfig.ready()).
 
     policy: the name of another dataset whose retention this one follows (a table derived from
     it that must cover the same period); it then has no policy row of its own.
+    delete: the function that deletes a batch (a queryset of the dataset's model) and returns how many
+    rows it deleted, when deleting must go through a service (e.g. vpnmonitor.rollups.delete).
     """
-    _registry[name] = Dataset(name, model_label, time_field, default_days, description, policy)
+    _registry[name] = Dataset(name, model_label, time_field, default_days, description, policy, delete)
 
 
 def datasets():
@@ -83,7 +88,7 @@ def prune(name, *, now=None, batch_size=BATCH_SIZE):
     dataset = _registry[name]
     row = policy(name)
     cutoff = (now or timezone.now()) - dt.timedelta(days=row.days)
-    deleted = delete_before(dataset.model, dataset.time_field, cutoff, batch_size=batch_size)
+    deleted = delete_before(dataset.model, dataset.time_field, cutoff, batch_size=batch_size, delete=dataset.delete)
     if not dataset.policy_name:
         RetentionPolicy.objects.filter(pk=row.pk).update(last_pruned_at=timezone.now(), last_pruned_rows=deleted)
     if deleted:
@@ -91,15 +96,19 @@ def prune(name, *, now=None, batch_size=BATCH_SIZE):
     return deleted
 
 
-def delete_before(model, time_field, cutoff, *, batch_size=BATCH_SIZE):
-    """Delete rows whose time_field < cutoff, batch by batch; return how many."""
+def delete_before(model, time_field, cutoff, *, batch_size=BATCH_SIZE, delete=None):
+    """Delete rows whose time_field < cutoff, batch by batch (through `delete` when given); return how many."""
     total = 0
     old = model._base_manager.filter(**{f"{time_field}__lt": cutoff})
     while True:
         ids = list(old.values_list("pk", flat=True)[:batch_size])
         if not ids:
             return total
-        _, per_model = model._base_manager.filter(pk__in=ids).delete()
+        batch = model._base_manager.filter(pk__in=ids)
+        if delete is not None:
+            total += delete(batch)
+            continue
+        _, per_model = batch.delete()
         total += per_model.get(model._meta.label, 0)
 
 

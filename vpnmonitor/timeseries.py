@@ -10,7 +10,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
-from django.db.models import BigIntegerField, Func
+from django.db.models import BigIntegerField, DateTimeField, Func
 from django.utils import timezone
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -74,9 +74,10 @@ def _seconds(step):
 
 
 def floor_time(moment, step):
-    """The start of the bucket that contains moment."""
+    """The start of the bucket that contains moment (exact integer arithmetic on whole seconds since the epoch)."""
     seconds = _seconds(step)
-    epoch_seconds = int((moment - EPOCH).total_seconds() // 1)
+    since = moment - EPOCH
+    epoch_seconds = since.days * 86400 + since.seconds  # floors: a timedelta's fraction is never negative
     return EPOCH + dt.timedelta(seconds=epoch_seconds - epoch_seconds % seconds)
 
 
@@ -135,6 +136,28 @@ class EpochBucket(Func):
 
     def as_sql(self, compiler, connection, **extra):
         raise NotImplementedError(f"EpochBucket does not support {connection.vendor}")
+
+
+class BucketStart(Func):
+    """SQL: the start of `expression`'s bucket of `step` as a timestamp, the same on PostgreSQL and SQLite
+    (EpochBucket turned back into a time where the database keeps it: timestamptz, or SQLite's UTC text)."""
+
+    output_field = DateTimeField()
+
+    def __init__(self, expression, step, **extra):
+        self.step = _seconds(step)
+        super().__init__(expression, **extra)
+
+    def as_postgresql(self, compiler, connection, **extra):
+        sql, params = EpochBucket(self.source_expressions[0], self.step).as_postgresql(compiler, connection)
+        return f"to_timestamp({sql})", params
+
+    def as_sqlite(self, compiler, connection, **extra):
+        sql, params = EpochBucket(self.source_expressions[0], self.step).as_sqlite(compiler, connection)
+        return f"datetime({sql}, 'unixepoch')", params
+
+    def as_sql(self, compiler, connection, **extra):
+        raise NotImplementedError(f"BucketStart does not support {connection.vendor}")
 
 
 def zero_fill(rows, starts, *, key="bucket", fields=(), default=0):

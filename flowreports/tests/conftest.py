@@ -13,6 +13,7 @@ def at(text):
 
 def flow(**fields):
     from flowreports.models import FlowReport
+    from flowreports.services import add_flows
 
     start = at(fields.pop("start"))
     values = {
@@ -21,7 +22,8 @@ def flow(**fields):
         "start_time": start, "end_time": start + dt.timedelta(seconds=fields.pop("seconds", 1)),
     }
     values.update(fields)
-    return FlowReport.objects.create(**values)
+    [created] = add_flows([FlowReport(**values)])
+    return created
 
 
 @pytest.fixture

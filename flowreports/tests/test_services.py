@@ -201,7 +201,7 @@ def test_the_collector_sink_stores_what_store_flows_stores_and_keeps_the_rollups
     SubscriberPrefix.objects.create(cidr="2001:db8:a::/48", subscriber_id="v6")
     assert services.store_flows(collector_batch(), exporter=services.collector_exporter).unattributed == 2
     expected = list(FlowReport.objects.order_by("id").values_list(*COMPARED))
-    FlowReport.objects.all().delete()
+    services.delete_flows(FlowReport.objects.all())
 
     sink = services.FlowSink()
     try:

@@ -12,12 +12,6 @@ APPS = ("monitoring", "flowreports", "proxylogs", "dashboard", "proxytraffic")
 CORE_EXCEPTIONS = ("vpnmonitor.testing", "vpnmonitor.tests")
 """Test support may build data of every app."""
 
-# Module pairs that still import each other. This list must be empty: drop a pair as soon as its two modules
-# stop importing each other (test_every_exempted_pair_still_imports_each_other says when).
-KNOWN_MUTUAL_IMPORTS = {
-    frozenset({"flowreports.models", "flowreports.rollups"}),
-}
-
 
 def module_files():
     """{dotted module name: path} of every module of the project's packages."""
@@ -125,12 +119,6 @@ def test_the_core_imports_no_app():
 def test_no_two_modules_import_each_other():
     _, graph = import_graph()
 
-    found = sorted(" <-> ".join(sorted(pair)) for pair in mutual_pairs(graph) - KNOWN_MUTUAL_IMPORTS)
+    found = sorted(" <-> ".join(sorted(pair)) for pair in mutual_pairs(graph))
 
     assert found == []
-
-
-def test_every_exempted_pair_still_imports_each_other():
-    _, graph = import_graph()
-
-    assert KNOWN_MUTUAL_IMPORTS - mutual_pairs(graph) == set()

@@ -19,6 +19,7 @@ RAW = ("203.0.113.77", "10.8.0.66", "198.51.100.23", "192.0.2.141", "2001:db8:aa
 @pytest.fixture
 def records():
     from flowreports.models import FlowReport
+    from flowreports.services import add_flows
     from monitoring.models import VpnClient, VpnServer, VpnSession
     from proxylogs.models import ProxyLogEntry
     from vpnmonitor.models import AuditEvent
@@ -30,11 +31,11 @@ def records():
         real_ip="203.0.113.77", real_address="203.0.113.77:51820", virtual_address="10.8.0.66",
         virtual_ipv6="2001:db8:aa:bb::5",
     )
-    flow = FlowReport.objects.create(
+    [flow] = add_flows([FlowReport(
         subscriber_id="alice", source_ip="10.8.0.66", source_port=40000, destination_ip="198.51.100.23",
         destination_port=443, protocol=6, packets=1, bytes=100, start_time=now - dt.timedelta(minutes=1),
         end_time=now,
-    )
+    )])
     entry = ProxyLogEntry.objects.create(
         timestamp=now, client_ip="192.0.2.141", client_network="192.0.2.0", method="GET", url="http://example.com/", http_status=200,
         result_code="TCP_MISS", bytes=10,

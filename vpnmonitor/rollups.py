@@ -1,0 +1,629 @@
+"""Rollups: counts and sums of a raw table per time bucket and dimensions, kept exact at write time.
+
+An app declares each rollup once (Rollup: its source model, time column, bucket step, dimensions and
+measures, and the model that holds it) and registers it, from its AppConfig.ready() or its rollups module.
+The core owns the rest, the same on SQLite and PostgreSQL:
+
+- bucketing: epoch-aligned steps, as vpnmonitor.timeseries buckets them (in Python and in SQL);
+- the write path: one upsert, INSERT ... ON CONFLICT DO UPDATE adding to every measure, fed by
+  rows in memory (add), by counts a fast writer made itself (apply, e.g. next to a COPY) and by
+  rows already in the table aggregated in SQL (counts_in); deletes aggregate the rows to be deleted in
+  SQL and subtract them (subtract, delete), and rows whose first measure reaches zero are dropped;
+- one read planner: a window's whole buckets from the rollup, its partial edges from the raw table
+  (plan, total, grouped), in one statement so both are read from one snapshot.
+
+Services are the only writers of a source table that has rollups: they insert and delete through these
+functions in the same transaction as the rows themselves.
+"""
+
+import datetime as dt
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from django.apps import apps
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db.models import Count, F, Q, Sum, Value
+from django.db.models.expressions import RawSQL
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from vpnmonitor.timeseries import EPOCH, BucketStart, floor_time  # noqa: F401 - BucketStart for declarations
+
+HOUR = dt.timedelta(hours=1)
+DAY = dt.timedelta(days=1)
+_US = dt.timedelta(microseconds=1)
+# Rows per statement when deleting or subtracting by primary key.
+CHUNK = 5000
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """One key column of a rollup.
+
+    name: the rollup model's field. field: the source model's field it copies (default: name).
+    A computed dimension gives both forms of its rule: compute(row) in Python (row is a mapping of the source
+    fields named in `uses`) and expression() in SQL (a Django expression over the source model), which must
+    agree. required: source rows whose field is empty (None or "") are not counted in this rollup.
+    """
+
+    name: str
+    field: str | None = None
+    compute: Callable | None = None
+    expression: Callable | None = None
+    uses: tuple = ()
+    required: bool = False
+
+    @property
+    def source(self):
+        return self.field or self.name
+
+    def sql(self):
+        return self.expression() if self.expression is not None else F(self.source)
+
+
+@dataclass(frozen=True)
+class Measure:
+    """One value column of a rollup: a count of source rows (field None) or the sum of a source field.
+
+    when (a Q over the source) and test (the same condition on a row mapping, in Python) restrict it to some
+    rows, e.g. Measure("blocked", when=Q(blocked=True), test=lambda row: row["blocked"], uses=("blocked",)).
+    """
+
+    name: str
+    field: str | None = None
+    when: Q | None = None
+    test: Callable | None = None
+    uses: tuple = ()
+
+    def aggregate(self):
+        """The raw-table aggregate, for SQL reads of source rows."""
+        if self.field is None:
+            return Count("pk", filter=self.when)
+        return Coalesce(Sum(self.field, filter=self.when), Value(0))
+
+    def value(self, row):
+        if self.test is not None and not self.test(row):
+            return 0
+        return 1 if self.field is None else (row[self.field] or 0)
+
+
+@dataclass(frozen=True, eq=False)
+class Rollup:
+    """A rollup's declaration (see the module docstring).
+
+    keep: for a rollup kept only for some buckets, keep(buckets, using) -> the buckets among them that are
+    kept (e.g. hours sealed); the core calls it for each write before it upserts any rollup row, so it may
+    take locks that order the write against whoever opens a bucket. Rows of other buckets are left alone.
+    """
+
+    name: str
+    source: str
+    model: str
+    time: str
+    step: dt.timedelta
+    dimensions: tuple
+    measures: tuple = (Measure("count"),)
+    bucket: str = "bucket"
+    keep: Callable | None = None
+
+    @property
+    def source_model(self):
+        return _model(self.source)
+
+    @property
+    def rollup_model(self):
+        return _model(self.model)
+
+    @property
+    def key(self):
+        """The rollup model's key fields, in the order of a counts key: bucket, then the dimensions."""
+        return (self.bucket, *(dimension.name for dimension in self.dimensions))
+
+    @property
+    def uses(self):
+        """The source fields this rollup reads of a row in memory."""
+        names = [self.time]
+        for part in (*self.dimensions, *self.measures):
+            names.extend(part.uses or ((part.source,) if isinstance(part, Dimension) and part.compute is None
+                                       else ((part.field,) if isinstance(part, Measure) and part.field else ())))
+        for dimension in self.dimensions:
+            if dimension.required:
+                names.append(dimension.source)
+        return tuple(dict.fromkeys(names))
+
+    def bucket_of(self, moment):
+        """The start of the bucket of a time (an aware datetime, or naive in the default time zone)."""
+        return floor_time(_aware(moment), self.step)
+
+    def raw_filter(self):
+        """The source rows this rollup counts (those whose required dimensions are not empty)."""
+        where = Q()
+        meta = self.source_model._meta
+        for dimension in self.dimensions:
+            if dimension.required:
+                where &= Q(**{f"{dimension.source}__isnull": False})
+                if meta.get_field(dimension.source).get_internal_type() in ("CharField", "TextField"):
+                    where &= ~Q(**{dimension.source: ""})
+        return where
+
+    # Reads ---------------------------------------------------------------------------------------------
+
+    def plan(self, window, *, now=None):
+        return plan(window, self.step, now=now)
+
+    def total(self, plan, *, raw, rows, measure=None, finer=None):
+        return total(self, plan, raw=raw, rows=rows, measure=measure, finer=finer)
+
+    def grouped(self, plan, by, *, raw, rows, measure=None, finer=None, limit=None, label=None):
+        return grouped(self, plan, by, raw=raw, rows=rows, measure=measure, finer=finer, limit=limit, label=label)
+
+
+_registry: dict[str, Rollup] = {}
+
+
+def register(rollup):
+    """Declare a rollup (call from an AppConfig.ready() or the app's rollups module); returns it."""
+    _registry[rollup.name] = rollup
+    return rollup
+
+
+def get(name):
+    return _registry[name]
+
+
+def of(source):
+    """The registered rollups of a source model (a model class or label), in registration order."""
+    model = _model(source)
+    return [rollup for rollup in _registry.values() if rollup.source_model is model]
+
+
+def _model(model):
+    """A model class from a class or an "app_label.Model" label."""
+    return apps.get_model(model) if isinstance(model, str) else model
+
+
+def _aware(moment):
+    if timezone.is_naive(moment):
+        # Django stores a naive time as a time in the default time zone, so it is counted as one too.
+        return timezone.make_aware(moment, timezone.get_default_timezone())
+    return moment
+
+
+# Writes ------------------------------------------------------------------------------------------------
+
+
+def _mapping(row, names):
+    if isinstance(row, Mapping):
+        return row
+    # A model instance: each field as the database will hold it.
+    meta = type(row)._meta
+    return {name: meta.get_field(name).to_python(getattr(row, name)) for name in names}
+
+
+def count_rows(rollup, rows):
+    """Counter of the rollup's keys -> measures (an int for a rollup of one measure, else a tuple) of rows in
+    memory: mappings of source field names to values as stored, or source model instances."""
+    step, time, names = rollup.step, rollup.time, rollup.uses
+    required = [dimension.source for dimension in rollup.dimensions if dimension.required]
+    getters = [
+        dimension.compute if dimension.compute is not None else (lambda row, name=dimension.source: row[name])
+        for dimension in rollup.dimensions
+    ]
+    measures = rollup.measures
+    single = len(measures) == 1 and measures[0].field is None and measures[0].test is None
+    buckets = {}
+    counts = Counter()
+    for row in rows:
+        row = _mapping(row, names)
+        if any(row[name] is None or row[name] == "" for name in required):
+            continue
+        moment = row[time]
+        if moment.tzinfo is None:
+            moment = _aware(moment)
+        # Whole steps since the epoch (exact integer arithmetic), then one datetime per bucket.
+        index = (moment - EPOCH) // step
+        bucket = buckets.get(index)
+        if bucket is None:
+            bucket = buckets[index] = EPOCH + index * step
+        key = (bucket, *(get(row) for get in getters))
+        if single:
+            counts[key] += 1
+        else:
+            values = tuple(measure.value(row) for measure in measures)
+            previous = counts.get(key)
+            counts[key] = values if previous is None else tuple(map(int.__add__, previous, values))
+    return counts
+
+
+def add(source, rows, *, using=DEFAULT_DB_ALIAS, rollups=None):
+    """Add rows in memory (mappings or instances, see count_rows) to every rollup of the source model (or to
+    the rollups given). Call in the transaction that inserts them."""
+    rows = rows if isinstance(rows, list) else list(rows)
+    chosen = of(source) if rollups is None else rollups
+    apply({rollup: _deferred(rollup, rows) for rollup in chosen}, using=using)
+
+
+def _deferred(rollup, rows):
+    if rollup.keep is None:
+        return count_rows(rollup, rows)
+    return Deferred(lambda kept: Counter({key: n for key, n in count_rows(rollup, rows).items() if key[0] in kept}),
+                    buckets=lambda: {rollup.bucket_of(_mapping(row, (rollup.time,))[rollup.time]) for row in rows})
+
+
+@dataclass(frozen=True)
+class Deferred:
+    """The counts of a rollup kept only for some buckets (Rollup.keep), made once the kept buckets are known.
+
+    count(kept) -> Counter of the rows in those buckets; buckets() -> every bucket the write touches."""
+
+    count: Callable
+    buckets: Callable
+
+
+def apply(counts, *, using=DEFAULT_DB_ALIAS):
+    """Add counts (negative to subtract) to their rollups: {Rollup: Counter or Deferred}.
+
+    The buckets of rollups with a `keep` rule are settled first, before any rollup row is locked; then each
+    rollup's rows are upserted. Call in the transaction that writes the source rows."""
+    kept = {}
+    for rollup, value in counts.items():
+        if isinstance(value, Deferred):
+            buckets = value.buckets()
+            kept[rollup] = rollup.keep(buckets, using=using) if buckets else set()
+    for rollup, value in counts.items():
+        if isinstance(value, Deferred):
+            value = value.count(kept[rollup]) if kept[rollup] else None
+        if value:
+            upsert(rollup, value, using=using)
+
+
+def upsert(rollup, counts, *, using=DEFAULT_DB_ALIAS):
+    """The write of every rollup row: add each key's measures to its row (inserted at zero when missing).
+
+    counts: {(bucket, *dimensions): int or tuple of measures}. Negative counts subtract; rows whose first
+    measure reaches zero or less among the buckets subtracted from are then deleted."""
+    width = len(rollup.measures)
+    items = []
+    negative = set()
+    for key, value in counts.items():
+        values = (value,) if width == 1 and not isinstance(value, tuple) else tuple(value)
+        if any(values):
+            items.append((key, values))
+            if values[0] < 0 or any(v < 0 for v in values):
+                negative.add(key[0])
+    if not items:
+        return
+    # Sorted keys: concurrent writers lock the rows they share in one order, so they never deadlock.
+    items.sort(key=_sort_key)
+    model = rollup.rollup_model
+    connection = connections[using]
+    meta = model._meta
+    fields = [meta.get_field(name) for name in rollup.key] + [meta.get_field(m.name) for m in rollup.measures]
+    quote = connection.ops.quote_name
+    table = quote(meta.db_table)
+    columns = ", ".join(quote(f.column) for f in fields)
+    conflict = ", ".join(quote(f.column) for f in fields[:-width])
+    update = ", ".join(f"{quote(f.column)} = {table}.{quote(f.column)} + EXCLUDED.{quote(f.column)}"
+                       for f in fields[-width:])
+    on_conflict = f"ON CONFLICT ({conflict}) DO UPDATE SET {update}"
+    rows = [(*key, *values) for key, values in items]
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # The rows as one array per column: psycopg adapting thousands of parameters one by one took
+            # longer than the upsert itself.
+            types = [_pg_array_type(f, connection) for f in fields]
+            select = ", ".join(f"%s::{kind}[]" for kind in types)
+            params = [_array_literal([row[i] for row in rows], kind) for i, kind in enumerate(types)]
+            cursor.execute(f"INSERT INTO {table} ({columns}) SELECT * FROM unnest({select}) {on_conflict}", params)
+        else:
+            placeholders = ", ".join(["%s"] * len(fields))
+            cursor.executemany(
+                f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) {on_conflict}",
+                [[f.get_db_prep_value(v, connection) for f, v in zip(fields, row, strict=True)] for row in rows],
+            )
+    if negative:
+        first = rollup.measures[0].name
+        model._base_manager.using(using).filter(
+            **{f"{first}__lte": 0, f"{rollup.bucket}__in": sorted(negative)}
+        ).delete()
+
+
+def _sort_key(item):
+    return tuple((value is None, value) for value in item[0])
+
+
+def _pg_array_type(model_field, connection):
+    kind = model_field.db_type(connection)
+    if kind.startswith(("varchar", "char")):
+        return "text"
+    return kind.split(" CHECK", 1)[0].split(" check", 1)[0]
+
+
+def _array_literal(values, kind):
+    """A PostgreSQL array literal of values of one column type: text quoted and escaped, timestamps quoted
+    (they contain a space); numbers, addresses and booleans bare (they have no character that needs it)."""
+    if kind == "text":
+        return "{" + ",".join(
+            "NULL" if value is None else '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            for value in values
+        ) + "}"
+    if kind.startswith("timestamp"):
+        # A batch's rows share a few buckets: format each once.
+        spelled = {value: "NULL" if value is None else f'"{value}"' for value in set(values)}
+        return "{" + ",".join(map(spelled.__getitem__, values)) + "}"
+    return "{" + ",".join("NULL" if value is None else str(value) for value in values) + "}"
+
+
+def counts_in(rollup, queryset, *, kept=None):
+    """Counter of the rollup's keys -> measures of the source rows of a queryset, aggregated in SQL.
+
+    kept: only the rows of these buckets (for a rollup with a `keep` rule)."""
+    queryset = queryset.filter(rollup.raw_filter()).order_by()
+    if kept is not None:
+        if not kept:
+            return Counter()
+        queryset = queryset.filter(**{f"{rollup.time}__gte": min(kept), f"{rollup.time}__lt": max(kept) + rollup.step})
+    names = {f"rk{i}": dimension.sql() for i, dimension in enumerate(rollup.dimensions)}
+    measures = {f"rm{i}": measure.aggregate() for i, measure in enumerate(rollup.measures)}
+    rows = (queryset.annotate(rk_bucket=BucketStart(rollup.time, rollup.step), **names)
+            .values("rk_bucket", *names).annotate(**measures).values_list("rk_bucket", *names, *measures))
+    width = len(rollup.dimensions) + 1
+    single = len(rollup.measures) == 1
+    counts = Counter()
+    for row in rows.iterator(chunk_size=CHUNK):
+        bucket = row[0].astimezone(dt.UTC)
+        if kept is not None and bucket not in kept:
+            continue
+        values = row[width:]
+        counts[(bucket, *row[1:width])] = int(values[0]) if single else tuple(int(v) for v in values)
+    return counts
+
+
+def _negated(counts):
+    return Counter({key: -n if isinstance(n, int) else tuple(-v for v in n) for key, n in counts.items()})
+
+
+def subtract(queryset, *, using=None, rollups=None):
+    """Subtract the source rows of a queryset (not yet deleted) from every rollup of its model (or from the
+    rollups given), aggregated in SQL. Call in the transaction that deletes them (delete() does both)."""
+    using = using or queryset.db
+    counts = {}
+    for rollup in of(queryset.model) if rollups is None else rollups:
+        if rollup.keep is None:
+            counts[rollup] = _negated(counts_in(rollup, queryset))
+        else:
+            counts[rollup] = Deferred(
+                lambda kept, rollup=rollup: _negated(counts_in(rollup, queryset, kept=kept)),
+                buckets=lambda rollup=rollup: {
+                    bucket.astimezone(dt.UTC) for bucket in queryset.order_by()
+                    .annotate(rk_bucket=BucketStart(rollup.time, rollup.step))
+                    .values_list("rk_bucket", flat=True).distinct()
+                },
+            )
+    apply(counts, using=using)
+
+
+def delete(queryset, *, using=None, rollups=None):
+    """Delete a queryset's source rows and subtract them from the rollups, in one transaction; returns how many.
+
+    The rows are locked first (on PostgreSQL), so two deletes of the same rows never both subtract them,
+    then handled CHUNK primary keys at a time. An unfiltered queryset empties the table and its rollups."""
+    using = using or queryset.db
+    model = queryset.model
+    base = model._base_manager.using(using)
+    with transaction.atomic(using=using, savepoint=False):
+        if not queryset.query.where:
+            connection = connections[using]
+            if connection.vendor == "postgresql":
+                # Wait for the inserts under way, then empty the rollups with the table.
+                with connection.cursor() as cursor:
+                    cursor.execute(f"LOCK TABLE {connection.ops.quote_name(model._meta.db_table)} "
+                                   "IN SHARE ROW EXCLUSIVE MODE")
+            clear(model, using=using, rollups=rollups)
+            deleted, _ = base.all().delete()
+            return deleted
+        pks = list(queryset.using(using).order_by().select_for_update().values_list("pk", flat=True))
+        total = 0
+        for first in range(0, len(pks), CHUNK):
+            chunk = base.filter(pk__in=pks[first:first + CHUNK])
+            subtract(chunk, using=using, rollups=rollups)
+            deleted, _ = chunk.delete()
+            total += deleted
+        return total
+
+
+def clear(source, *, using=DEFAULT_DB_ALIAS, rollups=None):
+    """Empty every rollup of a source model, or the rollups given (with the source table, or before a rebuild)."""
+    for rollup in of(source) if rollups is None else rollups:
+        rollup.rollup_model._base_manager.using(using).all().delete()
+
+
+def rebuild(source, *, using=DEFAULT_DB_ALIAS, rollups=None):
+    """Recompute rollups (default: every one of the source model) from the raw table, in one transaction.
+
+    A rollup with a `keep` rule is recounted for the buckets it keeps among those of the raw rows."""
+    model = _model(source)
+    chosen = rollups if rollups is not None else of(model)
+    raw = model._base_manager.using(using).all()
+    with transaction.atomic(using=using):
+        for rollup in chosen:
+            rollup.rollup_model._base_manager.using(using).all().delete()
+        apply({
+            rollup: counts_in(rollup, raw) if rollup.keep is None else Deferred(
+                lambda kept, rollup=rollup: counts_in(rollup, raw, kept=kept),
+                buckets=lambda rollup=rollup: {
+                    bucket.astimezone(dt.UTC) for bucket in raw.order_by()
+                    .annotate(rk_bucket=BucketStart(rollup.time, rollup.step))
+                    .values_list("rk_bucket", flat=True).distinct()
+                },
+            ) for rollup in chosen
+        }, using=using)
+
+
+# Reads: the planner -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How to read a window: the rollup's buckets [first, stop), plus or minus the finer rollup's buckets
+    `finer` (sign, first, stop), plus or minus the raw rows of `ranges` (sign, low, high), both ends inclusive.
+    """
+
+    first: dt.datetime
+    stop: dt.datetime
+    ranges: tuple = ()
+    finer: tuple = ()
+
+
+def _spans(start, end, step):
+    """(first, stop, edges): the whole steps [first, stop) inside the inclusive window, and the raw edges
+    (low, high) pairs, both inclusive; None when the window holds no whole step."""
+    try:
+        first = floor_time(start, step)
+        if first < start:
+            first += step
+        stop = floor_time(end, step)
+        if stop + step - _US <= end:
+            stop += step
+    except OverflowError:
+        return None
+    if first >= stop:
+        return None
+    edges = []
+    if start < first:
+        edges.append((start, first - _US))
+    if stop <= end:
+        edges.append((stop, end))
+    return first, stop, edges
+
+
+def plan(window, step, *, now=None):
+    """The plan of an inclusive window (start, end) over buckets of `step`, or None when it holds no whole
+    bucket (then read the raw table alone).
+
+    A partial bucket at an edge is read from the raw table, or as that bucket's rollup row less the rest of
+    the bucket when the rest is the shorter time (no row starts after now, so the edge at "now" then costs
+    nothing)."""
+    spans = _spans(*window, step)
+    if spans is None:
+        return None
+    first, stop, edges = spans
+    now = now or timezone.now()
+    ranges = []
+    for low, high in edges:
+        start = floor_time(low, step)
+        end = start + step
+        rest = (low - start) + max(dt.timedelta(0), min(end, now) - high)
+        if high - low <= rest:
+            ranges.append((1, low, high))
+            continue
+        first, stop = min(first, start), max(stop, end)
+        if start < low:
+            ranges.append((-1, start, low - _US))
+        if high + _US < end:
+            ranges.append((-1, high + _US, end - _US))
+    return Plan(first, stop, tuple(ranges))
+
+
+def refine(planned, step, covered, *, now=None):
+    """A plan whose raw ranges are read, where they can be, from a finer rollup of `step`: each raw range's
+    whole finer buckets [first, stop) go to plan.finer when covered(first, stop) (e.g. every hour sealed),
+    and only their partial edges stay raw."""
+    if planned is None:
+        return None
+    finer, raw = list(planned.finer), []
+    for sign, low, high in planned.ranges:
+        inner = plan((low, high), step, now=now)
+        if inner is not None and covered(inner.first, inner.stop):
+            finer.append((sign, inner.first, inner.stop))
+            raw.extend((sign * inner_sign, a, b) for inner_sign, a, b in inner.ranges)
+            continue
+        raw.append((sign, low, high))
+    return Plan(planned.first, planned.stop, tuple(raw), tuple(finer))
+
+
+def _measure(rollup, name):
+    if name is None:
+        return rollup.measures[0]
+    return next(measure for measure in rollup.measures if measure.name == name)
+
+
+def total(rollup, plan, *, raw, rows, measure=None, finer=None):
+    """A measure's total over a window planned by plan(): rows is the rollup's queryset filtered by the
+    dimensions (no window), raw the source queryset filtered alike (no window), finer (Rollup, queryset) the
+    finer rollup of plan.finer. One statement."""
+    measure = _measure(rollup, measure)
+    whole = rows.filter(**{f"{rollup.bucket}__gte": plan.first, f"{rollup.bucket}__lt": plan.stop}).order_by()
+    sql, params = whole.values(measure.name).query.sql_with_params()
+    parts, all_params = [f"(SELECT COALESCE(SUM(r.{_q(rows, measure.name)}), 0) FROM ({sql}) r)"], list(params)
+    for sign, low, high in plan.finer:
+        finer_rollup, finer_rows = finer
+        part = finer_rows.filter(**{f"{finer_rollup.bucket}__gte": low, f"{finer_rollup.bucket}__lt": high})
+        sql, params = part.order_by().values(measure.name).query.sql_with_params()
+        parts.append(f"{'+' if sign > 0 else '-'} (SELECT COALESCE(SUM(h.{_q(rows, measure.name)}), 0) FROM ({sql}) h)")
+        all_params.extend(params)
+    raw = raw.filter(rollup.raw_filter()).order_by()
+    for sign, low, high in plan.ranges:
+        part = raw.filter(**{f"{rollup.time}__range": (low, high)})
+        if measure.when is not None:
+            part = part.filter(measure.when)
+        if measure.field is None:
+            sql, params = part.values("pk").query.sql_with_params()
+            parts.append(f"{'+' if sign > 0 else '-'} (SELECT COUNT(*) FROM ({sql}) c)")
+        else:
+            sql, params = part.annotate(rv=F(measure.field)).values("rv").query.sql_with_params()
+            parts.append(f"{'+' if sign > 0 else '-'} (SELECT COALESCE(SUM(c.rv), 0) FROM ({sql}) c)")
+        all_params.extend(params)
+    with connections[rows.db].cursor() as cursor:
+        cursor.execute("SELECT " + " ".join(parts), all_params)
+        return int(cursor.fetchone()[0])
+
+
+def _q(queryset, name):
+    return connections[queryset.db].ops.quote_name(name)
+
+
+def grouped(rollup, plan, by, *, raw, rows, measure=None, finer=None, limit=None, label=None):
+    """[(key, total)]: a measure's totals per dimension `by` over a planned window, most first, ties by key;
+    keys left at zero or less are dropped. raw, rows and finer as for total(). label (a Func class such as
+    an address as text) turns the summed keys into the keys returned: applied to the summed rows, not to
+    every raw row."""
+    measure = _measure(rollup, measure)
+    dimension = next(d for d in rollup.dimensions if d.name == by)
+    parts = [(1, rows.filter(**{f"{rollup.bucket}__gte": plan.first, f"{rollup.bucket}__lt": plan.stop})
+              .order_by().annotate(rk=F(by)).values("rk").annotate(n=Sum(measure.name)))]
+    for sign, low, high in plan.finer:
+        finer_rollup, finer_rows = finer
+        part = finer_rows.filter(**{f"{finer_rollup.bucket}__gte": low, f"{finer_rollup.bucket}__lt": high})
+        parts.append((sign, part.order_by().annotate(rk=F(by)).values("rk").annotate(n=Sum(measure.name))))
+    raw = raw.filter(rollup.raw_filter()).order_by()
+    for sign, low, high in plan.ranges:
+        part = raw.filter(**{f"{rollup.time}__range": (low, high)}).annotate(rk=dimension.sql()).values("rk")
+        parts.append((sign, part.annotate(n=measure.aggregate())))
+    return union_sum(parts, limit=limit, label=label, using=rows.db)
+
+
+def union_sum(parts, *, limit=None, label=None, using=DEFAULT_DB_ALIAS):
+    """[(key, n)]: the parts' rows summed per key, most first, ties by key; keys left with nothing are dropped.
+    parts are (sign, queryset) pairs, sign 1 or -1, each a values("rk").annotate(n=...) query."""
+    connection = connections[using]
+    sql, params = [], []
+    for sign, part in parts:
+        part_sql, part_params = part.query.sql_with_params()
+        sql.append(f"SELECT p.rk AS k, {'-' if sign < 0 else ''}p.n AS n FROM ({part_sql}) p")
+        params.extend(part_params)
+    union = " UNION ALL ".join(sql)
+    outer = "u.k"
+    if label is not None:
+        compiler = parts[0][1].query.get_compiler(connection=connection)
+        outer, label_params = compiler.compile(label(RawSQL("u.k", ())))
+        params = [*label_params, *params, *label_params]
+    limit_sql = "" if limit is None else f" LIMIT {int(limit)}"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {outer} AS g, SUM(u.n) AS n FROM ({union}) u GROUP BY {outer} HAVING SUM(u.n) > 0 "
+            f"ORDER BY n DESC, g{limit_sql}",
+            params,
+        )
+        return [(k, int(n)) for k, n in cursor.fetchall()]
