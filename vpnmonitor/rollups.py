@@ -540,6 +540,9 @@ def delete(queryset, *, using=None, rollups=None):
     using = using or queryset.db
     model = queryset.model
     base = model._base_manager.using(using)
+    if queryset.query.where:
+        # Before anything is locked or deleted: an emptied table empties the rollups, any other delete subtracts.
+        _check_subtractable(of(model) if rollups is None else rollups)
     with transaction.atomic(using=using, savepoint=False):
         if not queryset.query.where:
             connection = connections[using]
@@ -551,7 +554,6 @@ def delete(queryset, *, using=None, rollups=None):
             clear(model, using=using, rollups=rollups)
             deleted, _ = base.all().delete()
             return deleted
-        _check_subtractable(of(model) if rollups is None else rollups)
         pks = list(queryset.using(using).order_by().select_for_update().values_list("pk", flat=True))
         total = 0
         for first in range(0, len(pks), CHUNK):
