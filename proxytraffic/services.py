@@ -7,6 +7,8 @@ PostgreSQL from the staged records grouped by the database (rollups.upsert_selec
 measure as the rollup declares it, with the ON CONFLICT clause the core makes.
 """
 
+import functools
+
 from django.db import connection, transaction
 
 from proxytraffic.models import TRAFFIC_KEY_FIELDS, TrafficBucket, TrafficDomainDay, TrafficErrorDay, TrafficTotal
@@ -109,12 +111,14 @@ def _staged_values_sql():
     ]
 
 
+@functools.cache
 def _staged_upsert_sql(model, keys, where=""):
     """INSERT ... SELECT grouped staged records (those matching `where`, if given) ... ON CONFLICT:
     keys are (column, expression) pairs. The summaries' statements are the core's upsert of their rollup.
 
     Rows go in key order, so concurrent batches lock rows in the same order and never deadlock;
-    grouping also keeps PostgreSQL from seeing one row twice in the same upsert.
+    grouping also keeps PostgreSQL from seeing one row twice in the same upsert. PostgreSQL only: made
+    once per statement and kept.
     """
     positions = ", ".join(str(index + 1) for index in range(len(keys)))
     select = (f"SELECT {', '.join([expression for _, expression in keys] + _staged_values_sql())} "
