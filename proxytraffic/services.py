@@ -3,7 +3,7 @@
 PostgreSQL: the batch is COPYed into a temporary table and summed there; SQLite: summed in Python.
 The all-tenant summaries are rollups of the bucket rows (proxytraffic.rollups), written through
 vpnmonitor.rollups in the batch's transaction: on SQLite from the batch's bucket rows (rollups.add), on
-PostgreSQL from the staged records grouped by the database (rollups.upsert_select). Both combine each
+PostgreSQL from the staged records grouped by the database (the core's upsert_select_sql). Both combine each
 measure as the rollup declares it, with the ON CONFLICT clause the core makes.
 """
 

@@ -90,8 +90,11 @@ class Measure:
     def __post_init__(self):
         if self.combine not in COMBINES:
             raise ValueError(f"Measure {self.name}: combine must be one of {', '.join(COMBINES)}, not {self.combine!r}")
-        if self.combine != "sum" and (self.field is None or self.cap is not None):
-            raise ValueError(f"Measure {self.name}: a {self.combine} measure needs a field and takes no cap")
+        if self.combine != "sum" and (self.field is None or self.cap is not None or self.when is not None
+                                      or self.test is not None):
+            # Every row has a value to compare: no row may leave a maximum or minimum empty.
+            raise ValueError(f"Measure {self.name}: a {self.combine} measure needs a field and takes no cap or "
+                             "condition")
 
     def aggregate(self):
         """The raw-table aggregate, for SQL reads of source rows."""
@@ -105,7 +108,7 @@ class Measure:
 
     def value(self, row):
         if self.test is not None and not self.test(row):
-            return 0 if self.combine == "sum" else None
+            return 0
         if self.field is None:
             return 1
         return (row[self.field] or 0) if self.combine == "sum" else row[self.field]
@@ -114,13 +117,11 @@ class Measure:
         """Two values of this measure combined, in Python (as the upsert combines them in SQL)."""
         if self.combine == "sum":
             return current + new
-        if current is None or new is None:
-            return new if current is None else current
         return max(current, new) if self.combine == "max" else min(current, new)
 
     def final(self, value):
         """A combined value as stored: a capped sum saturates at its cap."""
-        return value if self.cap is None or value is None else min(value, self.cap)
+        return value if self.cap is None else min(value, self.cap)
 
     def update_sql(self, current, new, vendor):
         """The SQL of ON CONFLICT DO UPDATE for this measure: current (the row's column) and new (EXCLUDED's)."""

@@ -405,6 +405,8 @@ def test_a_rollup_with_measures_that_are_not_sums_refuses_to_be_subtracted(db_ta
 def test_a_measure_combines_only_as_sum_max_or_min():
     with pytest.raises(ValueError, match="combine must be one of sum, max, min"):
         Measure("peak", field="value", combine="avg")
-    with pytest.raises(ValueError, match="needs a field and takes no cap"):
+    with pytest.raises(ValueError, match="needs a field and takes no cap or condition"):
         Measure("peak", combine="max")
+    with pytest.raises(ValueError, match="needs a field and takes no cap or condition"):
+        Measure("peak", field="value", combine="max", when=Q(alarm=True), test=lambda row: row["alarm"])
     assert HOURLY.subtractable and not PEAK.subtractable
