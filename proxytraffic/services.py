@@ -1,17 +1,24 @@
 """Proxy traffic writes: sum checked records into 15-minute buckets with one upsert per table and batch.
 
 PostgreSQL: the batch is COPYed into a temporary table and summed there; SQLite: summed in Python.
+The all-tenant summaries are rollups of the bucket rows (proxytraffic.rollups), written through
+vpnmonitor.rollups in the batch's transaction: on SQLite from the batch's bucket rows (rollups.add), on
+PostgreSQL from the staged records grouped by the database (the core's upsert_select_sql). Both combine each
+measure as the rollup declares it, with the ON CONFLICT clause the core makes.
 """
+
+import functools
 
 from django.db import connection, transaction
 
 from proxytraffic.models import TRAFFIC_KEY_FIELDS, TrafficBucket, TrafficDomainDay, TrafficErrorDay, TrafficTotal
+from proxytraffic.rollups import BIGINT_MAX, DOMAIN_DAY, ERROR_DAY, MEASURES, TOTAL
 from proxytraffic.schema import TrafficRecord
+from vpnmonitor import rollups
 from vpnmonitor.timeseries import floor_time
 
 BUCKET_SECONDS = 900
 DAY_SECONDS = 86400
-BIGINT_MAX = 2**63 - 1
 SUMMED_FIELDS = ("count", "bytes_sent", "bytes_received", "error_count", "duration_ms")
 VALUE_FIELDS = SUMMED_FIELDS + ("max_concurrency", "first_seen", "last_seen")
 
@@ -63,42 +70,20 @@ def sum_batch(records):
     )
 
 
-def totals_of(bucket_rows):
-    """Bucket rows rolled up to one row per 15-minute bucket (TrafficTotal)."""
-    return _merge(bucket_rows, lambda row: (row[0],))
+def _update_clause(table, excluded):
+    """SET clause of the bucket rows' upsert: counters add up (saturating at the bigint maximum rather than
+    failing the batch), max_concurrency keeps the maximum, first/last seen widen; the rollups' measures."""
+    return rollups.update_clause(MEASURES, VALUE_FIELDS, table, vendor=connection.vendor, excluded=excluded)
 
 
-def domain_days_of(bucket_rows):
-    """Bucket rows rolled up to one row per (UTC day, domain) (TrafficDomainDay)."""
-    return _merge(bucket_rows, lambda row: (floor_time(row[0], DAY_SECONDS), row[3]))
-
-
-def error_days_of(bucket_rows):
-    """Bucket rows with an error type rolled up to one row per (UTC day, error, domain) (TrafficErrorDay)."""
-    return _merge((row for row in bucket_rows if row[4]), lambda row: (floor_time(row[0], DAY_SECONDS), row[4], row[3]))
-
-
-def _update_clause(current, new, least, greatest, saturated_sum):
-    """SET clause: counters add up (saturating at the bigint maximum rather than failing the
-    batch), max_concurrency keeps the maximum, first/last seen widen."""
-    return ", ".join([f"{name} = " + saturated_sum(f"{current}.{name}", f"{new}.{name}") for name in SUMMED_FIELDS] + [
-        f"max_concurrency = {greatest}({current}.max_concurrency, {new}.max_concurrency)",
-        f"first_seen = {least}({current}.first_seen, {new}.first_seen)",
-        f"last_seen = {greatest}({current}.last_seen, {new}.last_seen)",
-    ])
-
-
-def _sqlite_upsert(cursor, model, key_fields, rows):
-    table = connection.ops.quote_name(model._meta.db_table)
-    columns = key_fields + VALUE_FIELDS
+def _sqlite_upsert(cursor, rows):
+    table = connection.ops.quote_name(TrafficBucket._meta.db_table)
+    columns = TRAFFIC_KEY_FIELDS + VALUE_FIELDS
     as_text = connection.ops.adapt_datetimefield_value
     stored = [(as_text(row[0]), *row[1:-2], as_text(row[-2]), as_text(row[-1])) for row in rows]
     sql = (
         f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))}) "
-        f"ON CONFLICT ({', '.join(key_fields)}) DO UPDATE SET "
-        # SQLite's two-argument MIN()/MAX() are its LEAST/GREATEST; an integer overflow there
-        # turns into a REAL, which MIN() then caps.
-        + _update_clause(table, "excluded", "MIN", "MAX", lambda a, b: f"MIN({a} + {b}, {BIGINT_MAX})")
+        f"ON CONFLICT ({', '.join(TRAFFIC_KEY_FIELDS)}) DO UPDATE SET " + _update_clause(table, "excluded")
     )
     cursor.executemany(sql, stored)
 
@@ -126,26 +111,29 @@ def _staged_values_sql():
     ]
 
 
+@functools.cache
 def _staged_upsert_sql(model, keys, where=""):
     """INSERT ... SELECT grouped staged records (those matching `where`, if given) ... ON CONFLICT:
-    keys are (column, expression) pairs.
+    keys are (column, expression) pairs. The summaries' statements are the core's upsert of their rollup.
 
     Rows go in key order, so concurrent batches lock rows in the same order and never deadlock;
-    grouping also keeps PostgreSQL from seeing one row twice in the same upsert.
+    grouping also keeps PostgreSQL from seeing one row twice in the same upsert. PostgreSQL only: made
+    once per statement and kept.
     """
+    positions = ", ".join(str(index + 1) for index in range(len(keys)))
+    select = (f"SELECT {', '.join([expression for _, expression in keys] + _staged_values_sql())} "
+              f"FROM {STAGE_TABLE} {f'WHERE {where} ' if where else ''}GROUP BY {positions} ORDER BY {positions}")
+    if model is not TrafficBucket:
+        return rollups.upsert_select_sql(ROLLUP_OF[model], select, connection)
     table = connection.ops.quote_name(model._meta.db_table)
     key_columns = [column for column, _ in keys]
-    positions = ", ".join(str(index + 1) for index in range(len(keys)))
     return (
-        f"INSERT INTO {table} AS t ({', '.join(key_columns + list(VALUE_FIELDS))}) "
-        f"SELECT {', '.join([expression for _, expression in keys] + _staged_values_sql())} "
-        f"FROM {STAGE_TABLE} {f'WHERE {where} ' if where else ''}GROUP BY {positions} ORDER BY {positions} "
-        f"ON CONFLICT ({', '.join(key_columns)}) DO UPDATE SET "
-        + _update_clause("t", "EXCLUDED", "LEAST", "GREATEST",
-                         lambda a, b: f"LEAST({a}::numeric + {b}, {BIGINT_MAX})::bigint")
+        f"INSERT INTO {table} AS t ({', '.join(key_columns + list(VALUE_FIELDS))}) {select} "
+        f"ON CONFLICT ({', '.join(key_columns)}) DO UPDATE SET " + _update_clause("t", "EXCLUDED")
     )
 
 
+ROLLUP_OF = {TrafficDomainDay: DOMAIN_DAY, TrafficErrorDay: ERROR_DAY, TrafficTotal: TOTAL}
 BUCKET_KEYS = (("bucket", BUCKET_SQL),) + tuple((name, name) for name in TRAFFIC_KEY_FIELDS[1:])
 DOMAIN_DAY_KEYS = (("day", DAY_SQL), ("domain", "domain"))
 ERROR_DAY_KEYS = (("day", DAY_SQL), ("error", "error"), ("domain", "domain"))
@@ -200,9 +188,10 @@ def ingest_records(records):
         raise NotImplementedError(f"No traffic upsert for {connection.vendor}")
     # SQLite: summed in Python, one executemany() upsert per table.
     rows = sum_batch(records)
-    with transaction.atomic(), connection.cursor() as cursor:
-        _sqlite_upsert(cursor, TrafficBucket, TRAFFIC_KEY_FIELDS, rows)
-        _sqlite_upsert(cursor, TrafficDomainDay, ("day", "domain"), domain_days_of(rows))
-        _sqlite_upsert(cursor, TrafficErrorDay, ("day", "error", "domain"), error_days_of(rows))
-        _sqlite_upsert(cursor, TrafficTotal, ("bucket",), totals_of(rows))
+    names = TRAFFIC_KEY_FIELDS + VALUE_FIELDS
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            _sqlite_upsert(cursor, rows)
+        # The summaries, in the rollups' order (the total rows last).
+        rollups.add(TrafficBucket, [dict(zip(names, row, strict=True)) for row in rows])
     return len(rows)

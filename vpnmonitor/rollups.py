@@ -5,10 +5,12 @@ measures, and the model that holds it) and registers it, from its AppConfig.read
 The core owns the rest, the same on SQLite and PostgreSQL:
 
 - bucketing: epoch-aligned steps, as vpnmonitor.timeseries buckets them (in Python and in SQL);
-- the write path: one upsert, INSERT ... ON CONFLICT DO UPDATE adding to every measure, fed by
-  rows in memory (add), by counts a fast writer made itself (apply, e.g. next to a COPY) and by
-  rows already in the table aggregated in SQL (counts_in); deletes aggregate the rows to be deleted in
-  SQL and subtract them (subtract, delete), and rows whose first measure reaches zero are dropped;
+- the write path: one upsert, INSERT ... ON CONFLICT DO UPDATE combining every measure (adding, or
+  keeping the larger or smaller value), fed by rows in memory (add), by counts a fast writer made itself
+  (apply, e.g. next to a COPY), by rows already in the table aggregated in SQL (counts_in) and by a
+  writer's own grouped SELECT (upsert_select); deletes aggregate the rows to be deleted in SQL and
+  subtract them (subtract, delete), and rows whose first measure reaches zero are dropped (only for
+  rollups whose measures are all sums: a maximum or minimum cannot be taken back);
 - one read planner: a window's whole buckets from the rollup, its partial edges from the raw table
   (plan, total, grouped), in one statement so both are read from one snapshot.
 
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 
 from django.apps import apps
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
-from django.db.models import Count, F, Q, Sum, Value
+from django.db.models import Count, F, Max, Min, Q, Sum, Value
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -62,12 +64,19 @@ class Dimension:
         return self.expression() if self.expression is not None else F(self.source)
 
 
+COMBINES = ("sum", "max", "min")
+
+
 @dataclass(frozen=True)
 class Measure:
     """One value column of a rollup: a count of source rows (field None) or the sum of a source field.
 
     when (a Q over the source) and test (the same condition on a row mapping, in Python) restrict it to some
     rows, e.g. Measure("blocked", when=Q(blocked=True), test=lambda row: row["blocked"], uses=("blocked",)).
+
+    combine: how a row's values come together, "sum" (the default), or "max" / "min" of a field (a highest
+    value, a first or last time seen). cap: a sum that saturates at this value instead of overflowing (e.g.
+    the bigint maximum). A rollup with a max or min measure only grows: it cannot be subtracted from.
     """
 
     name: str
@@ -75,9 +84,24 @@ class Measure:
     when: Q | None = None
     test: Callable | None = None
     uses: tuple = ()
+    combine: str = "sum"
+    cap: int | None = None
+
+    def __post_init__(self):
+        if self.combine not in COMBINES:
+            raise ValueError(f"Measure {self.name}: combine must be one of {', '.join(COMBINES)}, not {self.combine!r}")
+        if self.combine != "sum" and (self.field is None or self.cap is not None or self.when is not None
+                                      or self.test is not None):
+            # Every row has a value to compare: no row may leave a maximum or minimum empty.
+            raise ValueError(f"Measure {self.name}: a {self.combine} measure needs a field and takes no cap or "
+                             "condition")
 
     def aggregate(self):
         """The raw-table aggregate, for SQL reads of source rows."""
+        if self.combine == "max":
+            return Max(self.field, filter=self.when)
+        if self.combine == "min":
+            return Min(self.field, filter=self.when)
         if self.field is None:
             return Count("pk", filter=self.when)
         return Coalesce(Sum(self.field, filter=self.when), Value(0))
@@ -85,7 +109,41 @@ class Measure:
     def value(self, row):
         if self.test is not None and not self.test(row):
             return 0
-        return 1 if self.field is None else (row[self.field] or 0)
+        if self.field is None:
+            return 1
+        return (row[self.field] or 0) if self.combine == "sum" else row[self.field]
+
+    def merge(self, current, new):
+        """Two values of this measure combined, in Python (as the upsert combines them in SQL)."""
+        if self.combine == "sum":
+            return current + new
+        return max(current, new) if self.combine == "max" else min(current, new)
+
+    def final(self, value):
+        """A combined value as stored: a capped sum saturates at its cap."""
+        return value if self.cap is None else min(value, self.cap)
+
+    def update_sql(self, current, new, vendor):
+        """The SQL of ON CONFLICT DO UPDATE for this measure: current (the row's column) and new (EXCLUDED's)."""
+        if self.combine == "sum":
+            if self.cap is None:
+                return f"{current} + {new}"
+            if vendor == "postgresql":
+                # numeric: the sum may pass the bigint maximum before it is capped.
+                return f"LEAST({current}::numeric + {new}, {int(self.cap)})::bigint"
+            # SQLite: an integer overflow turns into a REAL, which MIN() then caps.
+            return f"MIN({current} + {new}, {int(self.cap)})"
+        if vendor == "postgresql":
+            return f"{'GREATEST' if self.combine == 'max' else 'LEAST'}({current}, {new})"
+        # SQLite's two-argument MAX()/MIN() are its GREATEST/LEAST.
+        return f"{'MAX' if self.combine == 'max' else 'MIN'}({current}, {new})"
+
+
+def update_clause(measures, columns, table, *, vendor, excluded="EXCLUDED"):
+    """The SET list of ON CONFLICT DO UPDATE for measures stored in columns (quoted names, same order):
+    each column combined with the new row's as its measure says."""
+    return ", ".join(f"{column} = " + measure.update_sql(f"{table}.{column}", f"{excluded}.{column}", vendor)
+                     for measure, column in zip(measures, columns, strict=True))
 
 
 @dataclass(frozen=True, eq=False)
@@ -119,6 +177,11 @@ class Rollup:
     def key(self):
         """The rollup model's key fields, in the order of a counts key: bucket, then the dimensions."""
         return (self.bucket, *(dimension.name for dimension in self.dimensions))
+
+    @property
+    def subtractable(self):
+        """Whether rows can be taken back out: only when every measure is a plain sum."""
+        return all(measure.combine == "sum" and measure.cap is None for measure in self.measures)
 
     @property
     def uses(self):
@@ -212,6 +275,7 @@ def count_rows(rollup, rows):
     ]
     measures = rollup.measures
     single = len(measures) == 1 and measures[0].field is None and measures[0].test is None
+    summed = rollup.subtractable
     buckets = {}
     counts = Counter()
     for row in rows:
@@ -232,7 +296,15 @@ def count_rows(rollup, rows):
         else:
             values = tuple(measure.value(row) for measure in measures)
             previous = counts.get(key)
-            counts[key] = values if previous is None else tuple(map(int.__add__, previous, values))
+            if previous is None:
+                counts[key] = values
+            elif summed:
+                counts[key] = tuple(map(int.__add__, previous, values))
+            else:
+                counts[key] = tuple(m.merge(a, b) for m, a, b in zip(measures, previous, values, strict=True))
+    if not summed:
+        for key, values in counts.items():
+            counts[key] = tuple(m.final(v) for m, v in zip(measures, values, strict=True))
     return counts
 
 
@@ -286,12 +358,16 @@ def upsert(rollup, counts, *, using=DEFAULT_DB_ALIAS):
     width = len(rollup.measures)
     items = []
     negative = set()
+    summed = rollup.subtractable
     for key, value in counts.items():
         values = (value,) if width == 1 and not isinstance(value, tuple) else tuple(value)
         if any(values):
             items.append((key, values))
-            if values[0] < 0 or any(v < 0 for v in values):
-                negative.add(key[0])
+            if summed:
+                if values[0] < 0 or any(v < 0 for v in values):
+                    negative.add(key[0])
+            elif any(m.combine == "sum" and v < 0 for m, v in zip(rollup.measures, values, strict=True)):
+                raise ValueError(_not_subtractable(rollup))
     if not items:
         return
     # Sorted keys: concurrent writers lock the rows they share in one order, so they never deadlock.
@@ -303,10 +379,7 @@ def upsert(rollup, counts, *, using=DEFAULT_DB_ALIAS):
     quote = connection.ops.quote_name
     table = quote(meta.db_table)
     columns = ", ".join(quote(f.column) for f in fields)
-    conflict = ", ".join(quote(f.column) for f in fields[:-width])
-    update = ", ".join(f"{quote(f.column)} = {table}.{quote(f.column)} + EXCLUDED.{quote(f.column)}"
-                       for f in fields[-width:])
-    on_conflict = f"ON CONFLICT ({conflict}) DO UPDATE SET {update}"
+    on_conflict = _on_conflict(rollup, connection, table)
     rows = [(*key, *values) for key, values in items]
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
@@ -327,6 +400,48 @@ def upsert(rollup, counts, *, using=DEFAULT_DB_ALIAS):
         model._base_manager.using(using).filter(
             **{f"{first}__lte": 0, f"{rollup.bucket}__in": sorted(negative)}
         ).delete()
+
+
+def _not_subtractable(rollup):
+    names = ", ".join(f"{m.name} ({m.combine}{' capped' if m.cap is not None else ''})"
+                      for m in rollup.measures if m.combine != "sum" or m.cap is not None)
+    return (f"Rollup {rollup.name} cannot be subtracted from: its measures {names} are not plain sums; "
+            "rebuild it instead")
+
+
+def _on_conflict(rollup, connection, table):
+    """ON CONFLICT (key) DO UPDATE SET each measure combined as it says."""
+    meta = rollup.rollup_model._meta
+    quote = connection.ops.quote_name
+    conflict = ", ".join(quote(meta.get_field(name).column) for name in rollup.key)
+    columns = [quote(meta.get_field(m.name).column) for m in rollup.measures]
+    update = update_clause(rollup.measures, columns, table, vendor=connection.vendor)
+    return f"ON CONFLICT ({conflict}) DO UPDATE SET {update}"
+
+
+def upsert_select(rollup, sql, params=(), *, using=DEFAULT_DB_ALIAS):
+    """The upsert fed by a writer's own SELECT (e.g. of a staging table it COPYed a batch into): sql gives
+    the rollup's key columns, then its measures, in declaration order, one row per key, in key order (so
+    concurrent writers lock rows in one order). Returns how many rows it inserted or updated.
+
+    For growing only: a SELECT of negative sums would not drop rows at zero (use upsert for that)."""
+    connection = connections[using]
+    with connection.cursor() as cursor:
+        cursor.execute(upsert_select_sql(rollup, sql, connection), params)
+        return cursor.rowcount
+
+
+def upsert_select_sql(rollup, sql, connection):
+    """The statement upsert_select runs (for a writer that runs it on its own connection)."""
+    meta = rollup.rollup_model._meta
+    quote = connection.ops.quote_name
+    table = quote(meta.db_table)
+    names = (*rollup.key, *(measure.name for measure in rollup.measures))
+    columns = ", ".join(quote(meta.get_field(name).column) for name in names)
+    if connection.vendor != "postgresql":
+        # SQLite: a WHERE keeps ON CONFLICT from being read as part of the SELECT.
+        sql = f"SELECT * FROM ({sql}) WHERE true"
+    return f"INSERT INTO {table} ({columns}) {sql} {_on_conflict(rollup, connection, table)}"
 
 
 def _sort_key(item):
@@ -370,13 +485,19 @@ def counts_in(rollup, queryset, *, kept=None):
             .values("rk_bucket", *names).annotate(**measures).values_list("rk_bucket", *names, *measures))
     width = len(rollup.dimensions) + 1
     single = len(rollup.measures) == 1
+    summed = rollup.subtractable
     counts = Counter()
     for row in rows.iterator(chunk_size=CHUNK):
         bucket = row[0].astimezone(dt.UTC)
         if kept is not None and bucket not in kept:
             continue
         values = row[width:]
-        counts[(bucket, *row[1:width])] = int(values[0]) if single else tuple(int(v) for v in values)
+        if summed:
+            counts[(bucket, *row[1:width])] = int(values[0]) if single else tuple(int(v) for v in values)
+        else:
+            values = tuple(m.final(int(v)) if m.combine == "sum" else v
+                           for m, v in zip(rollup.measures, values, strict=True))
+            counts[(bucket, *row[1:width])] = values[0] if single else values
     return counts
 
 
@@ -389,7 +510,9 @@ def subtract(queryset, *, using=None, rollups=None):
     rollups given), aggregated in SQL. Call in the transaction that deletes them (delete() does both)."""
     using = using or queryset.db
     counts = {}
-    for rollup in of(queryset.model) if rollups is None else rollups:
+    chosen = of(queryset.model) if rollups is None else rollups
+    _check_subtractable(chosen)
+    for rollup in chosen:
         if rollup.keep is None:
             counts[rollup] = _negated(counts_in(rollup, queryset))
         else:
@@ -404,6 +527,12 @@ def subtract(queryset, *, using=None, rollups=None):
     apply(counts, using=using)
 
 
+def _check_subtractable(chosen):
+    for rollup in chosen:
+        if not rollup.subtractable:
+            raise ValueError(_not_subtractable(rollup))
+
+
 def delete(queryset, *, using=None, rollups=None):
     """Delete a queryset's source rows and subtract them from the rollups, in one transaction; returns how many.
 
@@ -412,6 +541,9 @@ def delete(queryset, *, using=None, rollups=None):
     using = using or queryset.db
     model = queryset.model
     base = model._base_manager.using(using)
+    if queryset.query.where:
+        # Before anything is locked or deleted: an emptied table empties the rollups, any other delete subtracts.
+        _check_subtractable(of(model) if rollups is None else rollups)
     with transaction.atomic(using=using, savepoint=False):
         if not queryset.query.where:
             connection = connections[using]

@@ -378,3 +378,31 @@ def test_the_one_pass_batch_decoder_declines_what_is_not_a_batch(raw):
     assert schema.decode_batch(raw) is None
     assert schema.decode_batch(b'{"logs": []}') == []
     assert schema.decode_batch(json.dumps({"logs": [record()] * (schema.MAX_RECORDS + 1)}).encode()) is None
+
+
+def summaries():
+    from proxytraffic.models import TrafficDomainDay, TrafficErrorDay, TrafficTotal
+
+    fields = ("count", "bytes_sent", "bytes_received", "error_count", "duration_ms", "max_concurrency",
+              "first_seen", "last_seen")
+    return (set(TrafficTotal.objects.values_list("bucket", *fields)),
+            set(TrafficDomainDay.objects.values_list("day", "domain", *fields)),
+            set(TrafficErrorDay.objects.values_list("day", "error", "domain", *fields)))
+
+
+def test_the_all_tenant_summaries_equal_the_bucket_rows_rolled_up_again(db):
+    from vpnmonitor import rollups
+
+    now = dt.datetime(2026, 3, 17, tzinfo=dt.UTC)
+    logs = [record(ts=f"2026-03-{15 + i % 2} {(i * 7) % 24:02d}:{(i * 11) % 60:02d}:{i % 60:02d}",
+                   user_id=1 + i % 3, domain=("a.com", "b.org", "c.net")[i % 3 if i % 4 else 0],
+                   error=("", "", "timeout", "refused")[i % 4], count=1 + i, bytes_sent=10 * i,
+                   error_count=i % 4 // 2, max_concurrency=(i * 13) % 17) for i in range(200)]
+    for batch in (logs[:120], logs[120:]):
+        services.ingest_records(schema.check_batch({"logs": batch}, now=now))
+    totals, domain_days, error_days = stored = summaries()
+    assert sum(row[1] for row in totals) == sum(1 + i for i in range(200))
+    assert {row[1] for row in error_days} == {"timeout", "refused"}
+    assert len(domain_days) == 6
+    rollups.rebuild(TrafficBucket)
+    assert summaries() == stored

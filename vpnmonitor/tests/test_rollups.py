@@ -10,7 +10,8 @@ from collections import Counter
 
 import pytest
 from django.db import connection, models, transaction
-from django.db.models import Case, Count, F, IntegerField, Q, Sum, Value, When
+from django.db.models import Case, Count, F, IntegerField, Max, Min, Q, Sum, Value, When
+from django.db.models.functions import Least
 
 from vpnmonitor import rollups
 from vpnmonitor.rollups import Dimension, Measure, Rollup
@@ -66,6 +67,22 @@ class ReadingSixHours(models.Model):  # noqa: DJ008 - a table of this test only
         constraints = [models.UniqueConstraint(fields=["bucket", "kind"], name="rollups_test_six_key")]
 
 
+class ReadingPeak(models.Model):  # noqa: DJ008 - a table of this test only
+    """Measures that are not plain sums: a sum capped at CAP, the highest value, the first and last time."""
+
+    bucket = models.DateTimeField()
+    kind = models.CharField(max_length=8)
+    readings = models.BigIntegerField()
+    capped = models.BigIntegerField()
+    peak = models.BigIntegerField()
+    first = models.DateTimeField()
+    last = models.DateTimeField()
+
+    class Meta:
+        app_label = APP
+        constraints = [models.UniqueConstraint(fields=["bucket", "kind"], name="rollups_test_peak_key")]
+
+
 OTHER_PORT, NO_PORT = -1, -2
 
 
@@ -101,8 +118,16 @@ SIX_HOURS = Rollup(
     dimensions=(Dimension("kind"),), measures=(Measure("readings"),),
     keep=lambda buckets, using: buckets & KEPT,
 )
+CAP = 50_000
+PEAK = Rollup(
+    name="test.peak", source=Reading, model=ReadingPeak, time="time", step=rollups.HOUR,
+    dimensions=(Dimension("kind"),),
+    measures=(Measure("readings"), Measure("capped", field="value", cap=CAP),
+              Measure("peak", field="value", combine="max"),
+              Measure("first", field="time", combine="min"), Measure("last", field="time", combine="max")),
+)
 ALL = (HOURLY, DAILY, SIX_HOURS)
-MODELS = (Reading, ReadingHourly, ReadingDaily, ReadingSixHours)
+MODELS = (Reading, ReadingHourly, ReadingDaily, ReadingSixHours, ReadingPeak)
 START = dt.datetime(2026, 3, 1, tzinfo=UTC)
 
 
@@ -316,3 +341,72 @@ def test_array_literals_quote_text_and_times_and_leave_numbers_and_addresses_bar
     day = dt.datetime(2026, 11, 23, tzinfo=UTC)
     assert rollups._array_literal([day, day], "timestamp with time zone") == (
         '{"2026-11-23 00:00:00+00:00","2026-11-23 00:00:00+00:00"}')
+
+
+def raw_peak():
+    rows = (Reading.objects.annotate(b=rollups.BucketStart("time", rollups.HOUR)).values("b", "kind")
+            .annotate(readings=Count("pk"), total=Sum("value"), peak=Max("value"), first=Min("time"),
+                      last=Max("time")))
+    return {(r["b"], r["kind"]): (r["readings"], min(r["total"], CAP), r["peak"], r["first"], r["last"])
+            for r in rows}
+
+
+def stored_peak():
+    return {(r.bucket, r.kind): (r.readings, r.capped, r.peak, r.first, r.last) for r in ReadingPeak.objects.all()}
+
+
+def test_max_min_and_capped_sums_combine_across_batches_as_the_raw_rows_aggregate(db_tables):
+    rows = readings(900)
+    for batch in (rows[:300], rows[300:]):
+        with transaction.atomic():
+            Reading.objects.bulk_create([Reading(**row) for row in batch])
+            rollups.add(Reading, batch, rollups=[PEAK])
+    stored = stored_peak()
+    assert stored == raw_peak()
+    assert any(capped == CAP for _, capped, _, _, _ in stored.values())  # some hours sum past the cap
+    assert any(capped < CAP for _, capped, _, _, _ in stored.values())
+    assert rollups.counts_in(PEAK, Reading.objects.all()) == rollups.count_rows(PEAK, Reading.objects.all())
+    rollups.rebuild(Reading, rollups=[PEAK])
+    assert stored_peak() == stored
+
+
+def test_upsert_from_a_select_combines_each_measure_as_declared(db_tables):
+    rows = readings(700, seed=3)
+    with transaction.atomic():
+        Reading.objects.bulk_create([Reading(**row) for row in rows])
+    for half in (Q(value__lt=5000), Q(value__gte=5000)):
+        select = (Reading.objects.filter(half).annotate(b=rollups.BucketStart("time", rollups.HOUR))
+                  .values("b", "kind").annotate(readings=Count("pk"), capped=Least(Sum("value"), Value(CAP)),
+                                                peak=Max("value"), first=Min("time"), last=Max("time"))
+                  .values_list("b", "kind", "readings", "capped", "peak", "first", "last").order_by("b", "kind"))
+        sql, params = select.query.sql_with_params()
+        with transaction.atomic():
+            assert rollups.upsert_select(PEAK, sql, params) == select.count()
+    assert stored_peak() == raw_peak()
+
+
+def test_a_rollup_with_measures_that_are_not_sums_refuses_to_be_subtracted(db_tables):
+    rows = readings(200)
+    with transaction.atomic():
+        Reading.objects.bulk_create([Reading(**row) for row in rows])
+        rollups.add(Reading, rows, rollups=[PEAK, HOURLY])
+    before = stored_peak()
+    for subtract in (rollups.subtract, rollups.delete):
+        with pytest.raises(ValueError, match="test.peak cannot be subtracted from: its measures capped"):
+            subtract(Reading.objects.filter(kind="a"), rollups=[PEAK, HOURLY])
+    hour, kind = next(iter(before))
+    with pytest.raises(ValueError, match="cannot be subtracted"):
+        rollups.upsert(PEAK, {(hour, kind): (-1, -5, 0, hour, hour)})
+    assert Reading.objects.count() == 200
+    assert stored_peak() == before == raw_peak()
+    assert stored_hourly() == raw_hourly()
+
+
+def test_a_measure_combines_only_as_sum_max_or_min():
+    with pytest.raises(ValueError, match="combine must be one of sum, max, min"):
+        Measure("peak", field="value", combine="avg")
+    with pytest.raises(ValueError, match="needs a field and takes no cap or condition"):
+        Measure("peak", combine="max")
+    with pytest.raises(ValueError, match="needs a field and takes no cap or condition"):
+        Measure("peak", field="value", combine="max", when=Q(alarm=True), test=lambda row: row["alarm"])
+    assert HOURLY.subtractable and not PEAK.subtractable
