@@ -6,7 +6,7 @@ class MonitoringConfig(AppConfig):
     verbose_name = "OpenVPN monitoring"
 
     def ready(self):
-        from monitoring import health
+        from monitoring import health, rollups  # noqa: F401 - rollups registers the usage rollups
         from monitoring.metrics import CertificateCollector, OpenVpnCollector
         from vpnmonitor import ingestion_health, metrics, retention
 
