@@ -10,6 +10,7 @@ class MonitoringConfig(AppConfig):
         from monitoring.metrics import CertificateCollector, OpenVpnCollector
         from vpnmonitor import ingestion_health, metrics, retention
 
+        # Pruned samples are NOT subtracted from the usage rollups (no delete=): the rollups outlive them.
         retention.register("vpn_raw", "monitoring.UsageSample", "timestamp", 7, "OpenVPN raw samples (usage_history)")
         retention.register("vpn_polls", "monitoring.PollRecord", "timestamp", 31, "OpenVPN poll totals (poll_history)")
         retention.register("vpn_poll_15min", "monitoring.PollQuarter", "bucket", 365,
