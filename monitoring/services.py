@@ -311,40 +311,42 @@ def store_samples(samples):
 ROLLUPS = usage_rollups.BY_TABLE
 
 
-def rollup(table, *, now=None):
+def rollup(table, *, now=None, chunk=dt.timedelta(days=2)):
     """Repair: recount table's buckets from the raw samples, since its watermark (the last bucket again).
 
     Samples are added to the rollups when they are stored (store_samples), so this changes nothing unless
-    samples were written some other way; it recounts the recent buckets whole and replaces them, so running
-    it any number of times gives the same numbers. Buckets that may have lost samples to retention are never
-    recounted: the rollups keep their history after the samples are pruned. Polls are held off (their
-    servers' rows are locked) while it runs, so no sample is stored between the count and the replace.
-    Returns how many rollup rows were written.
+    samples were written some other way; it recounts the buckets whole and replaces them, so running it any
+    number of times gives the same numbers. Buckets that may have lost samples to retention (before the last
+    prune's cutoff) are never recounted: the rollups keep their history after the samples are pruned. Each
+    window of buckets is replaced in one transaction with polls held off (their servers' rows are locked), so
+    no sample is stored between the count and the replace. Returns how many rollup rows were written.
     """
     declared = ROLLUPS[table]
     step = declared.step
     now = now or timezone.now()
-    with transaction.atomic():
-        list(VpnServer.objects.select_for_update().order_by("pk").values_list("pk", flat=True))
-        state = RollupState.objects.select_for_update().filter(table=table).first()
-        if state is not None:
-            start = timeseries.floor_time(state.rolled_until, step) - step
-        else:
-            first = UsageSample.objects.order_by("timestamp").values_list("timestamp", flat=True).first()
-            if first is None:
-                return 0
-            start = timeseries.floor_time(first, step)
-        # Samples older than the retention cutoff may be gone: start at the first bucket after it.
-        cutoff = now - dt.timedelta(days=retention.retention_days("vpn_raw"))
+    state = RollupState.objects.filter(table=table).first()
+    if state is not None:
+        start = timeseries.floor_time(state.rolled_until, step) - step
+    else:
+        first = UsageSample.objects.order_by("timestamp").values_list("timestamp", flat=True).first()
+        if first is None:
+            return 0
+        start = timeseries.floor_time(first, step)
+    pruned = retention.policy("vpn_raw")
+    if pruned.last_pruned_at is not None:
+        # Samples before the last prune's cutoff may be gone: start at the first bucket after it.
+        cutoff = pruned.last_pruned_at - dt.timedelta(days=pruned.days)
         complete = timeseries.floor_time(cutoff, step)
-        if complete < cutoff:
-            complete += step
-        start = max(start, complete)
-        end = timeseries.floor_time(now, step) + step  # the current, partial bucket too
-        written = 0
-        if start < end:
-            written = _recount(declared, start, end)
-        RollupState.objects.update_or_create(table=table, defaults={"rolled_until": now})
+        start = max(start, complete if complete == cutoff else complete + step)
+    end = timeseries.floor_time(now, step) + step  # the current, partial bucket too
+    written = 0
+    while start < end:
+        stop = min(start + max(chunk, step), end)
+        with transaction.atomic():
+            list(VpnServer.objects.select_for_update().order_by("pk").values_list("pk", flat=True))
+            written += _recount(declared, start, stop)
+        start = stop
+    RollupState.objects.update_or_create(table=table, defaults={"rolled_until": now})
     return written
 
 
