@@ -6,10 +6,11 @@ class MonitoringConfig(AppConfig):
     verbose_name = "OpenVPN monitoring"
 
     def ready(self):
-        from monitoring import health
+        from monitoring import health, rollups  # noqa: F401 - rollups registers the usage rollups
         from monitoring.metrics import CertificateCollector, OpenVpnCollector
         from vpnmonitor import ingestion_health, metrics, retention
 
+        # Pruned samples are NOT subtracted from the usage rollups (no delete=): the rollups outlive them.
         retention.register("vpn_raw", "monitoring.UsageSample", "timestamp", 7, "OpenVPN raw samples (usage_history)")
         retention.register("vpn_polls", "monitoring.PollRecord", "timestamp", 31, "OpenVPN poll totals (poll_history)")
         retention.register("vpn_poll_15min", "monitoring.PollQuarter", "bucket", 365,

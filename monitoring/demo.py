@@ -81,7 +81,7 @@ def seed(*, now, options):
             quarter.max_connections = max(quarter.max_connections, active)
             quarter.polls += 1
         moment += STEP
-    UsageSample.objects.bulk_create(samples, batch_size=5000)
+    services.store_samples(samples)
     PollRecord.objects.bulk_create(polls, batch_size=5000)
     PollQuarter.objects.bulk_create(quarters.values(), batch_size=5000)
 
@@ -107,7 +107,6 @@ def seed(*, now, options):
             serial=f"{0xA000 + index:X}", not_before=now - dt.timedelta(days=300),
             not_after=now + dt.timedelta(days=rng.choice([-3, 12, 45, 200, 365, 700])), revoked=index == 4,
         )
-    services.rollup_all(now=now)
     return f"2 servers, {len(clients)} clients, {len(samples)} samples, {len(sessions)} sessions"
 
 

@@ -216,6 +216,12 @@ class PollQuarter(models.Model):
 
 
 class RollupBase(models.Model):
+    """A usage rollup row (see monitoring.rollups): one client's samples and bytes in one bucket.
+
+    Unique on (client, bucket, server): the rollup key (bucket, client, server) as vpnmonitor.rollups upserts
+    it, client first so a client's history is one index range.
+    """
+
     server = models.ForeignKey(VpnServer, on_delete=models.CASCADE, related_name="+")
     client = models.ForeignKey(VpnClient, on_delete=models.CASCADE, related_name="+")
     bucket = models.DateTimeField(help_text="start of the period")
@@ -233,7 +239,7 @@ class RollupBase(models.Model):
 class StatsHourly(RollupBase):
     class Meta:
         db_table = "stats_hourly"
-        constraints = [models.UniqueConstraint(fields=["client", "bucket"], name="stats_hourly_client_bucket")]
+        constraints = [models.UniqueConstraint(fields=["client", "bucket", "server"], name="stats_hourly_key")]
         indexes = [models.Index(fields=["bucket"])]
         verbose_name_plural = "stats hourly"
 
@@ -241,7 +247,7 @@ class StatsHourly(RollupBase):
 class Stats6h(RollupBase):
     class Meta:
         db_table = "stats_6h"
-        constraints = [models.UniqueConstraint(fields=["client", "bucket"], name="stats_6h_client_bucket")]
+        constraints = [models.UniqueConstraint(fields=["client", "bucket", "server"], name="stats_6h_key")]
         indexes = [models.Index(fields=["bucket"])]
         verbose_name_plural = "stats 6h"
 
@@ -249,7 +255,7 @@ class Stats6h(RollupBase):
 class StatsDaily(RollupBase):
     class Meta:
         db_table = "stats_daily"
-        constraints = [models.UniqueConstraint(fields=["client", "bucket"], name="stats_daily_client_bucket")]
+        constraints = [models.UniqueConstraint(fields=["client", "bucket", "server"], name="stats_daily_key")]
         indexes = [models.Index(fields=["bucket"])]
         verbose_name_plural = "stats daily"
 

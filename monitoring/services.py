@@ -8,18 +8,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.db import transaction
-from django.db.models import Count, F, Sum, Value
+from django.db.models import F, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
+from monitoring import rollups as usage_rollups
 from monitoring.models import (
     Certificate,
     PollQuarter,
     PollRecord,
     RollupState,
-    Stats6h,
-    StatsDaily,
-    StatsHourly,
     UsageSample,
     VpnClient,
     VpnServer,
@@ -36,7 +34,7 @@ from monitoring.sources.status import (
     merge_duplicate_clients,
 )
 from monitoring.sources.statusfile import read_status_file
-from vpnmonitor import timeseries
+from vpnmonitor import retention, rollups, timeseries
 from vpnmonitor.db import update_fields
 from vpnmonitor.secrets_at_rest import reveal
 from vpnmonitor.tailing import Checkpoint, read_new_lines
@@ -164,7 +162,7 @@ def record_poll(server, snapshot: StatusSnapshot, *, now=None) -> PollResult:
     VpnClient.objects.filter(server=server, status=VpnClient.Status.ACTIVE).exclude(pk__in=per_client).update(
         status=VpnClient.Status.DISCONNECTED, connections=0, recv_rate_bps=0, sent_rate_bps=0
     )
-    UsageSample.objects.bulk_create(samples, batch_size=2000)
+    store_samples(samples)
     result.bytes_received = sum(s.bytes_received for s in samples)
     result.bytes_sent = sum(s.bytes_sent for s in samples)
     PollRecord.objects.create(
@@ -296,63 +294,73 @@ def poll_error(exc, server) -> str:
 
 # ---- rollups -------------------------------------------------------------------------------
 
-ROLLUPS = {
-    # table: (model, step, source model, source time field)
-    "stats_hourly": (StatsHourly, dt.timedelta(hours=1), UsageSample, "timestamp"),
-    "stats_6h": (Stats6h, dt.timedelta(hours=6), StatsHourly, "bucket"),
-    "stats_daily": (StatsDaily, dt.timedelta(days=1), StatsHourly, "bucket"),
-}
+def store_samples(samples):
+    """Insert usage samples and add them to the usage rollups (monitoring.rollups), in one transaction.
+
+    The only writer of UsageSample rows: polls and the demo data store them here."""
+    with transaction.atomic():
+        UsageSample.objects.bulk_create(samples, batch_size=2000)
+        rollups.add(UsageSample, [
+            {"timestamp": s.timestamp, "client_id": s.client_id, "server_id": s.server_id,
+             "bytes_received": s.bytes_received, "bytes_sent": s.bytes_sent}
+            for s in samples
+        ])
+
+
+# table: its rollup (the tables' watermarks in RollupState keep these names)
+ROLLUPS = usage_rollups.BY_TABLE
 
 
 def rollup(table, *, now=None, chunk=dt.timedelta(days=2)):
-    """Recompute table's buckets from its source since its watermark (the last bucket included again).
+    """Repair: recount table's buckets from the raw samples, since its watermark (the last bucket again).
 
-    Each bucket is recomputed whole from its source and replaced, so running this any number
-    of times gives the same numbers. Returns how many rollup rows were written.
+    Samples are added to the rollups when they are stored (store_samples), so this changes nothing unless
+    samples were written some other way; it recounts the buckets whole and replaces them, so running it any
+    number of times gives the same numbers. Buckets that may have lost samples to retention (before the last
+    prune's cutoff) are never recounted: the rollups keep their history after the samples are pruned. Each
+    window of buckets is replaced in one transaction with polls held off (their servers' rows are locked), so
+    no sample is stored between the count and the replace. Returns how many rollup rows were written.
     """
-    model, step, source, time_field = ROLLUPS[table]
+    declared = ROLLUPS[table]
+    step = declared.step
     now = now or timezone.now()
     state = RollupState.objects.filter(table=table).first()
     if state is not None:
         start = timeseries.floor_time(state.rolled_until, step) - step
     else:
-        first = source.objects.order_by(time_field).values_list(time_field, flat=True).first()
+        first = UsageSample.objects.order_by("timestamp").values_list("timestamp", flat=True).first()
         if first is None:
             return 0
         start = timeseries.floor_time(first, step)
+    pruned = retention.policy("vpn_raw")
+    if pruned.last_pruned_at is not None:
+        # Samples before the last prune's cutoff may be gone: start at the first bucket after it.
+        cutoff = pruned.last_pruned_at - dt.timedelta(days=pruned.days)
+        complete = timeseries.floor_time(cutoff, step)
+        start = max(start, complete if complete == cutoff else complete + step)
     end = timeseries.floor_time(now, step) + step  # the current, partial bucket too
     written = 0
     while start < end:
         stop = min(start + max(chunk, step), end)
-        written += _rollup_window(model, step, source, time_field, start, stop)
+        with transaction.atomic():
+            list(VpnServer.objects.select_for_update().order_by("pk").values_list("pk", flat=True))
+            written += _recount(declared, start, stop)
         start = stop
     RollupState.objects.update_or_create(table=table, defaults={"rolled_until": now})
     return written
 
 
-def _rollup_window(model, step, source, time_field, start, stop):
-    rows = (
-        source.objects.filter(**{f"{time_field}__gte": start, f"{time_field}__lt": stop})
-        .annotate(period=timeseries.EpochBucket(time_field, step))
-        .values("client_id", "server_id", "period")
-        .annotate(rx=Sum("bytes_received"), tx=Sum("bytes_sent"),
-                  n=Count("id") if source is UsageSample else Sum("samples"))
-    )
-    objects = [
-        model(client_id=row["client_id"], server_id=row["server_id"], bucket=timeseries.from_epoch(row["period"]),
-              bytes_received=row["rx"], bytes_sent=row["tx"], samples=row["n"])
-        for row in rows.iterator(chunk_size=5000)
-    ]
-    with transaction.atomic():
-        model.objects.bulk_create(
-            objects, batch_size=2000, update_conflicts=True, unique_fields=["client", "bucket"],
-            update_fields=["bytes_received", "bytes_sent", "samples", "server"],
-        )
-    return len(objects)
+def _recount(declared, start, end):
+    """Replace the rollup's rows of the buckets in [start, end) with the counts of their samples."""
+    counts = rollups.counts_in(declared, UsageSample.objects.filter(timestamp__gte=start, timestamp__lt=end))
+    model = declared.rollup_model
+    model.objects.filter(bucket__gte=start, bucket__lt=end).delete()
+    rollups.upsert(declared, counts)
+    return len(counts)
 
 
 def rollup_all(*, now=None):
-    """Hourly from raw, then 6-hour and daily from hourly."""
+    """Repair every usage rollup since its watermark (see rollup)."""
     return {table: rollup(table, now=now) for table in ROLLUPS}
 
 
