@@ -291,3 +291,12 @@ def test_every_endpoint_is_in_the_openapi_schema(viewer_client):
         assert path in schema["paths"], path
     parameters = {p["name"] for p in schema["paths"]["/api/logs"]["get"]["parameters"]}
     assert {"limit", "offset", "sort", "order"} <= parameters
+
+
+def test_the_openapi_sort_states_which_sorts_have_an_index_and_what_the_others_cost(viewer_client):
+    schema = viewer_client.get("/api/schema/?format=json").json()
+    sort = next(p for p in schema["paths"]["/api/logs"]["get"]["parameters"] if p["name"] == "sort")
+    assert sort["schema"]["enum"] == ["bytes", "destination", "method", "source_ip", "status", "timestamp"]
+    assert "sort=timestamp, either order, reads the first page from an index" in sort["description"]
+    assert "Every other sort (source_ip, destination, status, bytes, method) has no index" in sort["description"]
+    assert "at 10M entries" in sort["description"]
