@@ -58,9 +58,10 @@ class ProxyLogQuerySet(models.QuerySet):
 class ProxyLogEntry(models.Model):
     """One line of a proxy access log. Immutable once stored.
 
-    Written and deleted only by proxylogs.services (store_rows, delete_entries, clear_logs), which keep the
+    Inserted and deleted only by proxylogs.services (store_rows, delete_entries, clear_logs), which keep the
     hourly rollup ProxyLogHour exact in the same transaction: an insert or delete through the ORM anywhere
-    else would leave the rollup, and what reads it (the unfiltered count, stats, deep pages), wrong.
+    else would leave the rollup, and what reads it (the unfiltered count, stats, deep pages), wrong. The admin
+    shows entries read-only; deleting a LogSource only empties `source`, which the rollup does not count.
     """
 
     timestamp = models.DateTimeField(help_text="When the request completed (UTC, millisecond precision).")

@@ -8,6 +8,7 @@ import pytest
 from django.db import connection
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncHour
+from django.urls import reverse
 
 from proxylogs import services
 from proxylogs.ingest.parse import parse_squid
@@ -121,3 +122,16 @@ def test_no_trigger_counts_entries_any_more():
                        [connection.ops.adapt_datetimefield_value(NOW)])
     assert ProxyLogEntry.objects.filter(pk__gt=0).count() == 1
     assert not ProxyLogHour.objects.exists()
+
+
+def test_the_admin_shows_entries_and_deletes_none(admin_client):
+    line = native_line(NOW, "10.0.0.5", "TCP_DENIED/403", 300, "GET", "http://ads.example.net/", "-", "HIER_NONE/-",
+                       "text/html")
+    services.store_records([parse_squid(line)])
+    entry = ProxyLogEntry.objects.get()
+    delete = reverse("admin:proxylogs_proxylogentry_delete", args=[entry.pk])
+    assert admin_client.post(delete, {"post": "yes"}).status_code == 403
+    changelist = reverse("admin:proxylogs_proxylogentry_changelist")
+    admin_client.post(changelist, {"action": "delete_selected", "_selected_action": [entry.pk], "post": "yes"})
+    assert ProxyLogEntry.objects.filter(pk=entry.pk).exists()
+    assert stored() == {rollups.floor_time(NOW, 3600): (1, 1, 0, 300)}
