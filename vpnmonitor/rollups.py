@@ -30,7 +30,12 @@ from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from vpnmonitor.timeseries import EPOCH, BucketStart, floor_time  # noqa: F401 - BucketStart for declarations
+from vpnmonitor.timeseries import (  # noqa: F401 - BucketStart for declarations
+    EPOCH,
+    BucketStart,
+    EpochBucket,
+    floor_time,
+)
 
 HOUR = dt.timedelta(hours=1)
 DAY = dt.timedelta(days=1)
@@ -481,14 +486,14 @@ def counts_in(rollup, queryset, *, kept=None):
         queryset = queryset.filter(**{f"{rollup.time}__gte": min(kept), f"{rollup.time}__lt": max(kept) + rollup.step})
     names = {f"rk{i}": dimension.sql() for i, dimension in enumerate(rollup.dimensions)}
     measures = {f"rm{i}": measure.aggregate() for i, measure in enumerate(rollup.measures)}
-    rows = (queryset.annotate(rk_bucket=BucketStart(rollup.time, rollup.step), **names)
+    rows = (queryset.annotate(rk_bucket=EpochBucket(rollup.time, rollup.step), **names)
             .values("rk_bucket", *names).annotate(**measures).values_list("rk_bucket", *names, *measures))
     width = len(rollup.dimensions) + 1
     single = len(rollup.measures) == 1
     summed = rollup.subtractable
     counts = Counter()
     for row in rows.iterator(chunk_size=CHUNK):
-        bucket = row[0].astimezone(dt.UTC)
+        bucket = _from_epoch(row[0])
         if kept is not None and bucket not in kept:
             continue
         values = row[width:]
@@ -499,6 +504,20 @@ def counts_in(rollup, queryset, *, kept=None):
                            for m, v in zip(rollup.measures, values, strict=True))
             counts[(bucket, *row[1:width])] = values[0] if single else values
     return counts
+
+
+def buckets_in(rollup, queryset):
+    """The set of the rollup's buckets that a queryset's source rows fall in, computed in SQL."""
+    return {
+        _from_epoch(seconds) for seconds in queryset.order_by()
+        .annotate(rk_bucket=EpochBucket(rollup.time, rollup.step)).values_list("rk_bucket", flat=True).distinct()
+    }
+
+
+def _from_epoch(seconds):
+    # Buckets are read back as whole seconds since the epoch, not as times: a time read from PostgreSQL
+    # follows the session's time zone, and an integer follows nothing.
+    return EPOCH + dt.timedelta(seconds=int(seconds))
 
 
 def _negated(counts):
@@ -518,11 +537,7 @@ def subtract(queryset, *, using=None, rollups=None):
         else:
             counts[rollup] = Deferred(
                 lambda kept, rollup=rollup: _negated(counts_in(rollup, queryset, kept=kept)),
-                buckets=lambda rollup=rollup: {
-                    bucket.astimezone(dt.UTC) for bucket in queryset.order_by()
-                    .annotate(rk_bucket=BucketStart(rollup.time, rollup.step))
-                    .values_list("rk_bucket", flat=True).distinct()
-                },
+                buckets=lambda rollup=rollup: buckets_in(rollup, queryset),
             )
     apply(counts, using=using)
 
@@ -584,11 +599,7 @@ def rebuild(source, *, using=DEFAULT_DB_ALIAS, rollups=None):
         apply({
             rollup: counts_in(rollup, raw) if rollup.keep is None else Deferred(
                 lambda kept, rollup=rollup: counts_in(rollup, raw, kept=kept),
-                buckets=lambda rollup=rollup: {
-                    bucket.astimezone(dt.UTC) for bucket in raw.order_by()
-                    .annotate(rk_bucket=BucketStart(rollup.time, rollup.step))
-                    .values_list("rk_bucket", flat=True).distinct()
-                },
+                buckets=lambda rollup=rollup: buckets_in(rollup, raw),
             ) for rollup in chosen
         }, using=using)
 
