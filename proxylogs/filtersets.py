@@ -4,7 +4,7 @@ import django_filters
 
 from proxylogs.models import ProxyLogEntry
 
-# The spec's sort names -> columns; each has a (column, id) index.
+# The spec's sort names -> columns. timestamp and source_ip have an index ((column, id)); the others are a top-N sort.
 LOG_SORTS = {
     "timestamp": "timestamp",
     "source_ip": "client_ip",
@@ -18,7 +18,14 @@ LOG_SORTS = {
 class LogEntryFilterSet(django_filters.FilterSet):
     sort = django_filters.ChoiceFilter(
         choices=[(name, name) for name in LOG_SORTS], method="_ordered_later", empty_label=None,
-        help_text="Sort column (default timestamp).",
+        help_text=(
+            "Sort column (default timestamp). sort=timestamp and sort=source_ip, either order, read the first "
+            "page from an index: tens of milliseconds whatever the table's size. Every other sort (destination, "
+            "status, bytes, method) has no index, since each would cost every imported line its upkeep: the database "
+            "reads every entry and keeps the best offset + limit, so even the first page costs a scan of the "
+            "whole table, growing linearly with it: at 10M entries 4 to 12 s on a busy 2-core server (load "
+            "average 13 to 16), where sort=timestamp took 24 to 47 ms."
+        ),
     )
     order = django_filters.ChoiceFilter(
         choices=[("asc", "asc"), ("desc", "desc")], method="_ordered_later", empty_label=None,

@@ -1,6 +1,7 @@
 """Every /api/logs... and analytics endpoint's numbers on the hand-built dataset of logs_dataset."""
 
 import pytest
+from django.db import connection
 
 from proxylogs.models import ProxyLogEntry, SecurityProfile
 from proxylogs.tests import logs_dataset
@@ -291,3 +292,19 @@ def test_every_endpoint_is_in_the_openapi_schema(viewer_client):
         assert path in schema["paths"], path
     parameters = {p["name"] for p in schema["paths"]["/api/logs"]["get"]["parameters"]}
     assert {"limit", "offset", "sort", "order"} <= parameters
+
+
+def test_the_openapi_sort_states_which_sorts_have_an_index_and_what_the_others_cost(viewer_client):
+    schema = viewer_client.get("/api/schema/?format=json").json()
+    sort = next(p for p in schema["paths"]["/api/logs"]["get"]["parameters"] if p["name"] == "sort")
+    assert sort["schema"]["enum"] == ["bytes", "destination", "method", "source_ip", "status", "timestamp"]
+    assert "sort=timestamp and sort=source_ip, either order, read the first page from an index" in sort["description"]
+    assert "Every other sort (destination, status, bytes, method) has no index" in sort["description"]
+    assert "at 10M entries" in sort["description"]
+
+
+def test_the_entries_table_has_exactly_the_indexes_the_sort_description_names():
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, ProxyLogEntry._meta.db_table)
+    indexed = sorted(tuple(c["columns"]) for c in constraints.values() if c["index"] and not c["primary_key"])
+    assert indexed == [("client_ip", "id"), ("timestamp", "id")]

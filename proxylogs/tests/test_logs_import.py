@@ -231,6 +231,28 @@ def test_small_batches_keep_line_numbers_counts_and_the_checkpoint_across_batche
     assert not _parse_threads()
 
 
+def test_each_batch_commits_asynchronously_with_its_checkpoint_on_postgresql(tmp_path):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only")
+    log = tmp_path / "access.log"
+    write(log, LINES)
+    source = services.source_for_path(log)
+    with CaptureQueriesContext(connection) as queries:
+        result = services.import_source(source, batch_bytes=250)  # two lines per batch
+    assert result.imported == 5
+    statements = [query["sql"] for query in queries.captured_queries]
+    # Each batch sets it for its own transaction only, before the checkpoint is locked and the rows are copied.
+    settings = [n for n, sql in enumerate(statements) if sql == "SET LOCAL synchronous_commit = off"]
+    locks = [n for n, sql in enumerate(statements) if "FOR UPDATE" in sql]
+    assert len(settings) == len(locks) == 3
+    assert all(setting + 1 == lock for setting, lock in zip(settings, locks, strict=True))
+    source.refresh_from_db()
+    assert (source.lines_imported, source.checkpoint["line"]) == (5, 5)
+
+
 def test_a_failed_batch_keeps_the_batches_before_it_and_a_rerun_imports_the_rest_once(tmp_path, monkeypatch):
     log = tmp_path / "access.log"
     write(log, LINES)
