@@ -530,15 +530,11 @@ def counts_in(rollup, queryset, *, kept=None):
     """Counter of the rollup's keys -> measures of the source rows of a queryset, aggregated in SQL.
 
     kept: only the rows of these buckets (for a rollup with a `keep` rule)."""
-    queryset = queryset.filter(rollup.raw_filter()).order_by()
     if kept is not None:
         if not kept:
             return Counter()
         queryset = queryset.filter(**{f"{rollup.time}__gte": min(kept), f"{rollup.time}__lt": max(kept) + rollup.step})
-    names = {f"rk{i}": dimension.sql() for i, dimension in enumerate(rollup.dimensions)}
-    measures = {f"rm{i}": measure.aggregate() for i, measure in enumerate(rollup.measures)}
-    rows = (queryset.annotate(rk_bucket=BucketStart(rollup.time, rollup.step), **names)
-            .values("rk_bucket", *names).annotate(**measures).values_list("rk_bucket", *names, *measures))
+    rows = _grouped(rollup, queryset)
     width = len(rollup.dimensions) + 1
     single = len(rollup.measures) == 1
     summed = rollup.subtractable
@@ -555,6 +551,16 @@ def counts_in(rollup, queryset, *, kept=None):
                            for m, v in zip(rollup.measures, values, strict=True))
             counts[(bucket, *row[1:width])] = values[0] if single else values
     return counts
+
+
+def _grouped(rollup, queryset):
+    """The source rows of a queryset grouped by the rollup's key: values_list of the bucket, the dimensions and
+    the measures, in that order."""
+    queryset = queryset.filter(rollup.raw_filter()).order_by()
+    names = {f"rk{i}": dimension.sql() for i, dimension in enumerate(rollup.dimensions)}
+    measures = {f"rm{i}": measure.aggregate() for i, measure in enumerate(rollup.measures)}
+    return (queryset.annotate(rk_bucket=BucketStart(rollup.time, rollup.step), **names)
+            .values("rk_bucket", *names).annotate(**measures).values_list("rk_bucket", *names, *measures))
 
 
 def _negated(counts):
@@ -628,7 +634,8 @@ def clear(source, *, using=DEFAULT_DB_ALIAS, rollups=None):
 
 
 def rebuild(source, *, using=DEFAULT_DB_ALIAS, rollups=None):
-    """Recompute rollups (default: every one of the source model) from the raw table, in one transaction.
+    """Recompute rollups (default: every one of the source model) from the raw table, in one transaction: in
+    SQL (INSERT ... SELECT ... GROUP BY) but for capped sums and rollups with a `keep` rule.
 
     A rollup with a `keep` rule is recounted for the buckets it keeps among those of the raw rows."""
     model = _model(source)
@@ -637,6 +644,11 @@ def rebuild(source, *, using=DEFAULT_DB_ALIAS, rollups=None):
     with transaction.atomic(using=using):
         for rollup in chosen:
             rollup.rollup_model._base_manager.using(using).all().delete()
+        # Rollups kept for every bucket, without a capped sum: one INSERT ... SELECT ... GROUP BY in the database.
+        in_sql = [rollup for rollup in chosen if rollup.keep is None and all(m.cap is None for m in rollup.measures)]
+        for rollup in in_sql:
+            sql, params = _grouped(rollup, raw).order_by().query.sql_with_params()
+            upsert_select(rollup, sql, params, using=using)
         apply({
             rollup: counts_in(rollup, raw) if rollup.keep is None else Deferred(
                 lambda kept, rollup=rollup: counts_in(rollup, raw, kept=kept),
@@ -645,7 +657,7 @@ def rebuild(source, *, using=DEFAULT_DB_ALIAS, rollups=None):
                     .annotate(rk_bucket=BucketStart(rollup.time, rollup.step))
                     .values_list("rk_bucket", flat=True).distinct()
                 },
-            ) for rollup in chosen
+            ) for rollup in chosen if rollup not in in_sql
         }, using=using)
 
 
