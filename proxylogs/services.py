@@ -14,6 +14,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from proxylogs import dashboard_rollups
 from proxylogs.ingest.domains import file_extension, registrable_domain, user_agent_category
 from proxylogs.ingest.parse import Summary, blocked, parse_lines
 from proxylogs.ingest.rows import SquidRows
@@ -145,9 +146,17 @@ def entry_row(record, *, source_id=None, waf=None):
 
 
 def store_rows(rows):
-    """Insert COLUMNS tuples: COPY on PostgreSQL, bulk_create elsewhere. Returns how many."""
+    """Insert COLUMNS tuples: COPY on PostgreSQL, bulk_create elsewhere, and add them to the dashboard rollups, in
+    one transaction. Returns how many."""
     if not rows:
         return 0
+    with transaction.atomic():
+        _insert_rows(rows)
+        dashboard_rollups.add_batch(rows, COLUMNS)
+    return len(rows)
+
+
+def _insert_rows(rows):
     if connection.vendor == "postgresql":
         connection.ensure_connection()
         quote = connection.ops.quote_name
@@ -164,7 +173,6 @@ def store_rows(rows):
         ProxyLogEntry.objects.bulk_create(
             [ProxyLogEntry(**dict(zip(COLUMNS, row, strict=True))) for row in rows], batch_size=500
         )
-    return len(rows)
 
 
 @lru_cache(maxsize=65536)
@@ -462,6 +470,7 @@ def clear_logs(actor=None):
                 cursor.execute(f"TRUNCATE {ProxyLogEntry._meta.db_table}")
         else:
             ProxyLogEntry.objects.all().delete()
+        dashboard_rollups.clear()
         audit(actor, "proxylogs.clear", "proxy_logs", deleted=deleted)
     return deleted
 

@@ -820,8 +820,9 @@ def window_rows(rollup, plan, keys, measures, *, raw, rows):
                         **{f"m{i}": F(m.name) for i, m in enumerate(chosen)}).values(*names))]
     raw = raw.filter(rollup.raw_filter()).order_by()
     for sign, low, high in plan.ranges:
-        part = (raw.filter(**{f"{rollup.time}__range": (low, high)})
-                .annotate(**{f"k{i}": dimensions[key].sql() for i, key in enumerate(keys)}).values(*names[:len(keys)])
+        # Grouped by the keys (by a constant when there are none, for the edge's totals).
+        groups = {f"k{i}": dimensions[key].sql() for i, key in enumerate(keys)} or {"k_all": Value(0)}
+        part = (raw.filter(**{f"{rollup.time}__range": (low, high)}).annotate(**groups).values(*groups)
                 .annotate(**{f"m{i}": m.aggregate() for i, m in enumerate(chosen)}))
         parts.append((sign, part))
     sql, params = [], []

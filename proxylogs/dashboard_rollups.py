@@ -1,0 +1,181 @@
+"""The rollups the proxy dashboards and summaries read, kept exact at write time through vpnmonitor.rollups.
+
+Four hourly rollups of ProxyLogEntry, each requests, refused requests and bytes (the agents' requests only):
+
+- CLIENTS (ProxyLogClientHour): per client (address or host name, and its masked network);
+- DESTINATIONS (ProxyLogDestinationHour): per destination, with its host, registrable domain, whether it is a
+  raw address, and the WAF category of the request;
+- REQUESTS (ProxyLogRequestHour): per method, HTTP status, result code and file type;
+- AGENTS (ProxyLogAgentHour): per User-Agent (its first AGENT_LENGTH characters, a btree key's room) and
+  category.
+
+Distinct counts over a window (clients, hosts, domains, and the clients and users of each host) come from two
+last-seen tables instead: rollups of one bucket for all time whose measure is the latest request's time, per
+client (CLIENTS_SEEN) and per host, client, user and domain (HOST_CLIENTS_SEEN). Every window the selectors
+read is "the last N hours", open towards the future, so a key has entries in it exactly when it was last seen
+at or after the window's start: a count of the keys seen since then, with no edges to read from the raw table.
+An hourly (host, client) rollup would hold almost as many rows as the log itself (a client's requests to one
+host rarely repeat within an hour), and each window would then count distinct keys over all its rows.
+
+services.store_rows feeds them every batch it stores (count_batch, one pass over the rows, then the core's
+apply), in the batch's transaction. A latest time cannot be taken back, so deletes go through delete_entries:
+the hourly rollups are subtracted (the core's delete), and the last-seen rows of keys whose latest request is
+older than every entry left are dropped. Entries are deleted oldest first (retention, or everything at once),
+so that leaves the last-seen tables exact once a delete is done; while a retention run is under way, a
+window that reaches back before its cutoff may still count a key whose entries it has deleted.
+"""
+
+import datetime as dt
+
+from django.db import DEFAULT_DB_ALIAS, transaction
+from django.db.models import Min, Q
+from django.db.models.functions import Substr
+
+from vpnmonitor import rollups as core
+from vpnmonitor.rollups import Dimension, Measure, Rollup
+
+ENTRY = "proxylogs.ProxyLogEntry"
+HOUR = core.HOUR
+# The one bucket of the last-seen tables: epoch-aligned steps of 100,000 days put every time from 1970 to 2243 in
+# the bucket that starts at the epoch.
+ALL_TIME = dt.timedelta(days=100_000)
+SEEN_BUCKET = core.EPOCH
+AGENT_LENGTH = 1000
+
+_SUMS = (
+    Measure("requests"),
+    Measure("blocked", when=Q(blocked=True), test=lambda row: row["blocked"], uses=("blocked",)),
+    Measure("bytes", field="bytes"),
+)
+_CLIENT = (Dimension("client_ip"), Dimension("client_host"), Dimension("client_network"))
+_LAST_SEEN = (Measure("last_seen", field="timestamp", combine="max"),)
+
+
+def _agent(row):
+    agent = row["user_agent"]
+    return agent[:AGENT_LENGTH] if agent else agent
+
+
+CLIENTS = core.register(Rollup(
+    name="proxylogs.clients", source=ENTRY, model="proxylogs.ProxyLogClientHour", time="timestamp", step=HOUR,
+    bucket="hour", dimensions=_CLIENT, measures=_SUMS,
+))
+DESTINATIONS = core.register(Rollup(
+    name="proxylogs.destinations", source=ENTRY, model="proxylogs.ProxyLogDestinationHour", time="timestamp",
+    step=HOUR, bucket="hour", measures=_SUMS,
+    dimensions=(Dimension("destination"), Dimension("destination_host"), Dimension("domain"),
+                Dimension("destination_is_ip"), Dimension("waf_category")),
+))
+REQUESTS = core.register(Rollup(
+    name="proxylogs.requests", source=ENTRY, model="proxylogs.ProxyLogRequestHour", time="timestamp", step=HOUR,
+    bucket="hour", measures=_SUMS,
+    dimensions=(Dimension("method"), Dimension("http_status"), Dimension("result_code"),
+                Dimension("file_extension")),
+))
+AGENTS = core.register(Rollup(
+    name="proxylogs.agents", source=ENTRY, model="proxylogs.ProxyLogAgentHour", time="timestamp", step=HOUR,
+    bucket="hour", measures=(Measure("requests"),),
+    dimensions=(Dimension("user_agent", compute=_agent, expression=lambda: Substr("user_agent", 1, AGENT_LENGTH),
+                          uses=("user_agent",)),
+                Dimension("user_agent_category")),
+))
+CLIENTS_SEEN = core.register(Rollup(
+    name="proxylogs.clients_seen", source=ENTRY, model="proxylogs.ProxyLogClientSeen", time="timestamp",
+    step=ALL_TIME, dimensions=_CLIENT, measures=_LAST_SEEN,
+))
+HOST_CLIENTS_SEEN = core.register(Rollup(
+    name="proxylogs.host_clients_seen", source=ENTRY, model="proxylogs.ProxyLogHostClientSeen", time="timestamp",
+    step=ALL_TIME, measures=_LAST_SEEN,
+    dimensions=(Dimension("destination_host"), Dimension("client_ip"), Dimension("client_host"), Dimension("user"),
+                Dimension("domain")),
+))
+HOURLY = (CLIENTS, DESTINATIONS, REQUESTS, AGENTS)
+SEEN = (CLIENTS_SEEN, HOST_CLIENTS_SEEN)
+ROLLUPS = HOURLY + SEEN
+
+
+def count_batch(rows, columns):
+    """{Rollup: Counter of its keys -> measures} of rows stored as tuples in `columns` order, in one pass: the
+    counts core.count_rows makes of the same rows as mappings, without building a mapping per row."""
+    at = {name: columns.index(name) for name in columns}
+    time, blocked, size, agent, category = (at[name] for name in ("timestamp", "blocked", "bytes", "user_agent",
+                                                                  "user_agent_category"))
+    picks = {
+        CLIENTS: [at[name] for name in ("client_ip", "client_host", "client_network")],
+        DESTINATIONS: [at[name] for name in ("destination", "destination_host", "domain", "destination_is_ip",
+                                             "waf_category")],
+        REQUESTS: [at[name] for name in ("method", "http_status", "result_code", "file_extension")],
+    }
+    summed = {rollup: {} for rollup in picks}
+    plans = [(summed[rollup], indexes) for rollup, indexes in picks.items()]
+    agents, clients_seen, hosts_seen = {}, {}, {}
+    client = picks[CLIENTS]
+    host_client = [at[name] for name in ("destination_host", "client_ip", "client_host", "user", "domain")]
+    epoch, hours = core.EPOCH, {}
+    for row in rows:
+        moment = row[time]
+        if moment.tzinfo is None:
+            moment = core._aware(moment)
+        index = (moment - epoch) // HOUR
+        hour = hours.get(index)
+        if hour is None:
+            hour = hours[index] = epoch + index * HOUR
+        refused, sent = 1 if row[blocked] else 0, row[size] or 0
+        for counts, indexes in plans:
+            key = (hour, *[row[i] for i in indexes])
+            values = counts.get(key)
+            if values is None:
+                counts[key] = [1, refused, sent]
+            else:
+                values[0] += 1
+                values[1] += refused
+                values[2] += sent
+        text = row[agent]
+        key = (hour, text[:AGENT_LENGTH] if text else text, row[category])
+        agents[key] = agents.get(key, 0) + 1
+        for seen, indexes in ((clients_seen, client), (hosts_seen, host_client)):
+            key = (SEEN_BUCKET, *[row[i] for i in indexes])
+            latest = seen.get(key)
+            if latest is None or moment > latest:
+                seen[key] = moment
+    out = {rollup: core.Counter({key: tuple(values) for key, values in counts.items()})
+           for rollup, counts in summed.items()}
+    out[AGENTS] = core.Counter(agents)
+    out[CLIENTS_SEEN] = core.Counter({key: (moment,) for key, moment in clients_seen.items()})
+    out[HOST_CLIENTS_SEEN] = core.Counter({key: (moment,) for key, moment in hosts_seen.items()})
+    return out
+
+
+def add_batch(rows, columns, *, using=DEFAULT_DB_ALIAS):
+    """Add stored rows (tuples in `columns` order) to the rollups; in the transaction that stores them."""
+    if rows:
+        core.apply(count_batch(rows, columns), using=using)
+
+
+def forget_unseen(*, using=DEFAULT_DB_ALIAS):
+    """Drop the last-seen rows of keys whose latest request is older than every entry left (all when none is)."""
+    from proxylogs.models import ProxyLogEntry
+
+    oldest = ProxyLogEntry._base_manager.using(using).aggregate(oldest=Min("timestamp"))["oldest"]
+    for rollup in SEEN:
+        rows = rollup.rollup_model._base_manager.using(using)
+        (rows.all() if oldest is None else rows.filter(last_seen__lt=oldest)).delete()
+
+
+def delete_entries(queryset, *, using=None):
+    """Delete entries and take them out of every rollup (retention's delete); returns how many were deleted."""
+    using = using or queryset.db
+    with transaction.atomic(using=using):
+        deleted = core.delete(queryset, using=using, rollups=[r for r in core.of(ENTRY) if r.subtractable])
+        forget_unseen(using=using)
+    return deleted
+
+
+def clear(*, using=DEFAULT_DB_ALIAS):
+    """Empty these rollups (with the entries)."""
+    core.clear(ENTRY, using=using, rollups=ROLLUPS)
+
+
+def rebuild(*, using=DEFAULT_DB_ALIAS):
+    """Recount these rollups from the entries, in SQL (after a restore, or to fill them the first time)."""
+    core.rebuild(ENTRY, using=using, rollups=ROLLUPS)
