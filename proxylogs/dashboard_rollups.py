@@ -26,6 +26,7 @@ window that reaches back before its cutoff may still count a key whose entries i
 """
 
 import datetime as dt
+from collections import Counter
 
 from django.db import DEFAULT_DB_ALIAS, transaction
 from django.db.models import Min, Q
@@ -138,11 +139,11 @@ def count_batch(rows, columns):
             latest = seen.get(key)
             if latest is None or moment > latest:
                 seen[key] = moment
-    out = {rollup: core.Counter({key: tuple(values) for key, values in counts.items()})
+    out = {rollup: Counter({key: tuple(values) for key, values in counts.items()})
            for rollup, counts in summed.items()}
-    out[AGENTS] = core.Counter(agents)
-    out[CLIENTS_SEEN] = core.Counter({key: (moment,) for key, moment in clients_seen.items()})
-    out[HOST_CLIENTS_SEEN] = core.Counter({key: (moment,) for key, moment in hosts_seen.items()})
+    out[AGENTS] = Counter(agents)
+    out[CLIENTS_SEEN] = Counter(clients_seen)
+    out[HOST_CLIENTS_SEEN] = Counter(hosts_seen)
     return out
 
 
