@@ -348,6 +348,71 @@ def api_latency():
             for path, repeat in paths.items()}
 
 
+# The summaries of issue "proxy dashboards and summaries" (p95 < 200 ms at 10M rows), at their default windows and
+# at the longest one (720 hours), and the proxy page of the dashboard at each of its windows.
+DASHBOARD_PATHS = (
+    "/api/dashboard/summary", "/api/dashboard/summary?hours=168", "/api/dashboard/summary?hours=720",
+    "/api/clients/statistics", "/api/clients/statistics?hours=720", "/api/domains/statistics",
+    "/api/domains/statistics?hours=720", "/api/traffic/statistics", "/api/traffic/statistics?period=month",
+    "/api/analytics/top-domains", "/api/analytics/top-domains?hours=720", "/api/analytics/user-agents",
+    "/api/analytics/user-agents?hours=720", "/api/analytics/file-extensions",
+    "/api/analytics/file-extensions?hours=720", "/api/analytics/shadow-it", "/api/analytics/shadow-it?hours=720",
+    "/api/waf/stats", "/api/waf/stats?hours=720",
+    "/dashboard/proxy/", "/dashboard/proxy/?window=3d", "/dashboard/proxy/?window=7d",
+)
+
+
+def dashboard_latency(repeat=20):
+    """{path: (p50, p95)} of the proxy summaries and the proxy page, as a superuser (session for the page)."""
+    from django.contrib.auth.models import User
+    from django.test import Client
+    from rest_framework.test import APIClient
+
+    user, _ = User.objects.get_or_create(username="bench", defaults={"is_superuser": True})
+    api = APIClient(SERVER_NAME="localhost")
+    api.force_authenticate(user)
+    page = Client(SERVER_NAME="localhost")
+    page.force_login(user)
+
+    def get(path):
+        client = page if path.startswith("/dashboard/") else api
+
+        def call():
+            response = client.get(path)
+            assert response.status_code == 200, response.content[:200]
+        return call
+
+    return {path: latency_ms(get(path), repeat=repeat, warmup=2) for path in DASHBOARD_PATHS}
+
+
+def rollup_sizes():
+    """Rows and on-disk size (with indexes) of the entries and of each proxylogs rollup table."""
+    from django.db import connection
+
+    from proxylogs import dashboard_rollups
+    from proxylogs.models import ProxyLogEntry, ProxyLogHour
+
+    models = [ProxyLogEntry, ProxyLogHour, *(rollup.rollup_model for rollup in dashboard_rollups.ROLLUPS)]
+    out = []
+    with connection.cursor() as cursor:
+        for model in models:
+            table = model._meta.db_table
+            cursor.execute(f"SELECT count(*), pg_total_relation_size(%s) FROM {connection.ops.quote_name(table)}",
+                           [table])
+            count, size = cursor.fetchone()
+            out.append((f"table {table}", f"{count:,} rows, {size / 2**20:,.0f} MiB"))
+    return out
+
+
+def rebuild_rollups():
+    """Empty and recount the dashboard rollups from the entries in SQL, as migration 0012 fills them: seconds."""
+    from proxylogs import dashboard_rollups
+
+    started = time.perf_counter()
+    dashboard_rollups.rebuild()
+    return time.perf_counter() - started
+
+
 def database_ceiling(lines):
     """lines/s of the database alone: the import's COPYs without the Python that reads, parses and sends them.
 
@@ -438,6 +503,12 @@ def run(argv):
     parser.add_argument("--skip-import", action="store_true")
     parser.add_argument("--big-gib", type=float, default=0,
                         help="also import a generated file of this many GiB in a child process (peak RSS)")
+    parser.add_argument("--dashboards", action="store_true",
+                        help="only time the proxy summaries and the proxy page (after topping the table up to "
+                             "--rows), with the rollup tables' sizes")
+    parser.add_argument("--rebuild", action="store_true",
+                        help="with --dashboards: first recount the dashboard rollups from the entries, timed")
+    parser.add_argument("--repeat", type=int, default=20, help="requests per path for --dashboards")
     parser.add_argument("--database-ceiling", type=int, default=0, metavar="LINES",
                         help="only time the database's share of an import of LINES lines: their rows COPYed "
                              "from server-side files, batch by batch, from one and from two connections")
@@ -446,6 +517,19 @@ def run(argv):
         print("warning: the targets are for PostgreSQL; this is", connection.vendor)
     if args.database_ceiling:
         return database_ceiling(args.database_ceiling)
+    if args.dashboards:
+        started = time.perf_counter()
+        total = top_up(args.rows)
+        rows = [("table filled to", f"{total:,} rows ({time.perf_counter() - started:.0f} s)")]
+        if args.rebuild:
+            rows.append(("dashboard rollups recounted from the entries in SQL", f"{rebuild_rollups():.0f} s"))
+        analyze()
+        rows += rollup_sizes()
+        rows.append(("load average before the requests", " ".join(f"{n:.1f}" for n in os.getloadavg())))
+        for path, (p50, p95) in dashboard_latency(args.repeat).items():
+            rows.append((f"GET {path}", f"p50 {p50:.1f} ms, p95 {p95:.1f} ms"))
+        rows.append(("load average after the requests", " ".join(f"{n:.1f}" for n in os.getloadavg())))
+        return rows
     rows = []
     if not args.skip_import:
         with tempfile.TemporaryDirectory() as work:

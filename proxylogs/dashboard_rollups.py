@@ -27,6 +27,7 @@ window that reaches back before its cutoff may still count a key whose entries i
 
 import datetime as dt
 from collections import Counter
+from operator import itemgetter
 
 from django.db import DEFAULT_DB_ALIAS, transaction
 from django.db.models import Min, Q
@@ -101,29 +102,28 @@ def count_batch(rows, columns):
     at = {name: columns.index(name) for name in columns}
     time, blocked, size, agent, category = (at[name] for name in ("timestamp", "blocked", "bytes", "user_agent",
                                                                   "user_agent_category"))
-    picks = {
-        CLIENTS: [at[name] for name in ("client_ip", "client_host", "client_network")],
-        DESTINATIONS: [at[name] for name in ("destination", "destination_host", "domain", "destination_is_ip",
-                                             "waf_category")],
-        REQUESTS: [at[name] for name in ("method", "http_status", "result_code", "file_extension")],
-    }
-    summed = {rollup: {} for rollup in picks}
-    plans = [(summed[rollup], indexes) for rollup, indexes in picks.items()]
-    agents, clients_seen, hosts_seen = {}, {}, {}
-    client = picks[CLIENTS]
-    host_client = [at[name] for name in ("destination_host", "client_ip", "client_host", "user", "domain")]
-    epoch, hours = core.EPOCH, {}
+
+    def picker(*names):
+        return itemgetter(*(at[name] for name in names))
+
+    client = picker("client_ip", "client_host", "client_network")
+    destination = picker("destination", "destination_host", "domain", "destination_is_ip", "waf_category")
+    request = picker("method", "http_status", "result_code", "file_extension")
+    host_client = picker("destination_host", "client_ip", "client_host", "user", "domain")
+    clients, destinations, requests, agents, clients_seen, hosts_seen = {}, {}, {}, {}, {}, {}
+    summed = ((clients, client), (destinations, destination), (requests, request))
+    hour = low = high = None
     for row in rows:
         moment = row[time]
         if moment.tzinfo is None:
             moment = core._aware(moment)
-        index = (moment - epoch) // HOUR
-        hour = hours.get(index)
-        if hour is None:
-            hour = hours[index] = epoch + index * HOUR
+        if low is None or not low <= moment < high:
+            # A batch's rows come in time order, mostly: the hour changes seldom.
+            hour = low = core.EPOCH + (moment - core.EPOCH) // HOUR * HOUR
+            high = low + HOUR
         refused, sent = 1 if row[blocked] else 0, row[size] or 0
-        for counts, indexes in plans:
-            key = (hour, *[row[i] for i in indexes])
+        for counts, pick in summed:
+            key = (hour, pick(row))
             values = counts.get(key)
             if values is None:
                 counts[key] = [1, refused, sent]
@@ -134,16 +134,16 @@ def count_batch(rows, columns):
         text = row[agent]
         key = (hour, text[:AGENT_LENGTH] if text else text, row[category])
         agents[key] = agents.get(key, 0) + 1
-        for seen, indexes in ((clients_seen, client), (hosts_seen, host_client)):
-            key = (SEEN_BUCKET, *[row[i] for i in indexes])
+        for seen, pick in ((clients_seen, client), (hosts_seen, host_client)):
+            key = pick(row)
             latest = seen.get(key)
             if latest is None or moment > latest:
                 seen[key] = moment
-    out = {rollup: Counter({key: tuple(values) for key, values in counts.items()})
-           for rollup, counts in summed.items()}
+    out = {rollup: Counter({(bucket, *key): tuple(values) for (bucket, key), values in counts.items()})
+           for rollup, counts in ((CLIENTS, clients), (DESTINATIONS, destinations), (REQUESTS, requests))}
     out[AGENTS] = Counter(agents)
-    out[CLIENTS_SEEN] = Counter(clients_seen)
-    out[HOST_CLIENTS_SEEN] = Counter(hosts_seen)
+    out[CLIENTS_SEEN] = Counter({(SEEN_BUCKET, *key): moment for key, moment in clients_seen.items()})
+    out[HOST_CLIENTS_SEEN] = Counter({(SEEN_BUCKET, *key): moment for key, moment in hosts_seen.items()})
     return out
 
 
