@@ -11,7 +11,8 @@ Four hourly rollups of ProxyLogEntry, each requests, refused requests and bytes 
 
 Distinct counts over a window (clients, hosts, domains, and the clients and users of each host) come from two
 last-seen tables instead: rollups of one bucket for all time whose measure is the latest request's time, per
-client (CLIENTS_SEEN) and per host, client, user and domain (HOST_CLIENTS_SEEN). Every window the selectors
+client (CLIENTS_SEEN), per host and domain (HOSTS_SEEN) and per host, client, user and domain
+(HOST_CLIENTS_SEEN). Every window the selectors
 read is "the last N hours", open towards the future, so a key has entries in it exactly when it was last seen
 at or after the window's start: a count of the keys seen since then, with no edges to read from the raw table.
 An hourly (host, client) rollup would hold almost as many rows as the log itself (a client's requests to one
@@ -85,6 +86,10 @@ CLIENTS_SEEN = core.register(Rollup(
     name="proxylogs.clients_seen", source=ENTRY, model="proxylogs.ProxyLogClientSeen", time="timestamp",
     step=ALL_TIME, dimensions=_CLIENT, measures=_LAST_SEEN,
 ))
+HOSTS_SEEN = core.register(Rollup(
+    name="proxylogs.hosts_seen", source=ENTRY, model="proxylogs.ProxyLogHostSeen", time="timestamp",
+    step=ALL_TIME, measures=_LAST_SEEN, dimensions=(Dimension("destination_host"), Dimension("domain")),
+))
 HOST_CLIENTS_SEEN = core.register(Rollup(
     name="proxylogs.host_clients_seen", source=ENTRY, model="proxylogs.ProxyLogHostClientSeen", time="timestamp",
     step=ALL_TIME, measures=_LAST_SEEN,
@@ -92,7 +97,7 @@ HOST_CLIENTS_SEEN = core.register(Rollup(
                 Dimension("domain")),
 ))
 HOURLY = (CLIENTS, DESTINATIONS, REQUESTS, AGENTS)
-SEEN = (CLIENTS_SEEN, HOST_CLIENTS_SEEN)
+SEEN = (CLIENTS_SEEN, HOSTS_SEEN, HOST_CLIENTS_SEEN)
 ROLLUPS = HOURLY + SEEN
 
 
@@ -109,8 +114,10 @@ def count_batch(rows, columns):
     client = picker("client_ip", "client_host", "client_network")
     destination = picker("destination", "destination_host", "domain", "destination_is_ip", "waf_category")
     request = picker("method", "http_status", "result_code", "file_extension")
+    host = picker("destination_host", "domain")
     host_client = picker("destination_host", "client_ip", "client_host", "user", "domain")
-    clients, destinations, requests, agents, clients_seen, hosts_seen = {}, {}, {}, {}, {}, {}
+    clients, destinations, requests, agents = {}, {}, {}, {}
+    clients_seen, hosts_seen, host_clients_seen = {}, {}, {}
     summed = ((clients, client), (destinations, destination), (requests, request))
     hour = low = high = None
     for row in rows:
@@ -134,7 +141,7 @@ def count_batch(rows, columns):
         text = row[agent]
         key = (hour, text[:AGENT_LENGTH] if text else text, row[category])
         agents[key] = agents.get(key, 0) + 1
-        for seen, pick in ((clients_seen, client), (hosts_seen, host_client)):
+        for seen, pick in ((clients_seen, client), (hosts_seen, host), (host_clients_seen, host_client)):
             key = pick(row)
             latest = seen.get(key)
             if latest is None or moment > latest:
@@ -142,8 +149,9 @@ def count_batch(rows, columns):
     out = {rollup: Counter({(bucket, *key): tuple(values) for (bucket, key), values in counts.items()})
            for rollup, counts in ((CLIENTS, clients), (DESTINATIONS, destinations), (REQUESTS, requests))}
     out[AGENTS] = Counter(agents)
-    out[CLIENTS_SEEN] = Counter({(SEEN_BUCKET, *key): moment for key, moment in clients_seen.items()})
-    out[HOST_CLIENTS_SEEN] = Counter({(SEEN_BUCKET, *key): moment for key, moment in hosts_seen.items()})
+    for rollup, seen in ((CLIENTS_SEEN, clients_seen), (HOSTS_SEEN, hosts_seen),
+                         (HOST_CLIENTS_SEEN, host_clients_seen)):
+        out[rollup] = Counter({(SEEN_BUCKET, *key): moment for key, moment in seen.items()})
     return out
 
 

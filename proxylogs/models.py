@@ -232,6 +232,21 @@ class ProxyLogClientSeen(models.Model):
         return f"{self.client_ip or self.client_host} last seen {self.last_seen:%Y-%m-%d %H:%M:%S}"
 
 
+class ProxyLogHostSeen(models.Model):
+    """When each destination host (with its registrable domain) was last requested (one bucket, for all time)."""
+
+    bucket = models.DateTimeField()
+    destination_host = models.CharField(max_length=255, null=True)
+    domain = models.CharField(max_length=255, null=True)
+    last_seen = models.DateTimeField()
+
+    class Meta:
+        constraints = [RollupKey(fields=["bucket", "destination_host", "domain"], name="proxylog_host_seen_key")]
+
+    def __str__(self):
+        return f"{self.destination_host} last seen {self.last_seen:%Y-%m-%d %H:%M:%S}"
+
+
 class ProxyLogHostClientSeen(models.Model):
     """When each client (and user) last requested each destination host (one bucket, for all time)."""
 

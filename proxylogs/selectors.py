@@ -27,6 +27,7 @@ from proxylogs.models import (
     ProxyLogClientSeen,
     ProxyLogEntry,
     ProxyLogHostClientSeen,
+    ProxyLogHostSeen,
     ProxyLogHour,
     SecurityProfile,
     ShadowItService,
@@ -180,18 +181,15 @@ def _summed(rollup, hours, now, keys, measures, *, where=None, order=None, limit
     return [(*row[:width], *(int(n) for n in row[width:])) for row in rows]
 
 
-def _distinct(rollup, hours, now, key, *, where=None):
-    """How many values of a dimension (not NULL) have entries in the window."""
-    sql, params = _window_rows(rollup, hours, now, [key], [rollup.measures[0].name], where)
-    return _fetch(f"SELECT COUNT(*) FROM (SELECT w.k0 FROM ({sql}) w WHERE w.k0 IS NOT NULL GROUP BY w.k0 "
-                  "HAVING SUM(w.m0) > 0) d", params)[0][0]
-
-
 def _clients_seen(hours, now):
     return ProxyLogClientSeen.objects.filter(bucket=rollups.SEEN_BUCKET, last_seen__gte=_start(hours, now))
 
 
 def _hosts_seen(hours, now):
+    return ProxyLogHostSeen.objects.filter(bucket=rollups.SEEN_BUCKET, last_seen__gte=_start(hours, now))
+
+
+def _host_clients_seen(hours, now):
     return ProxyLogHostClientSeen.objects.filter(bucket=rollups.SEEN_BUCKET, last_seen__gte=_start(hours, now))
 
 
@@ -202,7 +200,8 @@ def window_totals(hours, *, now=None):
         "requests": requests, "blocked": blocked, "bytes": size,
         # A client has entries in the window exactly when it was last seen at or after its start.
         "unique_clients": _clients_seen(hours, now).count(),
-        "unique_domains": _distinct(rollups.DESTINATIONS, hours, now, "domain"),
+        "unique_domains": _hosts_seen(hours, now).exclude(domain=None).aggregate(
+            n=Count("domain", distinct=True))["n"],
         "allowed": requests - blocked,
     }
 
@@ -348,7 +347,7 @@ def top_hosts(hours, *, limit=10, now=None):
     rows = _summed(rollups.DESTINATIONS, hours, now, ["destination_host"], ["requests", "bytes", "blocked"],
                    where={"destination_host__isnull": False}, limit=limit)
     # Each host's clients: those whose latest request to it is in the window.
-    clients = dict(_hosts_seen(hours, now).filter(destination_host__in=[row[0] for row in rows])
+    clients = dict(_host_clients_seen(hours, now).filter(destination_host__in=[row[0] for row in rows])
                    .values("destination_host").annotate(n=_distinct_clients()).values_list("destination_host", "n"))
     return [{"domain": host, "requests": requests, "bytes": size, "blocked": blocked, "clients": clients.get(host, 0)}
             for host, requests, size, blocked in rows]
@@ -359,8 +358,8 @@ def domains_statistics(hours, *, limit=10, now=None):
     host was refused in the window, else "Allowed"."""
     domains = [{**row, "domain_name": row["domain"], "status": "Blocked" if row["blocked"] else "Allowed"}
                for row in top_hosts(hours, limit=limit, now=now)]
-    return {"hours": hours, "unique_domains": _distinct(rollups.DESTINATIONS, hours, now, "destination_host"),
-            "domains": domains}
+    hosts = _hosts_seen(hours, now).aggregate(n=Count("destination_host", distinct=True))["n"]
+    return {"hours": hours, "unique_domains": hosts, "domains": domains}
 
 
 def top_domains(hours, *, limit=50, now=None):
@@ -427,7 +426,7 @@ def shadow_it(hours, *, now=None):
             total[1] += size
             total[2] += blocked
     seen = {pk: (set(), set(), None) for pk in by_host}
-    for host, address, name, user, at in (_hosts_seen(hours, now).filter(destination_host__in=list(hosts))
+    for host, address, name, user, at in (_host_clients_seen(hours, now).filter(destination_host__in=list(hosts))
                                           .values_list("destination_host", "client_ip", "client_host", "user",
                                                        "last_seen")):
         clients, users, latest = seen[hosts[host]]

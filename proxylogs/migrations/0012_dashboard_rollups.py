@@ -98,6 +98,19 @@ class Migration(migrations.Migration):
             },
         ),
         migrations.CreateModel(
+            name='ProxyLogHostSeen',
+            fields=[
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('bucket', models.DateTimeField()),
+                ('destination_host', models.CharField(max_length=255, null=True)),
+                ('domain', models.CharField(max_length=255, null=True)),
+                ('last_seen', models.DateTimeField()),
+            ],
+            options={
+                'constraints': [vpnmonitor.rollups.RollupKey(fields=('bucket', 'destination_host', 'domain'), name='proxylog_host_seen_key')],
+            },
+        ),
+        migrations.CreateModel(
             name='ProxyLogRequestHour',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),

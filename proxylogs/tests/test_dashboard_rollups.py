@@ -22,6 +22,7 @@ from proxylogs.models import (
     ProxyLogDestinationHour,
     ProxyLogEntry,
     ProxyLogHostClientSeen,
+    ProxyLogHostSeen,
     ProxyLogRequestHour,
     ShadowItService,
     WafCategory,
@@ -246,7 +247,7 @@ def rollup_tables():
     return {model.__name__: sorted(model.objects.values_list(*[f.attname for f in model._meta.fields
                                                                  if f.attname != "id"]), key=repr)
             for model in (ProxyLogClientHour, ProxyLogDestinationHour, ProxyLogRequestHour, ProxyLogAgentHour,
-                          ProxyLogClientSeen, ProxyLogHostClientSeen)}
+                          ProxyLogClientSeen, ProxyLogHostSeen, ProxyLogHostClientSeen)}
 
 
 def test_summaries_from_the_rollups_equal_the_entries_aggregates():
