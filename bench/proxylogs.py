@@ -208,7 +208,8 @@ def top_up(rows):
 # by host name, a quarter authenticated as a user), a skewed popularity (client n is drawn with probability
 # falling as 1/sqrt(n)), DESTINATIONS destination hosts with a heavy tail (the first 1% take about a third of the
 # requests, the last half about a sixth), raw-address destinations, User-Agents on requests (not on CONNECT
-# tunnels), file types, and WAF-tagged URLs.
+# tunnels), file types, and WAF-tagged URLs. Rows are stamped in the order they are inserted, over the 30 days up
+# to now, as an import stores a log: the rows of an hour lie together in the table.
 CLIENTS = 2000
 DESTINATIONS = 400
 _TOP_UP_SQL = """
@@ -239,14 +240,15 @@ FROM (SELECT *, (listed OR r4 < 0.03 OR (waf IS NOT NULL AND r4 < 0.6)) AS block
                    (%(agents)s::text[])[1 + a] AS agent, (%(agent_categories)s::text[])[1 + a] AS agent_category,
                    CASE WHEN method <> 'CONNECT' AND r5 < 0.004
                         THEN (%(waf)s::text[])[1 + floor(r5 * 1250)::int] END AS waf
-            FROM (SELECT %(now)s - random() * interval '30 days' AS at,
+            FROM (SELECT %(now)s - interval '30 days' + (%(have)s + g - random()) * %(step)s AS at,
                          floor(%(clients)s * random() ^ 2)::int AS c,
                          floor(%(host_count)s * random() ^ 4)::int AS h,
                          floor(%(agent_count)s * random() ^ 3)::int AS a,
                          CASE WHEN random() < 0.55 THEN 'CONNECT' WHEN random() < 0.85 THEN 'GET' ELSE 'POST' END
                              AS method,
                          random() AS r1, random() AS r2, random() AS r3, random() AS r4, random() AS r5, random() AS r6
-                  FROM generate_series(1, %(rows)s)) AS drawn) AS placed) AS derived
+                  FROM generate_series(1, %(rows)s) AS g) AS drawn) AS placed) AS derived
+ORDER BY at
 """
 
 AGENTS = [
@@ -312,7 +314,8 @@ def _top_up_sql(have, rows):
     while have < rows:
         chunk = min(1_000_000, rows - have)
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(_TOP_UP_SQL, {**params, "rows": chunk})
+            cursor.execute(_TOP_UP_SQL, {**params, "rows": chunk, "have": have,
+                                     "step": dt.timedelta(days=30) / rows})
         have += chunk
         print(f"  {have:,} rows", end="\r", flush=True)
     print()

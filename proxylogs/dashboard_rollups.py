@@ -1,6 +1,7 @@
 """The rollups the proxy dashboards and summaries read, kept exact at write time through vpnmonitor.rollups.
 
-Four hourly rollups of ProxyLogEntry, each requests, refused requests and bytes (the agents' requests only):
+Four hourly rollups of ProxyLogEntry, each requests, refused requests and bytes (the agents' requests only),
+and the whole days of the first two (CLIENTS_DAILY, DESTINATIONS_DAILY, for long windows):
 
 - CLIENTS (ProxyLogClientHour): per client (address or host name, and its masked network);
 - DESTINATIONS (ProxyLogDestinationHour): per destination, with its host, registrable domain, whether it is a
@@ -69,6 +70,17 @@ DESTINATIONS = core.register(Rollup(
     dimensions=(Dimension("destination"), Dimension("destination_host"), Dimension("domain"),
                 Dimension("destination_is_ip"), Dimension("waf_category")),
 ))
+# The whole days of the two, for long windows: a window reads its whole days from these, the partial days at its
+# edges from the hourly rollups, and only a partial hour from the entries.
+CLIENTS_DAILY = core.register(Rollup(
+    name="proxylogs.clients_daily", source=ENTRY, model="proxylogs.ProxyLogClientDay", time="timestamp",
+    step=core.DAY, bucket="day", dimensions=CLIENTS.dimensions, measures=_SUMS,
+))
+DESTINATIONS_DAILY = core.register(Rollup(
+    name="proxylogs.destinations_daily", source=ENTRY, model="proxylogs.ProxyLogDestinationDay", time="timestamp",
+    step=core.DAY, bucket="day", dimensions=DESTINATIONS.dimensions, measures=_SUMS,
+))
+DAILY = {CLIENTS: CLIENTS_DAILY, DESTINATIONS: DESTINATIONS_DAILY}
 REQUESTS = core.register(Rollup(
     name="proxylogs.requests", source=ENTRY, model="proxylogs.ProxyLogRequestHour", time="timestamp", step=HOUR,
     bucket="hour", measures=_SUMS,
@@ -97,8 +109,9 @@ HOST_CLIENTS_SEEN = core.register(Rollup(
                 Dimension("domain")),
 ))
 HOURLY = (CLIENTS, DESTINATIONS, REQUESTS, AGENTS)
+SUMMED = (*HOURLY, CLIENTS_DAILY, DESTINATIONS_DAILY)
 SEEN = (CLIENTS_SEEN, HOSTS_SEEN, HOST_CLIENTS_SEEN)
-ROLLUPS = HOURLY + SEEN
+ROLLUPS = SUMMED + SEEN
 
 
 def count_batch(rows, columns):
@@ -149,6 +162,13 @@ def count_batch(rows, columns):
     out = {rollup: Counter({(bucket, *key): tuple(values) for (bucket, key), values in counts.items()})
            for rollup, counts in ((CLIENTS, clients), (DESTINATIONS, destinations), (REQUESTS, requests))}
     out[AGENTS] = Counter(agents)
+    for hourly, daily in DAILY.items():
+        days = {}
+        for (hour, *key), values in out[hourly].items():
+            day = core.EPOCH + (hour - core.EPOCH) // core.DAY * core.DAY
+            total = days.get((day, *key))
+            days[(day, *key)] = values if total is None else tuple(map(int.__add__, total, values))
+        out[daily] = Counter(days)
     for rollup, seen in ((CLIENTS_SEEN, clients_seen), (HOSTS_SEEN, hosts_seen),
                          (HOST_CLIENTS_SEEN, host_clients_seen)):
         out[rollup] = Counter({(SEEN_BUCKET, *key): moment for key, moment in seen.items()})

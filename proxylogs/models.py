@@ -158,6 +158,46 @@ class ProxyLogClientHour(models.Model):
         return f"{self.hour:%Y-%m-%d %H:00} {self.client_ip or self.client_host}: {self.requests}"
 
 
+class ProxyLogClientDay(models.Model):
+    """Requests, refusals and bytes per day (UTC) and client: ProxyLogClientHour's whole days."""
+
+    day = models.DateTimeField()
+    client_ip = models.GenericIPAddressField(null=True)
+    client_host = models.CharField(max_length=255, null=True)
+    client_network = models.CharField(max_length=45)
+    requests = models.BigIntegerField()
+    blocked = models.BigIntegerField()
+    bytes = models.BigIntegerField()
+
+    class Meta:
+        constraints = [RollupKey(fields=["day", "client_ip", "client_host", "client_network"],
+                                 name="proxylog_client_day_key")]
+
+    def __str__(self):
+        return f"{self.day:%Y-%m-%d} {self.client_ip or self.client_host}: {self.requests}"
+
+
+class ProxyLogDestinationDay(models.Model):
+    """Requests, refusals and bytes per day (UTC) and destination: ProxyLogDestinationHour's whole days."""
+
+    day = models.DateTimeField()
+    destination = models.CharField(max_length=300, null=True)
+    destination_host = models.CharField(max_length=255, null=True)
+    domain = models.CharField(max_length=255, null=True)
+    destination_is_ip = models.BooleanField()
+    waf_category = models.CharField(max_length=64, null=True)
+    requests = models.BigIntegerField()
+    blocked = models.BigIntegerField()
+    bytes = models.BigIntegerField()
+
+    class Meta:
+        constraints = [RollupKey(fields=["day", "destination", "destination_host", "domain", "destination_is_ip",
+                                         "waf_category"], name="proxylog_destination_day_key")]
+
+    def __str__(self):
+        return f"{self.day:%Y-%m-%d} {self.destination}: {self.requests}"
+
+
 class ProxyLogDestinationHour(models.Model):
     """Requests, refusals and bytes per hour and destination (with its host, domain and WAF category)."""
 

@@ -152,12 +152,17 @@ def _window_rows(rollup, hours, now, keys, measures, where=None):
     """(sql, params) of core.window_rows over the last `hours` hours (open towards the future) of a rollup,
     both sides filtered by `where` (keywords that name a dimension)."""
     now = now or timezone.now()
-    start = _start(hours, now)
-    plan = core.plan((start, floor_time(now, dt.timedelta(seconds=HOUR)) + _AHEAD), rollup.step, now=now)
+    window = (_start(hours, now), floor_time(now, dt.timedelta(seconds=DAY)) + _AHEAD - dt.timedelta(microseconds=1))
     rows, raw = rollup.rollup_model.objects.all(), ProxyLogEntry.objects.all()
     if where:
         rows, raw = rows.filter(**where), raw.filter(**where)
-    return core.window_rows(rollup, plan, keys, measures, raw=raw, rows=rows)
+    daily = rollups.DAILY.get(rollup)
+    if daily is None:
+        return core.window_rows(rollup, core.plan(window, rollup.step, now=now), keys, measures, raw=raw, rows=rows)
+    # Whole days from the daily rollup, the whole hours of the partial days from the hourly one.
+    plan = core.refine(core.plan(window, daily.step, now=now), rollup.step, lambda first, stop: True, now=now)
+    days = daily.rollup_model.objects.filter(**where) if where else daily.rollup_model.objects.all()
+    return core.window_rows(daily, plan, keys, measures, raw=raw, rows=days, finer=(rollup, rows))
 
 
 def _fetch(sql, params):

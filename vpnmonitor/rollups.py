@@ -647,7 +647,9 @@ def rebuild(source, *, using=DEFAULT_DB_ALIAS, rollups=None):
         # Rollups kept for every bucket, without a capped sum: one INSERT ... SELECT ... GROUP BY in the database.
         in_sql = [rollup for rollup in chosen if rollup.keep is None and all(m.cap is None for m in rollup.measures)]
         for rollup in in_sql:
-            sql, params = _grouped(rollup, raw).order_by().query.sql_with_params()
+            # In key order, bucket first: the rows of a bucket are stored together, as time-ordered writes leave them.
+            keys = ["rk_bucket", *(f"rk{i}" for i in range(len(rollup.dimensions)))]
+            sql, params = _grouped(rollup, raw).order_by(*keys).query.sql_with_params()
             upsert_select(rollup, sql, params, using=using)
         apply({
             rollup: counts_in(rollup, raw) if rollup.keep is None else Deferred(
@@ -804,10 +806,11 @@ def grouped(rollup, plan, by, *, raw, rows, measure=None, finer=None, limit=None
     return union_sum(parts, limit=limit, label=label, using=rows.db)
 
 
-def window_rows(rollup, plan, keys, measures, *, raw, rows):
+def window_rows(rollup, plan, keys, measures, *, raw, rows, finer=None):
     """(sql, params): a SELECT of a planned window's counts, for a caller's own GROUP BY: one row per rollup row
     of the whole buckets and per key of each raw edge, columns k0, k1, ... (the dimensions `keys`) then m0, m1,
-    ... (the `measures`, by name), negated for the parts the plan subtracts. raw and rows as for total().
+    ... (the `measures`, by name), negated for the parts the plan subtracts. raw, rows and finer as for total()
+    (the finer rollup has the same dimensions and measures).
 
     Summed per key, the rows give the window's totals; a key is in the window when its first measure sums to
     more than zero, so COUNT(DISTINCT) is counted over keys grouped first (never over the rows, since a
@@ -818,6 +821,12 @@ def window_rows(rollup, plan, keys, measures, *, raw, rows):
     parts = [(1, rows.filter(**{f"{rollup.bucket}__gte": plan.first, f"{rollup.bucket}__lt": plan.stop}).order_by()
               .annotate(**{f"k{i}": F(key) for i, key in enumerate(keys)},
                         **{f"m{i}": F(m.name) for i, m in enumerate(chosen)}).values(*names))]
+    for sign, low, high in plan.finer:
+        finer_rollup, finer_rows = finer
+        between = {f"{finer_rollup.bucket}__gte": low, f"{finer_rollup.bucket}__lt": high}
+        parts.append((sign, finer_rows.filter(**between)
+                      .order_by().annotate(**{f"k{i}": F(key) for i, key in enumerate(keys)},
+                                           **{f"m{i}": F(m.name) for i, m in enumerate(chosen)}).values(*names)))
     raw = raw.filter(rollup.raw_filter()).order_by()
     for sign, low, high in plan.ranges:
         # Grouped by the keys (by a constant when there are none, for the edge's totals).

@@ -25,6 +25,22 @@ class Migration(migrations.Migration):
             },
         ),
         migrations.CreateModel(
+            name='ProxyLogClientDay',
+            fields=[
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('day', models.DateTimeField()),
+                ('client_ip', models.GenericIPAddressField(null=True)),
+                ('client_host', models.CharField(max_length=255, null=True)),
+                ('client_network', models.CharField(max_length=45)),
+                ('requests', models.BigIntegerField()),
+                ('blocked', models.BigIntegerField()),
+                ('bytes', models.BigIntegerField()),
+            ],
+            options={
+                'constraints': [vpnmonitor.rollups.RollupKey(fields=('day', 'client_ip', 'client_host', 'client_network'), name='proxylog_client_day_key')],
+            },
+        ),
+        migrations.CreateModel(
             name='ProxyLogClientHour',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
@@ -52,6 +68,24 @@ class Migration(migrations.Migration):
             ],
             options={
                 'constraints': [vpnmonitor.rollups.RollupKey(fields=('bucket', 'client_ip', 'client_host', 'client_network'), name='proxylog_client_seen_key')],
+            },
+        ),
+        migrations.CreateModel(
+            name='ProxyLogDestinationDay',
+            fields=[
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('day', models.DateTimeField()),
+                ('destination', models.CharField(max_length=300, null=True)),
+                ('destination_host', models.CharField(max_length=255, null=True)),
+                ('domain', models.CharField(max_length=255, null=True)),
+                ('destination_is_ip', models.BooleanField()),
+                ('waf_category', models.CharField(max_length=64, null=True)),
+                ('requests', models.BigIntegerField()),
+                ('blocked', models.BigIntegerField()),
+                ('bytes', models.BigIntegerField()),
+            ],
+            options={
+                'constraints': [vpnmonitor.rollups.RollupKey(fields=('day', 'destination', 'destination_host', 'domain', 'destination_is_ip', 'waf_category'), name='proxylog_destination_day_key')],
             },
         ),
         migrations.CreateModel(
