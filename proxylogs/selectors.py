@@ -16,7 +16,7 @@ import ipaddress
 import math
 
 from django.db import connection
-from django.db.models import Count, F, Max, Min, Q, Sum, Window
+from django.db.models import Case, Count, F, IntegerField, Max, Min, Q, Sum, Value, When, Window
 from django.utils import timezone
 
 from proxylogs import dashboard_rollups as rollups
@@ -199,7 +199,8 @@ def _host_clients_seen(hours, now):
 
 
 def window_totals(hours, *, now=None):
-    summed = _summed(rollups.REQUESTS, hours, now, [], ["requests", "blocked", "bytes"])
+    # From the destinations: their daily rollup holds long windows in the fewest rows.
+    summed = _summed(rollups.DESTINATIONS, hours, now, [], ["requests", "blocked", "bytes"])
     requests, blocked, size = summed[0] if summed else (0, 0, 0)
     return {
         "requests": requests, "blocked": blocked, "bytes": size,
@@ -217,9 +218,19 @@ def traffic_statistics(period="day", *, now=None):
     step, count, _ = TRAFFIC_PERIODS[period]
     hours = max(1, step * count // HOUR)
 
+    # One read of the requests rollup for the three breakdowns.
+    fields = ["http_status", "method", "result_code"]
+    combinations = _summed(rollups.REQUESTS, hours, now, fields, ["requests", "bytes"])
+
     def breakdown(field, limit=20):
-        return [{field: key, "count": n, "bytes": size}
-                for key, n, size in _summed(rollups.REQUESTS, hours, now, [field], ["requests", "bytes"], limit=limit)]
+        index = fields.index(field)
+        sums = {}
+        for row in combinations:
+            total = sums.setdefault(row[index], [0, 0])
+            total[0] += row[3]
+            total[1] += row[4]
+        ordered = sorted(sums.items(), key=lambda item: (-item[1][0], item[0]))[:limit]
+        return [{field: key, "count": n, "bytes": size} for key, (n, size) in ordered]
 
     starts = last_buckets(HOUR, hours, now=now)
     hourly = ProxyLogHour.objects.filter(hour__gte=starts[0]).values("hour", "total", "blocked", "bytes")
@@ -430,17 +441,16 @@ def shadow_it(hours, *, now=None):
             total[0] += requests
             total[1] += size
             total[2] += blocked
-    seen = {pk: (set(), set(), None) for pk in by_host}
-    for host, address, name, user, at in (_host_clients_seen(hours, now).filter(destination_host__in=list(hosts))
-                                          .values_list("destination_host", "client_ip", "client_host", "user",
-                                                       "last_seen")):
-        clients, users, latest = seen[hosts[host]]
-        clients.add(address if address is not None else (None, name))
-        if user is not None:
-            users.add(user)
-        seen[hosts[host]] = (clients, users, at if latest is None or at > latest else latest)
-    rows = [{"service": pk, "requests": requests, "bytes": size, "blocked": blocked, "clients": len(seen[pk][0]),
-             "users": len(seen[pk][1]), "last_seen": seen[pk][2]}
+    if not by_host:
+        return []
+    # Each service's clients and users: those whose latest request to one of its hosts is in the window.
+    service = Case(*(When(destination_host__in=[host for host, pk in hosts.items() if pk == service_pk],
+                          then=Value(service_pk)) for service_pk in by_host), output_field=IntegerField())
+    seen = {row["service"]: row for row in _host_clients_seen(hours, now).filter(destination_host__in=list(hosts))
+            .annotate(service=service).values("service")
+            .annotate(clients=_distinct_clients(), users=Count("user", distinct=True), last_seen=Max("last_seen"))}
+    rows = [{"service": pk, "requests": requests, "bytes": size, "blocked": blocked, "clients": seen[pk]["clients"],
+             "users": seen[pk]["users"], "last_seen": seen[pk]["last_seen"]}
             for pk, (requests, size, blocked) in sorted(by_host.items(), key=lambda item: (-item[1][0], item[0]))]
     return [
         {"service": services[row["service"]].name, "name": services[row["service"]].name,
