@@ -12,9 +12,8 @@ oldest day of each dataset (the clock handed to prune is set so that the policy'
 out), then while VACUUM ANALYZE runs on both tables (what autovacuum does after the deletes).
 
 Every statement of the prune is timed on its connection, so that each read slower than its baseline p95 +
-100 ms is put beside the statement it overlapped most: the batch's id SELECT, the batch DELETE (on PostgreSQL
-the proxy-log rollup is subtracted by a statement trigger inside the DELETE), the flow rollup subtract, or
-VACUUM.
+100 ms is put beside the statement it overlapped most: the batch's id SELECT, its row lock, the batch DELETE,
+the rollup subtract before it (proxy logs or flows, both through vpnmonitor.rollups), or VACUUM.
 
 Target (issue 23, PostgreSQL, 10M proxy-log rows over 30 days and 10M flows over 7 days): no read beyond its
 baseline p95 + 100 ms while a day is pruned.
@@ -69,10 +68,12 @@ def _kind(sql):
     text = " ".join(sql.split()).lower()
     if text.startswith("vacuum"):
         return "VACUUM ANALYZE"
+    if "proxylog" in text and ("proxyloghour" in text or "group by" in text):
+        return "proxy-log rollup subtract"
     if any(word in text for word in ("rollup", "hourly", "daily", "sealedhour", "date_trunc", "advisory")):
         return "flow rollup subtract"
     if text.startswith("delete"):
-        return "batch DELETE (proxy logs: with its rollup trigger)"
+        return "batch DELETE"
     if "for update" in text:
         return "batch row lock (SELECT ... FOR UPDATE)"
     if text.startswith("select") and "limit" in text:

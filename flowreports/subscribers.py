@@ -4,6 +4,7 @@ import ipaddress
 import logging
 
 from flowreports.models import SubscriberPrefix
+from vpnmonitor.addresses import unmapped
 
 logger = logging.getLogger(__name__)
 
@@ -84,8 +85,7 @@ class SubscriberTable:
             address = ipaddress.ip_address(text)
         except ValueError:
             return None
-        if address.version == 6 and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
+        address = unmapped(address)
         bits = 32 if address.version == 4 else 128
         value = int(address)
         tables = self._by_length[address.version]

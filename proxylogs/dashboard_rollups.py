@@ -20,9 +20,9 @@ An hourly (host, client) rollup would hold almost as many rows as the log itself
 host rarely repeat within an hour), and each window would then count distinct keys over all its rows.
 
 services.store_rows feeds them every batch it stores (count_batch, one pass over the rows, then the core's
-apply), in the batch's transaction. A latest time cannot be taken back, so deletes go through delete_entries:
-the hourly rollups are subtracted (the core's delete), and the last-seen rows of keys whose latest request is
-older than every entry left are dropped. Entries are deleted oldest first (retention, or everything at once),
+apply), in the batch's transaction. A latest time cannot be taken back, so services.delete_entries subtracts
+the summed rollups (the core's delete) and then drops the last-seen rows of keys whose latest request is older
+than every entry left (forget_unseen). Entries are deleted oldest first (retention, or everything at once),
 so that leaves the last-seen tables exact once a delete is done; while a retention run is under way, a
 window that reaches back before its cutoff may still count a key whose entries it has deleted.
 """
@@ -31,7 +31,7 @@ import datetime as dt
 from collections import Counter
 from operator import itemgetter
 
-from django.db import DEFAULT_DB_ALIAS, transaction
+from django.db import DEFAULT_DB_ALIAS
 from django.db.models import Min, Q
 from django.db.models.functions import Substr
 
@@ -175,12 +175,6 @@ def count_batch(rows, columns):
     return out
 
 
-def add_batch(rows, columns, *, using=DEFAULT_DB_ALIAS):
-    """Add stored rows (tuples in `columns` order) to the rollups; in the transaction that stores them."""
-    if rows:
-        core.apply(count_batch(rows, columns), using=using)
-
-
 def forget_unseen(*, using=DEFAULT_DB_ALIAS):
     """Drop the last-seen rows of keys whose latest request is older than every entry left (all when none is)."""
     from proxylogs.models import ProxyLogEntry
@@ -189,15 +183,6 @@ def forget_unseen(*, using=DEFAULT_DB_ALIAS):
     for rollup in SEEN:
         rows = rollup.rollup_model._base_manager.using(using)
         (rows.all() if oldest is None else rows.filter(last_seen__lt=oldest)).delete()
-
-
-def delete_entries(queryset, *, using=None):
-    """Delete entries and take them out of every rollup (retention's delete); returns how many were deleted."""
-    using = using or queryset.db
-    with transaction.atomic(using=using):
-        deleted = core.delete(queryset, using=using, rollups=[r for r in core.of(ENTRY) if r.subtractable])
-        forget_unseen(using=using)
-    return deleted
 
 
 def clear(*, using=DEFAULT_DB_ALIAS):

@@ -50,15 +50,21 @@ class ProxyLogQuerySet(models.QuerySet):
 
     def count(self):
         # COUNT(*) over ten million rows takes PostgreSQL hundreds of milliseconds. The hourly rollup is kept
-        # exact by database triggers (every insert, COPY, delete and truncate), so an unfiltered count is a
-        # sum over a few hundred rollup rows instead.
+        # exact by the services in the transaction of every insert, delete and truncate (see
+        # proxylogs.rollups), so an unfiltered count is a sum over a few hundred rollup rows instead.
         if not self.query.where and not self.query.is_sliced and not self.query.distinct and not self.query.combinator:
             return ProxyLogHour.objects.aggregate(total=Sum("total"))["total"] or 0
         return super().count()
 
 
 class ProxyLogEntry(models.Model):
-    """One line of a proxy access log. Immutable once stored (the hourly rollup relies on it)."""
+    """One line of a proxy access log. Immutable once stored.
+
+    Inserted and deleted only by proxylogs.services (store_rows, delete_entries, clear_logs), which keep the
+    hourly rollup ProxyLogHour exact in the same transaction: an insert or delete through the ORM anywhere
+    else would leave the rollup, and what reads it (the unfiltered count, stats, deep pages), wrong. The admin
+    shows entries read-only; deleting a LogSource only empties `source`, which the rollup does not count.
+    """
 
     timestamp = models.DateTimeField(help_text="When the request completed (UTC, millisecond precision).")
     elapsed_ms = models.IntegerField(null=True, blank=True)
@@ -120,7 +126,7 @@ class ProxyLogEntry(models.Model):
 
 
 class ProxyLogHour(models.Model):
-    """Hourly counts of ProxyLogEntry, maintained by database triggers (see migration 0001_access_logs)."""
+    """Hourly counts of ProxyLogEntry, kept exact at write time by the services (see proxylogs.rollups)."""
 
     hour = models.DateTimeField(unique=True)
     total = models.BigIntegerField(default=0)

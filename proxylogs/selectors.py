@@ -115,7 +115,7 @@ def last_import_time():
 
 
 def log_stats():
-    """/api/logs/stats: totals over every stored entry, from the trigger-maintained hourly rollup."""
+    """/api/logs/stats: totals over every stored entry, from the hourly rollup (exact, see proxylogs.rollups)."""
     totals = ProxyLogHour.objects.aggregate(total=Sum("total"), blocked=Sum("blocked"), ip_blocked=Sum("ip_blocked"))
     return {
         "total_count": totals["total"] or 0,

@@ -1,4 +1,7 @@
-"""Writes of the access-log side: import a Squid log (one-shot or tailed) in batches, clear and prune entries."""
+"""Writes of the access-log side: import a Squid log (one-shot or tailed) in batches, clear and prune entries.
+
+The only writer of ProxyLogEntry: every insert goes through store_rows and every delete through delete_entries
+or clear_logs, which keep the hourly rollup (proxylogs.rollups) exact in the same transaction."""
 
 import dataclasses
 import ipaddress
@@ -19,7 +22,8 @@ from proxylogs.ingest.domains import file_extension, registrable_domain, user_ag
 from proxylogs.ingest.parse import Summary, blocked, parse_lines
 from proxylogs.ingest.rows import SquidRows
 from proxylogs.models import LogImport, LogSource, ProxyLogEntry, WafCategory
-from vpnmonitor import retention
+from proxylogs.rollups import HOURLY, count_batch
+from vpnmonitor import retention, rollups
 from vpnmonitor.models import audit
 from vpnmonitor.privacy import mask_host, mask_ip
 from vpnmonitor.tailing import Checkpoint, read_new_lines
@@ -146,33 +150,31 @@ def entry_row(record, *, source_id=None, waf=None):
 
 
 def store_rows(rows):
-    """Insert COLUMNS tuples: COPY on PostgreSQL, bulk_create elsewhere, and add them to the dashboard rollups, in
-    one transaction. Returns how many."""
+    """Insert COLUMNS tuples (COPY on PostgreSQL, bulk_create elsewhere) and add them to the hourly rollup and the
+    dashboard rollups, in one transaction. Returns how many. The only insert of entries: every other writer stores
+    through it."""
     if not rows:
         return 0
-    with transaction.atomic():
-        _insert_rows(rows)
-        dashboard_rollups.add_batch(rows, COLUMNS)
+    counts = {HOURLY: count_batch(rows, COLUMNS), **dashboard_rollups.count_batch(rows, COLUMNS)}
+    with transaction.atomic(savepoint=False):
+        if connection.vendor == "postgresql":
+            connection.ensure_connection()
+            quote = connection.ops.quote_name
+            columns = ", ".join(quote(column) for column in COLUMNS)
+            with connection.connection.cursor() as cursor:
+                cursor.adapters.register_dumper(None, _inet_dumper())
+                table = quote(ProxyLogEntry._meta.db_table)
+                with cursor.copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
+                    copy.set_types(COPY_TYPES)
+                    write_row = copy.write_row
+                    for row in rows:
+                        write_row(row)
+        else:
+            ProxyLogEntry.objects.bulk_create(
+                [ProxyLogEntry(**dict(zip(COLUMNS, row, strict=True))) for row in rows], batch_size=500
+            )
+        rollups.apply(counts)
     return len(rows)
-
-
-def _insert_rows(rows):
-    if connection.vendor == "postgresql":
-        connection.ensure_connection()
-        quote = connection.ops.quote_name
-        columns = ", ".join(quote(column) for column in COLUMNS)
-        with connection.connection.cursor() as cursor:
-            cursor.adapters.register_dumper(None, _inet_dumper())
-            table = quote(ProxyLogEntry._meta.db_table)
-            with cursor.copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
-                copy.set_types(COPY_TYPES)
-                write_row = copy.write_row
-                for row in rows:
-                    write_row(row)
-    else:
-        ProxyLogEntry.objects.bulk_create(
-            [ProxyLogEntry(**dict(zip(COLUMNS, row, strict=True))) for row in rows], batch_size=500
-        )
 
 
 @lru_cache(maxsize=65536)
@@ -460,17 +462,31 @@ def tail_enabled_sources():
     return results
 
 
+def delete_entries(queryset):
+    """Delete entries and subtract them from the rollups, in one transaction; returns how many were deleted
+    (retention's delete of the proxy_logs dataset, and the admin's). The last-seen tables, which cannot be
+    subtracted from, drop the keys seen only before every entry left (see dashboard_rollups)."""
+    with transaction.atomic():
+        deleted = rollups.delete(queryset, rollups=[r for r in rollups.of(ProxyLogEntry) if r.subtractable])
+        dashboard_rollups.forget_unseen()
+        return deleted
+
+
 def clear_logs(actor=None):
     """Delete every access-log entry (POST /api/logs/clear); audited. Returns how many were deleted."""
     with transaction.atomic():
-        deleted = ProxyLogEntry.objects.count()
         if connection.vendor == "postgresql":
-            # TRUNCATE is instant on any size; its trigger empties the hourly rollup too.
+            table = connection.ops.quote_name(ProxyLogEntry._meta.db_table)
             with connection.cursor() as cursor:
-                cursor.execute(f"TRUNCATE {ProxyLogEntry._meta.db_table}")
+                # TRUNCATE's lock, taken first: the imports under way commit their rows and counts before the
+                # count below, and the next ones wait for the table and its rollup to be empty.
+                cursor.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+                deleted = ProxyLogEntry.objects.count()
+                # TRUNCATE is instant on any size; the rollup is emptied with it.
+                rollups.clear(ProxyLogEntry)
+                cursor.execute(f"TRUNCATE {table}")
         else:
-            ProxyLogEntry.objects.all().delete()
-        dashboard_rollups.clear()
+            deleted = delete_entries(ProxyLogEntry.objects.all())
         audit(actor, "proxylogs.clear", "proxy_logs", deleted=deleted)
     return deleted
 

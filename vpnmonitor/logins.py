@@ -53,7 +53,7 @@ from oauth2_provider.oauth2_validators import OAuth2Validator
 from rest_framework import exceptions
 from rest_framework.throttling import BaseThrottle
 
-from vpnmonitor.addresses import canonical_ip_or_none
+from vpnmonitor.addresses import canonical_ip_or_none, unmapped
 from vpnmonitor.api import families
 from vpnmonitor.models import Actor, audit
 
@@ -87,8 +87,7 @@ def _address_key(address):
         ip = ipaddress.ip_address(address)
     except ValueError:
         return address
-    if ip.version == 6 and ip.ipv4_mapped is not None:  # an IPv4 client of a dual-stack socket
-        return str(ip.ipv4_mapped)
+    ip = unmapped(ip)  # an IPv4 client of a dual-stack socket
     # One IPv6 subscriber holds at least a /64, and could otherwise take a fresh address per attempt.
     return str(ipaddress.ip_network(f"{ip}/64", strict=False)) if ip.version == 6 else str(ip)
 

@@ -36,7 +36,12 @@ from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from vpnmonitor.timeseries import EPOCH, BucketStart, floor_time  # noqa: F401 - BucketStart for declarations
+from vpnmonitor.timeseries import (  # noqa: F401 - BucketStart for declarations
+    EPOCH,
+    BucketStart,
+    EpochBucket,
+    floor_time,
+)
 
 HOUR = dt.timedelta(hours=1)
 DAY = dt.timedelta(days=1)
@@ -534,13 +539,13 @@ def counts_in(rollup, queryset, *, kept=None):
         if not kept:
             return Counter()
         queryset = queryset.filter(**{f"{rollup.time}__gte": min(kept), f"{rollup.time}__lt": max(kept) + rollup.step})
-    rows = _grouped(rollup, queryset)
+    rows = _grouped(rollup, queryset, EpochBucket)
     width = len(rollup.dimensions) + 1
     single = len(rollup.measures) == 1
     summed = rollup.subtractable
     counts = Counter()
     for row in rows.iterator(chunk_size=CHUNK):
-        bucket = row[0].astimezone(dt.UTC)
+        bucket = _from_epoch(row[0])
         if kept is not None and bucket not in kept:
             continue
         values = row[width:]
@@ -553,14 +558,29 @@ def counts_in(rollup, queryset, *, kept=None):
     return counts
 
 
-def _grouped(rollup, queryset):
+def _grouped(rollup, queryset, bucket):
     """The source rows of a queryset grouped by the rollup's key: values_list of the bucket, the dimensions and
-    the measures, in that order."""
+    the measures, in that order. bucket: BucketStart (a time, to insert) or EpochBucket (seconds, to read).
+    """
     queryset = queryset.filter(rollup.raw_filter()).order_by()
     names = {f"rk{i}": dimension.sql() for i, dimension in enumerate(rollup.dimensions)}
     measures = {f"rm{i}": measure.aggregate() for i, measure in enumerate(rollup.measures)}
-    return (queryset.annotate(rk_bucket=BucketStart(rollup.time, rollup.step), **names)
+    return (queryset.annotate(rk_bucket=bucket(rollup.time, rollup.step), **names)
             .values("rk_bucket", *names).annotate(**measures).values_list("rk_bucket", *names, *measures))
+
+
+def buckets_in(rollup, queryset):
+    """The set of the rollup's buckets that a queryset's source rows fall in, computed in SQL."""
+    return {
+        _from_epoch(seconds) for seconds in queryset.order_by()
+        .annotate(rk_bucket=EpochBucket(rollup.time, rollup.step)).values_list("rk_bucket", flat=True).distinct()
+    }
+
+
+def _from_epoch(seconds):
+    # Buckets are read back as whole seconds since the epoch, not as times: a time read from PostgreSQL
+    # follows the session's time zone, and an integer follows nothing.
+    return EPOCH + dt.timedelta(seconds=int(seconds))
 
 
 def _negated(counts):
@@ -580,11 +600,7 @@ def subtract(queryset, *, using=None, rollups=None):
         else:
             counts[rollup] = Deferred(
                 lambda kept, rollup=rollup: _negated(counts_in(rollup, queryset, kept=kept)),
-                buckets=lambda rollup=rollup: {
-                    bucket.astimezone(dt.UTC) for bucket in queryset.order_by()
-                    .annotate(rk_bucket=BucketStart(rollup.time, rollup.step))
-                    .values_list("rk_bucket", flat=True).distinct()
-                },
+                buckets=lambda rollup=rollup: buckets_in(rollup, queryset),
             )
     apply(counts, using=using)
 
@@ -649,16 +665,12 @@ def rebuild(source, *, using=DEFAULT_DB_ALIAS, rollups=None):
         for rollup in in_sql:
             # In key order, bucket first: the rows of a bucket are stored together, as time-ordered writes leave them.
             keys = ["rk_bucket", *(f"rk{i}" for i in range(len(rollup.dimensions)))]
-            sql, params = _grouped(rollup, raw).order_by(*keys).query.sql_with_params()
+            sql, params = _grouped(rollup, raw, BucketStart).order_by(*keys).query.sql_with_params()
             upsert_select(rollup, sql, params, using=using)
         apply({
             rollup: counts_in(rollup, raw) if rollup.keep is None else Deferred(
                 lambda kept, rollup=rollup: counts_in(rollup, raw, kept=kept),
-                buckets=lambda rollup=rollup: {
-                    bucket.astimezone(dt.UTC) for bucket in raw.order_by()
-                    .annotate(rk_bucket=BucketStart(rollup.time, rollup.step))
-                    .values_list("rk_bucket", flat=True).distinct()
-                },
+                buckets=lambda rollup=rollup: buckets_in(rollup, raw),
             ) for rollup in chosen if rollup not in in_sql
         }, using=using)
 

@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 
+from vpnmonitor.addresses import unmapped
+
 __all__ = [
     "ClientRecord",
     "IncompleteStatus",
@@ -201,9 +203,7 @@ def _normalise_ip(host: str, original: str) -> str:
         address = ipaddress.ip_address(host)
     except ValueError as exc:
         raise StatusParseError(f"real address {original!r} is not an IP address") from exc
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        return str(address.ipv4_mapped)
-    return str(address)
+    return str(unmapped(address))
 
 
 def detect_version(text: str) -> int:

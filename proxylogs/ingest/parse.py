@@ -433,19 +433,25 @@ def parse_lines(
     parsed = 0
     try:
         for number, line in enumerate(lines, start):
-            try:
-                record = parser(line)
-            except ParseError as exc:
-                if line.isspace() or not line:
-                    summary.blank += 1
-                else:
-                    summary.reject(number, exc.reason)
-                continue
-            parsed += 1
-            yield number, record
+            record = parse_or_count(parser, number, line, summary)
+            if record is not None:
+                parsed += 1
+                yield number, record
     finally:
         summary.lines += number - start + 1
         summary.parsed += parsed
+
+
+def parse_or_count(parser, number: int, line: str, summary: Summary) -> LogRecord | None:
+    """The record of one line, or None once the line is counted in ``summary`` as blank or rejected."""
+    try:
+        return parser(line)
+    except ParseError as exc:
+        if line.isspace() or not line:
+            summary.blank += 1
+        else:
+            summary.reject(number, exc.reason)
+        return None
 
 
 # ---------------------------------------------------------------------------------------------------------------

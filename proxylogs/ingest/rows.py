@@ -25,6 +25,7 @@ from proxylogs.ingest.parse import (
     _client,
     _destination,
     blocked,
+    parse_or_count,
     parse_squid,
     split_destination,
 )
@@ -76,13 +77,8 @@ class SquidRows:
     def _slow(self, number, line, rows, summary, samples):
         """The reference path for one line: parse_squid, then entry_row."""
         self.fallbacks += 1
-        try:
-            record = parse_squid(line)
-        except ParseError as exc:
-            if line.isspace() or not line:
-                summary.blank += 1
-            else:
-                summary.reject(number, exc.reason)
+        record = parse_or_count(parse_squid, number, line, summary)
+        if record is None:
             return
         summary.parsed += 1
         row = self.entry_row(record, source_id=self.source_id, waf=self.waf)

@@ -274,7 +274,7 @@ def test_a_batch_counted_in_python_equals_the_rollups_counted_in_sql():
 def test_retention_and_clearing_keep_the_rollups_exact():
     store(entries(600, seed=11))
     retention.delete_before(ProxyLogEntry, "timestamp", NOW - dt.timedelta(hours=30), batch_size=150,
-                            delete=dashboard_rollups.delete_entries)
+                            delete=services.delete_entries)
     assert not ProxyLogEntry.objects.filter(timestamp__lt=NOW - dt.timedelta(hours=30)).exists()
     assert not ProxyLogClientSeen.objects.filter(last_seen__lt=NOW - dt.timedelta(hours=30)).exists()
     assert_selectors_match_the_entries()

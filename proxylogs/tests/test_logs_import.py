@@ -1,4 +1,4 @@
-"""Storage and import: derived columns, the trigger-kept rollup, checkpoints, the command and the tail task."""
+"""Storage and import: derived columns, the hourly rollup, checkpoints, the command and the tail task."""
 
 import datetime as dt
 import io
@@ -68,7 +68,7 @@ def test_the_rollup_stays_exact_through_inserts_prunes_and_clears(tmp_path):
     services.clear_old_logs(None)
     rollup_matches_entries()
     assert ProxyLogEntry.objects.count() == 8
-    ProxyLogEntry.objects.filter(http_status=404).delete()
+    assert services.delete_entries(ProxyLogEntry.objects.filter(http_status=404)) == 1
     rollup_matches_entries()
     assert ProxyLogEntry.objects.count() == 7
     services.clear_logs(None)
@@ -329,7 +329,8 @@ def test_rollup_hours_are_utc_hours_whatever_the_sessions_time_zone(tmp_path):
                                                                         "1795337999.500", "-1.0", "0.5")])
     session_time_zone("Asia/Kolkata")  # +05:30: a local hour is not a UTC hour
     assert services.import_source(services.source_for_path(log)).imported == 4  # "-1.0" is a bad timestamp
-    ProxyLogEntry.objects.filter(timestamp__lt=dt.datetime(1971, 1, 1, tzinfo=dt.UTC)).delete()
+    early = ProxyLogEntry.objects.filter(timestamp__lt=dt.datetime(1971, 1, 1, tzinfo=dt.UTC))
+    assert services.delete_entries(early) == 1  # subtracted in the session's time zone too
     session_time_zone("UTC")  # how Django reads timestamps
     assert sorted(ProxyLogHour.objects.values_list("hour", "total")) == [
         (dt.datetime(2026, 11, 22, 7, tzinfo=dt.UTC), 1),

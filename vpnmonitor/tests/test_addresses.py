@@ -1,10 +1,11 @@
 """The canonical text of an IP address, as every app stores, filters on and compares it."""
 
 import datetime as dt
+import ipaddress
 
 import pytest
 
-from vpnmonitor.addresses import ZoneIndexError, canonical_ip, canonical_ip_or_none
+from vpnmonitor.addresses import ZoneIndexError, canonical_ip, canonical_ip_or_none, unmapped
 
 
 @pytest.mark.parametrize(("text", "canonical"), [
@@ -18,6 +19,17 @@ from vpnmonitor.addresses import ZoneIndexError, canonical_ip, canonical_ip_or_n
 def test_an_address_has_one_spelling_and_an_ipv4_mapped_one_stays_ipv6(text, canonical):
     assert canonical_ip(text) == canonical
     assert canonical_ip_or_none(text) == canonical
+
+
+@pytest.mark.parametrize(("text", "peer"), [
+    ("::ffff:192.0.2.1", "192.0.2.1"),
+    ("::ffff:10.8.0.6", "10.8.0.6"),
+    ("192.0.2.1", "192.0.2.1"),
+    ("2001:db8::1", "2001:db8::1"),
+    ("::192.0.2.1", "::c000:201"),  # IPv4-compatible, deprecated: not a mapped IPv4 peer
+])
+def test_the_peer_of_an_ipv4_mapped_address_is_its_ipv4_address(text, peer):
+    assert str(unmapped(ipaddress.ip_address(text))) == peer
 
 
 @pytest.mark.parametrize("text", ["fe80::1%eth0", "fe80::1%1", "::ffff:192.0.2.1%3"])

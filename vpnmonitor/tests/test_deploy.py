@@ -222,12 +222,12 @@ def test_a_gdpr_switch_in_admin_holds_from_the_very_next_request_of_every_gunico
         tmp_path, settings, client, django_user_model):
     from django.utils import timezone
 
-    from proxylogs.models import ProxyLogEntry
+    from proxylogs.ingest.parse import parse_squid
+    from proxylogs.services import store_records
     from vpnmonitor.models import ApiKey, AuditEvent
 
-    ProxyLogEntry.objects.create(timestamp=timezone.now(), client_ip="192.0.2.141", client_network="192.0.2.0",
-                                 method="GET", url="http://example.com/", http_status=200, result_code="TCP_MISS",
-                                 bytes=10)
+    store_records([parse_squid(f"{timezone.now().timestamp():.3f} 1 192.0.2.141 TCP_MISS/200 10 GET "
+                               "http://example.com/ - HIER_DIRECT/- -")])
     _, key = ApiKey.issue("reader", ApiKey.Role.VIEWER)
     client.force_login(django_user_model.objects.create_superuser("root", password=None))
 

@@ -21,7 +21,9 @@ def records():
     from flowreports.models import FlowReport
     from flowreports.services import add_flows
     from monitoring.models import VpnClient, VpnServer, VpnSession
+    from proxylogs.ingest.parse import parse_squid
     from proxylogs.models import ProxyLogEntry
+    from proxylogs.services import store_records
     from vpnmonitor.models import AuditEvent
 
     now = timezone.now()
@@ -36,14 +38,11 @@ def records():
         destination_port=443, protocol=6, packets=1, bytes=100, start_time=now - dt.timedelta(minutes=1),
         end_time=now,
     )])
-    entry = ProxyLogEntry.objects.create(
-        timestamp=now, client_ip="192.0.2.141", client_network="192.0.2.0", method="GET", url="http://example.com/", http_status=200,
-        result_code="TCP_MISS", bytes=10,
-    )
-    named = ProxyLogEntry.objects.create(
-        timestamp=now, client_host=HOST, client_network=mask_host(HOST), method="GET", url="http://example.com/",
-        http_status=200, result_code="TCP_MISS", bytes=10,
-    )
+    store_records([parse_squid(f"{now.timestamp():.3f} 1 {client} TCP_MISS/200 10 GET http://example.com/ - "
+                               "HIER_DIRECT/- -") for client in ("192.0.2.141", HOST)])
+    entry = ProxyLogEntry.objects.get(client_ip="192.0.2.141")
+    named = ProxyLogEntry.objects.get(client_host=HOST)
+    assert (entry.client_network, named.client_network) == ("192.0.2.0", mask_host(HOST))
     vpn_client = VpnClient.objects.create(server=server, common_name="bob", real_address="203.0.113.78:1194",
                                           virtual_address="10.8.0.67")
     event = AuditEvent.objects.create(user="root", action="logs.clear", client_address="192.0.2.141")

@@ -283,6 +283,27 @@ def test_rebuild_recounts_every_rollup_from_the_raw_rows(db_tables):
     assert_exact(KEPT)
 
 
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite has no session time zone")
+def test_buckets_counted_in_sql_are_utc_buckets_whatever_the_sessions_time_zone(db_tables):
+    rows = readings(300)
+    store(rows)
+    expected = rollups.count_rows(HOURLY, rows)
+    cutoff = START + dt.timedelta(hours=5)
+    kept = rollups.count_rows(HOURLY, [row for row in rows if row["time"] >= cutoff])
+    with connection.cursor() as cursor:
+        cursor.execute("SET TIME ZONE 'America/New_York'")  # -05:00 in March: a local hour is not a UTC hour
+    try:
+        assert rollups.counts_in(HOURLY, Reading.objects.all()) == expected
+        assert rollups.buckets_in(HOURLY, Reading.objects.all()) == {bucket for bucket, _ in expected}
+        rollups.rebuild(Reading, rollups=[HOURLY])
+        rollups.delete(Reading.objects.filter(time__lt=cutoff), rollups=[HOURLY])
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SET TIME ZONE 'UTC'")  # how Django reads times
+    assert min(bucket for bucket, _ in stored_hourly()) == cutoff
+    assert stored_hourly() == raw_hourly() == dict(kept)
+
+
 def test_upsert_of_negative_counts_subtracts_each_measure(db_tables):
     hour = START + dt.timedelta(hours=2)
     rollups.upsert(HOURLY, {(hour, "a"): (5, 700, 2)})

@@ -1,6 +1,6 @@
 """The rollups of proxylogs.dashboard_rollups, filled from the entries already stored, in SQL.
 
-A migration of its own: the rollups' unique keys, which the fill's upsert needs, are created when 0012 ends.
+A migration of its own: the rollups' unique keys, which the fill's upsert needs, are created when 0013 ends.
 """
 
 from django.db import migrations
@@ -18,7 +18,7 @@ def fill(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("proxylogs", "0012_dashboard_rollups"),
+        ("proxylogs", "0013_dashboard_rollups"),
     ]
 
     operations = [

@@ -1,4 +1,4 @@
-"""The tables of proxylogs.dashboard_rollups (0013 fills them)."""
+"""The tables of proxylogs.dashboard_rollups (0014 fills them)."""
 
 import vpnmonitor.rollups
 from django.db import migrations, models
@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('proxylogs', '0011_traffic_moves_to_proxytraffic'),
+        ('proxylogs', '0012_hourly_rollup_without_triggers'),
     ]
 
     operations = [
