@@ -205,30 +205,116 @@ def top_up(rows):
 
 
 # The rows of top_up, drawn by PostgreSQL (minutes for 10M rows where the Python loop takes an hour); each
-# statement's rows are then counted into the hourly rollup in SQL, in the same transaction, as store_rows counts
-# the import's.
+# statement's rows are then counted into the rollups in SQL, in the same transaction, as store_rows counts the
+# import's. The traffic is shaped like a proxy's: CLIENTS clients (a few logged by host name, a quarter
+# authenticated as a user), a skewed popularity (client n is drawn with probability falling as 1/sqrt(n)),
+# DESTINATIONS destination hosts with a heavy tail (the first 1% take about a third of the requests, the last half
+# about a sixth), raw-address destinations, User-Agents on requests (not on CONNECT tunnels), file types, and
+# WAF-tagged URLs. Rows are stamped in the order they are inserted, over the 30 days up
+# to now, as an import stores a log: the rows of an hour lie together in the table.
+CLIENTS = 2000
+DESTINATIONS = 400
 _TOP_UP_SQL = """
-INSERT INTO proxylogs_proxylogentry (timestamp, elapsed_ms, client_ip, client_network, method, url, destination,
-    destination_host, destination_port, destination_is_ip, domain, http_status, result_code, bytes, hierarchy, blocked)
-SELECT at, 5, ('10.' || a || '.' || b || '.' || c)::inet, '10.' || a || '.' || b || '.0', 'CONNECT', host || ':443',
-       host || ':443', host, 443, false, host, CASE WHEN blocked THEN 403 ELSE 200 END,
-       CASE WHEN blocked THEN 'TCP_DENIED' ELSE 'TCP_TUNNEL' END, floor(random() * 1000001)::bigint, 'HIER_DIRECT',
-       blocked
-FROM (SELECT %(now)s - random() * interval '30 days' AS at, floor(random() * 4)::int AS a,
-             floor(random() * 256)::int AS b, 1 + floor(random() * 254)::int AS c,
-             (%(hosts)s::text[])[1 + floor(random() * %(host_count)s)::int] AS host, random() < 0.05 AS blocked
-      FROM generate_series(1, %(rows)s)) AS drawn
+INSERT INTO proxylogs_proxylogentry (timestamp, elapsed_ms, client_ip, client_host, client_network, "user", method,
+    url, destination, destination_host, destination_port, destination_is_ip, domain, file_extension, http_status,
+    result_code, bytes, hierarchy, user_agent, user_agent_category, blocked, waf_category)
+SELECT at, 5, CASE WHEN by_name THEN NULL ELSE client::inet END, CASE WHEN by_name THEN client END,
+       CASE WHEN by_name THEN 'host-' || substr(md5(client), 1, 16) ELSE regexp_replace(client, '[0-9]+$', '0') END,
+       CASE WHEN c %% 4 = 0 THEN 'user' || c END, method,
+       CASE WHEN method = 'CONNECT' THEN host || ':443' ELSE 'http://' || host || path END,
+       CASE WHEN method = 'CONNECT' THEN host || ':443' ELSE host END, host,
+       CASE WHEN method = 'CONNECT' THEN 443 ELSE 80 END, is_ip, domain,
+       CASE WHEN method = 'CONNECT' THEN NULL ELSE extension END,
+       CASE WHEN blocked THEN 403 ELSE (ARRAY[200, 200, 200, 200, 304, 404, 206])[1 + floor(r1 * 7)::int] END,
+       CASE WHEN blocked THEN 'TCP_DENIED' WHEN method = 'CONNECT' THEN 'TCP_TUNNEL'
+            WHEN r1 < 0.3 THEN 'TCP_HIT' ELSE 'TCP_MISS' END,
+       floor(r2 * r3 * 2000001)::bigint, 'HIER_DIRECT',
+       CASE WHEN method <> 'CONNECT' THEN agent END, CASE WHEN method <> 'CONNECT' THEN agent_category END,
+       blocked, waf
+FROM (SELECT *, (listed OR r4 < 0.03 OR (waf IS NOT NULL AND r4 < 0.6)) AS blocked,
+             (%(paths)s::text[])[1 + floor(r6 * %(path_count)s)::int] AS path,
+             (%(extensions)s::text[])[1 + floor(r6 * %(path_count)s)::int] AS extension
+      FROM (SELECT *, (%(hosts)s::text[])[1 + h] AS host, (%(domains)s::text[])[1 + h] AS domain,
+                   (%(is_ip)s::bool[])[1 + h] AS is_ip, (%(listed)s::bool[])[1 + h] AS listed,
+                   CASE WHEN c %% 50 = 7 THEN 'ws' || c || '.corp.example'
+                        ELSE '10.' || (c / 250 %% 4) || '.' || (c / 4 %% 250) || '.' || (c %% 250 + 1) END AS client,
+                   c %% 50 = 7 AS by_name,
+                   (%(agents)s::text[])[1 + a] AS agent, (%(agent_categories)s::text[])[1 + a] AS agent_category,
+                   CASE WHEN method <> 'CONNECT' AND r5 < 0.004
+                        THEN (%(waf)s::text[])[1 + floor(r5 * 1250)::int] END AS waf
+            FROM (SELECT %(now)s - interval '30 days' + (%(have)s + g - random()) * %(step)s AS at,
+                         floor(%(clients)s * random() ^ 2)::int AS c,
+                         floor(%(host_count)s * random() ^ 4)::int AS h,
+                         floor(%(agent_count)s * random() ^ 3)::int AS a,
+                         CASE WHEN random() < 0.55 THEN 'CONNECT' WHEN random() < 0.85 THEN 'GET' ELSE 'POST' END
+                             AS method,
+                         random() AS r1, random() AS r2, random() AS r3, random() AS r4, random() AS r5, random() AS r6
+                  FROM generate_series(1, %(rows)s) AS g) AS drawn) AS placed) AS derived
+ORDER BY at
 """
+
+AGENTS = [
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:121.0) Gecko/20100101 Firefox/121.0",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_2) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.2 "
+    "Safari/605.1.15",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Edg/120.0",
+    "Microsoft Office/16.0 (Windows NT 10.0; Microsoft Outlook 16.0.17126; Pro)",
+    "Windows-Update-Agent/10.0.10011.16384 Client-Protocol/2.50",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_2 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148",
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 Chrome/120.0 Mobile Safari/537.36",
+    "Debian APT-HTTP/1.3 (2.6.1)", "pip/23.3.2", "curl/8.5.0", "Wget/1.21.4",
+    "python-requests/2.31.0", "Go-http-client/1.1", "okhttp/4.12.0", "Teams/1.6.00.33567 Electron/19.1.8",
+    "Slack/4.36.140 Electron/27.1.3", "Dropbox/189.4.8395", "Zoom/5.17.1", "Spotify/1.2.26 Win32_x86_64",
+    "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+    "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)",
+    "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0",
+    "Java/17.0.9", "Microsoft-CryptoAPI/10.0",
+]
+TOP_UP_PATHS = ["/", "/index.html", "/static/app.js", "/static/site.css", "/img/logo.png", "/img/photo.jpg",
+                "/files/report.pdf", "/api/v1/items.json", "/download/setup.exe", "/media/clip.mp4",
+                "/archive/data.zip", "/fonts/ui.woff2", "/search?q=term", "/favicon.ico", "/feed.xml",
+                "/docs/sheet.xlsx"]
+WAF_URLS = ["sql-injection", "xss", "path-traversal", "command-injection", "sensitive-files"]
+SHADOW_HOSTS = ["www.dropbox.com", "dl.dropboxusercontent.com", "wetransfer.com", "mega.nz", "app.box.com",
+                "drive.google.com", "docs.google.com", "onedrive.live.com", "pastebin.com",
+                "gist.githubusercontent.com", "web.telegram.org", "web.whatsapp.com", "discord.com",
+                "www.teamviewer.com", "anydesk.com", "ngrok.io", "www.torproject.org", "nordvpn.com", "trello.com",
+                "www.notion.so"]
+
+
+def destinations():
+    """(hosts, registrable domains, raw address?, refused by the proxy?) of the DESTINATIONS destination hosts,
+    most popular first: the benchmark's usual hosts, shadow-IT services, then a long tail of sites and a few
+    raw addresses."""
+    from proxylogs.ingest.domains import registrable_domain
+
+    hosts = list(HOSTS)
+    hosts[5:5] = SHADOW_HOSTS
+    n = 0
+    while len(hosts) < DESTINATIONS:
+        n += 1
+        hosts.append(f"203.0.113.{n // 13}" if n % 13 == 0 else f"{('www', 'cdn', 'api')[n % 3]}.site{n % 150}.com")
+    hosts = list(dict.fromkeys(hosts))[:DESTINATIONS]
+    is_ip = [host[0].isdigit() for host in hosts]
+    return (hosts, [None if ip else registrable_domain(host) for host, ip in zip(hosts, is_ip, strict=True)], is_ip,
+            [ip or host.startswith("ads.") or host.startswith("api.site1") for host, ip in zip(hosts, is_ip,
+                                                                                               strict=True)])
 
 
 def _top_up_sql(have, rows):
     from django.db import connection, transaction
 
+    from proxylogs.ingest.domains import file_extension, user_agent_category
     from proxylogs.models import ProxyLogEntry
-    from proxylogs.rollups import HOURLY
     from vpnmonitor import rollups
 
     now = dt.datetime.now(dt.UTC)
+    hosts, domains, is_ip, listed = destinations()
+    params = {"now": now, "clients": CLIENTS, "hosts": hosts, "domains": domains, "is_ip": is_ip, "listed": listed,
+              "host_count": len(hosts), "agents": AGENTS, "agent_categories": [user_agent_category(a) for a in AGENTS],
+              "agent_count": len(AGENTS), "paths": TOP_UP_PATHS, "path_count": len(TOP_UP_PATHS),
+              "extensions": [file_extension("http://h" + path) for path in TOP_UP_PATHS], "waf": WAF_URLS}
     table = connection.ops.quote_name(ProxyLogEntry._meta.db_table)
     while have < rows:
         chunk = min(1_000_000, rows - have)
@@ -237,8 +323,10 @@ def _top_up_sql(have, rows):
             cursor.execute(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE")
             cursor.execute(f"SELECT coalesce(max(id), 0) FROM {table}")
             last_id = cursor.fetchone()[0]
-            cursor.execute(_TOP_UP_SQL, {"now": now, "hosts": HOSTS, "host_count": len(HOSTS), "rows": chunk})
-            rollups.apply({HOURLY: rollups.counts_in(HOURLY, ProxyLogEntry.objects.filter(pk__gt=last_id))})
+            cursor.execute(_TOP_UP_SQL, {**params, "rows": chunk, "have": have,
+                                     "step": dt.timedelta(days=30) / rows})
+            added = ProxyLogEntry.objects.filter(pk__gt=last_id)
+            rollups.apply({rollup: rollups.counts_in(rollup, added) for rollup in rollups.of(ProxyLogEntry)})
         have += chunk
         print(f"  {have:,} rows", end="\r", flush=True)
     print()
@@ -275,6 +363,71 @@ def api_latency():
                   f"/api/logs?offset={DEEP}&sort=source_ip&order=asc": 5})
     return {path: latency_ms(get(path), repeat=repeat, warmup=1 if repeat < 10 else 3)
             for path, repeat in paths.items()}
+
+
+# The summaries of issue "proxy dashboards and summaries" (p95 < 200 ms at 10M rows), at their default windows and
+# at the longest one (720 hours), and the proxy page of the dashboard at each of its windows.
+DASHBOARD_PATHS = (
+    "/api/dashboard/summary", "/api/dashboard/summary?hours=168", "/api/dashboard/summary?hours=720",
+    "/api/clients/statistics", "/api/clients/statistics?hours=720", "/api/domains/statistics",
+    "/api/domains/statistics?hours=720", "/api/traffic/statistics", "/api/traffic/statistics?period=month",
+    "/api/analytics/top-domains", "/api/analytics/top-domains?hours=720", "/api/analytics/user-agents",
+    "/api/analytics/user-agents?hours=720", "/api/analytics/file-extensions",
+    "/api/analytics/file-extensions?hours=720", "/api/analytics/shadow-it", "/api/analytics/shadow-it?hours=720",
+    "/api/waf/stats", "/api/waf/stats?hours=720",
+    "/dashboard/proxy/", "/dashboard/proxy/?window=3d", "/dashboard/proxy/?window=7d",
+)
+
+
+def dashboard_latency(repeat=20):
+    """{path: (p50, p95)} of the proxy summaries and the proxy page, as a superuser (session for the page)."""
+    from django.contrib.auth.models import User
+    from django.test import Client
+    from rest_framework.test import APIClient
+
+    user, _ = User.objects.get_or_create(username="bench", defaults={"is_superuser": True})
+    api = APIClient(SERVER_NAME="localhost")
+    api.force_authenticate(user)
+    page = Client(SERVER_NAME="localhost")
+    page.force_login(user)
+
+    def get(path):
+        client = page if path.startswith("/dashboard/") else api
+
+        def call():
+            response = client.get(path)
+            assert response.status_code == 200, response.content[:200]
+        return call
+
+    return {path: latency_ms(get(path), repeat=repeat, warmup=2) for path in DASHBOARD_PATHS}
+
+
+def rollup_sizes():
+    """Rows and on-disk size (with indexes) of the entries and of each proxylogs rollup table."""
+    from django.db import connection
+
+    from proxylogs import dashboard_rollups
+    from proxylogs.models import ProxyLogEntry, ProxyLogHour
+
+    models = [ProxyLogEntry, ProxyLogHour, *(rollup.rollup_model for rollup in dashboard_rollups.ROLLUPS)]
+    out = []
+    with connection.cursor() as cursor:
+        for model in models:
+            table = model._meta.db_table
+            cursor.execute(f"SELECT count(*), pg_total_relation_size(%s) FROM {connection.ops.quote_name(table)}",
+                           [table])
+            count, size = cursor.fetchone()
+            out.append((f"table {table}", f"{count:,} rows, {size / 2**20:,.0f} MiB"))
+    return out
+
+
+def rebuild_rollups():
+    """Empty and recount the dashboard rollups from the entries in SQL, as migration 0014 fills them: seconds."""
+    from proxylogs import dashboard_rollups
+
+    started = time.perf_counter()
+    dashboard_rollups.rebuild()
+    return time.perf_counter() - started
 
 
 def database_ceiling(lines):
@@ -368,6 +521,12 @@ def run(argv):
     parser.add_argument("--skip-import", action="store_true")
     parser.add_argument("--big-gib", type=float, default=0,
                         help="also import a generated file of this many GiB in a child process (peak RSS)")
+    parser.add_argument("--dashboards", action="store_true",
+                        help="only time the proxy summaries and the proxy page (after topping the table up to "
+                             "--rows), with the rollup tables' sizes")
+    parser.add_argument("--rebuild", action="store_true",
+                        help="with --dashboards: first recount the dashboard rollups from the entries, timed")
+    parser.add_argument("--repeat", type=int, default=20, help="requests per path for --dashboards")
     parser.add_argument("--database-ceiling", type=int, default=0, metavar="LINES",
                         help="only time the database's share of an import of LINES lines: their rows COPYed "
                              "from server-side files, batch by batch, from one and from two connections")
@@ -376,6 +535,19 @@ def run(argv):
         print("warning: the targets are for PostgreSQL; this is", connection.vendor)
     if args.database_ceiling:
         return database_ceiling(args.database_ceiling)
+    if args.dashboards:
+        started = time.perf_counter()
+        total = top_up(args.rows)
+        rows = [("table filled to", f"{total:,} rows ({time.perf_counter() - started:.0f} s)")]
+        if args.rebuild:
+            rows.append(("dashboard rollups recounted from the entries in SQL", f"{rebuild_rollups():.0f} s"))
+        analyze()
+        rows += rollup_sizes()
+        rows.append(("load average before the requests", " ".join(f"{n:.1f}" for n in os.getloadavg())))
+        for path, (p50, p95) in dashboard_latency(args.repeat).items():
+            rows.append((f"GET {path}", f"p50 {p50:.1f} ms, p95 {p95:.1f} ms"))
+        rows.append(("load average after the requests", " ".join(f"{n:.1f}" for n in os.getloadavg())))
+        return rows
     rows = []
     if not args.skip_import:
         with tempfile.TemporaryDirectory() as work:

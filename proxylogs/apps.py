@@ -6,9 +6,10 @@ class ProxyLogsConfig(AppConfig):
     verbose_name = "Proxy logs"
 
     def ready(self):
-        from proxylogs import (
+        from proxylogs import (  # noqa: F401 - they register the rollups
+            dashboard_rollups,
             health,
-            rollups,  # noqa: F401 - registers the hourly rollup
+            rollups,
         )
         from proxylogs.metrics import LogSourceCollector
         from proxylogs.services import delete_entries
@@ -18,6 +19,6 @@ class ProxyLogsConfig(AppConfig):
         metrics.register(LogSourceCollector)
 
         retention.register("proxy_logs", "proxylogs.ProxyLogEntry", "timestamp", 30, "Squid access-log entries",
-                           delete=delete_entries)  # keeps the hourly rollup exact
+                           delete=delete_entries)  # keeps the rollups exact
         retention.register("proxy_log_imports", "proxylogs.LogImport", "started_at", 90,
                            "History of proxy access-log imports")

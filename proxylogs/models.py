@@ -4,6 +4,8 @@ from django.db import models
 from django.db.models import Sum
 from django.utils import timezone
 
+from vpnmonitor.rollups import RollupKey
+
 # ---- Proxy access logs (Squid) ----
 
 
@@ -135,6 +137,177 @@ class ProxyLogHour(models.Model):
 
     def __str__(self):
         return f"{self.hour:%Y-%m-%d %H:00} {self.total} requests"
+
+
+# Hourly rollups of ProxyLogEntry, and its last-seen tables, for the dashboards and summaries: declared and
+# kept in proxylogs.dashboard_rollups (see its docstring). Their dimensions may be NULL, as the entries' are.
+
+
+class ProxyLogClientHour(models.Model):
+    """Requests, refusals and bytes per hour and client."""
+
+    hour = models.DateTimeField()
+    client_ip = models.GenericIPAddressField(null=True)
+    client_host = models.CharField(max_length=255, null=True)
+    client_network = models.CharField(max_length=45)
+    requests = models.BigIntegerField()
+    blocked = models.BigIntegerField()
+    bytes = models.BigIntegerField()
+
+    class Meta:
+        constraints = [RollupKey(fields=["hour", "client_ip", "client_host", "client_network"],
+                                 name="proxylog_client_hour_key")]
+
+    def __str__(self):
+        return f"{self.hour:%Y-%m-%d %H:00} {self.client_ip or self.client_host}: {self.requests}"
+
+
+class ProxyLogClientDay(models.Model):
+    """Requests, refusals and bytes per day (UTC) and client: ProxyLogClientHour's whole days."""
+
+    day = models.DateTimeField()
+    client_ip = models.GenericIPAddressField(null=True)
+    client_host = models.CharField(max_length=255, null=True)
+    client_network = models.CharField(max_length=45)
+    requests = models.BigIntegerField()
+    blocked = models.BigIntegerField()
+    bytes = models.BigIntegerField()
+
+    class Meta:
+        constraints = [RollupKey(fields=["day", "client_ip", "client_host", "client_network"],
+                                 name="proxylog_client_day_key")]
+
+    def __str__(self):
+        return f"{self.day:%Y-%m-%d} {self.client_ip or self.client_host}: {self.requests}"
+
+
+class ProxyLogDestinationDay(models.Model):
+    """Requests, refusals and bytes per day (UTC) and destination: ProxyLogDestinationHour's whole days."""
+
+    day = models.DateTimeField()
+    destination = models.CharField(max_length=300, null=True)
+    destination_host = models.CharField(max_length=255, null=True)
+    domain = models.CharField(max_length=255, null=True)
+    destination_is_ip = models.BooleanField()
+    waf_category = models.CharField(max_length=64, null=True)
+    requests = models.BigIntegerField()
+    blocked = models.BigIntegerField()
+    bytes = models.BigIntegerField()
+
+    class Meta:
+        constraints = [RollupKey(fields=["day", "destination", "destination_host", "domain", "destination_is_ip",
+                                         "waf_category"], name="proxylog_destination_day_key")]
+
+    def __str__(self):
+        return f"{self.day:%Y-%m-%d} {self.destination}: {self.requests}"
+
+
+class ProxyLogDestinationHour(models.Model):
+    """Requests, refusals and bytes per hour and destination (with its host, domain and WAF category)."""
+
+    hour = models.DateTimeField()
+    destination = models.CharField(max_length=300, null=True)
+    destination_host = models.CharField(max_length=255, null=True)
+    domain = models.CharField(max_length=255, null=True)
+    destination_is_ip = models.BooleanField()
+    waf_category = models.CharField(max_length=64, null=True)
+    requests = models.BigIntegerField()
+    blocked = models.BigIntegerField()
+    bytes = models.BigIntegerField()
+
+    class Meta:
+        constraints = [RollupKey(fields=["hour", "destination", "destination_host", "domain", "destination_is_ip",
+                                         "waf_category"], name="proxylog_destination_hour_key")]
+
+    def __str__(self):
+        return f"{self.hour:%Y-%m-%d %H:00} {self.destination}: {self.requests}"
+
+
+class ProxyLogRequestHour(models.Model):
+    """Requests, refusals and bytes per hour, method, status, result code and file type."""
+
+    hour = models.DateTimeField()
+    method = models.CharField(max_length=32)
+    http_status = models.PositiveSmallIntegerField()
+    result_code = models.CharField(max_length=64)
+    file_extension = models.CharField(max_length=16, null=True)
+    requests = models.BigIntegerField()
+    blocked = models.BigIntegerField()
+    bytes = models.BigIntegerField()
+
+    class Meta:
+        constraints = [RollupKey(fields=["hour", "method", "http_status", "result_code", "file_extension"],
+                                 name="proxylog_request_hour_key")]
+
+    def __str__(self):
+        return f"{self.hour:%Y-%m-%d %H:00} {self.method} {self.http_status}: {self.requests}"
+
+
+class ProxyLogAgentHour(models.Model):
+    """Requests per hour and User-Agent (its first dashboard_rollups.AGENT_LENGTH characters) or none."""
+
+    hour = models.DateTimeField()
+    user_agent = models.TextField(null=True)
+    user_agent_category = models.CharField(max_length=16, null=True)
+    requests = models.BigIntegerField()
+
+    class Meta:
+        constraints = [RollupKey(fields=["hour", "user_agent", "user_agent_category"],
+                                 name="proxylog_agent_hour_key")]
+
+    def __str__(self):
+        return f"{self.hour:%Y-%m-%d %H:00} {self.user_agent}: {self.requests}"
+
+
+class ProxyLogClientSeen(models.Model):
+    """When each client last made a request (the table has one bucket, for all time)."""
+
+    bucket = models.DateTimeField()
+    client_ip = models.GenericIPAddressField(null=True)
+    client_host = models.CharField(max_length=255, null=True)
+    client_network = models.CharField(max_length=45)
+    last_seen = models.DateTimeField()
+
+    class Meta:
+        constraints = [RollupKey(fields=["bucket", "client_ip", "client_host", "client_network"],
+                                 name="proxylog_client_seen_key")]
+
+    def __str__(self):
+        return f"{self.client_ip or self.client_host} last seen {self.last_seen:%Y-%m-%d %H:%M:%S}"
+
+
+class ProxyLogHostSeen(models.Model):
+    """When each destination host (with its registrable domain) was last requested (one bucket, for all time)."""
+
+    bucket = models.DateTimeField()
+    destination_host = models.CharField(max_length=255, null=True)
+    domain = models.CharField(max_length=255, null=True)
+    last_seen = models.DateTimeField()
+
+    class Meta:
+        constraints = [RollupKey(fields=["bucket", "destination_host", "domain"], name="proxylog_host_seen_key")]
+
+    def __str__(self):
+        return f"{self.destination_host} last seen {self.last_seen:%Y-%m-%d %H:%M:%S}"
+
+
+class ProxyLogHostClientSeen(models.Model):
+    """When each client (and user) last requested each destination host (one bucket, for all time)."""
+
+    bucket = models.DateTimeField()
+    destination_host = models.CharField(max_length=255, null=True)
+    client_ip = models.GenericIPAddressField(null=True)
+    client_host = models.CharField(max_length=255, null=True)
+    user = models.CharField(max_length=255, null=True)
+    domain = models.CharField(max_length=255, null=True)
+    last_seen = models.DateTimeField()
+
+    class Meta:
+        constraints = [RollupKey(fields=["bucket", "destination_host", "client_ip", "client_host", "user", "domain"],
+                                 name="proxylog_host_client_seen_key")]
+
+    def __str__(self):
+        return f"{self.destination_host} by {self.client_ip or self.client_host} {self.last_seen:%Y-%m-%d %H:%M:%S}"
 
 
 class LogImport(models.Model):

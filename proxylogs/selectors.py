@@ -3,26 +3,38 @@
 Functions that return client addresses take `masked` (GDPR mode for this caller): addresses are then masked
 and aggregates are grouped by the masked network (the stored client_network column), so two clients of one
 /24 come out as one row rather than as two rows with the same masked address.
+
+The summaries over "the last N hours" (window_totals, traffic_statistics, clients, hosts, domains, agents, file
+types, shadow IT, WAF and threats) read the rollups of proxylogs.dashboard_rollups through the core's planner:
+the window's whole hours from the hourly rollups, its partial first hour from the entries, in one statement;
+distinct clients per host, users and last-seen times from the last-seen tables. They return what the same
+aggregates over the entries return.
 """
 
 import datetime as dt
 import ipaddress
 import math
 
-from django.db.models import Case, CharField, Count, F, IntegerField, Max, Min, Q, Sum, Value, When, Window
+from django.db import connection
+from django.db.models import Case, Count, F, IntegerField, Max, Min, Q, Sum, Value, When, Window
 from django.utils import timezone
 
+from proxylogs import dashboard_rollups as rollups
 from proxylogs.catalogue import FILE_TYPE_CATEGORIES
 from proxylogs.ingest.parse import status_text
 from proxylogs.models import (
     LogImport,
+    ProxyLogClientSeen,
     ProxyLogEntry,
+    ProxyLogHostClientSeen,
+    ProxyLogHostSeen,
     ProxyLogHour,
     SecurityProfile,
     ShadowItService,
     WafCategory,
 )
 from proxylogs.security import security_score
+from vpnmonitor import rollups as core
 from vpnmonitor.models import AuditEvent
 from vpnmonitor.privacy import is_masked_host, mask_client
 from vpnmonitor.timeseries import EpochBucket, floor_time, format_timestamp, last_buckets, zero_fill
@@ -128,16 +140,76 @@ def _window(hours, now=None):
 
 
 _BLOCKED = Q(blocked=True)
+# The window's plan runs this far ahead of now: "the last N hours" counts entries stamped later than now too.
+_AHEAD = dt.timedelta(days=3650)
+
+
+def _start(hours, now):
+    return (now or timezone.now()) - dt.timedelta(hours=hours)
+
+
+def _window_rows(rollup, hours, now, keys, measures, where=None):
+    """(sql, params) of core.window_rows over the last `hours` hours (open towards the future) of a rollup,
+    both sides filtered by `where` (keywords that name a dimension)."""
+    now = now or timezone.now()
+    window = (_start(hours, now), floor_time(now, dt.timedelta(seconds=DAY)) + _AHEAD - dt.timedelta(microseconds=1))
+    rows, raw = rollup.rollup_model.objects.all(), ProxyLogEntry.objects.all()
+    if where:
+        rows, raw = rows.filter(**where), raw.filter(**where)
+    daily = rollups.DAILY.get(rollup)
+    if daily is None:
+        return core.window_rows(rollup, core.plan(window, rollup.step, now=now), keys, measures, raw=raw, rows=rows)
+    # Whole days from the daily rollup, the whole hours of the partial days from the hourly one.
+    plan = core.refine(core.plan(window, daily.step, now=now), rollup.step, lambda first, stop: True, now=now)
+    days = daily.rollup_model.objects.filter(**where) if where else daily.rollup_model.objects.all()
+    return core.window_rows(daily, plan, keys, measures, raw=raw, rows=days, finer=(rollup, rows))
+
+
+def _fetch(sql, params):
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def _summed(rollup, hours, now, keys, measures, *, where=None, order=None, limit=None):
+    """[(key values..., measure sums...)] per key over the window, keys without entries left out (the first
+    measure sums to zero), ordered by `order` (SQL over k0.. and n0.., default: n0 DESC then the keys)."""
+    sql, params = _window_rows(rollup, hours, now, keys, measures, where)
+    names = [f"w.k{i}" for i in range(len(keys))]
+    sums = [f"SUM(w.m{i}) AS n{i}" for i in range(len(measures))]
+    order = order or ", ".join(["n0 DESC", *(f"k{i}" for i in range(len(keys)))])
+    group = f" GROUP BY {', '.join(names)}" if names else ""
+    columns = [f"{name} AS k{i}" for i, name in enumerate(names)] + sums
+    rows = _fetch(f"SELECT {', '.join(columns)} FROM ({sql}) w{group} HAVING SUM(w.m0) > 0 ORDER BY {order}"
+                  + ("" if limit is None else f" LIMIT {int(limit)}"), params)
+    width = len(keys)
+    return [(*row[:width], *(int(n) for n in row[width:])) for row in rows]
+
+
+def _clients_seen(hours, now):
+    return ProxyLogClientSeen.objects.filter(bucket=rollups.SEEN_BUCKET, last_seen__gte=_start(hours, now))
+
+
+def _hosts_seen(hours, now):
+    return ProxyLogHostSeen.objects.filter(bucket=rollups.SEEN_BUCKET, last_seen__gte=_start(hours, now))
+
+
+def _host_clients_seen(hours, now):
+    return ProxyLogHostClientSeen.objects.filter(bucket=rollups.SEEN_BUCKET, last_seen__gte=_start(hours, now))
 
 
 def window_totals(hours, *, now=None):
-    totals = _window(hours, now).aggregate(
-        requests=Count("id"), blocked=Count("id", filter=_BLOCKED), bytes=Sum("bytes"),
-        unique_clients=_distinct_clients(), unique_domains=Count("domain", distinct=True),
-    )
-    totals["bytes"] = totals["bytes"] or 0
-    totals["allowed"] = totals["requests"] - totals["blocked"]
-    return totals
+    # From the destinations: their daily rollup holds long windows in the fewest rows.
+    summed = _summed(rollups.DESTINATIONS, hours, now, [], ["requests", "blocked", "bytes"])
+    requests, blocked, size = summed[0] if summed else (0, 0, 0)
+    return {
+        "requests": requests, "blocked": blocked, "bytes": size,
+        # A client has entries in the window exactly when it was last seen at or after its start.
+        "unique_clients": _clients_seen(hours, now).count(),
+        "unique_domains": _hosts_seen(hours, now).exclude(domain=None).aggregate(
+            n=Count("domain", distinct=True))["n"],
+        "allowed": requests - blocked,
+    }
 
 
 def traffic_statistics(period="day", *, now=None):
@@ -145,11 +217,20 @@ def traffic_statistics(period="day", *, now=None):
     status, method and result code, and bytes per hour."""
     step, count, _ = TRAFFIC_PERIODS[period]
     hours = max(1, step * count // HOUR)
-    entries = _window(hours, now)
+
+    # One read of the requests rollup for the three breakdowns.
+    fields = ["http_status", "method", "result_code"]
+    combinations = _summed(rollups.REQUESTS, hours, now, fields, ["requests", "bytes"])
 
     def breakdown(field, limit=20):
-        return list(entries.values(field).annotate(count=Count("id"), bytes=Sum("bytes"))
-                    .order_by("-count", field)[:limit])
+        index = fields.index(field)
+        sums = {}
+        for row in combinations:
+            total = sums.setdefault(row[index], [0, 0])
+            total[0] += row[3]
+            total[1] += row[4]
+        ordered = sorted(sums.items(), key=lambda item: (-item[1][0], item[0]))[:limit]
+        return [{field: key, "count": n, "bytes": size} for key, (n, size) in ordered]
 
     starts = last_buckets(HOUR, hours, now=now)
     hourly = ProxyLogHour.objects.filter(hour__gte=starts[0]).values("hour", "total", "blocked", "bytes")
@@ -212,23 +293,36 @@ def top_clients(hours, *, masked, limit=10, now=None):
     """/api/clients/statistics: the busiest clients (or masked networks) by requests."""
     # client_network is masked already: an address's network, or a host name's keyed hash.
     keys = ["client_network"] if masked else ["client_ip", "client_host"]
-    rows = (_window(hours, now).values(*keys)
-            .annotate(requests=Count("id"), bytes=Sum("bytes"), blocked=Count("id", filter=_BLOCKED),
-                      last_seen=Max("timestamp"))
-            .order_by("-requests", *(F(key).asc(nulls_last=True) for key in keys))[:limit])
-    return [{"client_ip": row["client_network"] if masked else _client(row, masked=False),
-             "requests": row["requests"], "bytes": row["bytes"] or 0, "blocked": row["blocked"],
-             "last_seen": _time(row["last_seen"])} for row in rows]
+    order = ", ".join(["n0 DESC", *(f"k{i} IS NULL, k{i}" for i in range(len(keys)))])
+    rows = [dict(zip([*keys, "requests", "bytes", "blocked"], row, strict=True))
+            for row in _summed(rollups.CLIENTS, hours, now, keys, ["requests", "bytes", "blocked"], order=order,
+                               limit=limit)]
+    # A client with entries in the window (open towards the future) made its latest request in it.
+    seen = {}
+    if masked:
+        networks = [row["client_network"] for row in rows]
+        seen = dict(_clients_seen(hours, now).filter(client_network__in=networks).values("client_network")
+                    .annotate(at=Max("last_seen")).values_list("client_network", "at"))
+    elif rows:
+        which = Q(client_ip__in=[r["client_ip"] for r in rows if r["client_ip"] is not None])
+        which |= Q(client_host__in=[r["client_host"] for r in rows if r["client_host"] is not None])
+        seen = {_client(row, masked=False): row["last_seen"]
+                for row in _clients_seen(hours, now).filter(which).values("client_ip", "client_host", "last_seen")}
+    out = []
+    for row in rows:
+        client = row["client_network"] if masked else _client(row, masked=False)
+        out.append({"client_ip": client, "requests": row["requests"], "bytes": row["bytes"],
+                    "blocked": row["blocked"], "last_seen": _time(seen.get(client))})
+    return out
 
 
 def clients_statistics(hours, *, masked, limit=10, now=None):
     """/api/clients/statistics: the busiest clients, each also under the keys secure-proxy-manager's UI reads
     (ip_address, and status "Active": seen in the window)."""
-    totals = _window(hours, now).aggregate(unique_clients=_distinct_clients())
+    unique = _clients_seen(hours, now).count()
     clients = [{**row, "ip_address": row["client_ip"], "status": "Active"}
                for row in top_clients(hours, masked=masked, limit=limit, now=now)]
-    return {"hours": hours, "total_clients": totals["unique_clients"], "unique_clients": totals["unique_clients"],
-            "clients": clients}
+    return {"hours": hours, "total_clients": unique, "unique_clients": unique, "clients": clients}
 
 
 def client_details(address, hours, *, masked, now=None):
@@ -266,88 +360,98 @@ def client_details(address, hours, *, masked, now=None):
 
 
 def top_hosts(hours, *, limit=10, now=None):
-    rows = (_window(hours, now).exclude(destination_host=None).values("destination_host")
-            .annotate(requests=Count("id"), bytes=Sum("bytes"), blocked=Count("id", filter=_BLOCKED),
-                      clients=_distinct_clients())
-            .order_by("-requests", "destination_host")[:limit])
-    return [{"domain": row["destination_host"], "requests": row["requests"], "bytes": row["bytes"] or 0,
-             "blocked": row["blocked"], "clients": row["clients"]} for row in rows]
+    rows = _summed(rollups.DESTINATIONS, hours, now, ["destination_host"], ["requests", "bytes", "blocked"],
+                   where={"destination_host__isnull": False}, limit=limit)
+    # Each host's clients: those whose latest request to it is in the window.
+    clients = dict(_host_clients_seen(hours, now).filter(destination_host__in=[row[0] for row in rows])
+                   .values("destination_host").annotate(n=_distinct_clients()).values_list("destination_host", "n"))
+    return [{"domain": host, "requests": requests, "bytes": size, "blocked": blocked, "clients": clients.get(host, 0)}
+            for host, requests, size, blocked in rows]
 
 
 def domains_statistics(hours, *, limit=10, now=None):
     """/api/domains/statistics: the most requested destination hosts; status "Blocked" when any request to the
     host was refused in the window, else "Allowed"."""
-    totals = _window(hours, now).aggregate(unique_hosts=Count("destination_host", distinct=True))
     domains = [{**row, "domain_name": row["domain"], "status": "Blocked" if row["blocked"] else "Allowed"}
                for row in top_hosts(hours, limit=limit, now=now)]
-    return {"hours": hours, "unique_domains": totals["unique_hosts"], "domains": domains}
+    hosts = _hosts_seen(hours, now).aggregate(n=Count("destination_host", distinct=True))["n"]
+    return {"hours": hours, "unique_domains": hosts, "domains": domains}
 
 
 def top_domains(hours, *, limit=50, now=None):
     """/api/analytics/top-domains: registrable domains (Public Suffix List) by requests, for the word cloud."""
-    rows = (_window(hours, now).exclude(domain=None).values("domain")
-            .annotate(count=Count("id"), bytes=Sum("bytes")).order_by("-count", "domain")[:limit])
-    return [{"domain": row["domain"], "count": row["count"], "bytes": row["bytes"] or 0} for row in rows]
+    rows = _summed(rollups.DESTINATIONS, hours, now, ["domain"], ["requests", "bytes"],
+                   where={"domain__isnull": False}, limit=limit)
+    return [{"domain": domain, "count": n, "bytes": size} for domain, n, size in rows]
 
 
 def user_agents(hours, *, limit=10, now=None):
     """/api/analytics/user-agents: User-Agent categories (when the log format carries them) and methods."""
-    entries = _window(hours, now)
-    with_agent = entries.exclude(user_agent=None)
-    categories = with_agent.values("user_agent_category").annotate(count=Count("id")).order_by("-count",
-                                                                                              "user_agent_category")
-    agents = with_agent.values("user_agent").annotate(count=Count("id")).order_by("-count", "user_agent")[:limit]
-    methods = entries.values("method").annotate(count=Count("id")).order_by("-count", "method")
-    counts = entries.aggregate(total=Count("id"), with_agent=Count("id", filter=~Q(user_agent=None)))
+    with_agent = {"user_agent__isnull": False}
+    categories = [{"category": category, "count": n} for category, n in
+                  _summed(rollups.AGENTS, hours, now, ["user_agent_category"], ["requests"], where=with_agent)]
+    agents = _summed(rollups.AGENTS, hours, now, ["user_agent"], ["requests"], where=with_agent, limit=limit)
+    methods = _summed(rollups.REQUESTS, hours, now, ["method"], ["requests"])
     return {
         "hours": hours,
-        "requests": counts["total"],
-        "requests_with_user_agent": counts["with_agent"],
-        "categories": [{"category": row["user_agent_category"], "count": row["count"]} for row in categories],
-        "top_user_agents": [{"user_agent": row["user_agent"], "count": row["count"]} for row in agents],
-        "methods": [{"name": row["method"], "method": row["method"], "count": row["count"]} for row in methods],
+        "requests": sum(n for _, n in methods),
+        "requests_with_user_agent": sum(row["count"] for row in categories),
+        "categories": categories,
+        "top_user_agents": [{"user_agent": agent, "count": n} for agent, n in agents],
+        "methods": [{"name": method, "method": method, "count": n} for method, n in methods],
         # secure-proxy-manager's "service types": here the User-Agent categories.
-        "service_types": [{"name": row["user_agent_category"], "count": row["count"]} for row in categories],
+        "service_types": [{"name": row["category"], "count": row["count"]} for row in categories],
     }
 
 
 def file_extensions(hours, *, limit=20, now=None):
     """/api/analytics/file-extensions: the top requested file types, and every file type's category
     (FILE_TYPE_CATEGORIES; "Other" for the rest), counted in the database."""
-    entries = _window(hours, now).exclude(file_extension=None)
-    rows = (entries.values("file_extension")
-            .annotate(count=Count("id"), bytes=Sum("bytes"), blocked=Count("id", filter=_BLOCKED))
-            .order_by("-count", "file_extension")[:limit])
-    category = Case(*(When(file_extension__in=extensions, then=Value(name))
-                      for name, extensions in FILE_TYPE_CATEGORIES.items()),
-                    default=Value("Other"), output_field=CharField())
-    categories = (entries.annotate(category=category).values("category").annotate(count=Count("id"))
-                  .order_by("-count", "category"))
+    rows = _summed(rollups.REQUESTS, hours, now, ["file_extension"], ["requests", "bytes", "blocked"],
+                   where={"file_extension__isnull": False})
+    category_of = {extension: name for name, extensions in reversed(FILE_TYPE_CATEGORIES.items())
+                   for extension in extensions}
+    categories = {}
+    for extension, n, _, _ in rows:
+        name = category_of.get(extension, "Other")
+        categories[name] = categories.get(name, 0) + n
     return {
-        "extensions": [{"ext": "." + row["file_extension"], "extension": row["file_extension"], "count": row["count"],
-                        "bytes": row["bytes"] or 0, "blocked": row["blocked"]} for row in rows],
-        "categories": [{"category": row["category"], "count": row["count"]} for row in categories],
+        "extensions": [{"ext": "." + extension, "extension": extension, "count": n, "bytes": size, "blocked": blocked}
+                       for extension, n, size, blocked in rows[:limit]],
+        "categories": [{"category": name, "count": n}
+                       for name, n in sorted(categories.items(), key=lambda item: (-item[1], item[0]))],
     }
 
 
 def shadow_it(hours, *, now=None):
     """/api/analytics/shadow-it: use of the catalogue's services (a host or any subdomain of it)."""
     services = {service.pk: service for service in ShadowItService.objects.filter(enabled=True)}
-    whens, matches = [], Q()
-    for service in services.values():
-        for host in service.domain_list:
-            match = Q(destination_host=host) | Q(destination_host__endswith="." + host)
-            matches |= match
-            whens.append(When(match, then=Value(service.pk)))
-    if not whens:
+    if not any(service.domain_list for service in services.values()):
         return []
-    rows = (_window(hours, now).filter(matches)
-            .annotate(service=Case(*whens, default=None, output_field=IntegerField()))
-            .values("service")
-            .annotate(requests=Count("id"), bytes=Sum("bytes"), blocked=Count("id", filter=_BLOCKED),
-                      clients=_distinct_clients(), users=Count("user", distinct=True),
-                      last_seen=Max("timestamp"))
-            .order_by("-requests", "service"))
+    # Each host of the window goes to the first service (in catalogue order) that names it or a parent of it.
+    by_host, hosts = {}, {}
+    for host, requests, size, blocked in _summed(rollups.DESTINATIONS, hours, now, ["destination_host"],
+                                                 ["requests", "bytes", "blocked"],
+                                                 where={"destination_host__isnull": False}):
+        pk = next((service.pk for service in services.values() for name in service.domain_list
+                   if host == name or host.endswith("." + name)), None)
+        if pk is not None:
+            hosts[host] = pk
+            total = by_host.setdefault(pk, [0, 0, 0])
+            total[0] += requests
+            total[1] += size
+            total[2] += blocked
+    if not by_host:
+        return []
+    # Each service's clients and users: those whose latest request to one of its hosts is in the window.
+    service = Case(*(When(destination_host__in=[host for host, pk in hosts.items() if pk == service_pk],
+                          then=Value(service_pk)) for service_pk in by_host), output_field=IntegerField())
+    seen = {row["service"]: row for row in _host_clients_seen(hours, now).filter(destination_host__in=list(hosts))
+            .annotate(service=service).values("service")
+            .annotate(clients=_distinct_clients(), users=Count("user", distinct=True), last_seen=Max("last_seen"))}
+    rows = [{"service": pk, "requests": requests, "bytes": size, "blocked": blocked, "clients": seen[pk]["clients"],
+             "users": seen[pk]["users"], "last_seen": seen[pk]["last_seen"]}
+            for pk, (requests, size, blocked) in sorted(by_host.items(), key=lambda item: (-item[1][0], item[0]))]
     return [
         {"service": services[row["service"]].name, "name": services[row["service"]].name,
          "domain": services[row["service"]].domain_list[0], "category": services[row["service"]].category,
@@ -366,9 +470,9 @@ def _entropy(counts):
 
 
 def waf_detections(hours, *, now=None):
-    rows = (_window(hours, now).exclude(waf_category=None).values("waf_category")
-            .annotate(detected=Count("id"), blocked=Count("id", filter=_BLOCKED)).order_by("waf_category"))
-    return {row["waf_category"]: row for row in rows}
+    rows = _summed(rollups.DESTINATIONS, hours, now, ["waf_category"], ["requests", "blocked"],
+                   where={"waf_category__isnull": False}, order="k0")
+    return {name: {"waf_category": name, "detected": detected, "blocked": blocked} for name, detected, blocked in rows}
 
 
 def waf_stats(hours, *, now=None):
@@ -416,24 +520,23 @@ def recent_blocks(*, masked, limit=5):
 
 
 def top_blocked_destinations(hours, *, limit=10, now=None):
-    rows = (_window(hours, now).filter(blocked=True).exclude(destination=None).values("destination")
-            .annotate(count=Count("id")).order_by("-count", "destination")[:limit])
-    return [{"dest": row["destination"], "count": row["count"]} for row in rows]
+    rows = _summed(rollups.DESTINATIONS, hours, now, ["destination"], ["blocked"],
+                   where={"destination__isnull": False}, limit=limit)
+    return [{"dest": destination, "count": n} for destination, n in rows]
 
 
 def threat_categories(hours, *, now=None):
     """Refused requests by why they look like a threat: the WAF category that tagged them, "Direct IP" for a
     raw-address destination, else "Policy" (refused by the proxy's rules)."""
     labels = dict(WafCategory.objects.values_list("name", "label"))
-    rows = (_window(hours, now).filter(blocked=True).values("waf_category", "destination_is_ip")
-            .annotate(count=Count("id")))
     counts = {}
-    for row in rows:
-        if row["waf_category"]:
-            name = labels.get(row["waf_category"], row["waf_category"])
+    for category, is_ip, n in _summed(rollups.DESTINATIONS, hours, now, ["waf_category", "destination_is_ip"],
+                                      ["blocked"]):
+        if category:
+            name = labels.get(category, category)
         else:
-            name = "Direct IP" if row["destination_is_ip"] else "Policy"
-        counts[name] = counts.get(name, 0) + row["count"]
+            name = "Direct IP" if is_ip else "Policy"
+        counts[name] = counts.get(name, 0) + n
     return [{"category": name, "count": count} for name, count in sorted(counts.items(), key=lambda i: (-i[1], i[0]))]
 
 

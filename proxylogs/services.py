@@ -17,6 +17,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from proxylogs import dashboard_rollups
 from proxylogs.ingest.domains import file_extension, registrable_domain, user_agent_category
 from proxylogs.ingest.parse import Summary, blocked, parse_lines
 from proxylogs.ingest.rows import SquidRows
@@ -149,11 +150,12 @@ def entry_row(record, *, source_id=None, waf=None):
 
 
 def store_rows(rows):
-    """Insert COLUMNS tuples (COPY on PostgreSQL, bulk_create elsewhere) and add them to the hourly rollup, in one
-    transaction. Returns how many. The only insert of entries: every other writer stores through it."""
+    """Insert COLUMNS tuples (COPY on PostgreSQL, bulk_create elsewhere) and add them to the hourly rollup and the
+    dashboard rollups, in one transaction. Returns how many. The only insert of entries: every other writer stores
+    through it."""
     if not rows:
         return 0
-    counts = count_batch(rows, COLUMNS)
+    counts = {HOURLY: count_batch(rows, COLUMNS), **dashboard_rollups.count_batch(rows, COLUMNS)}
     with transaction.atomic(savepoint=False):
         if connection.vendor == "postgresql":
             connection.ensure_connection()
@@ -171,7 +173,7 @@ def store_rows(rows):
             ProxyLogEntry.objects.bulk_create(
                 [ProxyLogEntry(**dict(zip(COLUMNS, row, strict=True))) for row in rows], batch_size=500
             )
-        rollups.apply({HOURLY: counts})
+        rollups.apply(counts)
     return len(rows)
 
 
@@ -475,10 +477,13 @@ def tail_enabled_sources():
 
 
 def delete_entries(queryset):
-    """Delete entries and subtract them from the hourly rollup, in one transaction; returns how many were deleted
-    (retention's delete of the proxy_logs dataset, and the admin's)."""
+    """Delete entries and subtract them from the rollups, in one transaction; returns how many were deleted
+    (retention's delete of the proxy_logs dataset, and the admin's). The last-seen tables, which cannot be
+    subtracted from, drop the keys seen only before every entry left (see dashboard_rollups)."""
     with transaction.atomic():
-        return rollups.delete(queryset)
+        deleted = rollups.delete(queryset, rollups=[r for r in rollups.of(ProxyLogEntry) if r.subtractable])
+        dashboard_rollups.forget_unseen()
+        return deleted
 
 
 def clear_logs(actor=None):

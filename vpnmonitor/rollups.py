@@ -12,7 +12,13 @@ The core owns the rest, the same on SQLite and PostgreSQL:
   subtract them (subtract, delete), and rows whose first measure reaches zero are dropped (only for
   rollups whose measures are all sums: a maximum or minimum cannot be taken back);
 - one read planner: a window's whole buckets from the rollup, its partial edges from the raw table
-  (plan, total, grouped), in one statement so both are read from one snapshot.
+  (plan, total, grouped, or window_rows for a caller's own GROUP BY or COUNT(DISTINCT)), in one statement so
+  both are read from one snapshot.
+
+A dimension may be empty (NULL): the rollup model then declares its key with RollupKey, a unique key in which
+NULLs are equal (NULLS NOT DISTINCT on PostgreSQL, an index on COALESCE(column, x'') on SQLite, where no text,
+number or time equals an empty blob), so an empty dimension is one row per bucket like any other value, stored
+and read back as NULL.
 
 Services are the only writers of a source table that has rollups: they insert and delete through these
 functions in the same transaction as the rows themselves.
@@ -25,7 +31,7 @@ from dataclasses import dataclass
 
 from django.apps import apps
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
-from django.db.models import Count, F, Max, Min, Q, Sum, Value
+from django.db.models import Count, F, Func, Max, Min, Q, Sum, UniqueConstraint, Value
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -149,6 +155,56 @@ def update_clause(measures, columns, table, *, vendor, excluded="EXCLUDED"):
     each column combined with the new row's as its measure says."""
     return ", ".join(f"{column} = " + measure.update_sql(f"{table}.{column}", f"{excluded}.{column}", vendor)
                      for measure, column in zip(measures, columns, strict=True))
+
+
+class _KeyPart(Func):
+    """A nullable key column in SQLite's unique index of a rollup: NULL as an empty blob, equal to no other value."""
+
+    template = "COALESCE(%(expressions)s, x'')"
+
+
+class RollupKey(UniqueConstraint):
+    """The unique key of a rollup model whose dimensions may be NULL: NULLs are equal in it, so the upsert finds
+    the row of an empty dimension as it finds any other.
+
+    PostgreSQL: UNIQUE NULLS NOT DISTINCT (15 and later). SQLite, which has no such option: a unique index on
+    the columns, each nullable one as COALESCE(column, x''), which the upsert names as its conflict target.
+    """
+
+    def __init__(self, *, fields, name):
+        super().__init__(fields=fields, name=name)
+
+    def _for(self, model, schema_editor):
+        if schema_editor.connection.vendor == "postgresql":
+            return UniqueConstraint(fields=self.fields, name=self.name, nulls_distinct=False)
+        meta = model._meta
+        return UniqueConstraint(*(_KeyPart(F(name)) if meta.get_field(name).null else F(name) for name in self.fields),
+                                name=self.name)
+
+    def constraint_sql(self, model, schema_editor):
+        return self._for(model, schema_editor).constraint_sql(model, schema_editor)
+
+    def create_sql(self, model, schema_editor):
+        return self._for(model, schema_editor).create_sql(model, schema_editor)
+
+    def remove_sql(self, model, schema_editor):
+        return self._for(model, schema_editor).remove_sql(model, schema_editor)
+
+    def validate(self, model, instance, exclude=None, using=DEFAULT_DB_ALIAS):
+        # Written only by the core's upsert, which never inserts a second row of a key.
+        return None
+
+
+def conflict_target(model, names, connection):
+    """The ON CONFLICT column list of a rollup's key: on SQLite a nullable column as its RollupKey indexes it."""
+    meta = model._meta
+    quote = connection.ops.quote_name
+    parts = []
+    for name in names:
+        field = meta.get_field(name)
+        column = quote(field.column)
+        parts.append(f"COALESCE({column}, x'')" if field.null and connection.vendor != "postgresql" else column)
+    return ", ".join(parts)
 
 
 @dataclass(frozen=True, eq=False)
@@ -418,7 +474,7 @@ def _on_conflict(rollup, connection, table):
     """ON CONFLICT (key) DO UPDATE SET each measure combined as it says."""
     meta = rollup.rollup_model._meta
     quote = connection.ops.quote_name
-    conflict = ", ".join(quote(meta.get_field(name).column) for name in rollup.key)
+    conflict = conflict_target(rollup.rollup_model, rollup.key, connection)
     columns = [quote(meta.get_field(m.name).column) for m in rollup.measures]
     update = update_clause(rollup.measures, columns, table, vendor=connection.vendor)
     return f"ON CONFLICT ({conflict}) DO UPDATE SET {update}"
@@ -479,15 +535,11 @@ def counts_in(rollup, queryset, *, kept=None):
     """Counter of the rollup's keys -> measures of the source rows of a queryset, aggregated in SQL.
 
     kept: only the rows of these buckets (for a rollup with a `keep` rule)."""
-    queryset = queryset.filter(rollup.raw_filter()).order_by()
     if kept is not None:
         if not kept:
             return Counter()
         queryset = queryset.filter(**{f"{rollup.time}__gte": min(kept), f"{rollup.time}__lt": max(kept) + rollup.step})
-    names = {f"rk{i}": dimension.sql() for i, dimension in enumerate(rollup.dimensions)}
-    measures = {f"rm{i}": measure.aggregate() for i, measure in enumerate(rollup.measures)}
-    rows = (queryset.annotate(rk_bucket=EpochBucket(rollup.time, rollup.step), **names)
-            .values("rk_bucket", *names).annotate(**measures).values_list("rk_bucket", *names, *measures))
+    rows = _grouped(rollup, queryset, EpochBucket)
     width = len(rollup.dimensions) + 1
     single = len(rollup.measures) == 1
     summed = rollup.subtractable
@@ -504,6 +556,17 @@ def counts_in(rollup, queryset, *, kept=None):
                            for m, v in zip(rollup.measures, values, strict=True))
             counts[(bucket, *row[1:width])] = values[0] if single else values
     return counts
+
+
+def _grouped(rollup, queryset, bucket):
+    """The source rows of a queryset grouped by the rollup's key: values_list of the bucket, the dimensions and
+    the measures, in that order. bucket: BucketStart (a time, to insert) or EpochBucket (seconds, to read).
+    """
+    queryset = queryset.filter(rollup.raw_filter()).order_by()
+    names = {f"rk{i}": dimension.sql() for i, dimension in enumerate(rollup.dimensions)}
+    measures = {f"rm{i}": measure.aggregate() for i, measure in enumerate(rollup.measures)}
+    return (queryset.annotate(rk_bucket=bucket(rollup.time, rollup.step), **names)
+            .values("rk_bucket", *names).annotate(**measures).values_list("rk_bucket", *names, *measures))
 
 
 def buckets_in(rollup, queryset):
@@ -587,7 +650,8 @@ def clear(source, *, using=DEFAULT_DB_ALIAS, rollups=None):
 
 
 def rebuild(source, *, using=DEFAULT_DB_ALIAS, rollups=None):
-    """Recompute rollups (default: every one of the source model) from the raw table, in one transaction.
+    """Recompute rollups (default: every one of the source model) from the raw table, in one transaction: in
+    SQL (INSERT ... SELECT ... GROUP BY) but for capped sums and rollups with a `keep` rule.
 
     A rollup with a `keep` rule is recounted for the buckets it keeps among those of the raw rows."""
     model = _model(source)
@@ -596,11 +660,18 @@ def rebuild(source, *, using=DEFAULT_DB_ALIAS, rollups=None):
     with transaction.atomic(using=using):
         for rollup in chosen:
             rollup.rollup_model._base_manager.using(using).all().delete()
+        # Rollups kept for every bucket, without a capped sum: one INSERT ... SELECT ... GROUP BY in the database.
+        in_sql = [rollup for rollup in chosen if rollup.keep is None and all(m.cap is None for m in rollup.measures)]
+        for rollup in in_sql:
+            # In key order, bucket first: the rows of a bucket are stored together, as time-ordered writes leave them.
+            keys = ["rk_bucket", *(f"rk{i}" for i in range(len(rollup.dimensions)))]
+            sql, params = _grouped(rollup, raw, BucketStart).order_by(*keys).query.sql_with_params()
+            upsert_select(rollup, sql, params, using=using)
         apply({
             rollup: counts_in(rollup, raw) if rollup.keep is None else Deferred(
                 lambda kept, rollup=rollup: counts_in(rollup, raw, kept=kept),
                 buckets=lambda rollup=rollup: buckets_in(rollup, raw),
-            ) for rollup in chosen
+            ) for rollup in chosen if rollup not in in_sql
         }, using=using)
 
 
@@ -745,6 +816,44 @@ def grouped(rollup, plan, by, *, raw, rows, measure=None, finer=None, limit=None
         part = raw.filter(**{f"{rollup.time}__range": (low, high)}).annotate(rk=dimension.sql()).values("rk")
         parts.append((sign, part.annotate(n=measure.aggregate())))
     return union_sum(parts, limit=limit, label=label, using=rows.db)
+
+
+def window_rows(rollup, plan, keys, measures, *, raw, rows, finer=None):
+    """(sql, params): a SELECT of a planned window's counts, for a caller's own GROUP BY: one row per rollup row
+    of the whole buckets and per key of each raw edge, columns k0, k1, ... (the dimensions `keys`) then m0, m1,
+    ... (the `measures`, by name), negated for the parts the plan subtracts. raw, rows and finer as for total()
+    (the finer rollup has the same dimensions and measures).
+
+    Summed per key, the rows give the window's totals; a key is in the window when its first measure sums to
+    more than zero, so COUNT(DISTINCT) is counted over keys grouped first (never over the rows, since a
+    subtracted edge takes a key's rows back out)."""
+    chosen = [_measure(rollup, name) for name in measures]
+    dimensions = {d.name: d for d in rollup.dimensions}
+    names = [f"k{i}" for i in range(len(keys))] + [f"m{i}" for i in range(len(chosen))]
+    parts = [(1, rows.filter(**{f"{rollup.bucket}__gte": plan.first, f"{rollup.bucket}__lt": plan.stop}).order_by()
+              .annotate(**{f"k{i}": F(key) for i, key in enumerate(keys)},
+                        **{f"m{i}": F(m.name) for i, m in enumerate(chosen)}).values(*names))]
+    for sign, low, high in plan.finer:
+        finer_rollup, finer_rows = finer
+        between = {f"{finer_rollup.bucket}__gte": low, f"{finer_rollup.bucket}__lt": high}
+        parts.append((sign, finer_rows.filter(**between)
+                      .order_by().annotate(**{f"k{i}": F(key) for i, key in enumerate(keys)},
+                                           **{f"m{i}": F(m.name) for i, m in enumerate(chosen)}).values(*names)))
+    raw = raw.filter(rollup.raw_filter()).order_by()
+    for sign, low, high in plan.ranges:
+        # Grouped by the keys (by a constant when there are none, for the edge's totals).
+        groups = {f"k{i}": dimensions[key].sql() for i, key in enumerate(keys)} or {"k_all": Value(0)}
+        part = (raw.filter(**{f"{rollup.time}__range": (low, high)}).annotate(**groups).values(*groups)
+                .annotate(**{f"m{i}": m.aggregate() for i, m in enumerate(chosen)}))
+        parts.append((sign, part))
+    sql, params = [], []
+    for sign, part in parts:
+        part_sql, part_params = part.query.sql_with_params()
+        columns = ", ".join([f"p.k{i}" for i in range(len(keys))]
+                            + [f"{'-' if sign < 0 else ''}p.m{i} AS m{i}" for i in range(len(chosen))])
+        sql.append(f"SELECT {columns} FROM ({part_sql}) p")
+        params.extend(part_params)
+    return " UNION ALL ".join(sql), params
 
 
 def union_sum(parts, *, limit=None, label=None, using=DEFAULT_DB_ALIAS):

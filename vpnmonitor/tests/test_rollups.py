@@ -83,6 +83,20 @@ class ReadingPeak(models.Model):  # noqa: DJ008 - a table of this test only
         constraints = [models.UniqueConstraint(fields=["bucket", "kind"], name="rollups_test_peak_key")]
 
 
+class ReadingBySensor(models.Model):  # noqa: DJ008 - a table of this test only
+    """Dimensions that may be empty: a NULL sensor or port is a key of its own, as is the empty sensor ""."""
+
+    bucket = models.DateTimeField()
+    sensor = models.CharField(max_length=20, null=True)
+    port = models.IntegerField(null=True)
+    readings = models.BigIntegerField()
+    total = models.BigIntegerField()
+
+    class Meta:
+        app_label = APP
+        constraints = [rollups.RollupKey(fields=["bucket", "sensor", "port"], name="rollups_test_sensor_key")]
+
+
 OTHER_PORT, NO_PORT = -1, -2
 
 
@@ -126,8 +140,12 @@ PEAK = Rollup(
               Measure("peak", field="value", combine="max"),
               Measure("first", field="time", combine="min"), Measure("last", field="time", combine="max")),
 )
+BY_SENSOR = Rollup(
+    name="test.by_sensor", source=Reading, model=ReadingBySensor, time="time", step=rollups.HOUR,
+    dimensions=(Dimension("sensor"), Dimension("port")), measures=(Measure("readings"), Measure("total", field="value")),
+)
 ALL = (HOURLY, DAILY, SIX_HOURS)
-MODELS = (Reading, ReadingHourly, ReadingDaily, ReadingSixHours, ReadingPeak)
+MODELS = (Reading, ReadingHourly, ReadingDaily, ReadingSixHours, ReadingPeak, ReadingBySensor)
 START = dt.datetime(2026, 3, 1, tzinfo=UTC)
 
 
@@ -431,3 +449,59 @@ def test_a_measure_combines_only_as_sum_max_or_min():
     with pytest.raises(ValueError, match="needs a field and takes no cap or condition"):
         Measure("peak", field="value", combine="max", when=Q(alarm=True), test=lambda row: row["alarm"])
     assert HOURLY.subtractable and not PEAK.subtractable
+
+
+def raw_by_sensor():
+    rows = (Reading.objects.annotate(b=rollups.BucketStart("time", rollups.HOUR)).values("b", "sensor", "port")
+            .annotate(readings=Count("pk"), total=Sum("value")))
+    return {(r["b"], r["sensor"], r["port"]): (r["readings"], r["total"]) for r in rows}
+
+
+def stored_by_sensor():
+    return {(r.bucket, r.sensor, r.port): (r.readings, r.total) for r in ReadingBySensor.objects.all()}
+
+
+def test_empty_dimensions_are_keys_of_their_own_through_every_write(db_tables):
+    rows = readings(900, seed=5)
+    for batch in (rows[:400], rows[400:]):
+        with transaction.atomic():
+            Reading.objects.bulk_create([Reading(**row) for row in batch])
+            rollups.add(Reading, batch, rollups=[BY_SENSOR])
+    stored = stored_by_sensor()
+    assert stored == raw_by_sensor()
+    # One row per bucket for the NULL sensor, another for the empty one: 72 hours x 5 sensors x 6 ports at most.
+    assert ReadingBySensor.objects.filter(sensor=None).count() == len({(b, p) for b, s, p in stored if s is None})
+    assert ReadingBySensor.objects.filter(sensor="").exists() and ReadingBySensor.objects.filter(port=None).exists()
+    assert rollups.counts_in(BY_SENSOR, Reading.objects.all()) == rollups.count_rows(BY_SENSOR, rows)
+    rollups.delete(Reading.objects.filter(Q(sensor=None) | Q(port=None, kind="a")), rollups=[BY_SENSOR])
+    assert not ReadingBySensor.objects.filter(sensor=None).exists()
+    assert stored_by_sensor() == raw_by_sensor()
+    rollups.rebuild(Reading, rollups=[BY_SENSOR])
+    assert stored_by_sensor() == raw_by_sensor()
+
+
+@pytest.mark.parametrize(("start", "end"), [
+    (START + dt.timedelta(hours=1, minutes=17), START + dt.timedelta(days=2, hours=5, minutes=3)),
+    (START + dt.timedelta(minutes=10), START + dt.timedelta(hours=2, minutes=50)),
+])
+def test_window_rows_group_and_count_distinct_keys_as_the_raw_rows_do(db_tables, start, end):
+    rows = readings(900, seed=9)
+    with transaction.atomic():
+        Reading.objects.bulk_create([Reading(**row) for row in rows])
+        rollups.add(Reading, rows, rollups=[BY_SENSOR])
+    window = Reading.objects.filter(time__range=(start, end))
+    # The rest of the last hour is shorter than its part in the window: the plan subtracts it.
+    plan = BY_SENSOR.plan((start, end), now=START + dt.timedelta(days=3))
+    assert any(sign < 0 for sign, _, _ in plan.ranges)
+    sql, params = rollups.window_rows(BY_SENSOR, plan, ["sensor", "port"], ["readings", "total"],
+                                      raw=Reading.objects.all(), rows=ReadingBySensor.objects.all())
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT w.k0, SUM(w.m0), SUM(w.m1) FROM ({sql}) w GROUP BY w.k0 HAVING SUM(w.m0) > 0", params)
+        per_sensor = {sensor: (int(n), int(total)) for sensor, n, total in cursor.fetchall()}
+        cursor.execute(f"SELECT COUNT(*) FROM (SELECT w.k0, w.k1 FROM ({sql}) w GROUP BY w.k0, w.k1 "
+                       "HAVING SUM(w.m0) > 0) d", params)
+        pairs = cursor.fetchone()[0]
+    expected = {r["sensor"]: (r["n"], r["total"]) for r in window.values("sensor").annotate(n=Count("pk"),
+                                                                                           total=Sum("value"))}
+    assert per_sensor == expected and None in per_sensor and "" in per_sensor
+    assert pairs == len(set(window.values_list("sensor", "port")))
