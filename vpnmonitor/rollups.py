@@ -565,6 +565,34 @@ def delete(queryset, *, using=None, rollups=None):
         return total
 
 
+def check_droppable(source, start, end, *, rollups=None):
+    """Raise ValueError unless [start, end) is whole buckets of every rollup of the source (or of those given)."""
+    for rollup in of(source) if rollups is None else rollups:
+        if floor_time(start, rollup.step) != start or floor_time(end, rollup.step) != end:
+            raise ValueError(
+                f"Rollup {rollup.name}: buckets of {rollup.step} do not fit whole in {start.isoformat()} .. "
+                f"{end.isoformat()}; its source rows must be deleted (and subtracted), not dropped")
+
+
+def drop_buckets(source, start, end, *, using=DEFAULT_DB_ALIAS, rollups=None):
+    """Delete the rows of every rollup of the source model (or of those given) whose buckets lie in [start, end),
+    when all the source rows of that time are gone at once (e.g. a day's partition dropped): whole buckets, no
+    aggregation or subtraction. Returns how many rollup rows were deleted.
+
+    Every rollup's buckets must fit whole in the range (a rollup of hours or days for a range of whole days):
+    a bucket that straddles an edge (coarser than the range, or not aligned to it) would keep counting rows
+    that are gone, so ValueError is raised before anything is deleted; such a table deletes its rows instead.
+    Call in the transaction that removes the source rows, or right after they became invisible."""
+    chosen = of(source) if rollups is None else rollups
+    check_droppable(source, start, end, rollups=chosen)
+    deleted = 0
+    for rollup in chosen:
+        rows = rollup.rollup_model._base_manager.using(using).filter(
+            **{f"{rollup.bucket}__gte": start, f"{rollup.bucket}__lt": end})
+        deleted += rows.delete()[0]
+    return deleted
+
+
 def clear(source, *, using=DEFAULT_DB_ALIAS, rollups=None):
     """Empty every rollup of a source model, or the rollups given (with the source table, or before a rebuild)."""
     for rollup in of(source) if rollups is None else rollups:
