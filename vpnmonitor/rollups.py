@@ -10,7 +10,9 @@ The core owns the rest, the same on SQLite and PostgreSQL:
   (apply, e.g. next to a COPY), by rows already in the table aggregated in SQL (counts_in) and by a
   writer's own grouped SELECT (upsert_select); deletes aggregate the rows to be deleted in SQL and
   subtract them (subtract, delete), and rows whose first measure reaches zero are dropped (only for
-  rollups whose measures are all sums: a maximum or minimum cannot be taken back);
+  rollups whose measures are all sums: a maximum or minimum cannot be taken back); when a whole range of
+  source rows goes at once (a day's partition dropped, see vpnmonitor.partitions), the rollups' buckets in
+  that range are deleted whole (drop_buckets), which needs every bucket to fit whole in the range;
 - one read planner: a window's whole buckets from the rollup, its partial edges from the raw table
   (plan, total, grouped), in one statement so both are read from one snapshot.
 
