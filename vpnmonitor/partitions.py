@@ -98,7 +98,8 @@ def day_start(number):
 
 
 def partition_name(table, number):
-    return f"{table}_p{_UNIX_DAY + dt.timedelta(days=number):%Y%m%d}"
+    date = _UNIX_DAY + dt.timedelta(days=number)
+    return f"{table}_p{date.year:04d}{date.month:02d}{date.day:02d}"
 
 
 def _bound(number):
@@ -163,10 +164,11 @@ def attached(connection, table):
 
 def _number(table, name):
     prefix = f"{table}_p"
-    if not name.startswith(prefix):
+    digits = name[len(prefix):]
+    if not name.startswith(prefix) or len(digits) != 8 or not digits.isdigit():
         return None
     try:
-        return (dt.datetime.strptime(name[len(prefix):], "%Y%m%d").date() - _UNIX_DAY).days
+        return (dt.date(int(digits[:4]), int(digits[4:6]), int(digits[6:])) - _UNIX_DAY).days
     except ValueError:
         return None
 
