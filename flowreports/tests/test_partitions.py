@@ -113,7 +113,7 @@ def test_writers_make_the_partitions_of_any_day_a_batch_touches(db):
     postgresql_only()
     now = timezone.now()
     odd = [at("1999-12-31T23:59:59.999999"), at("2000-01-01T00:00:00"), at("2042-06-30T12:00:00"), now]
-    assert {partitions.day_number(moment) for moment in odd[:3]}.isdisjoint(partition_days())
+    assert day("2042-06-30") not in partition_days()  # (other tests' committed writes may have made the others)
     services.store_flows([one_flow(moment) for moment in odd], exporter="test")
     assert {day("1999-12-31"), day("2000-01-01"), day("2042-06-30")} <= partition_days()
     assert FlowReport.objects.count() == 4
