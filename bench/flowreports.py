@@ -133,15 +133,20 @@ def generate_sql(count, days, subscribers, seed=0.42):
 
     from flowreports import rollups
     from flowreports.models import FlowReport
+    from vpnmonitor import partitions
 
     with connection.cursor() as cursor:
         cursor.execute(TRUNCATE)
     _prefixes(subscribers)
+    now = utcnow()
+    # Partitioned by day (PostgreSQL, flowreports migration 0011): every day of the span needs its partition.
+    partitions.ensure(FlowReport, set(range(partitions.day_number(now - dt.timedelta(days=days)),
+                                            partitions.day_number(now) + 1)))
     indexes = FlowReport._meta.indexes
     with connection.schema_editor() as editor:
         for index in indexes:
             editor.execute(f"DROP INDEX IF EXISTS {editor.quote_name(index.name)}")
-    now, done = utcnow(), 0
+    done = 0
     # In chunks of up to 1M flows, each its share of the span, in time order: the rows lie in the table in
     # about the order a collector writes them (random order made every time range touch every page).
     chunks = -(-count // 1_000_000)

@@ -20,7 +20,7 @@ from django.utils import timezone
 from flowreports import ports, rollups
 from flowreports.models import CollectorStatus, FlowReport
 from flowreports.subscribers import SubscriberTable
-from vpnmonitor import retention
+from vpnmonitor import partitions, retention
 from vpnmonitor import rollups as core_rollups
 from vpnmonitor.addresses import canonical_ip
 from vpnmonitor.models import audit
@@ -37,6 +37,7 @@ BULK_CREATE_BATCH = 2000
 _ROLLUP_COLUMNS = ("start_time", "protocol", "direction", "action", "source_ip", "source_port", "destination_ip",
                    "destination_port")
 _ROLLUP_INDEXES = tuple(COLUMNS.index(name) for name in _ROLLUP_COLUMNS)
+_START = COLUMNS.index("start_time")
 
 
 @dataclass(frozen=True)
@@ -140,16 +141,20 @@ def store_flows(records, *, exporter="", table=None, now=None):
     table = table if table is not None else SubscriberTable.load()
     rows, unattributed = _rows(records, table, exporter, now or timezone.now())
     connection = connections[DEFAULT_DB_ALIAS]
-    # The flows and their rollup counts commit together or not at all.
-    with transaction.atomic():
-        if connection.vendor == "postgresql":
-            _copy(connection, rows)
-        else:
-            FlowReport.objects.bulk_create(
-                [FlowReport(**dict(zip(COLUMNS, row, strict=True))) for row in rows], batch_size=BULK_CREATE_BATCH
-            )
-        core_rollups.add(FlowReport, [dict(zip(_ROLLUP_COLUMNS, (row[i] for i in _ROLLUP_INDEXES), strict=True))
-                                      for row in rows])
+
+    def insert():
+        # The flows and their rollup counts commit together or not at all.
+        with transaction.atomic():
+            if connection.vendor == "postgresql":
+                _copy(connection, rows)
+            else:
+                FlowReport.objects.bulk_create(
+                    [FlowReport(**dict(zip(COLUMNS, row, strict=True))) for row in rows], batch_size=BULK_CREATE_BATCH
+                )
+            core_rollups.add(FlowReport, [dict(zip(_ROLLUP_COLUMNS, (row[i] for i in _ROLLUP_INDEXES), strict=True))
+                                          for row in rows])
+
+    partitions.write(FlowReport, insert, lambda: {partitions.day_number(row[_START]) for row in rows})
     if unattributed:
         logger.debug("flowreports: %d of %d flows matched no subscriber", unattributed, len(rows))
     return StoreResult(len(rows), unattributed)
@@ -165,7 +170,8 @@ def _copy_statement(options=""):
 
 
 def _copy(connection, rows):
-    with connection.cursor() as cursor, cursor.cursor.copy(_copy_statement()) as copy:
+    # psycopg's COPY bypasses Django's cursor wrapper: its errors are wrapped as Django's (IntegrityError...).
+    with connection.wrap_database_errors, connection.cursor() as cursor, cursor.cursor.copy(_copy_statement()) as copy:
         for row in rows:
             copy.write_row(row)
 
@@ -415,14 +421,18 @@ class FlowSink:
                 cursor.execute("SET synchronous_commit = off")
                 cursor.execute("SELECT set_config('application_name', %s, false)", [collector_application_name()])
             local.configured = connection.connection
-        with transaction.atomic():
-            # psycopg's COPY bypasses Django's cursor wrapper: wrap its errors (a cut connection is then
-            # Django's OperationalError, which the collector retries, and the connection is re-opened).
-            with connection.wrap_database_errors, connection.cursor() as cursor, \
-                    cursor.cursor.copy(_copy_statement("FORMAT BINARY")) as copy:
-                for chunk in encoder.encode(batch, timezone.now()):
-                    copy.write(chunk)
-            core_rollups.apply(encoder.rollup_counts(batch))
+
+        def insert():
+            with transaction.atomic():
+                # psycopg's COPY bypasses Django's cursor wrapper: wrap its errors (a cut connection is then
+                # Django's OperationalError, which the collector retries, and the connection is re-opened).
+                with connection.wrap_database_errors, connection.cursor() as cursor, \
+                        cursor.cursor.copy(_copy_statement("FORMAT BINARY")) as copy:
+                    for chunk in encoder.encode(batch, timezone.now()):
+                        copy.write(chunk)
+                core_rollups.apply(encoder.rollup_counts(batch))
+
+        partitions.write(FlowReport, insert, lambda: {record.start_us // _DAY_US for record in batch})
         return StoreResult(len(batch), encoder.unattributed)
 
     def totals(self):
@@ -464,25 +474,34 @@ def add_flows(flows):
 
     For flows built field by field (the admin's tests, fixtures); store_flows is the ingest path."""
     flows = list(flows)
-    with transaction.atomic():
-        created = FlowReport.objects.bulk_create(flows, batch_size=BULK_CREATE_BATCH)
-        core_rollups.add(FlowReport, created)
-    return created
+
+    def insert():
+        with transaction.atomic():
+            created = FlowReport.objects.bulk_create(flows, batch_size=BULK_CREATE_BATCH)
+            core_rollups.add(FlowReport, created)
+        return created
+
+    return partitions.write(FlowReport, insert, lambda: {partitions.day_number(flow.start_time) for flow in flows})
 
 
 def update_flows(queryset, **changes):
     """queryset.update(**changes) with the rollups kept exact: the flows are subtracted, changed and added again.
 
     Returns how many flows were changed."""
-    with transaction.atomic():
-        pks = list(queryset.order_by().select_for_update().values_list("pk", flat=True))
-        changed = 0
-        for first in range(0, len(pks), core_rollups.CHUNK):
-            chunk = FlowReport.objects.filter(pk__in=pks[first:first + core_rollups.CHUNK])
-            core_rollups.subtract(chunk)
-            changed += chunk.update(**changes)
-            core_rollups.add(FlowReport, list(chunk))
-    return changed
+
+    def change():
+        with transaction.atomic():
+            pks = list(queryset.order_by().select_for_update().values_list("pk", flat=True))
+            changed = 0
+            for first in range(0, len(pks), core_rollups.CHUNK):
+                chunk = FlowReport.objects.filter(pk__in=pks[first:first + core_rollups.CHUNK])
+                core_rollups.subtract(chunk)
+                changed += chunk.update(**changes)
+                core_rollups.add(FlowReport, list(chunk))
+        return changed
+
+    # A new start_time moves the flows to that day's partition.
+    return partitions.write(FlowReport, change, lambda: {partitions.day_number(changes["start_time"])})
 
 
 def delete_flows(queryset):

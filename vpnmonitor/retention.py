@@ -2,6 +2,11 @@
 
 Deletes run in batches of primary keys so that no statement holds a long lock on a
 large time-series table, and rows are selected by an indexed time column.
+
+A table partitioned by day (vpnmonitor.partitions, PostgreSQL) is pruned by whole days instead: the cutoff
+is moved back to the start of its UTC day, and every partition before it is dropped with its rollup buckets
+(no row is deleted one by one, nothing is subtracted). Such a dataset keeps its policy's days and up to one
+day more (the rest of the oldest day), until the next day's prune.
 """
 
 import datetime as dt
@@ -11,6 +16,7 @@ from dataclasses import dataclass
 from django.apps import apps
 from django.utils import timezone
 
+from vpnmonitor import partitions
 from vpnmonitor.models import RetentionPolicy
 
 logger = logging.getLogger(__name__)
@@ -84,11 +90,17 @@ def ensure_policies():
 
 
 def prune(name, *, now=None, batch_size=BATCH_SIZE):
-    """Delete the rows of dataset `name` older than its retention; return how many."""
+    """Delete the rows of dataset `name` older than its retention (a partitioned table: the whole days before
+    the cutoff's day); return how many."""
     dataset = _registry[name]
     row = policy(name)
     cutoff = (now or timezone.now()) - dt.timedelta(days=row.days)
-    deleted = delete_before(dataset.model, dataset.time_field, cutoff, batch_size=batch_size, delete=dataset.delete)
+    if partitions.partitioned(dataset.model):
+        cutoff = partitions.day_start(partitions.day_number(cutoff))
+        deleted = partitions.drop_before(dataset.model, cutoff)
+    else:
+        deleted = delete_before(dataset.model, dataset.time_field, cutoff, batch_size=batch_size,
+                                delete=dataset.delete)
     if not dataset.policy_name:
         RetentionPolicy.objects.filter(pk=row.pk).update(last_pruned_at=timezone.now(), last_pruned_rows=deleted)
     if deleted:

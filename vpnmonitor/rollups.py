@@ -10,7 +10,9 @@ The core owns the rest, the same on SQLite and PostgreSQL:
   (apply, e.g. next to a COPY), by rows already in the table aggregated in SQL (counts_in) and by a
   writer's own grouped SELECT (upsert_select); deletes aggregate the rows to be deleted in SQL and
   subtract them (subtract, delete), and rows whose first measure reaches zero are dropped (only for
-  rollups whose measures are all sums: a maximum or minimum cannot be taken back);
+  rollups whose measures are all sums: a maximum or minimum cannot be taken back); when a whole range of
+  source rows goes at once (a day's partition dropped, see vpnmonitor.partitions), the rollups' buckets in
+  that range are deleted whole (drop_buckets), which needs every bucket to fit whole in the range;
 - one read planner: a window's whole buckets from the rollup, its partial edges from the raw table
   (plan, total, grouped, or window_rows for a caller's own GROUP BY or COUNT(DISTINCT)), in one statement so
   both are read from one snapshot.
@@ -641,6 +643,34 @@ def delete(queryset, *, using=None, rollups=None):
             deleted, _ = chunk.delete()
             total += deleted
         return total
+
+
+def check_droppable(source, start, end, *, rollups=None):
+    """Raise ValueError unless [start, end) is whole buckets of every rollup of the source (or of those given)."""
+    for rollup in of(source) if rollups is None else rollups:
+        if floor_time(start, rollup.step) != start or floor_time(end, rollup.step) != end:
+            raise ValueError(
+                f"Rollup {rollup.name}: buckets of {rollup.step} do not fit whole in {start.isoformat()} .. "
+                f"{end.isoformat()}; its source rows must be deleted (and subtracted), not dropped")
+
+
+def drop_buckets(source, start, end, *, using=DEFAULT_DB_ALIAS, rollups=None):
+    """Delete the rows of every rollup of the source model (or of those given) whose buckets lie in [start, end),
+    when all the source rows of that time are gone at once (e.g. a day's partition dropped): whole buckets, no
+    aggregation or subtraction. Returns how many rollup rows were deleted.
+
+    Every rollup's buckets must fit whole in the range (a rollup of hours or days for a range of whole days):
+    a bucket that straddles an edge (coarser than the range, or not aligned to it) would keep counting rows
+    that are gone, so ValueError is raised before anything is deleted; such a table deletes its rows instead.
+    Call in the transaction that removes the source rows, or right after they became invisible."""
+    chosen = of(source) if rollups is None else rollups
+    check_droppable(source, start, end, rollups=chosen)
+    deleted = 0
+    for rollup in chosen:
+        rows = rollup.rollup_model._base_manager.using(using).filter(
+            **{f"{rollup.bucket}__gte": start, f"{rollup.bucket}__lt": end})
+        deleted += rows.delete()[0]
+    return deleted
 
 
 def clear(source, *, using=DEFAULT_DB_ALIAS, rollups=None):

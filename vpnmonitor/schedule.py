@@ -31,6 +31,12 @@ SCHEDULE = {
         "expires": 3000,
         "description": "Prune every dataset past its retention policy.",
     },
+    "create-partitions": {
+        "task": "vpnmonitor.tasks.create_partitions",
+        "every_seconds": 3600,
+        "expires": 3000,
+        "description": "Make the next days' partitions of the tables partitioned by day (PostgreSQL).",
+    },
     "seal-flow-destination-hours": {
         "task": "flowreports.tasks.seal_destination_hours",
         "every_seconds": 600,

@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from vpnmonitor import retention
+from vpnmonitor import partitions, retention
 from vpnmonitor.jobs import exclusive
 
 
@@ -13,3 +13,9 @@ def apply_retention():
         if not acquired:
             return {"skipped": "another apply_retention is running"}
         return retention.prune_all()
+
+
+@shared_task(name="vpnmonitor.tasks.create_partitions")
+def create_partitions():
+    """Make today's and the next days' partitions of every table partitioned by day; returns how many tables."""
+    return {"tables": partitions.create_ahead()}

@@ -51,11 +51,13 @@ def test_anything_else_is_not_an_address(text):
 @pytest.mark.django_db
 def test_the_database_gives_back_the_canonical_text_it_was_given():
     from flowreports.models import FlowReport
+    from flowreports.services import add_flows
 
     start = dt.datetime(2025, 2, 22, 10, tzinfo=dt.UTC)
-    for text in ("::FFFF:C000:0201", "2001:DB8::0001", "192.0.2.7"):
-        FlowReport.objects.create(source_ip=canonical_ip(text), destination_ip="192.0.2.1", protocol=6, packets=1,
-                                  bytes=1, start_time=start, end_time=start, exporter="test")
+    # Through the flows' writer (on PostgreSQL it makes the day's partition).
+    add_flows([FlowReport(source_ip=canonical_ip(text), destination_ip="192.0.2.1", protocol=6, packets=1, bytes=1,
+                          start_time=start, end_time=start, exporter="test")
+               for text in ("::FFFF:C000:0201", "2001:DB8::0001", "192.0.2.7")])
     stored = set(FlowReport.objects.values_list("source_ip", flat=True))
     assert stored == {"::ffff:192.0.2.1", "2001:db8::1", "192.0.2.7"}
     assert FlowReport.objects.filter(source_ip=canonical_ip("::ffff:c000:201")).count() == 1

@@ -373,6 +373,36 @@ def test_retention_through_the_core_delete_keeps_the_rollups_exact(db_tables):
     assert_exact()
 
 
+def test_dropping_a_days_buckets_with_its_rows_keeps_the_rollups_exact(db_tables):
+    """What retention does when a whole day goes at once (a partition dropped): the rows go, and the rollups'
+    buckets inside the day are deleted whole, nothing subtracted."""
+    KEPT.update({START + n * dt.timedelta(hours=6) for n in range(12)})
+    store(readings(700))
+    day = (START + rollups.DAY, START + 2 * rollups.DAY)
+    in_day = Reading.objects.filter(time__gte=day[0], time__lt=day[1])
+    hours, days, sixes = (ReadingHourly.objects.filter(bucket__gte=day[0], bucket__lt=day[1]).count(),
+                          ReadingDaily.objects.filter(day=day[0]).count(),
+                          ReadingSixHours.objects.filter(bucket__gte=day[0], bucket__lt=day[1]).count())
+    assert (hours, days, sixes) == (48, 21, 8)
+    with transaction.atomic():
+        assert in_day._raw_delete(in_day.db) > 200
+        assert rollups.drop_buckets(Reading, *day, rollups=ALL) == hours + days + sixes
+    assert ReadingHourly.objects.filter(bucket__lt=day[0]).count() == 48  # the days around it are untouched
+    assert_exact(KEPT)
+
+
+def test_buckets_that_do_not_fit_whole_in_the_range_are_not_dropped(db_tables):
+    """A bucket coarser than the range (or across its edge) would keep counting rows that are gone."""
+    store(readings(100))
+    weekly = Rollup(name="test.weekly", source=Reading, model=ReadingDaily, time="time", step=dt.timedelta(days=7),
+                    bucket="day", dimensions=(Dimension("sensor"),))
+    with pytest.raises(ValueError, match="test.weekly: buckets of 7 days, 0:00:00 do not fit whole"):
+        rollups.drop_buckets(Reading, START, START + rollups.DAY, rollups=(HOURLY, weekly))
+    with pytest.raises(ValueError, match="test.six: buckets of 6:00:00 do not fit whole"):
+        rollups.drop_buckets(Reading, START + dt.timedelta(hours=3), START + rollups.DAY, rollups=(HOURLY, SIX_HOURS))
+    assert stored_hourly() == raw_hourly()  # nothing was deleted: the check comes first
+
+
 def test_array_literals_quote_text_and_times_and_leave_numbers_and_addresses_bare():
     assert rollups._array_literal(['a"b', "c\\d", "", "uplink", None], "text") == '{"a\\"b","c\\\\d","","uplink",NULL}'
     assert rollups._array_literal([6, -1, 443, None], "integer") == "{6,-1,443,NULL}"
