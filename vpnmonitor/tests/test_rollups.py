@@ -373,13 +373,14 @@ def test_retention_through_the_core_delete_keeps_the_rollups_exact(db_tables):
     assert_exact()
 
 
-def test_array_literals_quote_text_and_times_and_leave_numbers_and_addresses_bare():
+def test_array_literals_quote_text_and_leave_numbers_addresses_and_epoch_microseconds_bare():
     assert rollups._array_literal(['a"b', "c\\d", "", "uplink", None], "text") == '{"a\\"b","c\\\\d","","uplink",NULL}'
+    assert rollups._array_literal([None, "", None, "NULL", '"'], "text") == '{NULL,"",NULL,"NULL","\\""}'
     assert rollups._array_literal([6, -1, 443, None], "integer") == "{6,-1,443,NULL}"
     assert rollups._array_literal(["8.8.8.8", "2001:db8::1"], "inet") == "{8.8.8.8,2001:db8::1}"
     day = dt.datetime(2026, 11, 23, tzinfo=UTC)
-    assert rollups._array_literal([day, day], "timestamp with time zone") == (
-        '{"2026-11-23 00:00:00+00:00","2026-11-23 00:00:00+00:00"}')
+    assert rollups._array_literal([day, day + dt.timedelta(microseconds=7)], "timestamp with time zone") == (
+        "{1795392000000000,1795392000000007}")
 
 
 def raw_peak():
