@@ -560,9 +560,11 @@ def _array_literal(values, kind):
         text = "\0".join(values).replace("\\", "\\\\").replace('"', '\\"').replace("\0", '","')
         return ('{"' + text + '"}').replace(f'"{_NULL_TEXT}"', "NULL")
     if kind.startswith("timestamp"):
-        # A batch's rows share a few buckets: each is spelled once.
-        spelled = {value: "NULL" if value is None else f'"{value}"' if value.tzinfo is None
-                   else str((value - EPOCH) // _US) for value in set(values)}
+        # A batch's rows share a few buckets: each is spelled once. A naive time in a column with a zone is a time
+        # in the default time zone, as Django stores it.
+        zoned = kind == "timestamp with time zone"
+        spelled = {value: "NULL" if value is None else str((_aware(value) - EPOCH) // _US) if zoned
+                   else f'"{value}"' for value in set(values)}
         return "{" + ",".join(map(spelled.__getitem__, values)) + "}"
     return "{" + ",".join("NULL" if value is None else str(value) for value in values) + "}"
 

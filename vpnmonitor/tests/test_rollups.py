@@ -12,6 +12,7 @@ import pytest
 from django.db import connection, models, transaction
 from django.db.models import Case, Count, F, IntegerField, Max, Min, Q, Sum, Value, When
 from django.db.models.functions import Least
+from django.utils import timezone
 
 from vpnmonitor import rollups
 from vpnmonitor.rollups import Dimension, Measure, Rollup
@@ -381,6 +382,8 @@ def test_array_literals_quote_text_and_leave_numbers_addresses_and_epoch_microse
     day = dt.datetime(2026, 11, 23, tzinfo=UTC)
     assert rollups._array_literal([day, day + dt.timedelta(microseconds=7)], "timestamp with time zone") == (
         "{1795392000000000,1795392000000007}")
+    # A naive time is a time in the default time zone, as Django stores it.
+    assert rollups._array_literal([timezone.make_naive(day)], "timestamp with time zone") == "{1795392000000000}"
 
 
 def raw_peak():
