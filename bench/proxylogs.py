@@ -37,13 +37,19 @@ HOSTS = ["www.google.com", "github.com", "fonts.gstatic.com", "www.bbc.co.uk", "
 PATHS = ["/", "/index.html", "/static/app.js", "/img/logo.png", "/files/report.pdf", "/search?q=term"]
 
 
+# Lines an hour in the generated logs: a proxy that logs 10M requests a month (about 14,000 an hour), so a
+# 300,000-line file covers about 21 hours, as a real proxy's log of that size does, and an import batch falls in
+# one or two hours (the rollups see the repeats of a real log, not a new key for nearly every line).
+LINES_PER_HOUR = 10_000_000 / (30 * 24)
+
+
 def write_log(path, lines, seed=7):
-    """A native-format Squid log of `lines` lines spread over the last 30 days."""
+    """A native-format Squid log of `lines` lines, LINES_PER_HOUR of them an hour (10M a month), up to now."""
     random = rng(seed)
     # A proxy serves a bounded population of clients: 2,000 here.
     clients = [f"10.{n // 250 % 4}.{n // 4 % 250}.{n % 250 + 1}" for n in range(2000)]
-    start = time.time() - 30 * 86400
-    step = 30 * 86400 / max(lines, 1)
+    step = 3600 / LINES_PER_HOUR
+    start = time.time() - lines * step
     with open(path, "w") as out:
         for n in range(lines):
             stamp = start + n * step
@@ -555,6 +561,7 @@ def run(argv):
             write_log(path, args.lines)
             size = os.path.getsize(path)
             before = rss_mib()
+            load = " ".join(f"{n:.1f}" for n in os.getloadavg())
             result, seconds, (own_us, server_us) = import_file(path)
             goaccess, goaccess_per_second = goaccess_rate(path, args.lines)
             ratio = f"{result.imported / seconds / goaccess_per_second:.2f}x" if goaccess_per_second else "n/a"
@@ -567,6 +574,7 @@ def run(argv):
                 ("of which read, parse, derive alone (no database, one thread)", parse_rate(path, args.lines)),
                 ("GoAccess 1.7 on the same file", goaccess),
                 ("import end to end / GoAccess (target >= 0.5x)", ratio),
+                ("load average before / after", f"{load} / {' '.join(f'{n:.1f}' for n in os.getloadavg())}"),
             ]
     if args.big_gib:
         rows += big_import(args.big_gib)

@@ -28,8 +28,10 @@ window that reaches back before its cutoff may still count a key whose entries i
 """
 
 import datetime as dt
+from bisect import bisect_left
 from collections import Counter
-from operator import itemgetter
+from itertools import compress, islice, repeat
+from operator import attrgetter, itemgetter, le
 
 from django.db import DEFAULT_DB_ALIAS
 from django.db.models import Min, Q
@@ -115,63 +117,66 @@ ROLLUPS = SUMMED + SEEN
 
 
 def count_batch(rows, columns):
-    """{Rollup: Counter of its keys -> measures} of rows stored as tuples in `columns` order, in one pass: the
-    counts core.count_rows makes of the same rows as mappings, without building a mapping per row."""
-    at = {name: columns.index(name) for name in columns}
-    time, blocked, size, agent, category = (at[name] for name in ("timestamp", "blocked", "bytes", "user_agent",
-                                                                  "user_agent_category"))
+    """{Rollup: Counter of its keys -> measures} of rows stored as tuples in `columns` order: the counts
+    core.count_rows makes of the same rows as mappings, made an hour of rows at a time by the counting and
+    mapping builtins rather than row by row.
 
-    def picker(*names):
-        return itemgetter(*(at[name] for name in names))
+    The rows are taken in time order (an import's batch mostly is already; others are sorted first), so an
+    hour's rows lie together, and the last time a key is seen in the batch is its latest."""
+    at = {name: index for index, name in enumerate(columns)}
+    time = at["timestamp"]
+    moments = list(map(itemgetter(time), rows))
+    if None in map(attrgetter("tzinfo"), moments):
+        moments = [core._aware(moment) if moment.tzinfo is None else moment for moment in moments]
+    if not all(map(le, moments, islice(moments, 1, None))):
+        order = sorted(range(len(rows)), key=moments.__getitem__)
+        rows, moments = [rows[index] for index in order], [moments[index] for index in order]
 
-    client = picker("client_ip", "client_host", "client_network")
-    destination = picker("destination", "destination_host", "domain", "destination_is_ip", "waf_category")
-    request = picker("method", "http_status", "result_code", "file_extension")
-    host = picker("destination_host", "domain")
-    host_client = picker("destination_host", "client_ip", "client_host", "user", "domain")
-    clients, destinations, requests, agents = {}, {}, {}, {}
-    clients_seen, hosts_seen, host_clients_seen = {}, {}, {}
-    summed = ((clients, client), (destinations, destination), (requests, request))
-    hour = low = high = None
-    for row in rows:
-        moment = row[time]
-        if moment.tzinfo is None:
-            moment = core._aware(moment)
-        if low is None or not low <= moment < high:
-            # A batch's rows come in time order, mostly: the hour changes seldom.
-            hour = low = core.EPOCH + (moment - core.EPOCH) // HOUR * HOUR
-            high = low + HOUR
-        refused, sent = 1 if row[blocked] else 0, row[size] or 0
-        for counts, pick in summed:
-            key = (hour, pick(row))
-            values = counts.get(key)
-            if values is None:
-                counts[key] = [1, refused, sent]
-            else:
-                values[0] += 1
-                values[1] += refused
-                values[2] += sent
-        text = row[agent]
-        key = (hour, text[:AGENT_LENGTH] if text else text, row[category])
-        agents[key] = agents.get(key, 0) + 1
-        for seen, pick in ((clients_seen, client), (hosts_seen, host), (host_clients_seen, host_client)):
-            key = pick(row)
-            latest = seen.get(key)
-            if latest is None or moment > latest:
-                seen[key] = moment
-    out = {rollup: Counter({(bucket, *key): tuple(values) for (bucket, key), values in counts.items()})
-           for rollup, counts in ((CLIENTS, clients), (DESTINATIONS, destinations), (REQUESTS, requests))}
-    out[AGENTS] = Counter(agents)
+    def keys(bucket, part, rollup):
+        # The rollup's key tuples (bucket, *dimensions) of the rows, built column by column (its dimensions copy
+        # their source fields).
+        return list(zip(repeat(bucket), *(map(itemgetter(at[dimension.source]), part)
+                                          for dimension in rollup.dimensions)))
+
+    out = {rollup: Counter() for rollup in (CLIENTS, DESTINATIONS, REQUESTS, AGENTS)}
+    agent, blocked, size = itemgetter(at["user_agent"], at["user_agent_category"]), itemgetter(at["blocked"]), \
+        itemgetter(at["bytes"])
+    start, total = 0, len(rows)
+    while start < total:
+        hour = core.EPOCH + (moments[start] - core.EPOCH) // HOUR * HOUR
+        stop = bisect_left(moments, hour + HOUR, start)
+        part = rows[start:stop]
+        summed = ((out[CLIENTS], keys(hour, part, CLIENTS)),
+                  (out[DESTINATIONS], keys(hour, part, DESTINATIONS)),
+                  (out[REQUESTS], keys(hour, part, REQUESTS)))
+        sent = ({}, {}, {})
+        sent_client, sent_destination, sent_request = sent
+        for client, destination, request, sent_bytes in zip(*(rollup_keys for _, rollup_keys in summed),
+                                                             map(size, part), strict=True):
+            if sent_bytes:
+                sent_client[client] = sent_client.get(client, 0) + sent_bytes
+                sent_destination[destination] = sent_destination.get(destination, 0) + sent_bytes
+                sent_request[request] = sent_request.get(request, 0) + sent_bytes
+        refused = list(map(blocked, part))
+        for (counts, rollup_keys), sums in zip(summed, sent, strict=True):
+            refusals = Counter(compress(rollup_keys, refused))
+            for key, requests in Counter(rollup_keys).items():
+                counts[key] = (requests, refusals.get(key, 0), sums.get(key, 0))
+        agents = out[AGENTS]
+        for (text, category), requests in Counter(map(agent, part)).items():
+            key = (hour, text[:AGENT_LENGTH] if text else text, category)
+            agents[key] = agents.get(key, 0) + requests
+        start = stop
     for hourly, daily in DAILY.items():
         days = {}
         for (hour, *key), values in out[hourly].items():
             day = core.EPOCH + (hour - core.EPOCH) // core.DAY * core.DAY
-            total = days.get((day, *key))
-            days[(day, *key)] = values if total is None else tuple(map(int.__add__, total, values))
+            previous = days.get((day, *key))
+            days[(day, *key)] = values if previous is None else tuple(map(int.__add__, previous, values))
         out[daily] = Counter(days)
-    for rollup, seen in ((CLIENTS_SEEN, clients_seen), (HOSTS_SEEN, hosts_seen),
-                         (HOST_CLIENTS_SEEN, host_clients_seen)):
-        out[rollup] = Counter({(SEEN_BUCKET, *key): moment for key, moment in seen.items()})
+    for rollup in SEEN:
+        # In time order, a key's last row is its latest.
+        out[rollup] = Counter(dict(zip(keys(SEEN_BUCKET, rows, rollup), moments, strict=True)))
     return out
 
 

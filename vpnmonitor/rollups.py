@@ -422,19 +422,18 @@ def upsert(rollup, counts, *, using=DEFAULT_DB_ALIAS):
     items = []
     negative = set()
     summed = rollup.subtractable
+    sums = [i for i, measure in enumerate(rollup.measures) if measure.combine == "sum"]
     for key, value in counts.items():
-        values = (value,) if width == 1 and not isinstance(value, tuple) else tuple(value)
+        values = value if isinstance(value, tuple) else (value,) if width == 1 else tuple(value)
         if any(values):
             items.append((key, values))
             if summed:
-                if values[0] < 0 or any(v < 0 for v in values):
+                if min(values) < 0:
                     negative.add(key[0])
-            elif any(m.combine == "sum" and v < 0 for m, v in zip(rollup.measures, values, strict=True)):
+            elif sums and any(values[i] < 0 for i in sums):
                 raise ValueError(_not_subtractable(rollup))
     if not items:
         return
-    # Sorted keys: concurrent writers lock the rows they share in one order, so they never deadlock.
-    items.sort(key=_sort_key)
     model = rollup.rollup_model
     connection = connections[using]
     meta = model._meta
@@ -443,20 +442,28 @@ def upsert(rollup, counts, *, using=DEFAULT_DB_ALIAS):
     table = quote(meta.db_table)
     columns = ", ".join(quote(f.column) for f in fields)
     on_conflict = _on_conflict(rollup, connection, table)
-    rows = [(*key, *values) for key, values in items]
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            # The rows as one array per column: psycopg adapting thousands of parameters one by one took
-            # longer than the upsert itself.
+            # The rows as one array literal per column (psycopg adapting thousands of parameters one by one took
+            # longer than the upsert itself), inserted in key order: concurrent writers lock the rows they share
+            # in one order, so they never deadlock.
             types = [_pg_array_type(f, connection) for f in fields]
-            select = ", ".join(f"%s::{kind}[]" for kind in types)
-            params = [_array_literal([row[i] for row in rows], kind) for i, kind in enumerate(types)]
-            cursor.execute(f"INSERT INTO {table} ({columns}) SELECT * FROM unnest({select}) {on_conflict}", params)
+            names = [f"c{i}" for i in range(len(fields))]
+            arrays = ", ".join(f"%s::{_pg_array_param(kind)}[]" for kind in types)
+            select = ", ".join(_pg_array_value(name, kind) for name, kind in zip(names, types, strict=True))
+            order = ", ".join(names[:len(rollup.key)])
+            by_column = zip(*((*key, *values) for key, values in items), strict=True)
+            params = [_array_literal(values, kind) for values, kind in zip(by_column, types, strict=True)]
+            cursor.execute(f"INSERT INTO {table} ({columns}) SELECT {select} FROM unnest({arrays}) "
+                           f"AS u({', '.join(names)}) ORDER BY {order} {on_conflict}", params)
         else:
+            # Sorted keys, as on PostgreSQL.
+            items.sort(key=_sort_key)
             placeholders = ", ".join(["%s"] * len(fields))
             cursor.executemany(
                 f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) {on_conflict}",
-                [[f.get_db_prep_value(v, connection) for f, v in zip(fields, row, strict=True)] for row in rows],
+                [[f.get_db_prep_value(v, connection) for f, v in zip(fields, (*key, *values), strict=True)]
+                 for key, values in items],
             )
     if negative:
         first = rollup.measures[0].name
@@ -479,7 +486,16 @@ def _on_conflict(rollup, connection, table):
     conflict = conflict_target(rollup.rollup_model, rollup.key, connection)
     columns = [quote(meta.get_field(m.name).column) for m in rollup.measures]
     update = update_clause(rollup.measures, columns, table, vendor=connection.vendor)
-    return f"ON CONFLICT ({conflict}) DO UPDATE SET {update}"
+    if any(measure.combine == "sum" for measure in rollup.measures):
+        return f"ON CONFLICT ({conflict}) DO UPDATE SET {update}"
+    # Only maxima and minima: a row is updated only when one of its values changes (a time seen again that is not
+    # later than the stored one changes nothing), so no update leaves a dead row version behind for nothing.
+    distinct = "IS DISTINCT FROM" if connection.vendor == "postgresql" else "IS NOT"
+    changed = " OR ".join(
+        f"{table}.{column} {distinct} " + measure.update_sql(f"{table}.{column}", f"EXCLUDED.{column}",
+                                                             connection.vendor)
+        for measure, column in zip(rollup.measures, columns, strict=True))
+    return f"ON CONFLICT ({conflict}) DO UPDATE SET {update} WHERE {changed}"
 
 
 def upsert_select(rollup, sql, params=(), *, using=DEFAULT_DB_ALIAS):
@@ -518,17 +534,39 @@ def _pg_array_type(model_field, connection):
     return kind.split(" CHECK", 1)[0].split(" check", 1)[0]
 
 
+def _pg_array_param(kind):
+    """The array type a column's values are sent as: a time with its zone as microseconds since the epoch."""
+    return "bigint" if kind == "timestamp with time zone" else kind
+
+
+def _pg_array_value(name, kind):
+    """The SQL of a column's value from its unnested parameter."""
+    if kind == "timestamp with time zone":
+        return f"TIMESTAMPTZ 'epoch' + u.{name} * INTERVAL '1 microsecond'"
+    return f"u.{name}"
+
+
+# Stands for NULL while a text array literal is escaped: a lone surrogate, which no text sent to PostgreSQL holds.
+_NULL_TEXT = "\ud800"
+
+
 def _array_literal(values, kind):
-    """A PostgreSQL array literal of values of one column type: text quoted and escaped, timestamps quoted
-    (they contain a space); numbers, addresses and booleans bare (they have no character that needs it)."""
+    """A PostgreSQL array literal of values of one column type (a sequence), built by str methods rather than
+    value by value: text quoted and escaped; times with a zone as whole microseconds since the epoch (see
+    _pg_array_value), other times quoted (they contain a space); numbers, addresses and booleans bare (they have
+    no character that needs it)."""
     if kind == "text":
-        return "{" + ",".join(
-            "NULL" if value is None else '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-            for value in values
-        ) + "}"
+        if None in values:
+            values = [_NULL_TEXT if value is None else value for value in values]
+        # PostgreSQL text holds no NUL character: it separates the values while they are escaped all at once.
+        text = "\0".join(values).replace("\\", "\\\\").replace('"', '\\"').replace("\0", '","')
+        return ('{"' + text + '"}').replace(f'"{_NULL_TEXT}"', "NULL")
     if kind.startswith("timestamp"):
-        # A batch's rows share a few buckets: format each once.
-        spelled = {value: "NULL" if value is None else f'"{value}"' for value in set(values)}
+        # A batch's rows share a few buckets: each is spelled once. A naive time in a column with a zone is a time
+        # in the default time zone, as Django stores it.
+        zoned = kind == "timestamp with time zone"
+        spelled = {value: "NULL" if value is None else str((_aware(value) - EPOCH) // _US) if zoned
+                   else f'"{value}"' for value in set(values)}
         return "{" + ",".join(map(spelled.__getitem__, values)) + "}"
     return "{" + ",".join("NULL" if value is None else str(value) for value in values) + "}"
 

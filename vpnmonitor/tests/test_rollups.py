@@ -12,6 +12,7 @@ import pytest
 from django.db import connection, models, transaction
 from django.db.models import Case, Count, F, IntegerField, Max, Min, Q, Sum, Value, When
 from django.db.models.functions import Least
+from django.utils import timezone
 
 from vpnmonitor import rollups
 from vpnmonitor.rollups import Dimension, Measure, Rollup
@@ -403,13 +404,16 @@ def test_buckets_that_do_not_fit_whole_in_the_range_are_not_dropped(db_tables):
     assert stored_hourly() == raw_hourly()  # nothing was deleted: the check comes first
 
 
-def test_array_literals_quote_text_and_times_and_leave_numbers_and_addresses_bare():
+def test_array_literals_quote_text_and_leave_numbers_addresses_and_epoch_microseconds_bare():
     assert rollups._array_literal(['a"b', "c\\d", "", "uplink", None], "text") == '{"a\\"b","c\\\\d","","uplink",NULL}'
+    assert rollups._array_literal([None, "", None, "NULL", '"'], "text") == '{NULL,"",NULL,"NULL","\\""}'
     assert rollups._array_literal([6, -1, 443, None], "integer") == "{6,-1,443,NULL}"
     assert rollups._array_literal(["8.8.8.8", "2001:db8::1"], "inet") == "{8.8.8.8,2001:db8::1}"
     day = dt.datetime(2026, 11, 23, tzinfo=UTC)
-    assert rollups._array_literal([day, day], "timestamp with time zone") == (
-        '{"2026-11-23 00:00:00+00:00","2026-11-23 00:00:00+00:00"}')
+    assert rollups._array_literal([day, day + dt.timedelta(microseconds=7)], "timestamp with time zone") == (
+        "{1795392000000000,1795392000000007}")
+    # A naive time is a time in the default time zone, as Django stores it.
+    assert rollups._array_literal([timezone.make_naive(day)], "timestamp with time zone") == "{1795392000000000}"
 
 
 def raw_peak():
