@@ -28,11 +28,15 @@ Retention (drop_before) removes each partition whose day ended before the cutoff
 table's advisory lock across the steps: DETACH PARTITION ... CONCURRENTLY (no lock that a read or write of
 the table waits for; it waits for the transactions that use the partition, including writers of that day, to
 end), then in one transaction the rollup rows of that day (vpnmonitor.rollups.drop_buckets) and the detached
-table are dropped; once the days are gone, the table's after_drop (if registered) keeps exact the rollups whose
-buckets are not whole days. A run stopped between the two leaves a detached table whose rollup buckets are still
+table are dropped. A run stopped between the two leaves a detached table whose rollup buckets are still
 there, which the next run drops; one stopped inside the detach is finished (DETACH ... FINALIZE) by the next.
 Between the detach and the bucket drop (the time of one DELETE of a day's rollup rows), a read of a window
 reaching into that expired day counts its rollup buckets without its raw rows.
+
+A table may have rollups whose buckets are not whole days (one bucket for all time, e.g. the latest time a key
+was seen): it registers the rollups to drop by bucket (register(..., rollups=...)) and an after_drop(using=)
+that keeps the others exact, which every run calls once its days are dropped (so a run stopped before it is made
+up by the next).
 """
 
 import datetime as dt
