@@ -313,9 +313,12 @@ def _top_up_sql(have, rows):
 
     from proxylogs.ingest.domains import file_extension, user_agent_category
     from proxylogs.models import ProxyLogEntry
-    from vpnmonitor import rollups
+    from vpnmonitor import partitions, rollups
 
     now = dt.datetime.now(dt.UTC)
+    # The days the rows are stamped in (the 30 up to now) get their partitions first, as any writer's.
+    partitions.ensure(ProxyLogEntry, set(range(partitions.day_number(now - dt.timedelta(days=30)),
+                                               partitions.day_number(now) + 1)))
     hosts, domains, is_ip, listed = destinations()
     params = {"now": now, "clients": CLIENTS, "hosts": hosts, "domains": domains, "is_ip": is_ip, "listed": listed,
               "host_count": len(hosts), "agents": AGENTS, "agent_categories": [user_agent_category(a) for a in AGENTS],

@@ -10,8 +10,9 @@ and a deep page in time order, /api/logs/stats, /api/v1/flow-reports first page 
 latencies are taken for a baseline period with no pruning, then while vpnmonitor.retention.prune removes the
 oldest day of each dataset (the clock handed to prune is set so that the policy's days leave exactly that day
 out), then while VACUUM ANALYZE runs on both tables (what autovacuum does after the deletes). A table
-partitioned by day (the flows on PostgreSQL, vpnmonitor.partitions) is pruned by whole days: the oldest day's
-partition, from the oldest row to the end of its UTC day, is dropped with its rollup buckets.
+partitioned by day (the flows and the proxy logs on PostgreSQL, vpnmonitor.partitions) is pruned by whole days:
+the oldest day's partition, from the oldest row to the end of its UTC day, is dropped with its rollup buckets
+(the proxy logs' last-seen tables then forget the keys no entry is left of).
 
 Every statement of the prune is timed on its connection, so that each read slower than its baseline p95 +
 100 ms is put beside the statement it overlapped most: the batch's id SELECT, its row lock, the batch DELETE,
@@ -70,8 +71,6 @@ def _kind(sql):
     text = " ".join(sql.split()).lower()
     if text.startswith("vacuum"):
         return "VACUUM ANALYZE"
-    if "proxylog" in text and ("proxyloghour" in text or "group by" in text):
-        return "proxy-log rollup subtract"
     # A table partitioned by day (vpnmonitor.partitions) drops its days instead.
     if "detach partition" in text:
         return "partition DETACH"
@@ -81,9 +80,15 @@ def _kind(sql):
         return "partition row count"
     if "pg_advisory_lock" in text or "pg_advisory_unlock" in text or "pg_inherits" in text or "pg_class" in text:
         return "partition lock and catalog"
-    if text.startswith("delete from") and "_p2" not in text and ("hourly" in text or "daily" in text) \
+    if text.startswith("delete from") and "seen" in text:
+        return "last-seen keys forgotten (DELETE)"
+    if "min(" in text and "proxylogentry" in text:
+        return "oldest entry left (MIN)"
+    if text.startswith("delete from") and "_p2" not in text and ("hour" in text or "day" in text) \
             and "in (" not in text:
         return "rollup bucket drop (DELETE of whole buckets)"
+    if "proxylog" in text and ("proxyloghour" in text or "group by" in text):
+        return "proxy-log rollup subtract"
     if any(word in text for word in ("rollup", "hourly", "daily", "sealedhour", "date_trunc", "advisory")):
         return "flow rollup subtract"
     if text.startswith("delete"):

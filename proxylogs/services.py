@@ -23,7 +23,7 @@ from proxylogs.ingest.parse import Summary, blocked, parse_lines
 from proxylogs.ingest.rows import SquidRows
 from proxylogs.models import LogImport, LogSource, ProxyLogEntry, WafCategory
 from proxylogs.rollups import HOURLY, count_batch
-from vpnmonitor import retention, rollups
+from vpnmonitor import partitions, retention, rollups
 from vpnmonitor.models import audit
 from vpnmonitor.privacy import mask_host, mask_ip
 from vpnmonitor.tailing import Checkpoint, read_new_lines
@@ -54,6 +54,7 @@ COPY_TYPES = [
     "bool", "text", "int8",
 ]
 assert len(COPY_TYPES) == len(COLUMNS)
+_TIME = COLUMNS.index("timestamp")
 
 
 class ImportConflict(RuntimeError):
@@ -156,24 +157,30 @@ def store_rows(rows):
     if not rows:
         return 0
     counts = {HOURLY: count_batch(rows, COLUMNS), **dashboard_rollups.count_batch(rows, COLUMNS)}
-    with transaction.atomic(savepoint=False):
-        if connection.vendor == "postgresql":
-            connection.ensure_connection()
-            quote = connection.ops.quote_name
-            columns = ", ".join(quote(column) for column in COLUMNS)
-            with connection.connection.cursor() as cursor:
-                cursor.adapters.register_dumper(None, _inet_dumper())
-                table = quote(ProxyLogEntry._meta.db_table)
-                with cursor.copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
-                    copy.set_types(COPY_TYPES)
-                    write_row = copy.write_row
-                    for row in rows:
-                        write_row(row)
-        else:
-            ProxyLogEntry.objects.bulk_create(
-                [ProxyLogEntry(**dict(zip(COLUMNS, row, strict=True))) for row in rows], batch_size=500
-            )
-        rollups.apply(counts)
+
+    def insert():
+        # A savepoint: a batch refused for want of a partition (partitions.write) is stored again in the caller's
+        # transaction.
+        with transaction.atomic():
+            if connection.vendor == "postgresql":
+                connection.ensure_connection()
+                quote = connection.ops.quote_name
+                columns = ", ".join(quote(column) for column in COLUMNS)
+                with connection.wrap_database_errors, connection.connection.cursor() as cursor:
+                    cursor.adapters.register_dumper(None, _inet_dumper())
+                    table = quote(ProxyLogEntry._meta.db_table)
+                    with cursor.copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
+                        copy.set_types(COPY_TYPES)
+                        write_row = copy.write_row
+                        for row in rows:
+                            write_row(row)
+            else:
+                ProxyLogEntry.objects.bulk_create(
+                    [ProxyLogEntry(**dict(zip(COLUMNS, row, strict=True))) for row in rows], batch_size=500
+                )
+            rollups.apply(counts)
+
+    partitions.write(ProxyLogEntry, insert, lambda: {partitions.day_number(row[_TIME]) for row in rows})
     return len(rows)
 
 

@@ -32,6 +32,11 @@ table are dropped. A run stopped between the two leaves a detached table whose r
 there, which the next run drops; one stopped inside the detach is finished (DETACH ... FINALIZE) by the next.
 Between the detach and the bucket drop (the time of one DELETE of a day's rollup rows), a read of a window
 reaching into that expired day counts its rollup buckets without its raw rows.
+
+A table may have rollups whose buckets are not whole days (one bucket for all time, e.g. the latest time a key
+was seen): it registers the rollups to drop by bucket (register(..., rollups=...)) and an after_drop(using=)
+that keeps the others exact, which every run calls once its days are dropped (so a run stopped before it is made
+up by the next).
 """
 
 import datetime as dt
@@ -61,6 +66,10 @@ class Partitioned:
 
     model: str
     time: str
+    # The rollups whose buckets drop_before drops with each day (None: every rollup of the model), and what to do
+    # once days are dropped (e.g. keep rollups exact that cannot be dropped by bucket), called as after_drop(using=).
+    rollups: tuple | None = None
+    after_drop: object = None
 
     @property
     def model_class(self):
@@ -74,9 +83,13 @@ class Partitioned:
 _registry: dict[str, Partitioned] = {}
 
 
-def register(model, time):
-    """Declare a table partitioned by day on `time` (call from an AppConfig.ready()); its migration converts it."""
-    _registry[model] = declared = Partitioned(model, time)
+def register(model, time, *, rollups=None, after_drop=None):
+    """Declare a table partitioned by day on `time` (call from an AppConfig.ready()); its migration converts it.
+
+    rollups: the rollups of the model whose buckets retention drops with each day, when not all of them have
+    buckets that fit whole days; the others must be kept exact by after_drop(using=), which drop_before calls
+    after dropping days (a rollup of one bucket for all time, say, drops the keys no row is left of)."""
+    _registry[model] = declared = Partitioned(model, time, None if rollups is None else tuple(rollups), after_drop)
     return declared
 
 
@@ -267,7 +280,9 @@ def drop_before(model, cutoff, *, using=DEFAULT_DB_ALIAS):
     table = model._meta.db_table
     quote = connection.ops.quote_name
     last = day_number(cutoff) - 1  # the last day that ends by the cutoff
-    rollups.check_droppable(model, day_start(last), day_start(last + 1))
+    entry = declared(model)
+    chosen = entry.rollups if entry is not None else None
+    rollups.check_droppable(model, day_start(last), day_start(last + 1), rollups=chosen)
     concurrently = not connection.in_atomic_block
     total = 0
     with _table_lock(connection, table):
@@ -284,7 +299,7 @@ def drop_before(model, cutoff, *, using=DEFAULT_DB_ALIAS):
         for name in leftovers:
             number = _number(table, name)
             if number is not None and number <= last:
-                total += _drop_detached(connection, model, name, number)
+                total += _drop_detached(connection, model, name, number, chosen)
         for name, pending in sorted(children):
             number = _number(table, name)
             if number is None or number > last:
@@ -296,7 +311,10 @@ def drop_before(model, cutoff, *, using=DEFAULT_DB_ALIAS):
                     cursor.execute(f"ALTER TABLE {quote(table)} DETACH PARTITION {quote(name)}"
                                    + (" CONCURRENTLY" if concurrently else ""))
             _discard(connection, table, number)
-            total += _drop_detached(connection, model, name, number)
+            total += _drop_detached(connection, model, name, number, chosen)
+        if entry is not None and entry.after_drop is not None:
+            # Every run, so that one stopped before this step is made up by the next.
+            entry.after_drop(using=connection.alias)
     return total
 
 
@@ -310,7 +328,7 @@ def _discard(connection, table, number):
         known.discard(number)
 
 
-def _drop_detached(connection, model, name, number):
+def _drop_detached(connection, model, name, number, chosen=None):
     """Drop a detached day's rollup buckets and the table, in one transaction; returns the rows it held."""
     quote = connection.ops.quote_name
     with transaction.atomic(using=connection.alias):
@@ -318,7 +336,7 @@ def _drop_detached(connection, model, name, number):
             # Counted before it goes (what the prune reports); nothing writes to a detached table.
             cursor.execute(f"SELECT count(*) FROM {quote(name)}")
             rows = cursor.fetchone()[0]
-        rollups.drop_buckets(model, day_start(number), day_start(number + 1), using=connection.alias)
+        rollups.drop_buckets(model, day_start(number), day_start(number + 1), using=connection.alias, rollups=chosen)
         with connection.cursor() as cursor:
             cursor.execute(f"DROP TABLE {quote(name)}")
     logger.info("partitions: dropped %s (%s rows)", name, rows)
