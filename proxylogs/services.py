@@ -150,13 +150,20 @@ def entry_row(record, *, source_id=None, waf=None):
     )
 
 
-def store_rows(rows):
+def count_rows(rows):
+    """The rollup counts of COLUMNS tuples: {Rollup: Counter} for the hourly rollup and the dashboard rollups."""
+    return {HOURLY: count_batch(rows, COLUMNS), **dashboard_rollups.count_batch(rows, COLUMNS)}
+
+
+def store_rows(rows, counts=None):
     """Insert COLUMNS tuples (COPY on PostgreSQL, bulk_create elsewhere) and add them to the hourly rollup and the
     dashboard rollups, in one transaction. Returns how many. The only insert of entries: every other writer stores
-    through it."""
+    through it. `counts`: count_rows(rows), when the caller has counted them already (the import counts a batch
+    in its parsing thread, while the batch before it is stored)."""
     if not rows:
         return 0
-    counts = {HOURLY: count_batch(rows, COLUMNS), **dashboard_rollups.count_batch(rows, COLUMNS)}
+    if counts is None:
+        counts = count_rows(rows)
 
     def insert():
         # A savepoint: a batch refused for want of a partition (partitions.write) is stored again in the caller's
@@ -279,6 +286,7 @@ class _PreparedBatch:
     """One batch of the file, parsed and derived, ready to be stored with its checkpoint."""
 
     rows: list
+    counts: dict
     checkpoint: dict
     read: int
     rejected: int
@@ -289,7 +297,8 @@ class _PreparedBatch:
 
 
 def _prepare_batches(source, expected, waf, batch_bytes, complete=False):
-    """Read what is new in the source's file since `expected` and parse it, batch by batch (CPU only, no database)."""
+    """Read what is new in the source's file since `expected`, parse it and count its rollups, batch by batch (CPU
+    only, no database)."""
     line_number = int(expected.get("line", 0))
     # Native lines take the fused parse-and-derive path; it gives the rows parse_lines and entry_row give.
     native = (SquidRows(source_id=source.pk, waf=waf, entry_row=entry_row, client_columns=_client_columns)
@@ -324,7 +333,8 @@ def _prepare_batches(source, expected, waf, batch_bytes, complete=False):
         samples += [[number, reason] for number, reason in summary.errors]
         line_number += len(batch.lines)
         yield _PreparedBatch(
-            rows=rows, checkpoint={**batch.checkpoint.to_dict(), "line": line_number},
+            rows=rows, counts=count_rows(rows) if rows else {},
+            checkpoint={**batch.checkpoint.to_dict(), "line": line_number},
             read=batch.checkpoint.offset - batch.start_offset, rejected=nul_lines + out_of_range + summary.rejected,
             blank=summary.blank - nul_lines, samples=sorted(samples)[:MAX_REJECTED_SAMPLES], event=batch.event,
             unterminated_last_line=batch.unterminated_last_line,
@@ -412,7 +422,7 @@ def import_source(source, *, progress=None, batch_bytes=BATCH_BYTES, complete=Fa
 
     Each batch of complete lines is stored with the checkpoint after it in one transaction, so a crash or a
     concurrent run never stores a line twice nor skips one. Bad lines are counted, not fatal. `progress` is
-    called with the number of bytes consumed after each batch. A thread parses the next batch while this one
+    called with the number of bytes consumed after each batch. A thread parses and counts the next batch while this one
     is stored; it never holds more than two batches besides the one being stored, so memory stays constant.
     """
     result = ImportResult()
@@ -435,7 +445,7 @@ def import_source(source, *, progress=None, batch_bytes=BATCH_BYTES, complete=Fa
                     current = LogSource.objects.select_for_update().only("checkpoint").get(pk=source.pk)
                     if (current.checkpoint or {}) != expected:
                         raise ImportConflict(f"the checkpoint of {source.name} moved during the import; stopped")
-                    store_rows(batch.rows)
+                    store_rows(batch.rows, batch.counts)
                     LogSource.objects.filter(pk=source.pk).update(
                         checkpoint=batch.checkpoint,
                         lines_imported=F("lines_imported") + len(batch.rows),

@@ -451,7 +451,10 @@ def upsert(rollup, counts, *, using=DEFAULT_DB_ALIAS):
             names = [f"c{i}" for i in range(len(fields))]
             arrays = ", ".join(f"%s::{_pg_array_param(kind)}[]" for kind in types)
             select = ", ".join(_pg_array_value(name, kind) for name, kind in zip(names, types, strict=True))
-            order = ", ".join(names[:len(rollup.key)])
+            # Byte order for text keys: any one order avoids deadlocks, and this one sorts several times faster
+            # than the database's collation.
+            order = ", ".join(f'{name} COLLATE "C"' if kind == "text" else name
+                              for name, kind in zip(names[:len(rollup.key)], types, strict=False))
             by_column = zip(*((*key, *values) for key, values in items), strict=True)
             params = [_array_literal(values, kind) for values, kind in zip(by_column, types, strict=True)]
             cursor.execute(f"INSERT INTO {table} ({columns}) SELECT {select} FROM unnest({arrays}) "

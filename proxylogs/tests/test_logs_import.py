@@ -260,11 +260,11 @@ def test_a_failed_batch_keeps_the_batches_before_it_and_a_rerun_imports_the_rest
     real_store_rows = services.store_rows
     calls = []
 
-    def failing_store_rows(rows):
+    def failing_store_rows(rows, counts=None):
         calls.append(len(rows))
         if len(calls) == 3:
             raise RuntimeError("database went away")
-        return real_store_rows(rows)
+        return real_store_rows(rows, counts)
 
     monkeypatch.setattr(services, "store_rows", failing_store_rows)
     with pytest.raises(RuntimeError, match="database went away"):
