@@ -185,7 +185,7 @@ def store_rows(rows, counts=None):
                 ProxyLogEntry.objects.bulk_create(
                     [ProxyLogEntry(**dict(zip(COLUMNS, row, strict=True))) for row in rows], batch_size=500
                 )
-            rollups.apply(counts)
+            rollups.apply(counts, growing=True)
 
     partitions.write(ProxyLogEntry, insert, lambda: {partitions.day_number(row[_TIME]) for row in rows})
     return len(rows)

@@ -26,6 +26,7 @@ Services are the only writers of a source table that has rollups: they insert an
 functions in the same transaction as the rows themselves.
 """
 
+import contextlib
 import datetime as dt
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -396,24 +397,33 @@ class Deferred:
     buckets: Callable
 
 
-def apply(counts, *, using=DEFAULT_DB_ALIAS):
+def apply(counts, *, using=DEFAULT_DB_ALIAS, growing=False):
     """Add counts (negative to subtract) to their rollups: {Rollup: Counter or Deferred}.
 
     The buckets of rollups with a `keep` rule are settled first, before any rollup row is locked; then each
-    rollup's rows are upserted. Call in the transaction that writes the source rows."""
+    rollup's rows are upserted. Call in the transaction that writes the source rows.
+
+    growing: the counts only add (a writer's new rows). On PostgreSQL the upserts are then sent in pipeline
+    mode: each statement is on its way while the next one's rows are encoded, rather than each waiting for the
+    one before it to be done."""
     kept = {}
     for rollup, value in counts.items():
         if isinstance(value, Deferred):
             buckets = value.buckets()
             kept[rollup] = rollup.keep(buckets, using=using) if buckets else set()
-    for rollup, value in counts.items():
-        if isinstance(value, Deferred):
-            value = value.count(kept[rollup]) if kept[rollup] else None
-        if value:
-            upsert(rollup, value, using=using)
+    connection = connections[using]
+    pipelined = growing and connection.vendor == "postgresql"
+    if pipelined:
+        connection.ensure_connection()
+    with connection.connection.pipeline() if pipelined else contextlib.nullcontext():
+        for rollup, value in counts.items():
+            if isinstance(value, Deferred):
+                value = value.count(kept[rollup]) if kept[rollup] else None
+            if value:
+                upsert(rollup, value, using=using, growing=growing)
 
 
-def upsert(rollup, counts, *, using=DEFAULT_DB_ALIAS):
+def upsert(rollup, counts, *, using=DEFAULT_DB_ALIAS, growing=False):
     """The write of every rollup row: add each key's measures to its row (inserted at zero when missing).
 
     counts: {(bucket, *dimensions): int or tuple of measures}. Negative counts subtract; rows whose first
@@ -434,6 +444,8 @@ def upsert(rollup, counts, *, using=DEFAULT_DB_ALIAS):
                 raise ValueError(_not_subtractable(rollup))
     if not items:
         return
+    if growing and negative:
+        raise ValueError(f"Rollup {rollup.name}: counts to subtract were applied as growing")
     model = rollup.rollup_model
     connection = connections[using]
     meta = model._meta

@@ -314,6 +314,23 @@ def test_upsert_of_negative_counts_subtracts_each_measure(db_tables):
     assert stored_hourly() == {}
 
 
+def test_growing_counts_are_applied_in_one_pipeline_and_counts_to_subtract_are_refused_there(db_tables):
+    rows = readings(700, seed=11)
+    for batch in (rows[:300], rows[300:]):
+        with transaction.atomic():
+            Reading.objects.bulk_create([Reading(**row) for row in batch])
+            rollups.apply({rollup: rollups.count_rows(rollup, batch) for rollup in (HOURLY, DAILY, BY_SENSOR)},
+                          growing=True)
+    assert stored_hourly() == raw_hourly()
+    assert stored_daily() == raw_daily()
+    assert stored_by_sensor() == raw_by_sensor()
+    hour = START + dt.timedelta(hours=2)
+    before = stored_hourly()
+    with pytest.raises(ValueError, match="applied as growing"), transaction.atomic():
+        rollups.apply({HOURLY: Counter({(hour, "a"): (-1, -10, 0)})}, growing=True)
+    assert stored_hourly() == before
+
+
 @pytest.mark.filterwarnings("ignore:DateTimeField Reading.time received a naive datetime")
 def test_model_instances_count_as_the_values_the_database_holds(db_tables):
     rows = [Reading(time=dt.datetime(2026, 3, 1, 10, 59, 59, 999_999), sensor="s1", kind="b", port=5000, value=3),
