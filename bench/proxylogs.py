@@ -2,9 +2,10 @@
 
     DATABASE_URL=postgres://... python -m bench proxylogs [--lines N] [--rows N] [--skip-import] [--big-gib G]
 
-The "read, parse, derive alone" row times the Python side of the import on the same file without the database.
-The database side (COPY into the indexed table, the hourly rollup's upsert, the commits) runs alongside it in the
-import, so on an idle machine the slower side bounds the end-to-end rate, and on a busy one nearer their sum.
+The "read, parse, derive, count alone" row times the Python side of the import (the rollup counts included since
+2026-12-03) on the same file without the database. The database side (COPY into the indexed table, the rollups'
+upserts, the commits) runs alongside it in the import, so on an idle machine the slower side bounds the end-to-end
+rate, and on a busy one nearer their sum.
 "import CPU per line" is the CPU time of this process and of its PostgreSQL backend (read from /proc when the
 server runs on this host) divided by the lines imported: on a shared machine it moves far less than the rate,
 so it is the number to compare two versions of the import by.
@@ -574,7 +575,7 @@ def run(argv):
                 ("import CPU per line: this process (parse, derive, send) / PostgreSQL backend",
                  f"{own_us:.1f} / {server_us:.1f} us" if server_us is not None else f"{own_us:.1f} us / n/a"),
                 ("peak RSS before / after import", f"{before:,.0f} / {rss_mib():,.0f} MiB"),
-                ("of which read, parse, derive alone (no database, one thread)", parse_rate(path, args.lines)),
+                ("of which read, parse, derive, count alone (no database, one thread)", parse_rate(path, args.lines)),
                 ("GoAccess 1.7 on the same file", goaccess),
                 ("import end to end / GoAccess (target >= 0.5x)", ratio),
                 ("load average before / after", f"{load} / {' '.join(f'{n:.1f}' for n in os.getloadavg())}"),
