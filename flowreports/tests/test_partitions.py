@@ -11,6 +11,7 @@ from flowreports.models import FlowReport, FlowReportDestinationDaily, FlowRepor
 from flowreports.tests.test_rollups import assert_exact, batch, in_thread, stored  # noqa: F401 - stored: fixture
 from vpnmonitor import partitions, retention
 from vpnmonitor.models import RetentionPolicy
+from vpnmonitor.tests import partition_facts
 
 URL = "/api/v1/flow-reports"
 TABLE = FlowReport._meta.db_table
@@ -40,20 +41,7 @@ def at(text):
 
 
 def table_facts():
-    """(relkind, primary key columns, index names of the table itself, identity sequence)."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT relkind FROM pg_class WHERE oid = %s::regclass", [TABLE])
-        kind = cursor.fetchone()[0]
-        cursor.execute(
-            "SELECT a.attname FROM pg_index x JOIN pg_attribute a ON a.attrelid = x.indrelid "
-            "AND a.attnum = ANY(x.indkey) WHERE x.indrelid = %s::regclass AND x.indisprimary "
-            "ORDER BY array_position(x.indkey::int2[], a.attnum)", [TABLE])
-        key = [name for (name,) in cursor.fetchall()]
-        cursor.execute("SELECT c.relname FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid "
-                       "WHERE x.indrelid = %s::regclass ORDER BY 1", [TABLE])
-        indexes = [name for (name,) in cursor.fetchall()]
-        cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [TABLE])
-        return kind, key, indexes, cursor.fetchone()[0]
+    return partition_facts.table_facts(TABLE)
 
 
 INDEXES = ["flowreport_destination_start", "flowreport_source_start", "flowreport_start_id",

@@ -13,6 +13,7 @@ from proxylogs.tests.test_dashboard_rollups import NOW, assert_selectors_match_t
 from vpnmonitor import partitions, retention
 from vpnmonitor import rollups as core
 from vpnmonitor.models import RetentionPolicy
+from vpnmonitor.tests import partition_facts
 
 pytestmark = pytest.mark.django_db
 
@@ -39,20 +40,7 @@ def partition_days():
 
 
 def table_facts():
-    """(relkind, primary key columns, index names of the table itself, identity sequence)."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT relkind FROM pg_class WHERE oid = %s::regclass", [TABLE])
-        kind = cursor.fetchone()[0]
-        cursor.execute(
-            "SELECT a.attname FROM pg_index x JOIN pg_attribute a ON a.attrelid = x.indrelid "
-            "AND a.attnum = ANY(x.indkey) WHERE x.indrelid = %s::regclass AND x.indisprimary "
-            "ORDER BY array_position(x.indkey::int2[], a.attnum)", [TABLE])
-        key = [name for (name,) in cursor.fetchall()]
-        cursor.execute("SELECT c.relname FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid "
-                       "WHERE x.indrelid = %s::regclass ORDER BY 1", [TABLE])
-        indexes = [name for (name,) in cursor.fetchall()]
-        cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [TABLE])
-        return kind, key, indexes, cursor.fetchone()[0]
+    return partition_facts.table_facts(TABLE)
 
 
 def rollup_tables():
