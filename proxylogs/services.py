@@ -150,16 +150,20 @@ def entry_row(record, *, source_id=None, waf=None):
     )
 
 
-def count_rows(rows):
-    """The rollup counts of COLUMNS tuples: {Rollup: Counter} for the hourly rollup and the dashboard rollups."""
-    return {HOURLY: count_batch(rows, COLUMNS), **dashboard_rollups.count_batch(rows, COLUMNS)}
+def count_rows(rows, *, prepared=False):
+    """The rollup counts of COLUMNS tuples: {Rollup: Counter} for the hourly rollup and the dashboard rollups;
+    prepared: each encoded already as its upsert (rollups.prepare)."""
+    counts = {HOURLY: count_batch(rows, COLUMNS), **dashboard_rollups.count_batch(rows, COLUMNS)}
+    if prepared:
+        return {rollup: rollups.prepare(rollup, value) for rollup, value in counts.items()}
+    return counts
 
 
 def store_rows(rows, counts=None):
     """Insert COLUMNS tuples (COPY on PostgreSQL, bulk_create elsewhere) and add them to the hourly rollup and the
     dashboard rollups, in one transaction. Returns how many. The only insert of entries: every other writer stores
     through it. `counts`: count_rows(rows), when the caller has counted them already (the import counts a batch
-    in its parsing thread, while the batch before it is stored)."""
+    and encodes its upserts in its parsing thread, while the batch before it is stored)."""
     if not rows:
         return 0
     if counts is None:
@@ -333,7 +337,7 @@ def _prepare_batches(source, expected, waf, batch_bytes, complete=False):
         samples += [[number, reason] for number, reason in summary.errors]
         line_number += len(batch.lines)
         yield _PreparedBatch(
-            rows=rows, counts=count_rows(rows) if rows else {},
+            rows=rows, counts=count_rows(rows, prepared=True) if rows else {},
             checkpoint={**batch.checkpoint.to_dict(), "line": line_number},
             read=batch.checkpoint.offset - batch.start_offset, rejected=nul_lines + out_of_range + summary.rejected,
             blank=summary.blank - nul_lines, samples=sorted(samples)[:MAX_REJECTED_SAMPLES], event=batch.event,

@@ -397,8 +397,16 @@ class Deferred:
     buckets: Callable
 
 
+@dataclass(frozen=True)
+class Statement:
+    """A rollup's upsert encoded ahead of the write (prepare): the SQL and parameters apply() runs."""
+
+    sql: str
+    params: list
+
+
 def apply(counts, *, using=DEFAULT_DB_ALIAS, growing=False):
-    """Add counts (negative to subtract) to their rollups: {Rollup: Counter or Deferred}.
+    """Add counts (negative to subtract) to their rollups: {Rollup: Counter, Deferred or Statement}.
 
     The buckets of rollups with a `keep` rule are settled first, before any rollup row is locked; then each
     rollup's rows are upserted. Call in the transaction that writes the source rows.
@@ -417,17 +425,31 @@ def apply(counts, *, using=DEFAULT_DB_ALIAS, growing=False):
         connection.ensure_connection()
     with connection.connection.pipeline() if pipelined else contextlib.nullcontext():
         for rollup, value in counts.items():
+            if isinstance(value, Statement):
+                with connection.cursor() as cursor:
+                    cursor.execute(value.sql, value.params)
+                continue
             if isinstance(value, Deferred):
                 value = value.count(kept[rollup]) if kept[rollup] else None
             if value:
                 upsert(rollup, value, using=using, growing=growing)
 
 
-def upsert(rollup, counts, *, using=DEFAULT_DB_ALIAS, growing=False):
-    """The write of every rollup row: add each key's measures to its row (inserted at zero when missing).
+def prepare(rollup, counts, *, using=DEFAULT_DB_ALIAS):
+    """Growing counts of a rollup (no `keep` rule) encoded for apply(growing=True) ahead of the write: a
+    Statement on PostgreSQL, the counts as they are elsewhere. It reads the connection's settings only, never
+    the database, so a writer can encode its next batch's upserts in another thread while it stores this one."""
+    if rollup.keep is not None:
+        raise ValueError(f"Rollup {rollup.name} is kept for some buckets: its counts are made at the write")
+    connection = connections[using]
+    if connection.vendor != "postgresql":
+        return counts
+    items = _items(rollup, counts, growing=True)[0]
+    return Statement(*_pg_upsert(rollup, items, connection)) if items else Counter()
 
-    counts: {(bucket, *dimensions): int or tuple of measures}. Negative counts subtract; rows whose first
-    measure reaches zero or less among the buckets subtracted from are then deleted."""
+
+def _items(rollup, counts, *, growing):
+    """([(key, measures)], buckets with counts to subtract) of counts, keys with nothing to add left out."""
     width = len(rollup.measures)
     items = []
     negative = set()
@@ -442,47 +464,69 @@ def upsert(rollup, counts, *, using=DEFAULT_DB_ALIAS, growing=False):
                     negative.add(key[0])
             elif sums and any(values[i] < 0 for i in sums):
                 raise ValueError(_not_subtractable(rollup))
-    if not items:
-        return
     if growing and negative:
         raise ValueError(f"Rollup {rollup.name}: counts to subtract were applied as growing")
-    model = rollup.rollup_model
-    connection = connections[using]
-    meta = model._meta
-    fields = [meta.get_field(name) for name in rollup.key] + [meta.get_field(m.name) for m in rollup.measures]
+    return items, negative
+
+
+def _fields(rollup):
+    meta = rollup.rollup_model._meta
+    return [meta.get_field(name) for name in rollup.key] + [meta.get_field(m.name) for m in rollup.measures]
+
+
+def _pg_upsert(rollup, items, connection):
+    """(sql, params) of the upsert of items on PostgreSQL.
+
+    The rows go as one array literal per column (psycopg adapting thousands of parameters one by one took
+    longer than the upsert itself), inserted in key order: concurrent writers lock the rows they share in one
+    order, so they never deadlock."""
+    fields = _fields(rollup)
     quote = connection.ops.quote_name
-    table = quote(meta.db_table)
+    table = quote(rollup.rollup_model._meta.db_table)
     columns = ", ".join(quote(f.column) for f in fields)
-    on_conflict = _on_conflict(rollup, connection, table)
+    types = [_pg_array_type(f, connection) for f in fields]
+    names = [f"c{i}" for i in range(len(fields))]
+    arrays = ", ".join(f"%s::{_pg_array_param(kind)}[]" for kind in types)
+    select = ", ".join(_pg_array_value(name, kind) for name, kind in zip(names, types, strict=True))
+    # Byte order for text keys: any one order avoids deadlocks, and this one sorts several times faster than
+    # the database's collation.
+    order = ", ".join(f'{name} COLLATE "C"' if kind == "text" else name
+                      for name, kind in zip(names[:len(rollup.key)], types, strict=False))
+    by_column = zip(*((*key, *values) for key, values in items), strict=True)
+    params = [_array_literal(values, kind) for values, kind in zip(by_column, types, strict=True)]
+    sql = (f"INSERT INTO {table} ({columns}) SELECT {select} FROM unnest({arrays}) AS u({', '.join(names)}) "
+           f"ORDER BY {order} {_on_conflict(rollup, connection, table)}")
+    return sql, params
+
+
+def upsert(rollup, counts, *, using=DEFAULT_DB_ALIAS, growing=False):
+    """The write of every rollup row: add each key's measures to its row (inserted at zero when missing).
+
+    counts: {(bucket, *dimensions): int or tuple of measures}. Negative counts subtract; rows whose first
+    measure reaches zero or less among the buckets subtracted from are then deleted."""
+    items, negative = _items(rollup, counts, growing=growing)
+    if not items:
+        return
+    connection = connections[using]
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            # The rows as one array literal per column (psycopg adapting thousands of parameters one by one took
-            # longer than the upsert itself), inserted in key order: concurrent writers lock the rows they share
-            # in one order, so they never deadlock.
-            types = [_pg_array_type(f, connection) for f in fields]
-            names = [f"c{i}" for i in range(len(fields))]
-            arrays = ", ".join(f"%s::{_pg_array_param(kind)}[]" for kind in types)
-            select = ", ".join(_pg_array_value(name, kind) for name, kind in zip(names, types, strict=True))
-            # Byte order for text keys: any one order avoids deadlocks, and this one sorts several times faster
-            # than the database's collation.
-            order = ", ".join(f'{name} COLLATE "C"' if kind == "text" else name
-                              for name, kind in zip(names[:len(rollup.key)], types, strict=False))
-            by_column = zip(*((*key, *values) for key, values in items), strict=True)
-            params = [_array_literal(values, kind) for values, kind in zip(by_column, types, strict=True)]
-            cursor.execute(f"INSERT INTO {table} ({columns}) SELECT {select} FROM unnest({arrays}) "
-                           f"AS u({', '.join(names)}) ORDER BY {order} {on_conflict}", params)
+            cursor.execute(*_pg_upsert(rollup, items, connection))
         else:
+            fields = _fields(rollup)
+            quote = connection.ops.quote_name
+            table = quote(rollup.rollup_model._meta.db_table)
             # Sorted keys, as on PostgreSQL.
             items.sort(key=_sort_key)
             placeholders = ", ".join(["%s"] * len(fields))
             cursor.executemany(
-                f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) {on_conflict}",
+                f"INSERT INTO {table} ({', '.join(quote(f.column) for f in fields)}) VALUES ({placeholders}) "
+                f"{_on_conflict(rollup, connection, table)}",
                 [[f.get_db_prep_value(v, connection) for f, v in zip(fields, (*key, *values), strict=True)]
                  for key, values in items],
             )
     if negative:
         first = rollup.measures[0].name
-        model._base_manager.using(using).filter(
+        rollup.rollup_model._base_manager.using(using).filter(
             **{f"{first}__lte": 0, f"{rollup.bucket}__in": sorted(negative)}
         ).delete()
 
