@@ -173,10 +173,17 @@ def _fetch(sql, params):
         return cursor.fetchall()
 
 
+# Windows longer than this many hours have their rollup rows summed per key in each part before the GROUP BY
+# (_window_rows' summed): a key's many daily rows then come to it as one. At a week or less the second grouping
+# costs more than it saves (measured at 10M rows a month: 24 and 168 hours 0-2 ms slower, 720 hours 1-12 ms
+# faster, the most for _summed_together's four keys).
+_SUMMED_AFTER = 7 * 24
+
+
 def _summed(rollup, hours, now, keys, measures, *, where=None, order=None, limit=None):
     """[(key values..., measure sums...)] per key over the window, keys without entries left out (the first
     measure sums to zero), ordered by `order` (SQL over k0.. and n0.., default: n0 DESC then the keys)."""
-    sql, params = _window_rows(rollup, hours, now, keys, measures, where, summed=True)
+    sql, params = _window_rows(rollup, hours, now, keys, measures, where, summed=hours > _SUMMED_AFTER)
     names = [f"w.k{i}" for i in range(len(keys))]
     sums = [f"SUM(w.m{i}) AS n{i}" for i in range(len(measures))]
     order = order or ", ".join(["n0 DESC", *(f"k{i}" for i in range(len(keys)))])
@@ -195,7 +202,7 @@ def _summed_together(rollup, hours, now, reads):
     sums those rows again per its own keys, ordered and cut to its limit in the database."""
     keys = list(dict.fromkeys(key for read in reads for key in read["keys"]))
     measures = list(dict.fromkeys(measure for read in reads for measure in read["measures"]))
-    sql, params = _window_rows(rollup, hours, now, keys, measures, summed=True)
+    sql, params = _window_rows(rollup, hours, now, keys, measures, summed=hours > _SUMMED_AFTER)
     model = rollup.rollup_model._meta
     typed_null = {key: f"CAST(NULL AS {model.get_field(key).cast_db_type(connection)})" for key in keys}
     sums = ", ".join([f"w.k{i} AS d{i}" for i in range(len(keys))]

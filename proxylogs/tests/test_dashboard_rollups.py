@@ -224,7 +224,8 @@ def raw_blocked_destinations(hours, limit, now=NOW):
 def assert_selectors_match_the_entries():
     # At NOW a window's partial first hour is read from the entries; 25 minutes earlier, as that hour's rollup
     # rows less the entries of its first 12 minutes. Entries after the earlier now are ahead of it.
-    for now, hours in [(now, hours) for now in (NOW, NOW - dt.timedelta(minutes=25)) for hours in WINDOWS]:
+    # And 200 hours: longer than a week, the selectors sum each part's rollup rows per key first.
+    for now, hours in [(now, hours) for now in (NOW, NOW - dt.timedelta(minutes=25)) for hours in [*WINDOWS, 200]]:
         assert selectors.window_totals(hours, now=now) == raw_window_totals(hours, now=now)
         traffic = selectors.traffic_statistics("day", now=now)
         assert [(r["status"], r["count"], r["bytes"]) for r in traffic["by_status"]] == [
@@ -257,7 +258,7 @@ def assert_selectors_match_the_entries():
         assert summary["top_clients"] == [{**row, "ip": row["client_ip"], "count": row["requests"]}
                                           for row in raw_top_clients(hours, False, 10, now=now)]
     for now, (period, hours) in [(now, period) for now in (NOW, NOW - dt.timedelta(minutes=25))
-                                 for period in (("day", 24), ("week", 168))]:
+                                 for period in (("day", 24), ("week", 168), ("month", 720))]:
         # The totals come from the requests rollup (hourly, or whole days), as window_totals gives them.
         traffic = selectors.traffic_statistics(period, now=now)
         totals = raw_window_totals(hours, now=now)
