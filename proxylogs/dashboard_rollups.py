@@ -1,7 +1,7 @@
 """The rollups the proxy dashboards and summaries read, kept exact at write time through vpnmonitor.rollups.
 
 Four hourly rollups of ProxyLogEntry, each requests, refused requests and bytes (the agents' requests only),
-and the whole days of the first two (CLIENTS_DAILY, DESTINATIONS_DAILY, for long windows):
+and the whole days of the first three (CLIENTS_DAILY, DESTINATIONS_DAILY, REQUESTS_DAILY, for long windows):
 
 - CLIENTS (ProxyLogClientHour): per client (address or host name, and its masked network);
 - DESTINATIONS (ProxyLogDestinationHour): per destination, with its host, registrable domain, whether it is a
@@ -72,8 +72,8 @@ DESTINATIONS = core.register(Rollup(
     dimensions=(Dimension("destination"), Dimension("destination_host"), Dimension("domain"),
                 Dimension("destination_is_ip"), Dimension("waf_category")),
 ))
-# The whole days of the two, for long windows: a window reads its whole days from these, the partial days at its
-# edges from the hourly rollups, and only a partial hour from the entries.
+# The whole days of the first two (and of REQUESTS, below), for long windows: a window reads its whole days from
+# these, the partial days at its edges from the hourly rollups, and only a partial hour from the entries.
 CLIENTS_DAILY = core.register(Rollup(
     name="proxylogs.clients_daily", source=ENTRY, model="proxylogs.ProxyLogClientDay", time="timestamp",
     step=core.DAY, bucket="day", dimensions=CLIENTS.dimensions, measures=_SUMS,
@@ -82,13 +82,17 @@ DESTINATIONS_DAILY = core.register(Rollup(
     name="proxylogs.destinations_daily", source=ENTRY, model="proxylogs.ProxyLogDestinationDay", time="timestamp",
     step=core.DAY, bucket="day", dimensions=DESTINATIONS.dimensions, measures=_SUMS,
 ))
-DAILY = {CLIENTS: CLIENTS_DAILY, DESTINATIONS: DESTINATIONS_DAILY}
 REQUESTS = core.register(Rollup(
     name="proxylogs.requests", source=ENTRY, model="proxylogs.ProxyLogRequestHour", time="timestamp", step=HOUR,
     bucket="hour", measures=_SUMS,
     dimensions=(Dimension("method"), Dimension("http_status"), Dimension("result_code"),
                 Dimension("file_extension")),
 ))
+REQUESTS_DAILY = core.register(Rollup(
+    name="proxylogs.requests_daily", source=ENTRY, model="proxylogs.ProxyLogRequestDay", time="timestamp",
+    step=core.DAY, bucket="day", dimensions=REQUESTS.dimensions, measures=_SUMS,
+))
+DAILY = {CLIENTS: CLIENTS_DAILY, DESTINATIONS: DESTINATIONS_DAILY, REQUESTS: REQUESTS_DAILY}
 AGENTS = core.register(Rollup(
     name="proxylogs.agents", source=ENTRY, model="proxylogs.ProxyLogAgentHour", time="timestamp", step=HOUR,
     bucket="hour", measures=(Measure("requests"),),
@@ -111,7 +115,7 @@ HOST_CLIENTS_SEEN = core.register(Rollup(
                 Dimension("domain")),
 ))
 HOURLY = (CLIENTS, DESTINATIONS, REQUESTS, AGENTS)
-SUMMED = (*HOURLY, CLIENTS_DAILY, DESTINATIONS_DAILY)
+SUMMED = (*HOURLY, *DAILY.values())
 SEEN = (CLIENTS_SEEN, HOSTS_SEEN, HOST_CLIENTS_SEEN)
 ROLLUPS = SUMMED + SEEN
 

@@ -243,6 +243,27 @@ class ProxyLogRequestHour(models.Model):
         return f"{self.hour:%Y-%m-%d %H:00} {self.method} {self.http_status}: {self.requests}"
 
 
+class ProxyLogRequestDay(models.Model):
+    """Requests, refusals and bytes per day (UTC), method, status, result code and file type: ProxyLogRequestHour's
+    whole days."""
+
+    day = models.DateTimeField()
+    method = models.CharField(max_length=32)
+    http_status = models.PositiveSmallIntegerField()
+    result_code = models.CharField(max_length=64)
+    file_extension = models.CharField(max_length=16, null=True)
+    requests = models.BigIntegerField()
+    blocked = models.BigIntegerField()
+    bytes = models.BigIntegerField()
+
+    class Meta:
+        constraints = [RollupKey(fields=["day", "method", "http_status", "result_code", "file_extension"],
+                                 name="proxylog_request_day_key")]
+
+    def __str__(self):
+        return f"{self.day:%Y-%m-%d} {self.method} {self.http_status}: {self.requests}"
+
+
 class ProxyLogAgentHour(models.Model):
     """Requests per hour and User-Agent (its first dashboard_rollups.AGENT_LENGTH characters) or none."""
 

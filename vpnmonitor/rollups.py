@@ -945,7 +945,7 @@ def grouped(rollup, plan, by, *, raw, rows, measure=None, finer=None, limit=None
     return union_sum(parts, limit=limit, label=label, using=rows.db)
 
 
-def window_rows(rollup, plan, keys, measures, *, raw, rows, finer=None):
+def window_rows(rollup, plan, keys, measures, *, raw, rows, finer=None, summed=False):
     """(sql, params): a SELECT of a planned window's counts, for a caller's own GROUP BY: one row per rollup row
     of the whole buckets and per key of each raw edge, columns k0, k1, ... (the dimensions `keys`) then m0, m1,
     ... (the `measures`, by name), negated for the parts the plan subtracts. raw, rows and finer as for total()
@@ -953,19 +953,29 @@ def window_rows(rollup, plan, keys, measures, *, raw, rows, finer=None):
 
     Summed per key, the rows give the window's totals; a key is in the window when its first measure sums to
     more than zero, so COUNT(DISTINCT) is counted over keys grouped first (never over the rows, since a
-    subtracted edge takes a key's rows back out)."""
+    subtracted edge takes a key's rows back out).
+
+    summed: the rollup rows are summed per key (of `keys`) in each part already, so that the caller's GROUP BY
+    reads a row per key and part rather than per bucket and key (when the keys are few of the rollup's)."""
     chosen = [_measure(rollup, name) for name in measures]
     dimensions = {d.name: d for d in rollup.dimensions}
     names = [f"k{i}" for i in range(len(keys))] + [f"m{i}" for i in range(len(chosen))]
-    parts = [(1, rows.filter(**{f"{rollup.bucket}__gte": plan.first, f"{rollup.bucket}__lt": plan.stop}).order_by()
-              .annotate(**{f"k{i}": F(key) for i, key in enumerate(keys)},
-                        **{f"m{i}": F(m.name) for i, m in enumerate(chosen)}).values(*names))]
+
+    def rollup_rows(queryset):
+        queryset = queryset.order_by()
+        if summed:
+            # Grouped by the keys (by a constant when there are none), as a raw edge is.
+            groups = {f"k{i}": F(key) for i, key in enumerate(keys)} or {"k_all": Value(0)}
+            return (queryset.annotate(**groups).values(*groups)
+                    .annotate(**{f"m{i}": Sum(m.name) for i, m in enumerate(chosen)}))
+        return (queryset.annotate(**{f"k{i}": F(key) for i, key in enumerate(keys)},
+                                  **{f"m{i}": F(m.name) for i, m in enumerate(chosen)}).values(*names))
+
+    parts = [(1, rollup_rows(rows.filter(**{f"{rollup.bucket}__gte": plan.first, f"{rollup.bucket}__lt": plan.stop})))]
     for sign, low, high in plan.finer:
         finer_rollup, finer_rows = finer
         between = {f"{finer_rollup.bucket}__gte": low, f"{finer_rollup.bucket}__lt": high}
-        parts.append((sign, finer_rows.filter(**between)
-                      .order_by().annotate(**{f"k{i}": F(key) for i, key in enumerate(keys)},
-                                           **{f"m{i}": F(m.name) for i, m in enumerate(chosen)}).values(*names)))
+        parts.append((sign, rollup_rows(finer_rows.filter(**between))))
     raw = raw.filter(rollup.raw_filter()).order_by()
     for sign, low, high in plan.ranges:
         # Grouped by the keys (by a constant when there are none, for the edge's totals).

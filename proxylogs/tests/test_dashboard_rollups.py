@@ -7,9 +7,13 @@ The reference functions below scan the entries, as the selectors did before the 
 """
 
 import datetime as dt
+import importlib
 import random
+from types import SimpleNamespace
 
 import pytest
+from django.apps import apps
+from django.db import connection
 from django.db.models import Case, CharField, Count, IntegerField, Max, Q, Sum, Value, When
 
 from proxylogs import dashboard_rollups, selectors, services
@@ -23,6 +27,7 @@ from proxylogs.models import (
     ProxyLogEntry,
     ProxyLogHostClientSeen,
     ProxyLogHostSeen,
+    ProxyLogRequestDay,
     ProxyLogRequestHour,
     ShadowItService,
     WafCategory,
@@ -219,7 +224,8 @@ def raw_blocked_destinations(hours, limit, now=NOW):
 def assert_selectors_match_the_entries():
     # At NOW a window's partial first hour is read from the entries; 25 minutes earlier, as that hour's rollup
     # rows less the entries of its first 12 minutes. Entries after the earlier now are ahead of it.
-    for now, hours in [(now, hours) for now in (NOW, NOW - dt.timedelta(minutes=25)) for hours in WINDOWS]:
+    # And 200 hours: longer than a week, the selectors sum each part's rollup rows per key first.
+    for now, hours in [(now, hours) for now in (NOW, NOW - dt.timedelta(minutes=25)) for hours in [*WINDOWS, 200]]:
         assert selectors.window_totals(hours, now=now) == raw_window_totals(hours, now=now)
         traffic = selectors.traffic_statistics("day", now=now)
         assert [(r["status"], r["count"], r["bytes"]) for r in traffic["by_status"]] == [
@@ -243,13 +249,34 @@ def assert_selectors_match_the_entries():
         assert selectors.threat_categories(hours, now=now) == raw_threats(hours, now=now)
         assert (selectors.top_blocked_destinations(hours, limit=3, now=now)
                 == raw_blocked_destinations(hours, 3, now=now))
+        # The summary reads the destinations once for its totals, refused destinations, threats and hosts.
+        summary = selectors.dashboard_summary(hours, masked=False, now=now)
+        assert summary["window"] == raw_window_totals(hours, now=now)
+        assert summary["top_blocked"] == raw_blocked_destinations(hours, 10, now=now)
+        assert summary["threat_categories"] == raw_threats(hours, now=now)
+        assert summary["top_domains"] == raw_top_hosts(hours, 5, now=now)
+        assert summary["top_clients"] == [{**row, "ip": row["client_ip"], "count": row["requests"]}
+                                          for row in raw_top_clients(hours, False, 10, now=now)]
+    for now, (period, hours) in [(now, period) for now in (NOW, NOW - dt.timedelta(minutes=25))
+                                 for period in (("day", 24), ("week", 168), ("month", 720))]:
+        # The totals come from the requests rollup (hourly, or whole days), as window_totals gives them.
+        traffic = selectors.traffic_statistics(period, now=now)
+        totals = raw_window_totals(hours, now=now)
+        assert (traffic["requests"], traffic["blocked_requests"], traffic["allowed"], traffic["bytes"],
+                traffic["unique_clients"], traffic["unique_domains"]) == (
+            totals["requests"], totals["blocked"], totals["allowed"], totals["bytes"], totals["unique_clients"],
+            totals["unique_domains"])
+        assert [(r["method"], r["count"], r["bytes"]) for r in traffic["by_method"]] == [
+            (r["method"], r["count"], r["bytes"] or 0) for r in raw_breakdown(hours, now=now, field="method")]
+        assert [(r["status"], r["count"], r["bytes"]) for r in traffic["by_status"]] == [
+            (r["http_status"], r["count"], r["bytes"] or 0) for r in raw_breakdown(hours, now=now, field="http_status")]
 
 
 def rollup_tables():
     return {model.__name__: sorted(model.objects.values_list(*[f.attname for f in model._meta.fields
                                                                  if f.attname != "id"]), key=repr)
             for model in (ProxyLogClientHour, ProxyLogDestinationHour, ProxyLogRequestHour, ProxyLogAgentHour,
-                          ProxyLogClientSeen, ProxyLogHostSeen, ProxyLogHostClientSeen)}
+                          ProxyLogRequestDay, ProxyLogClientSeen, ProxyLogHostSeen, ProxyLogHostClientSeen)}
 
 
 def test_summaries_from_the_rollups_equal_the_entries_aggregates():
@@ -286,3 +313,14 @@ def test_retention_and_clearing_keep_the_rollups_exact():
     services.clear_logs()
     assert all(rows == [] for rows in rollup_tables().values())
     assert selectors.window_totals(24, now=NOW) == raw_window_totals(24)
+
+
+def test_the_daily_requests_rollup_is_filled_from_the_hourly_one():
+    # Migration 0019 fills the daily rollup of an existing database from the hourly rows, not from the entries.
+    store(entries(300, seed=5))
+    counted = rollup_tables()["ProxyLogRequestDay"]
+    assert len(counted) > 20
+    ProxyLogRequestDay.objects.all().delete()
+    migration = importlib.import_module("proxylogs.migrations.0019_fill_request_day_rollup")
+    migration.fill(apps, SimpleNamespace(connection=connection))
+    assert rollup_tables()["ProxyLogRequestDay"] == counted

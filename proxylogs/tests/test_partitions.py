@@ -66,10 +66,10 @@ def import_lines(tmp_path, moments, name="access.log"):
     return services.import_source(services.source_for_path(log))
 
 
-def test_there_are_ten_rollups_and_retention_drops_the_buckets_of_the_seven_summed_ones():
-    assert len(core.of(ProxyLogEntry)) == 10
+def test_there_are_eleven_rollups_and_retention_drops_the_buckets_of_the_eight_summed_ones():
+    assert len(core.of(ProxyLogEntry)) == 11
     declared = partitions.declared(ProxyLogEntry)
-    assert (declared.time, len(declared.rollups)) == ("timestamp", 7)
+    assert (declared.time, len(declared.rollups)) == ("timestamp", 8)
     assert all(rollup.subtractable for rollup in declared.rollups)
     assert {rollup.rollup_model for rollup in core.of(ProxyLogEntry)} - {r.rollup_model for r in declared.rollups} \
         == set(SEEN)

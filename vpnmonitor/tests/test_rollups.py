@@ -545,7 +545,8 @@ def test_empty_dimensions_are_keys_of_their_own_through_every_write(db_tables):
     (START + dt.timedelta(hours=1, minutes=17), START + dt.timedelta(days=2, hours=5, minutes=3)),
     (START + dt.timedelta(minutes=10), START + dt.timedelta(hours=2, minutes=50)),
 ])
-def test_window_rows_group_and_count_distinct_keys_as_the_raw_rows_do(db_tables, start, end):
+@pytest.mark.parametrize("summed", [False, True])
+def test_window_rows_group_and_count_distinct_keys_as_the_raw_rows_do(db_tables, start, end, summed):
     rows = readings(900, seed=9)
     with transaction.atomic():
         Reading.objects.bulk_create([Reading(**row) for row in rows])
@@ -555,14 +556,24 @@ def test_window_rows_group_and_count_distinct_keys_as_the_raw_rows_do(db_tables,
     plan = BY_SENSOR.plan((start, end), now=START + dt.timedelta(days=3))
     assert any(sign < 0 for sign, _, _ in plan.ranges)
     sql, params = rollups.window_rows(BY_SENSOR, plan, ["sensor", "port"], ["readings", "total"],
-                                      raw=Reading.objects.all(), rows=ReadingBySensor.objects.all())
+                                      raw=Reading.objects.all(), rows=ReadingBySensor.objects.all(), summed=summed)
+    # With no keys, the window's totals (summed: each part's rows summed to one).
+    totals_sql, totals_params = rollups.window_rows(BY_SENSOR, plan, [], ["readings", "total"],
+                                                    raw=Reading.objects.all(), rows=ReadingBySensor.objects.all(),
+                                                    summed=summed)
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT w.k0, SUM(w.m0), SUM(w.m1) FROM ({sql}) w GROUP BY w.k0 HAVING SUM(w.m0) > 0", params)
         per_sensor = {sensor: (int(n), int(total)) for sensor, n, total in cursor.fetchall()}
         cursor.execute(f"SELECT COUNT(*) FROM (SELECT w.k0, w.k1 FROM ({sql}) w GROUP BY w.k0, w.k1 "
                        "HAVING SUM(w.m0) > 0) d", params)
         pairs = cursor.fetchone()[0]
+        cursor.execute(f"SELECT COUNT(*), SUM(w.m0), SUM(w.m1) FROM ({totals_sql}) w", totals_params)
+        parts, n, total = cursor.fetchone()
     expected = {r["sensor"]: (r["n"], r["total"]) for r in window.values("sensor").annotate(n=Count("pk"),
                                                                                            total=Sum("value"))}
     assert per_sensor == expected and None in per_sensor and "" in per_sensor
     assert pairs == len(set(window.values_list("sensor", "port")))
+    assert (int(n), int(total)) == (window.count(), window.aggregate(total=Sum("value"))["total"])
+    if summed:
+        # A row per part of the plan: its whole buckets, and each raw range.
+        assert parts == 1 + len(plan.ranges)
