@@ -30,7 +30,12 @@ from vpnmonitor.tailing import Checkpoint, read_new_lines
 
 logger = logging.getLogger(__name__)
 
-BATCH_BYTES = 2 << 20
+BATCH_BYTES = 8 << 20
+"""Bytes of a file stored in one transaction, with the checkpoint after them (and the rollups' upserts of them)."""
+CHUNK_BYTES = 2 << 20
+"""Bytes of a file parsed at a time. A batch is read, parsed and copied a chunk at a time, so that the import holds
+the rows of three chunks at most, whatever the batch; its rollup counts are merged over its chunks and upserted once
+(a key seen in every chunk is written once, not once a chunk)."""
 MAX_REJECTED_SAMPLES = 10
 
 # Column order of the COPY and of entry_row(); every concrete field but the id.
@@ -150,20 +155,24 @@ def entry_row(record, *, source_id=None, waf=None):
     )
 
 
-def count_rows(rows, *, prepared=False):
-    """The rollup counts of COLUMNS tuples: {Rollup: Counter} for the hourly rollup and the dashboard rollups;
-    prepared: each encoded already as its upsert (rollups.prepare)."""
-    counts = {HOURLY: count_batch(rows, COLUMNS), **dashboard_rollups.count_batch(rows, COLUMNS)}
-    if prepared:
-        return {rollup: rollups.prepare(rollup, value) for rollup, value in counts.items()}
-    return counts
+def count_rows(rows):
+    """The rollup counts of COLUMNS tuples: {Rollup: Counter} for the hourly rollup and the dashboard rollups."""
+    return {HOURLY: count_batch(rows, COLUMNS), **dashboard_rollups.count_batch(rows, COLUMNS)}
+
+
+def _merged(into, counts):
+    """count_rows's counts of one more chunk of a batch merged into the batch's."""
+    for rollup, value in counts.items():
+        into[rollup] = rollups.merge(rollup, into.get(rollup, {}), value)
+    return into
 
 
 def store_rows(rows, counts=None):
     """Insert COLUMNS tuples (COPY on PostgreSQL, bulk_create elsewhere) and add them to the hourly rollup and the
     dashboard rollups, in one transaction. Returns how many. The only insert of entries: every other writer stores
-    through it. `counts`: count_rows(rows), when the caller has counted them already (the import counts a batch
-    and encodes its upserts in its parsing thread, while the batch before it is stored)."""
+    through it. `counts`: the rollup counts to apply with them, when the caller has counted them already, or {}
+    when the caller applies them itself later in the same transaction (the import counts in its parsing thread and
+    upserts the counts of a whole batch after its last chunk of rows)."""
     if not rows:
         return 0
     if counts is None:
@@ -286,11 +295,11 @@ def log_is_finished(path, *, settle_seconds=SETTLE_SECONDS):
 
 
 @dataclasses.dataclass
-class _PreparedBatch:
-    """One batch of the file, parsed and derived, ready to be stored with its checkpoint."""
+class _PreparedChunk:
+    """One chunk of the file, parsed and derived, ready to be copied. The last chunk of a batch carries the batch's
+    rollup upserts, encoded (rollups.prepare), and the checkpoint after it: the import then commits."""
 
     rows: list
-    counts: dict
     checkpoint: dict
     read: int
     rejected: int
@@ -298,16 +307,21 @@ class _PreparedBatch:
     samples: list
     event: str | None
     unterminated_last_line: bool = False
+    counts: dict | None = None
+    """The batch's upserts, on its last chunk only."""
 
 
 def _prepare_batches(source, expected, waf, batch_bytes, complete=False):
-    """Read what is new in the source's file since `expected`, parse it and count its rollups, batch by batch (CPU
-    only, no database)."""
+    """Read what is new in the source's file since `expected`, parse it and count its rollups, chunk by chunk (CPU
+    only, no database). A batch is at most batch_bytes of chunks of at most CHUNK_BYTES; its counts are merged
+    over its chunks and encoded once, on its last chunk (at the end of the file, a chunk of no rows after it)."""
     line_number = int(expected.get("line", 0))
+    chunk_bytes = min(batch_bytes, CHUNK_BYTES)
     # Native lines take the fused parse-and-derive path; it gives the rows parse_lines and entry_row give.
     native = (SquidRows(source_id=source.pk, waf=waf, entry_row=entry_row, client_columns=_client_columns)
               if source.format in ("squid", "native") else None)
-    for batch in read_new_lines(source.path, Checkpoint.from_dict(expected), max_bytes=batch_bytes,
+    counts, batch_read, checkpoint = {}, 0, None
+    for batch in read_new_lines(source.path, Checkpoint.from_dict(expected), max_bytes=chunk_bytes,
                                 complete=complete):
         if batch.event in ("rotated", "truncated"):
             line_number = 0
@@ -336,13 +350,28 @@ def _prepare_batches(source, expected, waf, batch_bytes, complete=False):
         out_of_range = len(samples) - nul_lines
         samples += [[number, reason] for number, reason in summary.errors]
         line_number += len(batch.lines)
-        yield _PreparedBatch(
-            rows=rows, counts=count_rows(rows, prepared=True) if rows else {},
-            checkpoint={**batch.checkpoint.to_dict(), "line": line_number},
-            read=batch.checkpoint.offset - batch.start_offset, rejected=nul_lines + out_of_range + summary.rejected,
+        if rows:
+            _merged(counts, count_rows(rows))
+        read = batch.checkpoint.offset - batch.start_offset
+        batch_read += read
+        checkpoint = {**batch.checkpoint.to_dict(), "line": line_number}
+        # The batch ends where one more chunk could take it past batch_bytes.
+        last = batch_read + chunk_bytes > batch_bytes
+        yield _PreparedChunk(
+            rows=rows, checkpoint=checkpoint, read=read, rejected=nul_lines + out_of_range + summary.rejected,
             blank=summary.blank - nul_lines, samples=sorted(samples)[:MAX_REJECTED_SAMPLES], event=batch.event,
-            unterminated_last_line=batch.unterminated_last_line,
+            unterminated_last_line=batch.unterminated_last_line, counts=_encoded(counts) if last else None,
         )
+        if last:
+            counts, batch_read = {}, 0
+    if batch_read:
+        yield _PreparedChunk(rows=[], checkpoint=checkpoint, read=0, rejected=0, blank=0, samples=[], event=None,
+                             counts=_encoded(counts))
+
+
+def _encoded(counts):
+    """A batch's merged counts, each encoded as its upsert (rollups.prepare)."""
+    return {rollup: rollups.prepare(rollup, value) for rollup, value in counts.items()}
 
 
 class _ReadAhead:
@@ -426,8 +455,8 @@ def import_source(source, *, progress=None, batch_bytes=BATCH_BYTES, complete=Fa
 
     Each batch of complete lines is stored with the checkpoint after it in one transaction, so a crash or a
     concurrent run never stores a line twice nor skips one. Bad lines are counted, not fatal. `progress` is
-    called with the number of bytes consumed after each batch. A thread parses and counts the next batch while this one
-    is stored; it never holds more than two batches besides the one being stored, so memory stays constant.
+    called with the number of bytes consumed after each batch. A thread parses and counts the next chunk while this
+    one is copied; it never holds more than two chunks besides the one being copied, so memory stays constant.
     """
     result = ImportResult()
     started = time.perf_counter()
@@ -437,30 +466,39 @@ def import_source(source, *, progress=None, batch_bytes=BATCH_BYTES, complete=Fa
     started_at = timezone.now()
     try:
         with _ReadAhead(lambda: _prepare_batches(source, dict(expected), waf, batch_bytes, complete)) as prepared:
-            for batch in prepared:
-                if batch.event in ("rotated", "truncated"):
-                    result.events.append(batch.event)
-                result.rejected += batch.rejected
-                result.blank += batch.blank
-                room = MAX_REJECTED_SAMPLES - len(result.rejected_samples)
-                result.rejected_samples += batch.samples[:max(room, 0)]
+            chunks = iter(prepared)
+            for chunk in chunks:
+                imported = rejected = read = 0
                 with transaction.atomic():
                     _commit_without_waiting_for_the_disk()
                     current = LogSource.objects.select_for_update().only("checkpoint").get(pk=source.pk)
                     if (current.checkpoint or {}) != expected:
                         raise ImportConflict(f"the checkpoint of {source.name} moved during the import; stopped")
-                    store_rows(batch.rows, batch.counts)
+                    while True:
+                        if chunk.event in ("rotated", "truncated"):
+                            result.events.append(chunk.event)
+                        result.blank += chunk.blank
+                        room = MAX_REJECTED_SAMPLES - len(result.rejected_samples)
+                        result.rejected_samples += chunk.samples[:max(room, 0)]
+                        result.unterminated_last_line |= chunk.unterminated_last_line
+                        imported += store_rows(chunk.rows, {})
+                        rejected += chunk.rejected
+                        read += chunk.read
+                        if chunk.counts is not None:
+                            break
+                        chunk = next(chunks)
+                    rollups.apply(chunk.counts, growing=True)
                     LogSource.objects.filter(pk=source.pk).update(
-                        checkpoint=batch.checkpoint,
-                        lines_imported=F("lines_imported") + len(batch.rows),
-                        lines_rejected=F("lines_rejected") + batch.rejected,
+                        checkpoint=chunk.checkpoint,
+                        lines_imported=F("lines_imported") + imported,
+                        lines_rejected=F("lines_rejected") + rejected,
                     )
-                expected = batch.checkpoint
-                result.unterminated_last_line |= batch.unterminated_last_line
-                result.imported += len(batch.rows)
-                result.bytes_read += batch.read
+                expected = chunk.checkpoint
+                result.imported += imported
+                result.rejected += rejected
+                result.bytes_read += read
                 if progress is not None:
-                    progress(batch.read)
+                    progress(read)
     except Exception as exc:
         status, message = LogImport.Status.FAILED, f"{type(exc).__name__}: {exc}"
         LogSource.objects.filter(pk=source.pk).update(last_error=message[:2000])

@@ -372,6 +372,25 @@ def count_rows(rollup, rows):
     return counts
 
 
+def merge(rollup, into, counts):
+    """Combine counts into `into` (both {key: measures} of the rollup: a tuple, or a bare value for a rollup of one
+    measure, as count_rows and the writers' own counters make them), each measure as it combines: the counts of
+    several parts of one write, applied once (a key in every part is written once). Returns `into`."""
+    measures = rollup.measures
+    summed = rollup.subtractable
+    for key, value in counts.items():
+        current = into.get(key)
+        if current is None:
+            into[key] = value
+        elif not isinstance(value, tuple):
+            into[key] = measures[0].final(measures[0].merge(current, value))
+        elif summed:
+            into[key] = tuple(map(int.__add__, current, value))
+        else:
+            into[key] = tuple(m.final(m.merge(a, b)) for m, a, b in zip(measures, current, value, strict=True))
+    return into
+
+
 def add(source, rows, *, using=DEFAULT_DB_ALIAS, rollups=None):
     """Add rows in memory (mappings or instances, see count_rows) to every rollup of the source model (or to
     the rollups given). Call in the transaction that inserts them."""

@@ -231,6 +231,60 @@ def test_small_batches_keep_line_numbers_counts_and_the_checkpoint_across_batche
     assert not _parse_threads()
 
 
+def test_a_batch_of_several_chunks_commits_once_and_upserts_the_rollups_of_all_its_chunks_once(tmp_path, monkeypatch):
+    from proxylogs import dashboard_rollups
+    from vpnmonitor import rollups as core
+
+    monkeypatch.setattr(services, "CHUNK_BYTES", 150)  # one line a chunk
+    calls = {"transactions": 0, "copies": [], "upserts": []}
+    real_commit, real_store_rows, real_apply = (services._commit_without_waiting_for_the_disk, services.store_rows,
+                                                core.apply)
+
+    def commit():
+        calls["transactions"] += 1
+        real_commit()
+
+    def store_rows(rows, counts=None):
+        calls["copies"].append(len(rows))
+        return real_store_rows(rows, counts)
+
+    def apply(counts, **kwargs):
+        if counts:
+            calls["upserts"].append(calls["transactions"])
+        return real_apply(counts, **kwargs)
+
+    monkeypatch.setattr(services, "_commit_without_waiting_for_the_disk", commit)
+    monkeypatch.setattr(services, "store_rows", store_rows)
+    monkeypatch.setattr(core, "apply", apply)
+    log = tmp_path / "access.log"
+    lines = [*LINES, "garbage", *LINES, *LINES, LINES[0]]
+    write(log, lines)
+    source = services.source_for_path(log)
+    # A batch ends where one more chunk could take it past 400 bytes (lines of 95 to 122 bytes).
+    result = services.import_source(source, batch_bytes=400)
+    assert (result.imported, result.rejected) == (16, 1)
+    assert result.rejected_samples == [[6, "too few fields"]]
+    # 16 chunks of a line (the garbage shares the fifth line's) in 6 batches of three, the last one of the last line
+    # and then of no rows at the end of the file: each batch is one transaction and one upsert of every rollup,
+    # with the counts of all its chunks.
+    assert calls["copies"] == [1] * 16 + [0]
+    assert calls["transactions"] == 6
+    assert calls["upserts"] == [1, 2, 3, 4, 5, 6]
+    source.refresh_from_db()
+    assert (source.lines_imported, source.lines_rejected, source.checkpoint["line"]) == (16, 1, 17)
+    rollup_matches_entries()
+
+    def rollup_rows():
+        return {rollup: sorted(rollup.rollup_model.objects.values_list(
+            *rollup.key, *[measure.name for measure in rollup.measures]), key=repr)
+            for rollup in dashboard_rollups.ROLLUPS}
+
+    counted = rollup_rows()
+    assert len(counted[dashboard_rollups.HOST_CLIENTS_SEEN]) == 5
+    dashboard_rollups.rebuild()
+    assert rollup_rows() == counted
+
+
 def test_each_batch_commits_asynchronously_with_its_checkpoint_on_postgresql(tmp_path):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext

@@ -470,6 +470,24 @@ def test_max_min_and_capped_sums_combine_across_batches_as_the_raw_rows_aggregat
     assert stored_peak() == stored
 
 
+def test_counts_of_parts_merged_equal_the_counts_of_the_whole():
+    rows = readings(900, seed=5)
+    parts = (rows[:200], rows[200:650], rows[650:])
+    for rollup in (HOURLY, DAILY, PEAK, BY_SENSOR):
+        whole = rollups.count_rows(rollup, rows)
+        merged = {}
+        for part in parts:
+            rollups.merge(rollup, merged, rollups.count_rows(rollup, part))
+        assert merged == whole
+    # PEAK's capped sum saturates, its maxima and minima keep the greater and the lesser.
+    early, late = START, START + dt.timedelta(minutes=5)
+    assert rollups.merge(PEAK, {("h", "a"): (2, CAP - 1, 7, late, late)}, {("h", "a"): (1, 5, 3, early, early)}) == {
+        ("h", "a"): (3, CAP, 7, early, late)}
+    # A rollup of one measure holds bare values.
+    assert rollups.merge(DAILY, {("d", "s1", 1): 3}, {("d", "s1", 1): 4, ("d", "s2", 1): 1}) == {
+        ("d", "s1", 1): 7, ("d", "s2", 1): 1}
+
+
 def test_upsert_from_a_select_combines_each_measure_as_declared(db_tables):
     rows = readings(700, seed=3)
     with transaction.atomic():
