@@ -12,6 +12,7 @@ class ProxyLogsConfig(AppConfig):
             rollups,
         )
         from proxylogs.metrics import LogSourceCollector
+        from proxylogs.models import CLOSED_DAY_INDEXES
         from proxylogs.services import delete_entries
         from vpnmonitor import ingestion_health, metrics, partitions, retention
 
@@ -22,8 +23,10 @@ class ProxyLogsConfig(AppConfig):
                            delete=delete_entries)  # keeps the rollups exact
         # One partition per day on PostgreSQL (migration 0016): retention drops whole days with the buckets of the
         # summed rollups; the last-seen ones (one bucket for all time) then forget the keys no entry is left of.
+        # The client index is built on each day once it is over (migration 0020): an import pays for the time
+        # index alone.
         partitions.register("proxylogs.ProxyLogEntry", "timestamp",
                             rollups=(rollups.HOURLY, *dashboard_rollups.SUMMED),
-                            after_drop=dashboard_rollups.forget_unseen)
+                            after_drop=dashboard_rollups.forget_unseen, closed_indexes=CLOSED_DAY_INDEXES)
         retention.register("proxy_log_imports", "proxylogs.LogImport", "started_at", 90,
                            "History of proxy access-log imports")

@@ -120,10 +120,11 @@ SEEN = (CLIENTS_SEEN, HOSTS_SEEN, HOST_CLIENTS_SEEN)
 ROLLUPS = SUMMED + SEEN
 
 
-def count_batch(rows, columns):
+def count_batch(rows, columns, *, daily=True):
     """{Rollup: Counter of its keys -> measures} of rows stored as tuples in `columns` order: the counts
     core.count_rows makes of the same rows as mappings, made an hour of rows at a time by the counting and
-    mapping builtins rather than row by row.
+    mapping builtins rather than row by row. daily=False leaves out the daily rollups, for a writer that
+    upserts them from the hourly counts (prepare).
 
     The rows are taken in time order (an import's batch mostly is already; others are sorted first), so an
     hour's rows lie together, and the last time a key is seen in the batch is its latest."""
@@ -171,17 +172,25 @@ def count_batch(rows, columns):
             key = (hour, text[:AGENT_LENGTH] if text else text, category)
             agents[key] = agents.get(key, 0) + requests
         start = stop
-    for hourly, daily in DAILY.items():
-        days = {}
-        for (hour, *key), values in out[hourly].items():
-            day = core.EPOCH + (hour - core.EPOCH) // core.DAY * core.DAY
-            previous = days.get((day, *key))
-            days[(day, *key)] = values if previous is None else tuple(map(int.__add__, previous, values))
-        out[daily] = Counter(days)
+    if daily:
+        for hourly, whole_days in DAILY.items():
+            out[whole_days] = core.coarsen(hourly, whole_days, out[hourly])
     for rollup in SEEN:
         # In time order, a key's last row is its latest.
-        out[rollup] = Counter(dict(zip(keys(SEEN_BUCKET, rows, rollup), moments, strict=True)))
-    return out
+        out[rollup] = dict(zip(keys(SEEN_BUCKET, rows, rollup), moments, strict=True))
+    return {rollup: out[rollup] for rollup in ROLLUPS if rollup in out}
+
+
+def prepare(counts):
+    """Counts of count_batch(daily=False), with any other rollups', encoded as upserts (core.prepare), the
+    daily rollups' included: each sums the parameters of its hourly rollup's upsert into days, in SQL on
+    PostgreSQL (core.prepare_coarser), so a batch's days cost no encoding. In the order count_batch gives."""
+    prepared = {rollup: core.prepare(rollup, value) for rollup, value in counts.items()}
+    for hourly, whole_days in DAILY.items():
+        if hourly in prepared:
+            prepared[whole_days] = core.prepare_coarser(hourly, whole_days, prepared[hourly])
+    return {**{rollup: value for rollup, value in prepared.items() if rollup not in ROLLUPS},
+            **{rollup: prepared[rollup] for rollup in ROLLUPS if rollup in prepared}}
 
 
 def forget_unseen(*, using=DEFAULT_DB_ALIAS):

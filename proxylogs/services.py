@@ -4,11 +4,13 @@ The only writer of ProxyLogEntry: every insert goes through store_rows and every
 or clear_logs, which keep the hourly rollup (proxylogs.rollups) exact in the same transaction."""
 
 import dataclasses
+import io
 import ipaddress
 import logging
 import os
 import queue
 import re
+import sys
 import threading
 import time
 from functools import lru_cache
@@ -155,9 +157,10 @@ def entry_row(record, *, source_id=None, waf=None):
     )
 
 
-def count_rows(rows):
-    """The rollup counts of COLUMNS tuples: {Rollup: Counter} for the hourly rollup and the dashboard rollups."""
-    return {HOURLY: count_batch(rows, COLUMNS), **dashboard_rollups.count_batch(rows, COLUMNS)}
+def count_rows(rows, *, daily=True):
+    """The rollup counts of COLUMNS tuples: {Rollup: Counter} for the hourly rollup and the dashboard rollups
+    (without their daily ones: daily=False, see _upserts)."""
+    return {HOURLY: count_batch(rows, COLUMNS), **dashboard_rollups.count_batch(rows, COLUMNS, daily=daily)}
 
 
 def _merged(into, counts):
@@ -167,12 +170,13 @@ def _merged(into, counts):
     return into
 
 
-def store_rows(rows, counts=None):
+def store_rows(rows, counts=None, *, encoded=None):
     """Insert COLUMNS tuples (COPY on PostgreSQL, bulk_create elsewhere) and add them to the hourly rollup and the
     dashboard rollups, in one transaction. Returns how many. The only insert of entries: every other writer stores
     through it. `counts`: the rollup counts to apply with them, when the caller has counted them already, or {}
     when the caller applies them itself later in the same transaction (the import counts in its parsing thread and
-    upserts the counts of a whole batch after its last chunk of rows)."""
+    upserts the counts of a whole batch after its last chunk of rows). `encoded`: the rows' COPY data
+    (CopyEncoder), when the caller has encoded them already (on PostgreSQL)."""
     if not rows:
         return 0
     if counts is None:
@@ -184,16 +188,13 @@ def store_rows(rows, counts=None):
         with transaction.atomic():
             if connection.vendor == "postgresql":
                 connection.ensure_connection()
+                data = encoded if encoded is not None else CopyEncoder(connection.connection).encode(rows)
                 quote = connection.ops.quote_name
                 columns = ", ".join(quote(column) for column in COLUMNS)
-                with connection.wrap_database_errors, connection.connection.cursor() as cursor:
-                    cursor.adapters.register_dumper(None, _inet_dumper())
-                    table = quote(ProxyLogEntry._meta.db_table)
-                    with cursor.copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
-                        copy.set_types(COPY_TYPES)
-                        write_row = copy.write_row
-                        for row in rows:
-                            write_row(row)
+                table = quote(ProxyLogEntry._meta.db_table)
+                with connection.wrap_database_errors, connection.connection.cursor() as cursor, \
+                        cursor.copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
+                    copy.write(data)
             else:
                 ProxyLogEntry.objects.bulk_create(
                     [ProxyLogEntry(**dict(zip(COLUMNS, row, strict=True))) for row in rows], batch_size=500
@@ -202,6 +203,31 @@ def store_rows(rows, counts=None):
 
     partitions.write(ProxyLogEntry, insert, lambda: {partitions.day_number(row[_TIME]) for row in rows})
     return len(rows)
+
+
+class CopyEncoder:
+    """Row tuples as PostgreSQL binary COPY data (COPY_TYPES), made on the client alone: psycopg's Copy writing to
+    a buffer rather than to the server. The import's parsing thread encodes a chunk while the chunk before it
+    is being sent; the thread that sends it then holds the GIL only to hand the data over, so the parsing goes on
+    while it waits for the server.
+
+    pg_connection: a psycopg connection, for its adapters only (nothing is sent on it)."""
+
+    def __init__(self, pg_connection):
+        self._cursor = pg_connection.cursor()
+        self._cursor.adapters.register_dumper(None, _inet_dumper())
+
+    def encode(self, rows):
+        from psycopg import Copy
+        from psycopg.copy import FileWriter
+
+        buffer = io.BytesIO()
+        with Copy(self._cursor, binary=True, writer=FileWriter(buffer)) as copy:
+            copy.set_types(COPY_TYPES)
+            write_row = copy.write_row
+            for row in rows:
+                write_row(row)
+        return buffer.getvalue()
 
 
 @lru_cache(maxsize=65536)
@@ -309,12 +335,15 @@ class _PreparedChunk:
     unterminated_last_line: bool = False
     counts: dict | None = None
     """The batch's upserts, on its last chunk only."""
+    encoded: bytes | None = None
+    """The rows' COPY data (PostgreSQL)."""
 
 
-def _prepare_batches(source, expected, waf, batch_bytes, complete=False):
+def _prepare_batches(source, expected, waf, batch_bytes, complete=False, encoder=None):
     """Read what is new in the source's file since `expected`, parse it and count its rollups, chunk by chunk (CPU
     only, no database). A batch is at most batch_bytes of chunks of at most CHUNK_BYTES; its counts are merged
-    over its chunks and encoded once, on its last chunk (at the end of the file, a chunk of no rows after it)."""
+    over its chunks and encoded once, on its last chunk (at the end of the file, a chunk of no rows after it).
+    encoder: a CopyEncoder, to encode each chunk's rows as COPY data too."""
     line_number = int(expected.get("line", 0))
     chunk_bytes = min(batch_bytes, CHUNK_BYTES)
     # Native lines take the fused parse-and-derive path; it gives the rows parse_lines and entry_row give.
@@ -351,7 +380,7 @@ def _prepare_batches(source, expected, waf, batch_bytes, complete=False):
         samples += [[number, reason] for number, reason in summary.errors]
         line_number += len(batch.lines)
         if rows:
-            _merged(counts, count_rows(rows))
+            _merged(counts, count_rows(rows, daily=False))
         read = batch.checkpoint.offset - batch.start_offset
         batch_read += read
         checkpoint = {**batch.checkpoint.to_dict(), "line": line_number}
@@ -360,18 +389,20 @@ def _prepare_batches(source, expected, waf, batch_bytes, complete=False):
         yield _PreparedChunk(
             rows=rows, checkpoint=checkpoint, read=read, rejected=nul_lines + out_of_range + summary.rejected,
             blank=summary.blank - nul_lines, samples=sorted(samples)[:MAX_REJECTED_SAMPLES], event=batch.event,
-            unterminated_last_line=batch.unterminated_last_line, counts=_encoded(counts) if last else None,
+            unterminated_last_line=batch.unterminated_last_line, counts=_upserts(counts) if last else None,
+            encoded=encoder.encode(rows) if encoder is not None and rows else None,
         )
         if last:
             counts, batch_read = {}, 0
     if batch_read:
         yield _PreparedChunk(rows=[], checkpoint=checkpoint, read=0, rejected=0, blank=0, samples=[], event=None,
-                             counts=_encoded(counts))
+                             counts=_upserts(counts))
 
 
-def _encoded(counts):
-    """A batch's merged counts, each encoded as its upsert (rollups.prepare)."""
-    return {rollup: rollups.prepare(rollup, value) for rollup, value in counts.items()}
+def _upserts(counts):
+    """A batch's merged counts (count_rows(daily=False)), encoded as the upserts of every rollup, daily ones
+    included (dashboard_rollups.prepare)."""
+    return dashboard_rollups.prepare(counts)
 
 
 class _ReadAhead:
@@ -384,7 +415,15 @@ class _ReadAhead:
 
     _END = object()
 
+    SWITCH_INTERVAL = 0.001
+    """Seconds a thread may hold the GIL while another waits for it, while the parsing thread runs (Python's
+    default is 5 ms). The consumer waits on the server many times a batch (each statement, each COPY buffer), and
+    after each wait it needs the GIL back from the parsing thread, which holds it for the whole interval: with
+    the default, those waits added about 1.5 us a line to an import."""
+
     def __init__(self, make_generator, depth=1):
+        self._switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(self._switch_interval, self.SWITCH_INTERVAL))
         self._items = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._produce, args=(make_generator,), name="proxylogs-parse",
@@ -426,6 +465,7 @@ class _ReadAhead:
     def close(self):
         self._stop.set()
         self._thread.join()
+        sys.setswitchinterval(self._switch_interval)
 
     def __enter__(self):
         return self
@@ -465,7 +505,12 @@ def import_source(source, *, progress=None, batch_bytes=BATCH_BYTES, complete=Fa
     status, message = LogImport.Status.SUCCESS, ""
     started_at = timezone.now()
     try:
-        with _ReadAhead(lambda: _prepare_batches(source, dict(expected), waf, batch_bytes, complete)) as prepared:
+        encoder = None
+        if connection.vendor == "postgresql":
+            connection.ensure_connection()
+            encoder = CopyEncoder(connection.connection)
+        with _ReadAhead(lambda: _prepare_batches(source, dict(expected), waf, batch_bytes, complete,
+                                                 encoder)) as prepared:
             chunks = iter(prepared)
             for chunk in chunks:
                 imported = rejected = read = 0
@@ -481,7 +526,7 @@ def import_source(source, *, progress=None, batch_bytes=BATCH_BYTES, complete=Fa
                         room = MAX_REJECTED_SAMPLES - len(result.rejected_samples)
                         result.rejected_samples += chunk.samples[:max(room, 0)]
                         result.unterminated_last_line |= chunk.unterminated_last_line
-                        imported += store_rows(chunk.rows, {})
+                        imported += store_rows(chunk.rows, {}, encoded=chunk.encoded)
                         rejected += chunk.rejected
                         read += chunk.read
                         if chunk.counts is not None:

@@ -19,6 +19,10 @@ Partitions exist before rows arrive:
   reads under way; ATTACH PARTITION takes SHARE UPDATE EXCLUSIVE, which readers and writers do not conflict
   with (only other DDL, ANALYZE and VACUUM of the parent).
 
+An index that only reads of past days need (a btree on a column whose values arrive in no order, which every
+inserted row would pay for) is declared as a ClosedDayIndex rather than on the table: the hourly beat task builds
+it on each partition once its day is over (index_closed), CONCURRENTLY, and reads of the current day do without.
+
 There is no DEFAULT partition. With one, a row of a day without a partition would land in it and stay there
 (retention never drops it by day), every partition created later would have to scan it under an ACCESS
 EXCLUSIVE lock to prove none of its rows belong to the new day, and DETACH ... CONCURRENTLY would be refused.
@@ -61,6 +65,16 @@ _LOCK_NAMESPACE = 0x70617274
 
 
 @dataclass(frozen=True)
+class ClosedDayIndex:
+    """An index of each partition whose day is over, not of the partitioned table: one that reads of past days
+    need, but that the day being written would pay for on every row (a btree on a column whose values arrive in
+    no order). index_closed builds it; reads of the current day do without it. Named <partition>_<suffix>."""
+
+    suffix: str
+    columns: tuple
+
+
+@dataclass(frozen=True)
 class Partitioned:
     """A table partitioned by day on a time column (see the module docstring)."""
 
@@ -70,6 +84,7 @@ class Partitioned:
     # once days are dropped (e.g. keep rollups exact that cannot be dropped by bucket), called as after_drop(using=).
     rollups: tuple | None = None
     after_drop: object = None
+    closed_indexes: tuple = ()
 
     @property
     def model_class(self):
@@ -83,13 +98,15 @@ class Partitioned:
 _registry: dict[str, Partitioned] = {}
 
 
-def register(model, time, *, rollups=None, after_drop=None):
+def register(model, time, *, rollups=None, after_drop=None, closed_indexes=()):
     """Declare a table partitioned by day on `time` (call from an AppConfig.ready()); its migration converts it.
 
     rollups: the rollups of the model whose buckets retention drops with each day, when not all of them have
     buckets that fit whole days; the others must be kept exact by after_drop(using=), which drop_before calls
-    after dropping days (a rollup of one bucket for all time, say, drops the keys no row is left of)."""
-    _registry[model] = declared = Partitioned(model, time, None if rollups is None else tuple(rollups), after_drop)
+    after dropping days (a rollup of one bucket for all time, say, drops the keys no row is left of).
+    closed_indexes: ClosedDayIndex of the partitions whose day is over (see index_closed)."""
+    _registry[model] = declared = Partitioned(model, time, None if rollups is None else tuple(rollups), after_drop,
+                                              tuple(closed_indexes))
     return declared
 
 
@@ -265,6 +282,51 @@ def create_ahead(*, now=None, using=DEFAULT_DB_ALIAS):
             ensure(model, set(range(today, today + AHEAD + 1)), using=using)
             done += 1
     return done
+
+
+CLOSED_AFTER = dt.timedelta(hours=1)
+"""A day is over, for its closed-day indexes, this long after it ends (lines of its last minutes arrive late)."""
+
+
+def index_closed(*, now=None, using=DEFAULT_DB_ALIAS):
+    """Build the closed-day indexes (ClosedDayIndex) that partitions of days over for CLOSED_AFTER lack, for every
+    declared table (a beat task, hourly); returns how many it built. A no-op on SQLite, whose tables keep every
+    index."""
+    connection = connections[using]
+    if connection.vendor != "postgresql":
+        return 0
+    before = day_number((now or timezone.now()) - CLOSED_AFTER)
+    built = 0
+    for entry in _registry.values():
+        if entry.closed_indexes and partitioned(entry.model_class, using=using):
+            built += build_closed_indexes(connection, entry.table, entry.closed_indexes, before)
+    return built
+
+
+def build_closed_indexes(connection, table, indexes, before):
+    """Build `indexes` (ClosedDayIndex) on the table's partitions of days before day number `before` that lack
+    them. Outside a transaction each is built CONCURRENTLY (reads and writes of the day go on); an invalid one
+    that an interrupted concurrent build left is dropped and built again."""
+    quote = connection.ops.quote_name
+    concurrently = "" if connection.in_atomic_block else " CONCURRENTLY"
+    built = 0
+    for number in sorted(day for day in (attached(connection, table) or ()) if day < before):
+        partition = partition_name(table, number)
+        for index in indexes:
+            name = f"{partition}_{index.suffix}"
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT x.indisvalid FROM pg_index x WHERE x.indexrelid = to_regclass(%s)", [name])
+                row = cursor.fetchone()
+                if row is not None and row[0]:
+                    continue
+                if row is not None:
+                    cursor.execute(f"DROP INDEX{concurrently} IF EXISTS {quote(name)}")
+                columns = ", ".join(quote(column) for column in index.columns)
+                cursor.execute(f"CREATE INDEX{concurrently} IF NOT EXISTS {quote(name)} ON {quote(partition)} "
+                               f"({columns})")
+            built += 1
+            logger.info("partitions: indexed %s (%s)", partition, ", ".join(index.columns))
+    return built
 
 
 # Retention ----------------------------------------------------------------------------------------------

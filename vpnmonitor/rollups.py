@@ -467,6 +467,66 @@ def prepare(rollup, counts, *, using=DEFAULT_DB_ALIAS):
     return Statement(*_pg_upsert(rollup, items, connection)) if items else Counter()
 
 
+def _check_coarser(fine, coarse):
+    if not (fine.subtractable and coarse.subtractable and fine.keep is None and coarse.keep is None
+            and fine.dimensions == coarse.dimensions
+            and [m.name for m in fine.measures] == [m.name for m in coarse.measures]
+            and coarse.step % fine.step == dt.timedelta(0)):
+        raise ValueError(f"Rollup {coarse.name} is not a coarser step of {fine.name}: it needs the same dimensions "
+                         "and plain sums, and a step that is a multiple of the other's")
+
+
+def coarsen(fine, coarse, counts):
+    """Counts of `fine` summed into the buckets of `coarse`, in Python: a rollup of the same dimensions and plain
+    sums whose step is a multiple of fine's (whole days of an hourly rollup)."""
+    _check_coarser(fine, coarse)
+    step = coarse.step
+    starts = {}
+    out = Counter()
+    for (bucket, *key), values in counts.items():
+        start = starts.get(bucket)
+        if start is None:
+            start = starts[bucket] = floor_time(bucket, step)
+        key = (start, *key)
+        previous = out.get(key)
+        out[key] = values if previous is None else (
+            tuple(map(int.__add__, previous, values)) if isinstance(values, tuple) else previous + values)
+    return out
+
+
+def prepare_coarser(fine, coarse, prepared, *, using=DEFAULT_DB_ALIAS):
+    """What prepare(fine, counts) made, added to `coarse` as well (see coarsen). On PostgreSQL a Statement that
+    sums the same parameters into coarse's buckets in SQL, so nothing more is encoded or sent; elsewhere the
+    counts coarsened in Python."""
+    _check_coarser(fine, coarse)
+    if not isinstance(prepared, Statement):
+        return coarsen(fine, coarse, prepared) if prepared else Counter()
+    connection = connections[using]
+    fields = _fields(fine)
+    types = [_pg_array_type(f, connection) for f in fields]
+    if types[0] != "timestamp with time zone":
+        raise ValueError(f"Rollup {fine.name}: its bucket is not a time with a zone")
+    width = len(fine.key)
+    names = [f"c{i}" for i in range(len(fields))]
+    quote = connection.ops.quote_name
+    table = quote(coarse.rollup_model._meta.db_table)
+    columns = ", ".join(quote(f.column) for f in _fields(coarse))
+    arrays = ", ".join(f"%s::{_pg_array_param(kind)}[]" for kind in types)
+    # Epoch-aligned steps, as floor_time takes them (a floor for times before the epoch too).
+    step = coarse.step // _US
+    start = f"TIMESTAMPTZ 'epoch' + (u.c0 - ((u.c0 %% {step}) + {step}) %% {step}) * INTERVAL '1 microsecond'"
+    dimensions = [_pg_array_value(name, kind) for name, kind in zip(names[1:width], types[1:width], strict=True)]
+    sums = [f"sum(u.{name})::bigint" for name in names[width:]]
+    group = ", ".join(str(i) for i in range(1, width + 1))
+    # Key order, byte order for text (as upsert sorts): positions, but a collation needs the expression.
+    order = ", ".join(["1", *(f'{value} COLLATE "C"' if kind == "text" else str(i) for i, (value, kind)
+                              in enumerate(zip(dimensions, types[1:width], strict=True), 2))])
+    sql = (f"INSERT INTO {table} ({columns}) SELECT {', '.join([start, *dimensions, *sums])} "
+           f"FROM unnest({arrays}) AS u({', '.join(names)}) GROUP BY {group} ORDER BY {order} "
+           f"{_on_conflict(coarse, connection, table)}")
+    return Statement(sql, prepared.params)
+
+
 def _items(rollup, counts, *, growing):
     """([(key, measures)], buckets with counts to subtract) of counts, keys with nothing to add left out."""
     width = len(rollup.measures)

@@ -35,7 +35,8 @@ SCHEDULE = {
         "task": "vpnmonitor.tasks.create_partitions",
         "every_seconds": 3600,
         "expires": 3000,
-        "description": "Make the next days' partitions of the tables partitioned by day (PostgreSQL).",
+        "description": "Make the next days' partitions of the tables partitioned by day, and index the days that "
+                       "are over (PostgreSQL).",
     },
     "seal-flow-destination-hours": {
         "task": "flowreports.tasks.seal_destination_hours",

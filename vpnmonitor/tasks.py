@@ -17,5 +17,6 @@ def apply_retention():
 
 @shared_task(name="vpnmonitor.tasks.create_partitions")
 def create_partitions():
-    """Make today's and the next days' partitions of every table partitioned by day; returns how many tables."""
-    return {"tables": partitions.create_ahead()}
+    """Make today's and the next days' partitions of every table partitioned by day, and the closed-day indexes of
+    the days that are over; returns how many tables and indexes."""
+    return {"tables": partitions.create_ahead(), "indexes": partitions.index_closed()}

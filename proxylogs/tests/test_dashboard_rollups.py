@@ -300,6 +300,31 @@ def test_a_batch_counted_in_python_equals_the_rollups_counted_in_sql():
     assert rollup_tables() == stored
 
 
+def test_the_daily_upserts_sum_the_hourly_upserts_parameters_into_days():
+    # The import's path: the hourly counts encoded once; each daily upsert sums them into days (in SQL on
+    # PostgreSQL, over 4 days here) and equals the daily counts made in Python and a rebuild from the entries.
+    from django.db import transaction
+
+    rows = entries(500, seed=9)
+    counts = services.count_rows(rows, daily=False)
+    assert not set(dashboard_rollups.DAILY.values()) & set(counts)
+    with transaction.atomic():
+        services.store_rows(rows, {})
+        core.apply(dashboard_rollups.prepare(counts), growing=True)
+    in_python = dashboard_rollups.count_batch(rows, services.COLUMNS)
+    for hourly, daily in dashboard_rollups.DAILY.items():
+        assert len({key[0] for key in in_python[daily]}) == 4
+        stored_days = {tuple(row[:len(daily.key)]): tuple(row[len(daily.key):]) for row in
+                       daily.rollup_model.objects.values_list(*daily.key, *(m.name for m in daily.measures))}
+        assert stored_days == in_python[daily] == core.coarsen(hourly, daily, counts[hourly])
+        assert core.counts_in(daily, ProxyLogEntry.objects.all()) == in_python[daily]
+    stored = rollup_tables()
+    dashboard_rollups.rebuild()
+    assert rollup_tables() == stored
+    with pytest.raises(ValueError, match="not a coarser step"):
+        core.prepare_coarser(dashboard_rollups.CLIENTS, dashboard_rollups.DESTINATIONS_DAILY, core.Counter())
+
+
 def test_retention_and_clearing_keep_the_rollups_exact():
     store(entries(600, seed=11))
     retention.delete_before(ProxyLogEntry, "timestamp", NOW - dt.timedelta(hours=30), batch_size=150,

@@ -244,9 +244,9 @@ def test_a_batch_of_several_chunks_commits_once_and_upserts_the_rollups_of_all_i
         calls["transactions"] += 1
         real_commit()
 
-    def store_rows(rows, counts=None):
+    def store_rows(rows, counts=None, **encoded):
         calls["copies"].append(len(rows))
-        return real_store_rows(rows, counts)
+        return real_store_rows(rows, counts, **encoded)
 
     def apply(counts, **kwargs):
         if counts:
@@ -314,11 +314,11 @@ def test_a_failed_batch_keeps_the_batches_before_it_and_a_rerun_imports_the_rest
     real_store_rows = services.store_rows
     calls = []
 
-    def failing_store_rows(rows, counts=None):
+    def failing_store_rows(rows, counts=None, **encoded):
         calls.append(len(rows))
         if len(calls) == 3:
             raise RuntimeError("database went away")
-        return real_store_rows(rows, counts)
+        return real_store_rows(rows, counts, **encoded)
 
     monkeypatch.setattr(services, "store_rows", failing_store_rows)
     with pytest.raises(RuntimeError, match="database went away"):

@@ -18,7 +18,7 @@ from vpnmonitor.tests import partition_facts
 pytestmark = pytest.mark.django_db
 
 TABLE = ProxyLogEntry._meta.db_table
-INDEXES = ["proxylog_client_idx", "proxylog_time_idx", "proxylogs_proxylogentry_pkey"]
+INDEXES = ["proxylog_time_idx", "proxylogs_proxylogentry_pkey"]
 SEEN = (ProxyLogClientSeen, ProxyLogHostSeen, ProxyLogHostClientSeen)
 
 
@@ -111,6 +111,65 @@ def test_the_migration_partitions_a_table_with_rows_and_keeps_them_and_their_ids
         partitions.partition_table(editor, ProxyLogEntry, "timestamp")
     assert table_facts()[:2] == ("p", ["id", "timestamp"])
     assert_exact()
+
+
+def client_indexes():
+    """{day number: whether its partition's client index is valid} of the partitions that have one."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT c.relname, x.indisvalid FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid "
+                       "WHERE c.relname LIKE %s", [f"{TABLE}_p%_client"])
+        return {partitions._number(TABLE, name.removesuffix("_client")): valid for name, valid in cursor.fetchall()}
+
+
+def plan_of(queryset):
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        sql, params = queryset.query.sql_with_params()
+        cursor.execute("EXPLAIN " + sql, params)
+        return "\n".join(line for (line,) in cursor.fetchall())
+
+
+def test_the_client_index_is_built_on_each_day_once_it_is_over(tmp_path):
+    postgresql_only()
+    import_lines(tmp_path, [at("2026-03-01T10:00:00"), at("2026-03-02T23:59:00"), at("2026-03-03T00:30:00")])
+    assert not client_indexes().keys() & {day("2026-03-01"), day("2026-03-02"), day("2026-03-03")}
+    # An hour after 03-02 ended: the days before 03-03 are over (03-03's lines may still be coming).
+    assert partitions.index_closed(now=at("2026-03-03T01:00:00")) >= 2
+    indexed = client_indexes()
+    assert indexed[day("2026-03-01")] and indexed[day("2026-03-02")] and day("2026-03-03") not in indexed
+    assert partitions.index_closed(now=at("2026-03-03T01:00:00")) == 0
+    # A build interrupted half way leaves an invalid index: it is dropped and built again.
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE pg_index SET indisvalid = false WHERE indexrelid = to_regclass(%s)",
+                       [f"{partitions.partition_name(TABLE, day('2026-03-02'))}_client"])
+    assert client_indexes()[day("2026-03-02")] is False
+    assert partitions.index_closed(now=at("2026-03-03T01:00:00")) == 1
+    assert client_indexes()[day("2026-03-02")] is True
+    # A client's entries of a day over are read through its index; those of a day under way, through the time one.
+    closed = ProxyLogEntry.objects.filter(client_ip="10.0.0.5", timestamp__gte=at("2026-03-02T00:00:00"),
+                                          timestamp__lt=at("2026-03-03T00:00:00"))
+    assert "p20260302_client" in plan_of(closed)
+    assert closed.count() == 1
+    open_day = ProxyLogEntry.objects.filter(client_ip="10.0.0.5", timestamp__gte=at("2026-03-03T00:00:00"),
+                                            timestamp__lt=at("2026-03-04T00:00:00"))
+    assert "_client" not in plan_of(open_day) and open_day.count() == 1
+
+
+def test_the_migration_moves_the_client_index_to_the_partitions_of_days_over_and_back(tmp_path):
+    postgresql_only()
+    import importlib
+    from types import SimpleNamespace
+
+    migration = importlib.import_module("proxylogs.migrations.0020_client_index_of_closed_days")
+    editor = SimpleNamespace(connection=connection)
+    import_lines(tmp_path, [at("2026-03-01T10:00:00"), dt.datetime.now(dt.UTC)])
+    migration.backwards(None, editor)
+    assert "proxylog_client_idx" in table_facts()[2] and not client_indexes()
+    migration.forwards(None, editor)
+    assert table_facts()[2] == INDEXES
+    today = partitions.day_number(dt.datetime.now(dt.UTC) - partitions.CLOSED_AFTER)
+    assert set(client_indexes()) == {number for number in partition_days() if number < today}
+    assert day("2026-03-01") in client_indexes()
 
 
 def test_an_import_of_lines_from_odd_days_makes_their_partitions(tmp_path):
