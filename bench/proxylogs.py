@@ -340,6 +340,10 @@ def _top_up_sql(have, rows):
         have += chunk
         print(f"  {have:,} rows", end="\r", flush=True)
     print()
+    # The days that are over get their client index, as the hourly beat task builds it.
+    built = partitions.index_closed()
+    if built:
+        print(f"  client index built on {built} days")
     return have
 
 

@@ -376,13 +376,23 @@ def merge(rollup, into, counts):
     """Combine counts into `into` (both {key: measures} of the rollup: a tuple, or a bare value for a rollup of one
     measure, as count_rows and the writers' own counters make them), each measure as it combines: the counts of
     several parts of one write, applied once (a key in every part is written once). Returns `into`."""
+    if not into:
+        into.update(counts)
+        return into
     measures = rollup.measures
+    if len(measures) == 1 and measures[0].combine == "max" and counts:
+        # A writer's parts in time order: each latest time is at least every one before it, and replaces it.
+        newest, oldest = max(into.values()), min(counts.values())
+        if not isinstance(newest, tuple) and not isinstance(oldest, tuple) and oldest >= newest:
+            into.update(counts)
+            return into
     summed = rollup.subtractable
-    for key, value in counts.items():
-        current = into.get(key)
-        if current is None:
-            into[key] = value
-        elif not isinstance(value, tuple):
+    # Keys new to `into` are copied as they are; only the keys both hold are combined one by one.
+    both = {key: into[key] for key in counts.keys() & into.keys()}
+    into.update(counts)
+    for key, current in both.items():
+        value = counts[key]
+        if not isinstance(value, tuple):
             into[key] = measures[0].final(measures[0].merge(current, value))
         elif summed:
             into[key] = tuple(map(int.__add__, current, value))

@@ -325,6 +325,20 @@ def test_the_daily_upserts_sum_the_hourly_upserts_parameters_into_days():
         core.prepare_coarser(dashboard_rollups.CLIENTS, dashboard_rollups.DESTINATIONS_DAILY, core.Counter())
 
 
+def test_the_counts_of_chunks_merged_in_any_order_equal_the_counts_of_the_whole():
+    # The import merges each chunk's counts into its batch's; chunks come in time order (a latest time then
+    # replaces the one before it as it is), but a log's lines need not.
+    rows = sorted(entries(600, seed=12), key=lambda row: row[0])
+    whole = services.count_rows(rows, daily=False)
+    chunks = [rows[first:first + 150] for first in range(0, len(rows), 150)]
+    for parts in (chunks, chunks[::-1], chunks[1::2] + chunks[::2]):
+        merged = {}
+        for part in parts:
+            services._merged(merged, services.count_rows(part, daily=False))
+        assert merged == whole
+    assert len(whole[dashboard_rollups.HOST_CLIENTS_SEEN]) > 100
+
+
 def test_retention_and_clearing_keep_the_rollups_exact():
     store(entries(600, seed=11))
     retention.delete_before(ProxyLogEntry, "timestamp", NOW - dt.timedelta(hours=30), batch_size=150,
