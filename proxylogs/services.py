@@ -408,7 +408,7 @@ def _upserts(counts):
 class _ReadAhead:
     """Runs a generator in a thread, at most `depth` items ahead of the consumer, and iterates over its items.
 
-    The parsing of the next batch then overlaps the COPY of the current one: the network and server waits of the
+    The parsing of the next chunk then overlaps the COPY of the current one: the network and server waits of the
     COPY and of its commit release the GIL. Exceptions of the generator are raised to the consumer; close() (or
     leaving the with block) stops the thread and closes the generator, so the file is never left open.
     """
