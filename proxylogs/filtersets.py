@@ -4,7 +4,8 @@ import django_filters
 
 from proxylogs.models import ProxyLogEntry
 
-# The spec's sort names -> columns. timestamp and source_ip have an index ((column, id)); the others are a top-N sort.
+# The spec's sort names -> columns. timestamp and source_ip have an index ((column, id); on PostgreSQL the client
+# one for each day that is over); the others are a top-N sort.
 LOG_SORTS = {
     "timestamp": "timestamp",
     "source_ip": "client_ip",
@@ -20,7 +21,10 @@ class LogEntryFilterSet(django_filters.FilterSet):
         choices=[(name, name) for name in LOG_SORTS], method="_ordered_later", empty_label=None,
         help_text=(
             "Sort column (default timestamp). sort=timestamp and sort=source_ip, either order, read the first "
-            "page from an index: tens of milliseconds whatever the table's size. Every other sort (destination, "
+            "page from an index: tens of milliseconds whatever the table's size. On PostgreSQL the client index of "
+            "a day is built once the day is over, so that an import pays for the time index alone: sort=source_ip "
+            "also sorts the current day's entries (at 10M entries a month, about 330,000: 250 ms, where the days "
+            "with their index take 8 ms). Every other sort (destination, "
             "status, bytes, method) has no index, since each would cost every imported line its upkeep: the database "
             "reads every entry and keeps the best offset + limit, so even the first page costs a scan of the "
             "whole table, growing linearly with it: at 10M entries 4 to 12 s on a busy 2-core server (load "
