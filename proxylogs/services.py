@@ -159,7 +159,7 @@ def entry_row(record, *, source_id=None, waf=None):
 
 def count_rows(rows, *, daily=True):
     """The rollup counts of COLUMNS tuples: {Rollup: Counter} for the hourly rollup and the dashboard rollups
-    (without their daily ones: daily=False, see _upserts)."""
+    (without their daily ones: daily=False, see dashboard_rollups.prepare)."""
     return {HOURLY: count_batch(rows, COLUMNS), **dashboard_rollups.count_batch(rows, COLUMNS, daily=daily)}
 
 
@@ -389,20 +389,15 @@ def _prepare_batches(source, expected, waf, batch_bytes, complete=False, encoder
         yield _PreparedChunk(
             rows=rows, checkpoint=checkpoint, read=read, rejected=nul_lines + out_of_range + summary.rejected,
             blank=summary.blank - nul_lines, samples=sorted(samples)[:MAX_REJECTED_SAMPLES], event=batch.event,
-            unterminated_last_line=batch.unterminated_last_line, counts=_upserts(counts) if last else None,
+            unterminated_last_line=batch.unterminated_last_line,
+            counts=dashboard_rollups.prepare(counts) if last else None,
             encoded=encoder.encode(rows) if encoder is not None and rows else None,
         )
         if last:
             counts, batch_read = {}, 0
     if batch_read:
         yield _PreparedChunk(rows=[], checkpoint=checkpoint, read=0, rejected=0, blank=0, samples=[], event=None,
-                             counts=_upserts(counts))
-
-
-def _upserts(counts):
-    """A batch's merged counts (count_rows(daily=False)), encoded as the upserts of every rollup, daily ones
-    included (dashboard_rollups.prepare)."""
-    return dashboard_rollups.prepare(counts)
+                             counts=dashboard_rollups.prepare(counts))
 
 
 class _ReadAhead:

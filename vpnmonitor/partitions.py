@@ -73,6 +73,10 @@ class ClosedDayIndex:
     suffix: str
     columns: tuple
 
+    def name(self, table, number):
+        """Its name on the table's partition of day `number`."""
+        return f"{partition_name(table, number)}_{self.suffix}"
+
 
 @dataclass(frozen=True)
 class Partitioned:
@@ -313,7 +317,7 @@ def build_closed_indexes(connection, table, indexes, before):
     for number in sorted(day for day in (attached(connection, table) or ()) if day < before):
         partition = partition_name(table, number)
         for index in indexes:
-            name = f"{partition}_{index.suffix}"
+            name = index.name(table, number)
             with connection.cursor() as cursor:
                 cursor.execute("SELECT x.indisvalid FROM pg_index x WHERE x.indexrelid = to_regclass(%s)", [name])
                 row = cursor.fetchone()

@@ -44,7 +44,7 @@ def backwards(apps, schema_editor):
     with connection.cursor() as cursor:
         for number in sorted(partitions.attached(connection, TABLE) or ()):
             for index in CLOSED_DAY_INDEXES:
-                cursor.execute(f'DROP INDEX IF EXISTS "{partitions.partition_name(TABLE, number)}_{index.suffix}"')
+                cursor.execute(f'DROP INDEX IF EXISTS "{index.name(TABLE, number)}"')
         cursor.execute(f"CREATE INDEX IF NOT EXISTS {INDEX} ON {TABLE} (client_ip, id)")
 
 

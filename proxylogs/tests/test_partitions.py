@@ -7,7 +7,13 @@ import pytest
 from django.db import connection
 
 from proxylogs import services
-from proxylogs.models import ProxyLogClientSeen, ProxyLogEntry, ProxyLogHostClientSeen, ProxyLogHostSeen
+from proxylogs.models import (
+    CLOSED_DAY_INDEXES,
+    ProxyLogClientSeen,
+    ProxyLogEntry,
+    ProxyLogHostClientSeen,
+    ProxyLogHostSeen,
+)
 from proxylogs.tests.logs_dataset import native_line
 from proxylogs.tests.test_dashboard_rollups import NOW, assert_selectors_match_the_entries, entries, store
 from vpnmonitor import partitions, retention
@@ -141,7 +147,7 @@ def test_the_client_index_is_built_on_each_day_once_it_is_over(tmp_path):
     # A build interrupted half way leaves an invalid index: it is dropped and built again.
     with connection.cursor() as cursor:
         cursor.execute("UPDATE pg_index SET indisvalid = false WHERE indexrelid = to_regclass(%s)",
-                       [f"{partitions.partition_name(TABLE, day('2026-03-02'))}_client"])
+                       [CLOSED_DAY_INDEXES[0].name(TABLE, day("2026-03-02"))])
     assert client_indexes()[day("2026-03-02")] is False
     assert partitions.index_closed(now=at("2026-03-03T01:00:00")) == 1
     assert client_indexes()[day("2026-03-02")] is True
